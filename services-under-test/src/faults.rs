@@ -1,0 +1,614 @@
+//! Fault injection: how every later test proves that Lookout sees what happens.
+//!
+//! Faults live in one [`Faults`] per instance. The request middleware asks it for a [`Plan`]
+//! (delay, error rate, hang); the server's accept loop watches it for `down`, which closes the
+//! listener itself so that clients see refused connections, not 503s.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::timer::PreciseTimer;
+
+/// The most a single injected delay may be; longer is surely a typo (use `hang` to never answer).
+const MAX_LATENCY: Duration = Duration::from_secs(600);
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// Every matching request waits `fixed` plus a uniform random share of `jitter`.
+    Latency { fixed: Duration, jitter: Duration },
+    /// A share of matching requests (0..=1) is answered 503.
+    Error { rate: f64 },
+    /// The listener is closed and open connections are dropped: connections are refused.
+    Down,
+    /// Matching requests are accepted and never answered while the fault lasts.
+    Hang,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteScope {
+    /// A route pattern as written in the router, e.g. `/1.x/artists/{id}/view`.
+    Pattern(String),
+    /// A path prefix on segment boundaries, e.g. `/1.x/search`.
+    Prefix(String),
+}
+
+impl RouteScope {
+    fn parse(route: &str) -> Result<Self, String> {
+        if !route.starts_with('/') {
+            return Err(format!("`route` must start with `/`, got {route:?}"));
+        }
+        Ok(if route.contains('{') {
+            RouteScope::Pattern(route.to_owned())
+        } else {
+            RouteScope::Prefix(route.trim_end_matches('/').to_owned())
+        })
+    }
+
+    fn matches(&self, path: &str, pattern: Option<&str>) -> bool {
+        match self {
+            RouteScope::Pattern(p) => pattern == Some(p.as_str()),
+            RouteScope::Prefix(p) => {
+                p.is_empty()
+                    || path == p
+                    || (path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'/'))
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            RouteScope::Pattern(p) | RouteScope::Prefix(p) => p,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ActiveFault {
+    id: u64,
+    kind: FaultKind,
+    route: Option<RouteScope>,
+    until: Option<Instant>,
+}
+
+/// What the middleware must do to one request.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    pub delay: Duration,
+    pub error_rate: f64,
+    pub hang: bool,
+}
+
+/// The faults of one instance.
+pub struct Faults {
+    state: Mutex<State_>,
+    changed: watch::Sender<u64>,
+    timer: PreciseTimer,
+}
+
+#[derive(Default)]
+struct State_ {
+    faults: Vec<ActiveFault>,
+    next_id: u64,
+    generation: u64,
+}
+
+impl Faults {
+    pub fn new(timer: PreciseTimer) -> Arc<Self> {
+        let (changed, _) = watch::channel(0);
+        Arc::new(Faults {
+            state: Mutex::new(State_::default()),
+            changed,
+            timer,
+        })
+    }
+
+    pub fn timer(&self) -> &PreciseTimer {
+        &self.timer
+    }
+
+    /// Notified on every change, including a fault expiring.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State_) -> T) -> T {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let before = s.faults.len();
+        s.faults.retain(|f| f.until.is_none_or(|u| u > now));
+        let expired = s.faults.len() != before;
+        let out = f(&mut s);
+        if expired {
+            s.generation += 1;
+            self.changed.send_replace(s.generation);
+        }
+        out
+    }
+
+    fn bump(&self, s: &mut State_) {
+        s.generation += 1;
+        self.changed.send_replace(s.generation);
+    }
+
+    /// Adds a fault; a fault with a duration removes itself when it ends.
+    pub fn add(
+        self: &Arc<Self>,
+        kind: FaultKind,
+        route: Option<RouteScope>,
+        duration: Option<Duration>,
+    ) -> u64 {
+        let until = duration.map(|d| Instant::now() + d);
+        let id = self.with_state(|s| {
+            let id = s.next_id;
+            s.next_id += 1;
+            s.faults.push(ActiveFault {
+                id,
+                kind,
+                route,
+                until,
+            });
+            self.bump(s);
+            id
+        });
+        if let Some(until) = until {
+            // Expiry must be visible to watchers (the accept loop, hung requests) at once,
+            // not only at the next request.
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(until.into()).await;
+                if let Some(me) = me.upgrade() {
+                    me.with_state(|_| ());
+                }
+            });
+        }
+        id
+    }
+
+    pub fn clear(&self) -> usize {
+        self.with_state(|s| {
+            let n = s.faults.len();
+            s.faults.clear();
+            self.bump(s);
+            n
+        })
+    }
+
+    pub fn remove(&self, id: u64) -> bool {
+        self.with_state(|s| {
+            let before = s.faults.len();
+            s.faults.retain(|f| f.id != id);
+            let removed = s.faults.len() != before;
+            if removed {
+                self.bump(s);
+            }
+            removed
+        })
+    }
+
+    /// When the instance is down: `Some(until)`, `until` being `None` for "until cleared".
+    pub fn down(&self) -> Option<Option<Instant>> {
+        self.with_state(|s| {
+            let downs: Vec<_> = s
+                .faults
+                .iter()
+                .filter(|f| f.kind == FaultKind::Down)
+                .map(|f| f.until)
+                .collect();
+            if downs.is_empty() {
+                None
+            } else if downs.iter().any(Option::is_none) {
+                Some(None)
+            } else {
+                downs.into_iter().flatten().max().map(Some)
+            }
+        })
+    }
+
+    pub fn plan(&self, path: &str, pattern: Option<&str>) -> Plan {
+        self.with_state(|s| {
+            let mut plan = Plan::default();
+            let mut ok_share = 1.0;
+            for f in &s.faults {
+                if !f.route.as_ref().is_none_or(|r| r.matches(path, pattern)) {
+                    continue;
+                }
+                match f.kind {
+                    FaultKind::Latency { fixed, jitter } => {
+                        let extra = if jitter.is_zero() {
+                            Duration::ZERO
+                        } else {
+                            jitter.mul_f64(rand::rng().random::<f64>())
+                        };
+                        plan.delay += fixed + extra;
+                    }
+                    FaultKind::Error { rate } => ok_share *= 1.0 - rate,
+                    FaultKind::Hang => plan.hang = true,
+                    FaultKind::Down => {}
+                }
+            }
+            plan.error_rate = 1.0 - ok_share;
+            plan
+        })
+    }
+
+    pub fn list(&self) -> Vec<FaultView> {
+        self.with_state(|s| {
+            let now = Instant::now();
+            s.faults.iter().map(|f| FaultView::new(f, now)).collect()
+        })
+    }
+
+    /// Number of active faults per kind, for `/metrics`.
+    pub fn active_kinds(&self) -> [(&'static str, usize); 4] {
+        self.with_state(|s| {
+            let count = |pred: fn(&FaultKind) -> bool| s.faults.iter().filter(|f| pred(&f.kind)).count();
+            [
+                ("latency", count(|k| matches!(k, FaultKind::Latency { .. }))),
+                ("error", count(|k| matches!(k, FaultKind::Error { .. }))),
+                ("down", count(|k| matches!(k, FaultKind::Down))),
+                ("hang", count(|k| matches!(k, FaultKind::Hang))),
+            ]
+        })
+    }
+}
+
+/// How a fault is shown by `GET /admin/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultView {
+    pub id: u64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Time left before the fault clears itself; absent when it lasts until cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<String>,
+}
+
+impl FaultView {
+    fn new(f: &ActiveFault, now: Instant) -> Self {
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        let (kind, latency, jitter, rate) = match f.kind {
+            FaultKind::Latency { fixed, jitter } => ("latency", Some(fmt(fixed)), Some(fmt(jitter)), None),
+            FaultKind::Error { rate } => ("error", None, None, Some(rate)),
+            FaultKind::Down => ("down", None, None, None),
+            FaultKind::Hang => ("hang", None, None, None),
+        };
+        FaultView {
+            id: f.id,
+            kind: kind.into(),
+            latency,
+            jitter,
+            rate,
+            route: f.route.as_ref().map(|r| r.as_str().to_owned()),
+            remaining: f
+                .until
+                .map(|u| fmt(Duration::from_millis(u.saturating_duration_since(now).as_millis() as u64))),
+        }
+    }
+}
+
+/// The body of `POST /admin/faults`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    /// `latency`, `error`, `down`, `hang` or `clear`.
+    pub kind: String,
+    /// For `latency`: the fixed delay, e.g. `150ms`.
+    pub latency: Option<String>,
+    /// For `latency`: a random extra delay of up to this much.
+    pub jitter: Option<String>,
+    /// For `error`: the share of requests answered 503, from 0 to 1.
+    pub rate: Option<f64>,
+    /// Limit the fault to a route pattern (`/1.x/artists/{id}`) or a path prefix (`/1.x/search`).
+    pub route: Option<String>,
+    /// Clear the fault by itself after this long, e.g. `30s`.
+    pub duration: Option<String>,
+}
+
+fn parse_duration(field: &str, value: &str) -> Result<Duration, ApiError> {
+    humantime::parse_duration(value).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "`{field}`: {value:?} is not a duration ({e}); write e.g. `150ms`, `2s` or `1m`"
+        ))
+    })
+}
+
+/// A validated fault request: what to add, or clear everything.
+#[derive(Debug, PartialEq)]
+pub enum FaultCommand {
+    Add {
+        kind: FaultKind,
+        route: Option<RouteScope>,
+        duration: Option<Duration>,
+    },
+    Clear,
+}
+
+impl FaultRequest {
+    pub fn validate(self) -> Result<FaultCommand, ApiError> {
+        let unexpected = |field: &str, kind: &str| {
+            ApiError::BadRequest(format!("`{field}` does not apply to a `{kind}` fault"))
+        };
+        let kind = self.kind.as_str();
+        if kind == "clear" {
+            return Ok(FaultCommand::Clear);
+        }
+        if kind != "latency" && (self.latency.is_some() || self.jitter.is_some()) {
+            return Err(unexpected(if self.latency.is_some() { "latency" } else { "jitter" }, kind));
+        }
+        if kind != "error" && self.rate.is_some() {
+            return Err(unexpected("rate", kind));
+        }
+        let fault = match kind {
+            "latency" => {
+                let fixed = match &self.latency {
+                    Some(v) => parse_duration("latency", v)?,
+                    None => {
+                        return Err(ApiError::BadRequest(
+                            "a `latency` fault needs `latency`, e.g. \"150ms\"".into(),
+                        ));
+                    }
+                };
+                let jitter = match &self.jitter {
+                    Some(v) => parse_duration("jitter", v)?,
+                    None => Duration::ZERO,
+                };
+                if fixed + jitter > MAX_LATENCY {
+                    return Err(ApiError::BadRequest(format!(
+                        "`latency` plus `jitter` must be at most {}; use a `hang` fault to never answer",
+                        humantime::format_duration(MAX_LATENCY)
+                    )));
+                }
+                FaultKind::Latency { fixed, jitter }
+            }
+            "error" => match self.rate {
+                Some(rate) if (0.0..=1.0).contains(&rate) => FaultKind::Error { rate },
+                Some(rate) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "`rate` must be between 0 and 1, got {rate}"
+                    )));
+                }
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "an `error` fault needs `rate`, the share of requests to fail, e.g. 0.5".into(),
+                    ));
+                }
+            },
+            "down" => FaultKind::Down,
+            "hang" => FaultKind::Hang,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown fault kind {other:?}; expected one of latency, error, down, hang, clear"
+                )));
+            }
+        };
+        let route = match &self.route {
+            Some(_) if fault == FaultKind::Down => {
+                return Err(ApiError::BadRequest(
+                    "a `down` fault closes the whole listener and cannot be scoped to a `route`".into(),
+                ));
+            }
+            Some(r) => Some(RouteScope::parse(r).map_err(ApiError::BadRequest)?),
+            None => None,
+        };
+        let duration = match &self.duration {
+            Some(v) => {
+                let d = parse_duration("duration", v)?;
+                if d.is_zero() {
+                    return Err(ApiError::BadRequest("`duration` must be more than zero".into()));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        Ok(FaultCommand::Add {
+            kind: fault,
+            route,
+            duration,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct FaultsBody {
+    pub faults: Vec<FaultView>,
+}
+
+pub async fn list_faults(State(faults): State<Arc<Faults>>) -> ApiJson<FaultsBody> {
+    ApiJson(FaultsBody {
+        faults: faults.list(),
+    })
+}
+
+pub async fn post_fault(
+    State(faults): State<Arc<Faults>>,
+    ApiJson(request): ApiJson<FaultRequest>,
+) -> ApiResult<Response> {
+    match request.validate()? {
+        FaultCommand::Clear => {
+            let cleared = faults.clear();
+            tracing::info!(cleared, "faults cleared");
+            Ok(ApiJson(FaultsBody { faults: vec![] }).into_response())
+        }
+        FaultCommand::Add {
+            kind,
+            route,
+            duration,
+        } => {
+            tracing::info!(?kind, ?route, ?duration, "fault injected");
+            let id = faults.add(kind, route, duration);
+            let view = faults.list().into_iter().find(|f| f.id == id);
+            Ok((StatusCode::CREATED, ApiJson(view)).into_response())
+        }
+    }
+}
+
+pub async fn delete_faults(State(faults): State<Arc<Faults>>) -> ApiJson<FaultsBody> {
+    let cleared = faults.clear();
+    tracing::info!(cleared, "faults cleared");
+    ApiJson(FaultsBody { faults: vec![] })
+}
+
+pub async fn delete_fault(
+    State(faults): State<Arc<Faults>>,
+    crate::error::ApiPath(id): crate::error::ApiPath<u64>,
+) -> ApiResult<StatusCode> {
+    if faults.remove(id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no active fault with id {id}")))
+    }
+}
+
+/// Applies latency, error and hang faults to every request outside `/admin/`.
+pub async fn middleware(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
+    let arrived = Instant::now();
+    let path = request.uri().path();
+    if path.starts_with("/admin/") {
+        return next.run(request).await;
+    }
+    let pattern = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let plan = faults.plan(path, pattern.as_deref());
+    if plan == Plan::default() {
+        return next.run(request).await;
+    }
+    let path = path.to_owned();
+    if plan.hang {
+        let mut changes = faults.subscribe();
+        loop {
+            if !faults.plan(&path, pattern.as_deref()).hang {
+                break;
+            }
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+        // A hung request never gets its real answer: the client has long given up.
+        let mut response = ApiError::Unavailable("injected fault: hang ended".into()).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let fail = plan.error_rate > 0.0 && rand::rng().random::<f64>() < plan.error_rate;
+    if !plan.delay.is_zero() {
+        faults.timer().sleep_until(arrived + plan.delay).await;
+    }
+    let fault_time = arrived.elapsed();
+    let mut response = if fail {
+        ApiError::Unavailable("injected fault: error".into()).into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("fault;dur={:.3}", fault_time.as_secs_f64() * 1e3)) {
+        response.headers_mut().append("server-timing", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(json: &str) -> FaultRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn validates_each_kind_and_names_the_bad_field() {
+        let cases: &[(&str, Result<FaultCommand, &str>)] = &[
+            (
+                r#"{"kind":"latency","latency":"150ms"}"#,
+                Ok(FaultCommand::Add {
+                    kind: FaultKind::Latency {
+                        fixed: Duration::from_millis(150),
+                        jitter: Duration::ZERO,
+                    },
+                    route: None,
+                    duration: None,
+                }),
+            ),
+            (r#"{"kind":"clear"}"#, Ok(FaultCommand::Clear)),
+            (r#"{"kind":"latency"}"#, Err("a `latency` fault needs `latency`")),
+            (r#"{"kind":"latency","latency":"soon"}"#, Err("`latency`: \"soon\" is not a duration")),
+            (r#"{"kind":"error","rate":1.5}"#, Err("`rate` must be between 0 and 1, got 1.5")),
+            (r#"{"kind":"error"}"#, Err("an `error` fault needs `rate`")),
+            (r#"{"kind":"down","route":"/x"}"#, Err("cannot be scoped to a `route`")),
+            (r#"{"kind":"hang","rate":0.1}"#, Err("`rate` does not apply to a `hang` fault")),
+            (r#"{"kind":"melt"}"#, Err("unknown fault kind \"melt\"")),
+            (r#"{"kind":"hang","route":"x"}"#, Err("`route` must start with `/`")),
+            (r#"{"kind":"hang","duration":"0s"}"#, Err("`duration` must be more than zero")),
+            (r#"{"kind":"latency","latency":"2h"}"#, Err("must be at most 10m")),
+        ];
+        for (json, want) in cases {
+            let got = req(json).validate();
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(&g, w, "{json}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{json}: {e}"),
+                (g, w) => panic!("{json}: got {g:?}, want {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn route_scopes_match_on_segment_boundaries_and_patterns() {
+        let prefix = RouteScope::parse("/1.x/search").unwrap();
+        assert!(prefix.matches("/1.x/search", None));
+        assert!(prefix.matches("/1.x/search/x", None));
+        assert!(!prefix.matches("/1.x/searchable", None));
+        let pattern = RouteScope::parse("/1.x/artists/{id}").unwrap();
+        assert!(pattern.matches("/1.x/artists/7", Some("/1.x/artists/{id}")));
+        assert!(!pattern.matches("/1.x/artists/7/view", Some("/1.x/artists/{id}/view")));
+    }
+
+    #[tokio::test]
+    async fn faults_stack_and_expire() {
+        let faults = Faults::new(PreciseTimer::new());
+        let ms = Duration::from_millis;
+        faults.add(FaultKind::Latency { fixed: ms(100), jitter: Duration::ZERO }, None, None);
+        faults.add(FaultKind::Latency { fixed: ms(50), jitter: Duration::ZERO }, None, Some(ms(30)));
+        faults.add(FaultKind::Error { rate: 0.5 }, None, None);
+        faults.add(FaultKind::Error { rate: 0.5 }, RouteScope::parse("/a").ok(), None);
+        let plan = faults.plan("/a", None);
+        assert_eq!(plan.delay, ms(150));
+        assert!((plan.error_rate - 0.75).abs() < 1e-9);
+        assert!((faults.plan("/b", None).error_rate - 0.5).abs() < 1e-9);
+        let mut changes = faults.subscribe();
+        changes.borrow_and_update();
+        tokio::time::timeout(Duration::from_secs(2), changes.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(faults.plan("/a", None).delay, ms(100));
+    }
+
+    #[tokio::test]
+    async fn down_reports_the_latest_end_or_forever() {
+        let faults = Faults::new(PreciseTimer::new());
+        assert_eq!(faults.down(), None);
+        faults.add(FaultKind::Down, None, Some(Duration::from_secs(5)));
+        assert!(matches!(faults.down(), Some(Some(_))));
+        let forever = faults.add(FaultKind::Down, None, None);
+        assert_eq!(faults.down(), Some(None));
+        faults.remove(forever);
+        faults.clear();
+        assert_eq!(faults.down(), None);
+    }
+}
