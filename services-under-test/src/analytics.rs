@@ -76,7 +76,9 @@ impl Event {
                     return Err("a thumbs event needs `direction`: up or down".into());
                 }
                 if self.trackid.is_some() == self.artistid.is_some() {
-                    return Err("a thumbs event needs exactly one of `trackid` or `artistid`".into());
+                    return Err(
+                        "a thumbs event needs exactly one of `trackid` or `artistid`".into(),
+                    );
                 }
             }
             EventKind::Playback if self.trackid.is_none() => {
@@ -101,7 +103,9 @@ pub fn parse_events(body: serde_json::Value, user: Option<&str>) -> Result<Vec<E
         other => (vec![other], false),
     };
     if values.is_empty() {
-        return Err(ApiError::BadRequest("no events: send an event object or a non-empty array".into()));
+        return Err(ApiError::BadRequest(
+            "no events: send an event object or a non-empty array".into(),
+        ));
     }
     if values.len() > MAX_BATCH {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -109,17 +113,26 @@ pub fn parse_events(body: serde_json::Value, user: Option<&str>) -> Result<Vec<E
             values.len()
         )));
     }
-    let at = |i: usize| if batch { format!("events[{i}]: ") } else { String::new() };
+    let at = |i: usize| {
+        if batch {
+            format!("events[{i}]: ")
+        } else {
+            String::new()
+        }
+    };
     values
         .into_iter()
         .enumerate()
         .map(|(i, v)| {
-            let mut event: Event = serde_json::from_value(v).map_err(|e| ApiError::BadRequest(format!("{}{e}", at(i))))?;
+            let mut event: Event = serde_json::from_value(v)
+                .map_err(|e| ApiError::BadRequest(format!("{}{e}", at(i))))?;
             // The signed-in user wins over whatever the body claims.
             if let Some(u) = user {
                 event.user = Some(u.to_owned());
             }
-            event.check().map_err(|e| ApiError::BadRequest(format!("{}{e}", at(i))))?;
+            event
+                .check()
+                .map_err(|e| ApiError::BadRequest(format!("{}{e}", at(i))))?;
             Ok(event)
         })
         .collect()
@@ -159,20 +172,54 @@ impl Analytics {
         client: reqwest::Client,
     ) -> Result<Arc<Self>, prometheus::Error> {
         let counters = Counters {
-            accepted: register(registry, IntCounter::new("platform_analytics_events_accepted_total", "Events accepted into the queue.")?),
-            dropped: register(registry, IntCounter::new("platform_analytics_events_dropped_total", "Events dropped because the queue was full.")?),
+            accepted: register(
+                registry,
+                IntCounter::new(
+                    "platform_analytics_events_accepted_total",
+                    "Events accepted into the queue.",
+                )?,
+            ),
+            dropped: register(
+                registry,
+                IntCounter::new(
+                    "platform_analytics_events_dropped_total",
+                    "Events dropped because the queue was full.",
+                )?,
+            ),
             processed: register(
                 registry,
-                IntCounterVec::new(Opts::new("platform_analytics_events_processed_total", "Events taken off the queue, by type."), &["type"])?,
+                IntCounterVec::new(
+                    Opts::new(
+                        "platform_analytics_events_processed_total",
+                        "Events taken off the queue, by type.",
+                    ),
+                    &["type"],
+                )?,
             ),
             forwards: register(
                 registry,
-                IntCounterVec::new(Opts::new("platform_analytics_forwards_total", "Thumbs forwarded to mixes instances, by outcome."), &["outcome"])?,
+                IntCounterVec::new(
+                    Opts::new(
+                        "platform_analytics_forwards_total",
+                        "Thumbs forwarded to mixes instances, by outcome.",
+                    ),
+                    &["outcome"],
+                )?,
             ),
-            depth: register(registry, IntGauge::new("platform_analytics_queue_depth", "Events waiting in the queue.")?),
+            depth: register(
+                registry,
+                IntGauge::new(
+                    "platform_analytics_queue_depth",
+                    "Events waiting in the queue.",
+                )?,
+            ),
         };
         let (queue, rx) = mpsc::channel(capacity.max(1));
-        let analytics = Arc::new(Analytics { queue, capacity: capacity.max(1), counters });
+        let analytics = Arc::new(Analytics {
+            queue,
+            capacity: capacity.max(1),
+            counters,
+        });
         tokio::spawn(worker(Arc::downgrade(&analytics), rx, mixes, client));
         Ok(analytics)
     }
@@ -213,19 +260,42 @@ impl Analytics {
     }
 }
 
-async fn worker(me: std::sync::Weak<Analytics>, mut rx: mpsc::Receiver<Event>, mixes: Vec<String>, client: reqwest::Client) {
+async fn worker(
+    me: std::sync::Weak<Analytics>,
+    mut rx: mpsc::Receiver<Event>,
+    mixes: Vec<String>,
+    client: reqwest::Client,
+) {
     while let Some(event) = rx.recv().await {
-        let Some(analytics) = me.upgrade() else { return };
-        analytics.counters.processed.with_label_values(&[event.kind.label()]).inc();
+        let Some(analytics) = me.upgrade() else {
+            return;
+        };
+        analytics
+            .counters
+            .processed
+            .with_label_values(&[event.kind.label()])
+            .inc();
         analytics.counters.depth.set(analytics.depth() as i64);
         if event.kind != EventKind::Thumbs {
             continue;
         }
-        let (Some(user), Some(direction)) = (&event.user, event.direction) else { continue };
-        let thumbs = Thumbs { trackid: event.trackid, artistid: event.artistid, direction };
+        let (Some(user), Some(direction)) = (&event.user, event.direction) else {
+            continue;
+        };
+        let thumbs = Thumbs {
+            trackid: event.trackid,
+            artistid: event.artistid,
+            direction,
+        };
         for base in &mixes {
             let url = format!("{}/1.x/users/{user}/thumbs", base.trim_end_matches('/'));
-            let outcome = match client.post(&url).timeout(FORWARD_TIMEOUT).json(&thumbs).send().await {
+            let outcome = match client
+                .post(&url)
+                .timeout(FORWARD_TIMEOUT)
+                .json(&thumbs)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => "ok",
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), mixes = %base, "thumbs not accepted by mixes");
@@ -236,7 +306,11 @@ async fn worker(me: std::sync::Weak<Analytics>, mut rx: mpsc::Receiver<Event>, m
                     "failed"
                 }
             };
-            analytics.counters.forwards.with_label_values(&[outcome]).inc();
+            analytics
+                .counters
+                .forwards
+                .with_label_values(&[outcome])
+                .inc();
         }
     }
 }
@@ -255,7 +329,11 @@ async fn post_events(
     let user = headers.get(USER_HEADER).and_then(|v| v.to_str().ok());
     let events = parse_events(body, user)?;
     let (accepted, dropped) = analytics.offer(events);
-    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted, dropped })).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted { accepted, dropped }),
+    )
+        .into_response())
 }
 
 async fn stats(State(analytics): State<Arc<Analytics>>) -> ApiJson<Stats> {
@@ -279,10 +357,19 @@ mod tests {
         let ok = json!({"type": "playback", "trackid": 3});
         assert_eq!(parse_events(ok.clone(), None).unwrap().len(), 1);
         let cases = [
-            (json!([ok.clone(), {"type": "thumbs", "user": "u", "trackid": 1}]), "events[1]: a thumbs event needs `direction`"),
+            (
+                json!([ok.clone(), {"type": "thumbs", "user": "u", "trackid": 1}]),
+                "events[1]: a thumbs event needs `direction`",
+            ),
             (json!({"type": "shout"}), "unknown variant `shout`"),
-            (json!([ok.clone(), ok.clone(), {"type": "playback", "trackid": 1, "colour": "red"}]), "events[2]: unknown field `colour`"),
-            (json!({"type": "thumbs", "direction": "up", "trackid": 1}), "needs a user"),
+            (
+                json!([ok.clone(), ok.clone(), {"type": "playback", "trackid": 1, "colour": "red"}]),
+                "events[2]: unknown field `colour`",
+            ),
+            (
+                json!({"type": "thumbs", "direction": "up", "trackid": 1}),
+                "needs a user",
+            ),
             (json!([]), "no events"),
             (json!({"type": "navigation"}), "needs `screen`"),
         ];
@@ -291,12 +378,19 @@ mod tests {
             assert!(err.contains(want), "{err}");
         }
         let too_many = serde_json::Value::Array(vec![ok; MAX_BATCH + 1]);
-        assert!(matches!(parse_events(too_many, None), Err(ApiError::PayloadTooLarge(_))));
+        assert!(matches!(
+            parse_events(too_many, None),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
     }
 
     #[test]
     fn the_signed_in_user_overrides_the_body() {
-        let e = parse_events(json!({"type": "thumbs", "user": "mallory", "direction": "down", "trackid": 1}), Some("alice")).unwrap();
+        let e = parse_events(
+            json!({"type": "thumbs", "user": "mallory", "direction": "down", "trackid": 1}),
+            Some("alice"),
+        )
+        .unwrap();
         assert_eq!(e[0].user.as_deref(), Some("alice"));
     }
 }

@@ -14,10 +14,10 @@ use lookout_model::health::{Dependency, Health, overall};
 use lookout_model::secret::Secret;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::ServiceKind;
 use crate::error::ApiError;
 use crate::faults::{self, Faults};
 use crate::metrics::{self, Metrics};
-use crate::ServiceKind;
 
 /// The largest request body any service accepts.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -81,7 +81,8 @@ async fn require_admin(State(token): State<Secret>, request: Request, next: Next
         )
         .into_response(),
         Some(p) if !token.matches(p) => {
-            ApiError::Forbidden("admin API: the admin token was not accepted".into()).into_response()
+            ApiError::Forbidden("admin API: the admin token was not accepted".into())
+                .into_response()
         }
         Some(_) => next.run(request).await,
     }
@@ -116,7 +117,12 @@ fn finish(router: Router) -> Router {
 
 /// Wraps a service's own API (`api`, whose state is already applied) with the shared routes
 /// and middleware. `admin` holds service-specific admin routes (token-protected here).
-pub fn assemble(common: &Common, api: Router, admin: Router, dependencies: Option<DependencyReport>) -> Routers {
+pub fn assemble(
+    common: &Common,
+    api: Router,
+    admin: Router,
+    dependencies: Option<DependencyReport>,
+) -> Routers {
     let health = HealthState {
         kind: common.kind,
         started: common.started,
@@ -130,8 +136,14 @@ pub fn assemble(common: &Common, api: Router, admin: Router, dependencies: Optio
         );
     let admin_only = admin_routes(common, admin);
     let main = finish(api.merge(shared).merge(admin_only.clone()))
-        .layer(middleware::from_fn_with_state(common.faults.clone(), faults::middleware))
-        .layer(middleware::from_fn_with_state(common.metrics.clone(), metrics::middleware));
+        .layer(middleware::from_fn_with_state(
+            common.faults.clone(),
+            faults::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            common.metrics.clone(),
+            metrics::middleware,
+        ));
     let admin = finish(admin_only);
     Routers { main, admin }
 }

@@ -90,7 +90,10 @@ struct Page<T> {
 }
 
 fn artist_ref(a: &Artist) -> ArtistRef<'_> {
-    ArtistRef { id: a.id, name: &a.name }
+    ArtistRef {
+        id: a.id,
+        name: &a.name,
+    }
 }
 
 fn artist_body<'a>(data: &'a Dataset, a: &'a Artist) -> ArtistBody<'a> {
@@ -125,7 +128,10 @@ pub fn track_body<'a>(data: &'a Dataset, t: &'a Track) -> Option<TrackBody<'a>> 
         number: t.number,
         duration: t.duration_secs,
         artist: artist_ref(artist),
-        album: AlbumRef { id: album.id, title: &album.title },
+        album: AlbumRef {
+            id: album.id,
+            title: &album.title,
+        },
     })
 }
 
@@ -158,15 +164,21 @@ async fn search(
     let paging = Paging::parse(&query.paging)?;
     let q = query.q.as_deref().map(str::trim).unwrap_or_default();
     if q.is_empty() {
-        return Err(ApiError::BadRequest("`q` is required: the name to search for".into()));
+        return Err(ApiError::BadRequest(
+            "`q` is required: the name to search for".into(),
+        ));
     }
     if q.len() > 200 {
-        return Err(ApiError::BadRequest("`q` is too long: at most 200 characters".into()));
+        return Err(ApiError::BadRequest(
+            "`q` is too long: at most 200 characters".into(),
+        ));
     }
     let category = match query.category.as_deref() {
         None => Category::Artist,
         Some(c) => Category::parse(c).ok_or_else(|| {
-            ApiError::BadRequest(format!("`category` must be artist, album or track, got {c:?}"))
+            ApiError::BadRequest(format!(
+                "`category` must be artist, album or track, got {c:?}"
+            ))
         })?,
     };
     let hits = data.search(q, category);
@@ -175,8 +187,14 @@ async fn search(
         .iter()
         .filter_map(|h| match h.category {
             Category::Artist => data.artist(h.id).map(|a| Item::Artist(artist_ref(a))),
-            Category::Album => data.album(h.id).and_then(|a| album_body(&data, a)).map(Item::Album),
-            Category::Track => data.track(h.id).and_then(|t| track_body(&data, t)).map(Item::Track),
+            Category::Album => data
+                .album(h.id)
+                .and_then(|a| album_body(&data, a))
+                .map(Item::Album),
+            Category::Track => data
+                .track(h.id)
+                .and_then(|t| track_body(&data, t))
+                .map(Item::Track),
         })
         .collect();
     Ok(cacheable(Page {
@@ -186,7 +204,10 @@ async fn search(
     }))
 }
 
-async fn artist(State(data): State<Arc<Dataset>>, ApiPath(id): ApiPath<u32>) -> ApiResult<Response> {
+async fn artist(
+    State(data): State<Arc<Dataset>>,
+    ApiPath(id): ApiPath<u32>,
+) -> ApiResult<Response> {
     let a = find_artist(&data, id)?;
     Ok(cacheable(artist_body(&data, a)))
 }
@@ -227,8 +248,15 @@ async fn artist_albums(
     let paging = Paging::parse(&q)?;
     let a = find_artist(&data, id)?;
     let (page, paging) = paging.page(&a.albums);
-    let items: Vec<_> = page.iter().filter_map(|x| data.album(*x).and_then(|x| album_body(&data, x))).collect();
-    Ok(cacheable(Page { paging, items, territory: None }))
+    let items: Vec<_> = page
+        .iter()
+        .filter_map(|x| data.album(*x).and_then(|x| album_body(&data, x)))
+        .collect();
+    Ok(cacheable(Page {
+        paging,
+        items,
+        territory: None,
+    }))
 }
 
 async fn artist_tracks(
@@ -239,8 +267,15 @@ async fn artist_tracks(
     let paging = Paging::parse(&q)?;
     let a = find_artist(&data, id)?;
     let (page, paging) = paging.page(&a.top_tracks);
-    let items: Vec<_> = page.iter().filter_map(|t| data.track(*t).and_then(|t| track_body(&data, t))).collect();
-    Ok(cacheable(Page { paging, items, territory: None }))
+    let items: Vec<_> = page
+        .iter()
+        .filter_map(|t| data.track(*t).and_then(|t| track_body(&data, t)))
+        .collect();
+    Ok(cacheable(Page {
+        paging,
+        items,
+        territory: None,
+    }))
 }
 
 async fn similar(
@@ -252,8 +287,15 @@ async fn similar(
     find_artist(&data, id)?;
     let ids = data.similar(id);
     let (page, paging) = paging.page(&ids);
-    let items: Vec<_> = page.iter().filter_map(|s| data.artist(*s).map(artist_ref)).collect();
-    Ok(cacheable(Page { paging, items, territory: None }))
+    let items: Vec<_> = page
+        .iter()
+        .filter_map(|s| data.artist(*s).map(artist_ref))
+        .collect();
+    Ok(cacheable(Page {
+        paging,
+        items,
+        territory: None,
+    }))
 }
 
 #[derive(Serialize)]
@@ -267,8 +309,15 @@ async fn album(State(data): State<Arc<Dataset>>, ApiPath(id): ApiPath<u32>) -> A
     let not_found = || ApiError::NotFound(format!("no album with id {id}"));
     let album = data.album(id).ok_or_else(not_found)?;
     let body = album_body(&data, album).ok_or_else(not_found)?;
-    let tracks = album.tracks.iter().filter_map(|t| data.track(*t).and_then(|t| track_body(&data, t))).collect();
-    Ok(cacheable(AlbumWithTracks { album: body, tracks }))
+    let tracks = album
+        .tracks
+        .iter()
+        .filter_map(|t| data.track(*t).and_then(|t| track_body(&data, t)))
+        .collect();
+    Ok(cacheable(AlbumWithTracks {
+        album: body,
+        tracks,
+    }))
 }
 
 async fn track(State(data): State<Arc<Dataset>>, ApiPath(id): ApiPath<u32>) -> ApiResult<Response> {
@@ -287,7 +336,10 @@ async fn genres(State(data): State<Arc<Dataset>>) -> Response {
     }
     let items: Vec<_> = crate::data::GENRES
         .iter()
-        .map(|g| Genre { id: g, artists: data.genre_artists(g).len() })
+        .map(|g| Genre {
+            id: g,
+            artists: data.genre_artists(g).len(),
+        })
         .collect();
     cacheable(serde_json::json!({ "items": items }))
 }

@@ -79,11 +79,17 @@ mod tests {
         let etag = etag_of(b"hello");
         let mut h = HeaderMap::new();
         assert!(!none_match(&h, &etag));
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&format!("\"x\", {}", etag.trim_start_matches("W/"))).unwrap());
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"x\", {}", etag.trim_start_matches("W/"))).unwrap(),
+        );
         assert!(none_match(&h, &etag));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(none_match(&h, &etag));
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("W/\"other\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("W/\"other\""),
+        );
         assert!(!none_match(&h, &etag));
     }
 }

@@ -252,7 +252,8 @@ impl Faults {
     /// Number of active faults per kind, for `/metrics`.
     pub fn active_kinds(&self) -> [(&'static str, usize); 4] {
         self.with_state(|s| {
-            let count = |pred: fn(&FaultKind) -> bool| s.faults.iter().filter(|f| pred(&f.kind)).count();
+            let count =
+                |pred: fn(&FaultKind) -> bool| s.faults.iter().filter(|f| pred(&f.kind)).count();
             [
                 ("latency", count(|k| matches!(k, FaultKind::Latency { .. }))),
                 ("error", count(|k| matches!(k, FaultKind::Error { .. }))),
@@ -285,7 +286,9 @@ impl FaultView {
     fn new(f: &ActiveFault, now: Instant) -> Self {
         let fmt = |d: Duration| humantime::format_duration(d).to_string();
         let (kind, latency, jitter, rate) = match f.kind {
-            FaultKind::Latency { fixed, jitter } => ("latency", Some(fmt(fixed)), Some(fmt(jitter)), None),
+            FaultKind::Latency { fixed, jitter } => {
+                ("latency", Some(fmt(fixed)), Some(fmt(jitter)), None)
+            }
             FaultKind::Error { rate } => ("error", None, None, Some(rate)),
             FaultKind::Down => ("down", None, None, None),
             FaultKind::Hang => ("hang", None, None, None),
@@ -297,9 +300,11 @@ impl FaultView {
             jitter,
             rate,
             route: f.route.as_ref().map(|r| r.as_str().to_owned()),
-            remaining: f
-                .until
-                .map(|u| fmt(Duration::from_millis(u.saturating_duration_since(now).as_millis() as u64))),
+            remaining: f.until.map(|u| {
+                fmt(Duration::from_millis(
+                    u.saturating_duration_since(now).as_millis() as u64,
+                ))
+            }),
         }
     }
 }
@@ -351,7 +356,14 @@ impl FaultRequest {
             return Ok(FaultCommand::Clear);
         }
         if kind != "latency" && (self.latency.is_some() || self.jitter.is_some()) {
-            return Err(unexpected(if self.latency.is_some() { "latency" } else { "jitter" }, kind));
+            return Err(unexpected(
+                if self.latency.is_some() {
+                    "latency"
+                } else {
+                    "jitter"
+                },
+                kind,
+            ));
         }
         if kind != "error" && self.rate.is_some() {
             return Err(unexpected("rate", kind));
@@ -387,7 +399,8 @@ impl FaultRequest {
                 }
                 None => {
                     return Err(ApiError::BadRequest(
-                        "an `error` fault needs `rate`, the share of requests to fail, e.g. 0.5".into(),
+                        "an `error` fault needs `rate`, the share of requests to fail, e.g. 0.5"
+                            .into(),
                     ));
                 }
             },
@@ -402,7 +415,8 @@ impl FaultRequest {
         let route = match &self.route {
             Some(_) if fault == FaultKind::Down => {
                 return Err(ApiError::BadRequest(
-                    "a `down` fault closes the whole listener and cannot be scoped to a `route`".into(),
+                    "a `down` fault closes the whole listener and cannot be scoped to a `route`"
+                        .into(),
                 ));
             }
             Some(r) => Some(RouteScope::parse(r).map_err(ApiError::BadRequest)?),
@@ -412,7 +426,9 @@ impl FaultRequest {
             Some(v) => {
                 let d = parse_duration("duration", v)?;
                 if d.is_zero() {
-                    return Err(ApiError::BadRequest("`duration` must be more than zero".into()));
+                    return Err(ApiError::BadRequest(
+                        "`duration` must be more than zero".into(),
+                    ));
                 }
                 Some(d)
             }
@@ -478,13 +494,20 @@ pub async fn delete_fault(
 }
 
 /// Applies latency, error and hang faults to every request outside `/admin/`.
-pub async fn middleware(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
+pub async fn middleware(
+    State(faults): State<Arc<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let arrived = Instant::now();
     let path = request.uri().path();
     if path.starts_with("/admin/") {
         return next.run(request).await;
     }
-    let pattern = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let pattern = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let plan = faults.plan(path, pattern.as_deref());
     if plan == Plan::default() {
         return next.run(request).await;
@@ -501,7 +524,8 @@ pub async fn middleware(State(faults): State<Arc<Faults>>, request: Request, nex
             }
         }
         // A hung request never gets its real answer: the client has long given up.
-        let mut response = ApiError::Unavailable("injected fault: hang ended".into()).into_response();
+        let mut response =
+            ApiError::Unavailable("injected fault: hang ended".into()).into_response();
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -517,7 +541,9 @@ pub async fn middleware(State(faults): State<Arc<Faults>>, request: Request, nex
     } else {
         next.run(request).await
     };
-    if let Ok(v) = HeaderValue::from_str(&format!("fault;dur={:.3}", fault_time.as_secs_f64() * 1e3)) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("fault;dur={:.3}", fault_time.as_secs_f64() * 1e3))
+    {
         response.headers_mut().append("server-timing", v);
     }
     response
@@ -546,16 +572,40 @@ mod tests {
                 }),
             ),
             (r#"{"kind":"clear"}"#, Ok(FaultCommand::Clear)),
-            (r#"{"kind":"latency"}"#, Err("a `latency` fault needs `latency`")),
-            (r#"{"kind":"latency","latency":"soon"}"#, Err("`latency`: \"soon\" is not a duration")),
-            (r#"{"kind":"error","rate":1.5}"#, Err("`rate` must be between 0 and 1, got 1.5")),
+            (
+                r#"{"kind":"latency"}"#,
+                Err("a `latency` fault needs `latency`"),
+            ),
+            (
+                r#"{"kind":"latency","latency":"soon"}"#,
+                Err("`latency`: \"soon\" is not a duration"),
+            ),
+            (
+                r#"{"kind":"error","rate":1.5}"#,
+                Err("`rate` must be between 0 and 1, got 1.5"),
+            ),
             (r#"{"kind":"error"}"#, Err("an `error` fault needs `rate`")),
-            (r#"{"kind":"down","route":"/x"}"#, Err("cannot be scoped to a `route`")),
-            (r#"{"kind":"hang","rate":0.1}"#, Err("`rate` does not apply to a `hang` fault")),
+            (
+                r#"{"kind":"down","route":"/x"}"#,
+                Err("cannot be scoped to a `route`"),
+            ),
+            (
+                r#"{"kind":"hang","rate":0.1}"#,
+                Err("`rate` does not apply to a `hang` fault"),
+            ),
             (r#"{"kind":"melt"}"#, Err("unknown fault kind \"melt\"")),
-            (r#"{"kind":"hang","route":"x"}"#, Err("`route` must start with `/`")),
-            (r#"{"kind":"hang","duration":"0s"}"#, Err("`duration` must be more than zero")),
-            (r#"{"kind":"latency","latency":"2h"}"#, Err("must be at most 10m")),
+            (
+                r#"{"kind":"hang","route":"x"}"#,
+                Err("`route` must start with `/`"),
+            ),
+            (
+                r#"{"kind":"hang","duration":"0s"}"#,
+                Err("`duration` must be more than zero"),
+            ),
+            (
+                r#"{"kind":"latency","latency":"2h"}"#,
+                Err("must be at most 10m"),
+            ),
         ];
         for (json, want) in cases {
             let got = req(json).validate();
@@ -582,10 +632,28 @@ mod tests {
     async fn faults_stack_and_expire() {
         let faults = Faults::new(PreciseTimer::new());
         let ms = Duration::from_millis;
-        faults.add(FaultKind::Latency { fixed: ms(100), jitter: Duration::ZERO }, None, None);
-        faults.add(FaultKind::Latency { fixed: ms(50), jitter: Duration::ZERO }, None, Some(ms(30)));
+        faults.add(
+            FaultKind::Latency {
+                fixed: ms(100),
+                jitter: Duration::ZERO,
+            },
+            None,
+            None,
+        );
+        faults.add(
+            FaultKind::Latency {
+                fixed: ms(50),
+                jitter: Duration::ZERO,
+            },
+            None,
+            Some(ms(30)),
+        );
         faults.add(FaultKind::Error { rate: 0.5 }, None, None);
-        faults.add(FaultKind::Error { rate: 0.5 }, RouteScope::parse("/a").ok(), None);
+        faults.add(
+            FaultKind::Error { rate: 0.5 },
+            RouteScope::parse("/a").ok(),
+            None,
+        );
         let plan = faults.plan("/a", None);
         assert_eq!(plan.delay, ms(150));
         assert!((plan.error_rate - 0.75).abs() < 1e-9);

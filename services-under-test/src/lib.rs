@@ -68,7 +68,10 @@ impl ServiceKind {
     }
 
     fn needs_dataset(self) -> bool {
-        matches!(self, ServiceKind::Catalogue | ServiceKind::Mixes | ServiceKind::Media)
+        matches!(
+            self,
+            ServiceKind::Catalogue | ServiceKind::Mixes | ServiceKind::Media
+        )
     }
 }
 
@@ -113,7 +116,10 @@ pub struct InstanceSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0} needs its settings section")]
     MissingSettings(ServiceKind),
     #[error("metrics registry: {0}")]
@@ -140,8 +146,12 @@ impl Instance {
         admin: SocketAddr,
         data: Option<Arc<Dataset>>,
     ) -> Result<Instance, ServiceError> {
-        let main_listener = server::bind(main).map_err(|source| ServiceError::Bind { addr: main, source })?;
-        let admin_listener = server::bind(admin).map_err(|source| ServiceError::Bind { addr: admin, source })?;
+        let main_listener =
+            server::bind(main).map_err(|source| ServiceError::Bind { addr: main, source })?;
+        let admin_listener = server::bind(admin).map_err(|source| ServiceError::Bind {
+            addr: admin,
+            source,
+        })?;
         Self::start_on(spec, main_listener, admin_listener, data).await
     }
 
@@ -159,7 +169,9 @@ impl Instance {
                 Some(Arc::new(
                     tokio::task::spawn_blocking(move || Dataset::generate(seed, artists))
                         .await
-                        .map_err(|e| std::io::Error::other(format!("catalogue generation failed: {e}")))?,
+                        .map_err(|e| {
+                            std::io::Error::other(format!("catalogue generation failed: {e}"))
+                        })?,
                 ))
             }
             None => None,
@@ -173,24 +185,50 @@ impl Instance {
             admin_token: spec.admin_token.clone(),
         };
         let dataset = || data.clone().ok_or(ServiceError::MissingSettings(kind));
-        let (api, admin_api, deps): (axum::Router, axum::Router, Option<DependencyReport>) = match kind {
-            ServiceKind::Catalogue => (catalogue::router(dataset()?), axum::Router::new(), None),
-            ServiceKind::Mixes => (mixes::router(mixes::Mixes::new(dataset()?)), axum::Router::new(), None),
-            ServiceKind::Media => (media::router(dataset()?), axum::Router::new(), None),
-            ServiceKind::Analytics => {
-                let settings = spec.analytics.clone().ok_or(ServiceError::MissingSettings(kind))?;
-                let client = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
-                let a = analytics::Analytics::start(settings.queue_capacity, settings.mixes, metrics.registry(), client)?;
-                (analytics::router(a), axum::Router::new(), None)
-            }
-            ServiceKind::Gateway => {
-                let settings = spec.gateway.clone().ok_or(ServiceError::MissingSettings(kind))?;
-                let (gw, credentials) = gateway::Gateway::start(settings, metrics.registry()).await?;
-                let report_gw = gw.clone();
-                let deps: DependencyReport = Arc::new(move || report_gw.dependencies());
-                (gateway::router(gw.clone(), credentials), gateway::admin_router(gw), Some(deps))
-            }
-        };
+        let (api, admin_api, deps): (axum::Router, axum::Router, Option<DependencyReport>) =
+            match kind {
+                ServiceKind::Catalogue => {
+                    (catalogue::router(dataset()?), axum::Router::new(), None)
+                }
+                ServiceKind::Mixes => (
+                    mixes::router(mixes::Mixes::new(dataset()?)),
+                    axum::Router::new(),
+                    None,
+                ),
+                ServiceKind::Media => (media::router(dataset()?), axum::Router::new(), None),
+                ServiceKind::Analytics => {
+                    let settings = spec
+                        .analytics
+                        .clone()
+                        .ok_or(ServiceError::MissingSettings(kind))?;
+                    let client = reqwest::Client::builder()
+                        .no_proxy()
+                        .build()
+                        .unwrap_or_default();
+                    let a = analytics::Analytics::start(
+                        settings.queue_capacity,
+                        settings.mixes,
+                        metrics.registry(),
+                        client,
+                    )?;
+                    (analytics::router(a), axum::Router::new(), None)
+                }
+                ServiceKind::Gateway => {
+                    let settings = spec
+                        .gateway
+                        .clone()
+                        .ok_or(ServiceError::MissingSettings(kind))?;
+                    let (gw, credentials) =
+                        gateway::Gateway::start(settings, metrics.registry()).await?;
+                    let report_gw = gw.clone();
+                    let deps: DependencyReport = Arc::new(move || report_gw.dependencies());
+                    (
+                        gateway::router(gw.clone(), credentials),
+                        gateway::admin_router(gw),
+                        Some(deps),
+                    )
+                }
+            };
         let routers = app::assemble(&common, api, admin_api, deps);
         let addr = main.local_addr()?;
         let admin_addr = admin.local_addr()?;
@@ -199,11 +237,27 @@ impl Instance {
             let _ = rx.wait_for(|s| *s).await;
         };
         let tasks = vec![
-            tokio::spawn(server::serve(main, routers.main, Some(common.faults.clone()), until_stopped(stopped.clone()))),
-            tokio::spawn(server::serve(admin, routers.admin, None, until_stopped(stopped))),
+            tokio::spawn(server::serve(
+                main,
+                routers.main,
+                Some(common.faults.clone()),
+                until_stopped(stopped.clone()),
+            )),
+            tokio::spawn(server::serve(
+                admin,
+                routers.admin,
+                None,
+                until_stopped(stopped),
+            )),
         ];
         tracing::info!(service = %kind, %addr, %admin_addr, "instance listening");
-        Ok(Instance { kind, addr, admin_addr, stop, tasks })
+        Ok(Instance {
+            kind,
+            addr,
+            admin_addr,
+            stop,
+            tasks,
+        })
     }
 
     /// Stops accepting, lets open requests finish (briefly), and returns once both listeners
@@ -211,7 +265,8 @@ impl Instance {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            t.await.map_err(|e| std::io::Error::other(e.to_string()))??;
+            t.await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
         }
         Ok(())
     }

@@ -94,7 +94,11 @@ pub fn parse_range(value: &str, len: u64) -> RangeRequest {
     let (a, b) = (a.trim(), b.trim());
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, true) => None,
-        (true, false) => b.parse::<u64>().ok().filter(|n| *n > 0).map(|n| (len.saturating_sub(n), len - 1)),
+        (true, false) => b
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| (len.saturating_sub(n), len - 1)),
         (false, true) => a.parse::<u64>().ok().map(|s| (s, len - 1)),
         (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
             (Ok(s), Ok(e)) if s <= e => Some((s, e.min(len - 1))),
@@ -111,7 +115,11 @@ fn etag(track: u32) -> String {
     format!("\"track-{track}-{SAMPLE_RATE}-{SECONDS}\"")
 }
 
-async fn audio(State(data): State<Arc<Dataset>>, headers: HeaderMap, ApiPath(id): ApiPath<u32>) -> ApiResult<Response> {
+async fn audio(
+    State(data): State<Arc<Dataset>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u32>,
+) -> ApiResult<Response> {
     if data.track(id).is_none() {
         return Err(ApiError::NotFound(format!("no track with id {id}")));
     }
@@ -119,7 +127,10 @@ async fn audio(State(data): State<Arc<Dataset>>, headers: HeaderMap, ApiPath(id)
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
     if let Ok(v) = HeaderValue::from_str(&tag) {
         response_headers.insert(header::ETAG, v);
     }
@@ -136,14 +147,22 @@ async fn audio(State(data): State<Arc<Dataset>>, headers: HeaderMap, ApiPath(id)
         _ => RangeRequest::Full,
     };
     Ok(match range {
-        RangeRequest::Full => {
-            (StatusCode::OK, response_headers, Body::from(wav_range(id, 0, FILE_LEN - 1))).into_response()
-        }
+        RangeRequest::Full => (
+            StatusCode::OK,
+            response_headers,
+            Body::from(wav_range(id, 0, FILE_LEN - 1)),
+        )
+            .into_response(),
         RangeRequest::Partial(s, e) => {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{FILE_LEN}")) {
                 response_headers.insert(header::CONTENT_RANGE, v);
             }
-            (StatusCode::PARTIAL_CONTENT, response_headers, Body::from(wav_range(id, s, e))).into_response()
+            (
+                StatusCode::PARTIAL_CONTENT,
+                response_headers,
+                Body::from(wav_range(id, s, e)),
+            )
+                .into_response()
         }
         RangeRequest::Unsatisfiable => {
             let mut response = ApiError::RangeNotSatisfiable(format!(
@@ -196,7 +215,13 @@ mod tests {
         assert_eq!(whole.len() as u64, FILE_LEN);
         assert_eq!(&whole[0..4], b"RIFF");
         assert_eq!(&whole[8..12], b"WAVE");
-        for (s, e) in [(0, 10), (40, 50), (43, 44), (1000, 5001), (FILE_LEN - 3, FILE_LEN - 1)] {
+        for (s, e) in [
+            (0, 10),
+            (40, 50),
+            (43, 44),
+            (1000, 5001),
+            (FILE_LEN - 3, FILE_LEN - 1),
+        ] {
             assert_eq!(wav_range(7, s, e), whole[s as usize..=e as usize].to_vec());
         }
         assert_ne!(wav_range(7, 1000, 1100), wav_range(8, 1000, 1100));

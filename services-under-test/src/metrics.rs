@@ -34,7 +34,10 @@ pub struct Metrics {
 
 /// Builds a metric and registers it; registration can only fail on a duplicate name, which
 /// is a programming error caught by the tests, so it is reported, not unwrapped.
-pub fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+pub fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
     if let Err(err) = registry.register(Box::new(metric.clone())) {
         tracing::error!(error = %err, "metric registration failed");
     }
@@ -47,7 +50,10 @@ impl Metrics {
         let requests = register(
             &registry,
             IntCounterVec::new(
-                Opts::new("platform_http_requests_total", "HTTP requests served, by route, method and status."),
+                Opts::new(
+                    "platform_http_requests_total",
+                    "HTTP requests served, by route, method and status.",
+                ),
                 &["route", "method", "status"],
             )?,
         );
@@ -65,7 +71,10 @@ impl Metrics {
         let faults_active = register(
             &registry,
             IntGaugeVec::new(
-                Opts::new("platform_faults_active", "Injected faults currently active, by kind."),
+                Opts::new(
+                    "platform_faults_active",
+                    "Injected faults currently active, by kind.",
+                ),
                 &["kind"],
             )?,
         );
@@ -79,7 +88,13 @@ impl Metrics {
         info.with_label_values(&[service, version]).set(1);
         let uptime = register(
             &registry,
-            GaugeVec::new(Opts::new("platform_uptime_seconds", "Seconds since this instance started."), &[])?,
+            GaugeVec::new(
+                Opts::new(
+                    "platform_uptime_seconds",
+                    "Seconds since this instance started.",
+                ),
+                &[],
+            )?,
         );
         Ok(Arc::new(Metrics {
             registry,
@@ -125,7 +140,11 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Counts and times every request; the route label is the router's pattern, so it is bounded.
-pub async fn middleware(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+pub async fn middleware(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let arrived = Instant::now();
     let route = request
         .extensions()
@@ -151,7 +170,10 @@ pub async fn middleware(State(metrics): State<Arc<Metrics>>, request: Request, n
 
 pub async fn handler(State((metrics, faults)): State<(Arc<Metrics>, Arc<Faults>)>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics.render(&faults),
     )
         .into_response()

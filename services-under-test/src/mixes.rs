@@ -91,7 +91,9 @@ impl Profile {
     fn next_tracks(&mut self, data: &Dataset, user: &str, count: usize) -> Vec<u32> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         user.hash(&mut hasher);
-        let mut rng = ChaCha8Rng::seed_from_u64(hasher.finish() ^ self.played.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            hasher.finish() ^ self.played.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
         let liked: Vec<u32> = self
             .artists
             .iter()
@@ -100,7 +102,10 @@ impl Profile {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let total: f64 = GENRES.iter().map(|g| self.genres.get(g).copied().unwrap_or(0.0)).sum();
+        let total: f64 = GENRES
+            .iter()
+            .map(|g| self.genres.get(g).copied().unwrap_or(0.0))
+            .sum();
         let mut tracks = Vec::with_capacity(count);
         let mut attempts = 0;
         while tracks.len() < count && attempts < count * 20 {
@@ -126,7 +131,9 @@ impl Profile {
             if self.banned.contains(&artist) {
                 continue;
             }
-            let Some(a) = data.artist(artist) else { continue };
+            let Some(a) = data.artist(artist) else {
+                continue;
+            };
             if a.top_tracks.is_empty() {
                 continue;
             }
@@ -151,14 +158,21 @@ impl Mixes {
             .iter()
             .map(|(user, genres)| (user.to_string(), Profile::new(&data, genres)))
             .collect();
-        Arc::new(Mixes { data, profiles: Mutex::new(profiles) })
+        Arc::new(Mixes {
+            data,
+            profiles: Mutex::new(profiles),
+        })
     }
 
     fn with_profile<T>(&self, user: &str, f: impl FnOnce(&mut Profile) -> T) -> T {
         let mut profiles = self.profiles.lock().unwrap_or_else(PoisonError::into_inner);
         if !profiles.contains_key(user) && profiles.len() >= MAX_PROFILES {
             // Bounded memory: forget some stranger rather than grow without end.
-            if let Some(victim) = profiles.keys().find(|k| !DEMO_USERS.iter().any(|(d, _)| d == *k)).cloned() {
+            if let Some(victim) = profiles
+                .keys()
+                .find(|k| !DEMO_USERS.iter().any(|(d, _)| d == *k))
+                .cloned()
+            {
                 profiles.remove(&victim);
             }
         }
@@ -172,7 +186,9 @@ impl Mixes {
 fn check_user(user: &str) -> ApiResult<()> {
     let ok = !user.is_empty()
         && user.len() <= 64
-        && user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
     if ok {
         Ok(())
     } else {
@@ -212,10 +228,16 @@ async fn radio(
     };
     let data = &mixes.data;
     let ids = mixes.with_profile(&user, |p| p.next_tracks(data, &user, count));
-    let tracks = ids.iter().filter_map(|t| data.track(*t).and_then(|t| track_body(data, t))).collect();
+    let tracks = ids
+        .iter()
+        .filter_map(|t| data.track(*t).and_then(|t| track_body(data, t)))
+        .collect();
     Ok((
         [(header::CACHE_CONTROL, "private, no-store")],
-        axum::Json(RadioBody { user: &user, tracks }),
+        axum::Json(RadioBody {
+            user: &user,
+            tracks,
+        }),
     )
         .into_response())
 }
@@ -242,8 +264,14 @@ impl Thumbs {
     /// The artist the thumbs is about, checked against the catalogue.
     pub fn artist(&self, data: &Dataset) -> Result<u32, String> {
         match (self.trackid, self.artistid) {
-            (Some(t), None) => data.track(t).map(|t| t.artist).ok_or_else(|| format!("no track with id {t}")),
-            (None, Some(a)) => data.artist(a).map(|a| a.id).ok_or_else(|| format!("no artist with id {a}")),
+            (Some(t), None) => data
+                .track(t)
+                .map(|t| t.artist)
+                .ok_or_else(|| format!("no track with id {t}")),
+            (None, Some(a)) => data
+                .artist(a)
+                .map(|a| a.id)
+                .ok_or_else(|| format!("no artist with id {a}")),
             _ => Err("give exactly one of `trackid` or `artistid`".into()),
         }
     }
@@ -259,13 +287,25 @@ struct ProfileBody {
 }
 
 fn profile_body(user: &str, p: &Profile) -> ProfileBody {
-    let mut genres: Vec<(String, f64)> = p.genres.iter().map(|(g, w)| (g.to_string(), *w)).collect();
+    let mut genres: Vec<(String, f64)> =
+        p.genres.iter().map(|(g, w)| (g.to_string(), *w)).collect();
     genres.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut liked: Vec<u32> = p.artists.iter().filter(|(_, w)| **w > 0).map(|(a, _)| *a).collect();
+    let mut liked: Vec<u32> = p
+        .artists
+        .iter()
+        .filter(|(_, w)| **w > 0)
+        .map(|(a, _)| *a)
+        .collect();
     liked.sort_unstable();
     let mut banned: Vec<u32> = p.banned.iter().copied().collect();
     banned.sort_unstable();
-    ProfileBody { user: user.to_owned(), genres, liked_artists: liked, banned_artists: banned, played: p.played }
+    ProfileBody {
+        user: user.to_owned(),
+        genres,
+        liked_artists: liked,
+        banned_artists: banned,
+        played: p.played,
+    }
 }
 
 async fn thumbs(
@@ -283,10 +323,17 @@ async fn thumbs(
     Ok(axum::Json(body).into_response())
 }
 
-async fn profile(State(mixes): State<Arc<Mixes>>, ApiPath(user): ApiPath<String>) -> ApiResult<Response> {
+async fn profile(
+    State(mixes): State<Arc<Mixes>>,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<Response> {
     check_user(&user)?;
     let body = mixes.with_profile(&user, |p| profile_body(&user, p));
-    Ok(([(header::CACHE_CONTROL, "private, no-store")], axum::Json(body)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "private, no-store")],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 #[derive(Serialize)]
@@ -296,17 +343,29 @@ struct ArtistMix<'a> {
     tracks: Vec<TrackBody<'a>>,
 }
 
-async fn artist_mix(State(mixes): State<Arc<Mixes>>, ApiPath(id): ApiPath<u32>) -> ApiResult<Response> {
+async fn artist_mix(
+    State(mixes): State<Arc<Mixes>>,
+    ApiPath(id): ApiPath<u32>,
+) -> ApiResult<Response> {
     let data = &mixes.data;
-    let artist = data.artist(id).ok_or_else(|| ApiError::NotFound(format!("no artist with id {id}")))?;
+    let artist = data
+        .artist(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no artist with id {id}")))?;
     let mut ids: Vec<u32> = artist.top_tracks.iter().take(4).copied().collect();
     for s in data.similar(id).into_iter().take(6) {
         if let Some(t) = data.artist(s).and_then(|a| a.top_tracks.first()) {
             ids.push(*t);
         }
     }
-    let tracks = ids.iter().filter_map(|t| data.track(*t).and_then(|t| track_body(data, t))).collect();
-    let body = ArtistMix { id: format!("artist-{id}"), name: format!("{} Radio", artist.name), tracks };
+    let tracks = ids
+        .iter()
+        .filter_map(|t| data.track(*t).and_then(|t| track_body(data, t)))
+        .collect();
+    let body = ArtistMix {
+        id: format!("artist-{id}"),
+        name: format!("{} Radio", artist.name),
+        tracks,
+    };
     Ok(([(header::CACHE_CONTROL, CACHE_CONTROL)], axum::Json(body)).into_response())
 }
 
@@ -329,14 +388,18 @@ mod tests {
         let data = Dataset::generate(5, 2000);
         let mut p = Profile::new(&data, &["rock"]);
         let favourite = *p.artists.keys().min().unwrap();
-        let before: Vec<u32> = (0..10).flat_map(|_| p.next_tracks(&data, "u", 20)).collect();
+        let before: Vec<u32> = (0..10)
+            .flat_map(|_| p.next_tracks(&data, "u", 20))
+            .collect();
         let artist_of = |t: &u32| data.track(*t).unwrap().artist;
         assert!(before.iter().any(|t| artist_of(t) == favourite));
         p.thumb(&data, favourite, false);
         assert!(!p.is_banned(favourite));
         p.thumb(&data, favourite, false);
         assert!(p.is_banned(favourite));
-        let after: Vec<u32> = (0..10).flat_map(|_| p.next_tracks(&data, "u", 20)).collect();
+        let after: Vec<u32> = (0..10)
+            .flat_map(|_| p.next_tracks(&data, "u", 20))
+            .collect();
         assert!(after.iter().all(|t| artist_of(t) != favourite));
         p.thumb(&data, favourite, true);
         assert!(!p.is_banned(favourite));

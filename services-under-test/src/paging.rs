@@ -74,8 +74,20 @@ mod tests {
 
     #[test]
     fn parses_defaults_and_rejects_out_of_range() {
-        assert_eq!(Paging::parse(&q(None, None)).unwrap(), Paging { itemsperpage: 20, startindex: 0 });
-        assert_eq!(Paging::parse(&q(Some("5"), Some("10"))).unwrap(), Paging { itemsperpage: 5, startindex: 10 });
+        assert_eq!(
+            Paging::parse(&q(None, None)).unwrap(),
+            Paging {
+                itemsperpage: 20,
+                startindex: 0
+            }
+        );
+        assert_eq!(
+            Paging::parse(&q(Some("5"), Some("10"))).unwrap(),
+            Paging {
+                itemsperpage: 5,
+                startindex: 10
+            }
+        );
         for (items, start, field) in [
             (Some("0"), None, "itemsperpage"),
             (Some("101"), None, "itemsperpage"),
@@ -90,9 +102,15 @@ mod tests {
     #[test]
     fn pages_past_the_end_are_empty() {
         let items: Vec<u32> = (0..7).collect();
-        let p = Paging { itemsperpage: 5, startindex: 5 };
+        let p = Paging {
+            itemsperpage: 5,
+            startindex: 5,
+        };
         assert_eq!(p.page(&items).0, &[5, 6]);
-        let p = Paging { itemsperpage: 5, startindex: 50 };
+        let p = Paging {
+            itemsperpage: 5,
+            startindex: 50,
+        };
         assert!(p.page(&items).0.is_empty());
         assert_eq!(p.page(&items).1.total, 7);
     }

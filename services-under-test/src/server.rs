@@ -139,7 +139,12 @@ async fn rebind(addr: SocketAddr) -> io::Result<TcpListener> {
                 tracing::warn!(error = %err, %addr, "rebinding after down fault; retrying");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(err) => return Err(io::Error::new(err.kind(), format!("could not bind {addr} again after a down fault: {err}"))),
+            Err(err) => {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("could not bind {addr} again after a down fault: {err}"),
+                ));
+            }
         }
     }
 }
@@ -151,7 +156,8 @@ async fn serve_connection(
     mut kill: watch::Receiver<u64>,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
+    let service =
+        TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

@@ -12,8 +12,8 @@ use rand::{Rng, SeedableRng};
 // seed names the same catalogue forever.
 use rand_chacha::ChaCha8Rng;
 
-pub use search::{Category, SearchHit};
 use search::SearchIndex;
+pub use search::{Category, SearchHit};
 pub use words::GENRES;
 
 /// The default number of artists: enough for 100k+ tracks.
@@ -275,7 +275,11 @@ mod tests {
                 assert!(album.year >= artist.formed);
             }
             let similar = d.similar(id);
-            assert!(similar.iter().all(|s| *s != id && d.artist(*s).unwrap().genre == artist.genre));
+            assert!(
+                similar
+                    .iter()
+                    .all(|s| *s != id && d.artist(*s).unwrap().genre == artist.genre)
+            );
         }
         assert!(d.artist(0).is_none() && d.artist(301).is_none());
     }

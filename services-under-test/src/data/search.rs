@@ -120,22 +120,27 @@ impl SearchIndex {
             return Vec::new();
         }
         let wanted = query.trim().to_lowercase();
-        let (postings, name_and_popularity): (&Postings, &dyn Fn(u32) -> (String, u32)) = match category {
-            Category::Artist => (&self.artists, &|id| {
-                data.artist(id).map(|a| (a.name.to_lowercase(), a.popularity)).unwrap_or_default()
-            }),
-            Category::Album => (&self.albums, &|id| {
-                data.album(id)
-                    .map(|a| {
-                        let pop = data.artist(a.artist).map(|x| x.popularity).unwrap_or(0);
-                        (a.title.to_lowercase(), pop)
-                    })
-                    .unwrap_or_default()
-            }),
-            Category::Track => (&self.tracks, &|id| {
-                data.track(id).map(|t| (t.title.to_lowercase(), t.popularity)).unwrap_or_default()
-            }),
-        };
+        let (postings, name_and_popularity): (&Postings, &dyn Fn(u32) -> (String, u32)) =
+            match category {
+                Category::Artist => (&self.artists, &|id| {
+                    data.artist(id)
+                        .map(|a| (a.name.to_lowercase(), a.popularity))
+                        .unwrap_or_default()
+                }),
+                Category::Album => (&self.albums, &|id| {
+                    data.album(id)
+                        .map(|a| {
+                            let pop = data.artist(a.artist).map(|x| x.popularity).unwrap_or(0);
+                            (a.title.to_lowercase(), pop)
+                        })
+                        .unwrap_or_default()
+                }),
+                Category::Track => (&self.tracks, &|id| {
+                    data.track(id)
+                        .map(|t| (t.title.to_lowercase(), t.popularity))
+                        .unwrap_or_default()
+                }),
+            };
         let mut ranked: Vec<(bool, u32, u32)> = postings
             .all_prefixes(&words)
             .into_iter()
@@ -161,11 +166,18 @@ mod tests {
         let data = Dataset::generate(3, 2000);
         let target = data.artist(42).unwrap().name.clone();
         let hits = data.search(&target, Category::Artist);
-        assert_eq!(hits.first().map(|h| data.artist(h.id).unwrap().name.clone()), Some(target.clone()));
+        assert_eq!(
+            hits.first()
+                .map(|h| data.artist(h.id).unwrap().name.clone()),
+            Some(target.clone())
+        );
         let first_word: String = target.split(' ').next().unwrap().chars().take(3).collect();
         for h in data.search(&first_word, Category::Artist) {
             let name = data.artist(h.id).unwrap().name.to_lowercase();
-            assert!(tokens(&name).any(|w| w.starts_with(&first_word.to_lowercase())), "{name}");
+            assert!(
+                tokens(&name).any(|w| w.starts_with(&first_word.to_lowercase())),
+                "{name}"
+            );
         }
         assert!(data.search("zzzzqqq", Category::Track).is_empty());
         assert!(data.search("  ", Category::Album).is_empty());

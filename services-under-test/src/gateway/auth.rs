@@ -53,7 +53,11 @@ fn client_id(query: Option<&str>) -> Option<&str> {
 }
 
 fn language_of(request: &Request) -> Option<String> {
-    let value = request.headers().get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)?
+        .to_str()
+        .ok()?;
     let first = value.split([',', ';']).next()?.trim();
     let lang = first.split('-').next()?.to_ascii_lowercase();
     (lang.len() == 2 && lang.chars().all(|c| c.is_ascii_lowercase())).then_some(lang)
@@ -66,12 +70,16 @@ impl Credentials {
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| ApiError::Unauthorized("`Authorization` must be `Bearer <token>`".into()))?;
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("`Authorization` must be `Bearer <token>`".into())
+                })?;
             let user = self
                 .users
                 .iter()
                 .find(|u| u.token.matches(token))
-                .ok_or_else(|| ApiError::Unauthorized("bearer token not recognised; sign in again".into()))?;
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("bearer token not recognised; sign in again".into())
+                })?;
             return Ok(Caller {
                 user: Some(user.user.clone()),
                 country: user.country.clone(),
@@ -97,7 +105,11 @@ impl Credentials {
     }
 }
 
-pub async fn middleware(State(credentials): State<Arc<Credentials>>, mut request: Request, next: Next) -> Response {
+pub async fn middleware(
+    State(credentials): State<Arc<Credentials>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match credentials.authenticate(&request) {
         Ok(caller) => {
             request.extensions_mut().insert(caller);

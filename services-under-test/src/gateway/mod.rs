@@ -24,13 +24,15 @@ use lookout_model::secret::Secret;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
-pub use auth::{Caller, UserToken};
 use auth::Credentials;
+pub use auth::{Caller, UserToken};
 use pool::Pool;
-use upstream::{FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS, UpstreamResponse, Upstreams};
+use upstream::{
+    FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS, UpstreamResponse, Upstreams,
+};
 
 use crate::catalogue::{COUNTRY_HEADER, LANGUAGE_HEADER, USER_HEADER};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -65,7 +67,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn start(settings: GatewaySettings, registry: &Registry) -> Result<(Arc<Self>, Arc<Credentials>), prometheus::Error> {
+    pub async fn start(
+        settings: GatewaySettings,
+        registry: &Registry,
+    ) -> Result<(Arc<Self>, Arc<Credentials>), prometheus::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
@@ -76,21 +81,30 @@ impl Gateway {
         let up_gauge = register(
             registry,
             IntGaugeVec::new(
-                Opts::new("platform_gateway_upstream_up", "Whether the gateway considers an upstream instance healthy (1) or not (0)."),
+                Opts::new(
+                    "platform_gateway_upstream_up",
+                    "Whether the gateway considers an upstream instance healthy (1) or not (0).",
+                ),
                 &["service", "instance"],
             )?,
         );
         let requests = register(
             registry,
             IntCounterVec::new(
-                Opts::new("platform_gateway_upstream_requests_total", "Requests to upstream instances, by service and outcome."),
+                Opts::new(
+                    "platform_gateway_upstream_requests_total",
+                    "Requests to upstream instances, by service and outcome.",
+                ),
                 &["service", "outcome"],
             )?,
         );
         let retries = register(
             registry,
             IntCounterVec::new(
-                Opts::new("platform_gateway_retries_total", "Requests retried on another instance, by service."),
+                Opts::new(
+                    "platform_gateway_retries_total",
+                    "Requests retried on another instance, by service.",
+                ),
                 &["service"],
             )?,
         );
@@ -100,7 +114,11 @@ impl Gateway {
             let pool = Pool::new(name, urls, up_gauge.clone());
             // Know who is healthy before the first request arrives.
             pool.check(&client, settings.health_timeout).await;
-            pool.spawn_poller(client.clone(), settings.health_interval, settings.health_timeout);
+            pool.spawn_poller(
+                client.clone(),
+                settings.health_interval,
+                settings.health_timeout,
+            );
             pools.insert(name, pool);
         }
         let signing_key = settings.signing_key.clone().unwrap_or_else(|| {
@@ -110,7 +128,12 @@ impl Gateway {
         });
         let gateway = Arc::new(Gateway {
             pools,
-            upstreams: Upstreams { client, timeout: settings.upstream_timeout, requests, retries },
+            upstreams: Upstreams {
+                client,
+                timeout: settings.upstream_timeout,
+                requests,
+                retries,
+            },
             signing_key,
             public_url: settings.public_url.clone(),
         });
@@ -147,7 +170,11 @@ impl Gateway {
                 headers.append(name, v.clone());
             }
         }
-        if let Some(user) = caller.user.as_deref().and_then(|u| HeaderValue::from_str(u).ok()) {
+        if let Some(user) = caller
+            .user
+            .as_deref()
+            .and_then(|u| HeaderValue::from_str(u).ok())
+        {
             headers.insert(USER_HEADER, user);
         }
         if let Ok(v) = HeaderValue::from_str(&caller.country) {
@@ -156,9 +183,19 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&caller.language) {
             headers.insert(LANGUAGE_HEADER, v);
         }
-        let sticky = caller.user.as_deref().map(|u| xxhash_rust::xxh3::xxh3_64(u.as_bytes()));
+        let sticky = caller
+            .user
+            .as_deref()
+            .map(|u| xxhash_rust::xxh3::xxh3_64(u.as_bytes()));
         self.upstreams
-            .send(self.pool(service)?, method, path_and_query, headers, body, sticky)
+            .send(
+                self.pool(service)?,
+                method,
+                path_and_query,
+                headers,
+                body,
+                sticky,
+            )
             .await
     }
 }
@@ -184,7 +221,17 @@ async fn to_catalogue(
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(relay(gw.call("catalogue", Method::GET, path_and_query(&uri), &caller, &headers, None).await?))
+    Ok(relay(
+        gw.call(
+            "catalogue",
+            Method::GET,
+            path_and_query(&uri),
+            &caller,
+            &headers,
+            None,
+        )
+        .await?,
+    ))
 }
 
 async fn to_mixes(
@@ -193,14 +240,25 @@ async fn to_mixes(
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(relay(gw.call("mixes", Method::GET, path_and_query(&uri), &caller, &headers, None).await?))
+    Ok(relay(
+        gw.call(
+            "mixes",
+            Method::GET,
+            path_and_query(&uri),
+            &caller,
+            &headers,
+            None,
+        )
+        .await?,
+    ))
 }
 
 fn signed_in(caller: &Caller) -> ApiResult<&str> {
-    caller
-        .user
-        .as_deref()
-        .ok_or_else(|| ApiError::Unauthorized("this resource is personal: sign in with a user's bearer token".into()))
+    caller.user.as_deref().ok_or_else(|| {
+        ApiError::Unauthorized(
+            "this resource is personal: sign in with a user's bearer token".into(),
+        )
+    })
 }
 
 async fn my(
@@ -213,7 +271,10 @@ async fn my(
     let rest = uri.path().trim_start_matches("/1.x/me/");
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let target = format!("/1.x/users/{user}/{rest}{query}");
-    Ok(relay(gw.call("mixes", Method::GET, &target, &caller, &headers, None).await?))
+    Ok(relay(
+        gw.call("mixes", Method::GET, &target, &caller, &headers, None)
+            .await?,
+    ))
 }
 
 async fn events(
@@ -222,7 +283,17 @@ async fn events(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    Ok(relay(gw.call("analytics", Method::POST, "/1.x/events", &caller, &headers, Some(body)).await?))
+    Ok(relay(
+        gw.call(
+            "analytics",
+            Method::POST,
+            "/1.x/events",
+            &caller,
+            &headers,
+            Some(body),
+        )
+        .await?,
+    ))
 }
 
 /// The catalogue's part of the view, kept as raw JSON: the gateway composes, it does not
@@ -260,15 +331,23 @@ async fn artist_view(
     let profile_path = format!("/1.x/artists/{id}/profile");
     let mix_path = format!("/1.x/mixes/artists/{id}");
     let (profile, mix) = tokio::join!(
-        gw.call("catalogue", Method::GET, &profile_path, &caller, &none, None),
+        gw.call(
+            "catalogue",
+            Method::GET,
+            &profile_path,
+            &caller,
+            &none,
+            None
+        ),
         gw.call("mixes", Method::GET, &mix_path, &caller, &none, None),
     );
     let profile = profile?;
     if profile.status != StatusCode::OK {
         return Ok(relay(profile));
     }
-    let parts: ProfileParts = serde_json::from_slice(&profile.body)
-        .map_err(|e| ApiError::BadGateway(format!("catalogue sent an unreadable artist profile: {e}")))?;
+    let parts: ProfileParts = serde_json::from_slice(&profile.body).map_err(|e| {
+        ApiError::BadGateway(format!("catalogue sent an unreadable artist profile: {e}"))
+    })?;
     // The mix is garnish: the view still renders without it.
     let mix = match &mix {
         Ok(m) if m.status == StatusCode::OK => serde_json::from_slice::<&RawValue>(&m.body).ok(),
@@ -282,12 +361,19 @@ async fn artist_view(
         mix,
         missing: if mix.is_none() { vec!["mix"] } else { vec![] },
     };
-    let cache = if mix.is_some() { "public, max-age=60" } else { "no-store" };
+    let cache = if mix.is_some() {
+        "public, max-age=60"
+    } else {
+        "no-store"
+    };
     Ok(([(header::CACHE_CONTROL, cache)], axum::Json(view)).into_response())
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Serialize)]
@@ -303,7 +389,16 @@ async fn play_url(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Ask the catalogue first, so a play URL is never handed out for a track that is not there.
-    let track = gw.call("catalogue", Method::GET, &format!("/1.x/tracks/{id}"), &caller, &HeaderMap::new(), None).await?;
+    let track = gw
+        .call(
+            "catalogue",
+            Method::GET,
+            &format!("/1.x/tracks/{id}"),
+            &caller,
+            &HeaderMap::new(),
+            None,
+        )
+        .await?;
     if track.status != StatusCode::OK {
         return Ok(relay(track));
     }
@@ -314,12 +409,19 @@ async fn play_url(
         None => headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
             .map(|h| format!("http://{h}"))
             .unwrap_or_default(),
     };
     let url = format!("{base}/1.x/play/{id}/audio.wav?expires={expires}&sig={sig}");
-    Ok(([(header::CACHE_CONTROL, "private, no-store")], axum::Json(PlayUrl { url, expires })).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "private, no-store")],
+        axum::Json(PlayUrl { url, expires }),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -335,14 +437,25 @@ async fn play(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (Some(expires), Some(sig)) = (q.expires, q.sig) else {
-        return Err(ApiError::Unauthorized("a play URL needs `expires` and `sig`; get one from /1.x/tracks/{id}/play".into()));
+        return Err(ApiError::Unauthorized(
+            "a play URL needs `expires` and `sig`; get one from /1.x/tracks/{id}/play".into(),
+        ));
     };
     if !signing::verify(&gw.signing_key, id, expires, &sig, unix_now()) {
-        return Err(ApiError::Forbidden("play URL expired or not valid; get a new one from /1.x/tracks/{id}/play".into()));
+        return Err(ApiError::Forbidden(
+            "play URL expired or not valid; get a new one from /1.x/tracks/{id}/play".into(),
+        ));
     }
-    let caller = Caller { user: None, country: auth::default_country(), language: auth::default_language() };
+    let caller = Caller {
+        user: None,
+        country: auth::default_country(),
+        language: auth::default_language(),
+    };
     let path = format!("/1.x/tracks/{id}/audio.wav");
-    Ok(relay(gw.call("media", Method::GET, &path, &caller, &headers, None).await?))
+    Ok(relay(
+        gw.call("media", Method::GET, &path, &caller, &headers, None)
+            .await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -351,7 +464,9 @@ struct UpstreamsBody {
 }
 
 async fn list_upstreams(State(gw): State<Arc<Gateway>>) -> ApiJson<UpstreamsBody> {
-    ApiJson(UpstreamsBody { upstreams: gw.dependencies() })
+    ApiJson(UpstreamsBody {
+        upstreams: gw.dependencies(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -367,17 +482,24 @@ async fn put_upstreams(
     ApiJson(body): ApiJson<ReplaceUpstreams>,
 ) -> ApiResult<Response> {
     let pool = gw.pools.get(service.as_str()).ok_or_else(|| {
-        ApiError::NotFound(format!("no upstream service {service:?}; expected one of {}", UPSTREAMS.join(", ")))
+        ApiError::NotFound(format!(
+            "no upstream service {service:?}; expected one of {}",
+            UPSTREAMS.join(", ")
+        ))
     })?;
     for (i, url) in body.instances.iter().enumerate() {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| ApiError::BadRequest(format!("instances[{i}]: {url:?} is not a URL: {e}")))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            ApiError::BadRequest(format!("instances[{i}]: {url:?} is not a URL: {e}"))
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(ApiError::BadRequest(format!("instances[{i}]: {url:?} must be an http(s) URL with a host")));
+            return Err(ApiError::BadRequest(format!(
+                "instances[{i}]: {url:?} must be an http(s) URL with a host"
+            )));
         }
     }
     pool.replace(body.instances);
-    pool.check(&gw.upstreams.client, Duration::from_secs(1)).await;
+    pool.check(&gw.upstreams.client, Duration::from_secs(1))
+        .await;
     Ok(ApiJson(pool.dependency()).into_response())
 }
 
@@ -398,10 +520,13 @@ pub fn router(gw: Arc<Gateway>, credentials: Arc<Credentials>) -> Router {
         .route("/1.x/me/radio", get(my))
         .route("/1.x/me/profile", get(my))
         .route("/1.x/events", post(events))
-        .route_layer(middleware::from_fn_with_state(credentials, auth::middleware));
-    let compress = CompressionLayer::new().gzip(true).compress_when(
-        DefaultPredicate::new().and(NotForContentType::new("audio/")),
-    );
+        .route_layer(middleware::from_fn_with_state(
+            credentials,
+            auth::middleware,
+        ));
+    let compress = CompressionLayer::new()
+        .gzip(true)
+        .compress_when(DefaultPredicate::new().and(NotForContentType::new("audio/")));
     authenticated
         .route("/1.x/play/{id}/audio.wav", get(play))
         .with_state(gw)
@@ -416,4 +541,3 @@ pub fn admin_router(gw: Arc<Gateway>) -> Router {
         .route("/admin/upstreams/{service}", put(put_upstreams))
         .with_state(gw)
 }
-

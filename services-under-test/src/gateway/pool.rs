@@ -34,7 +34,9 @@ impl Instance {
         let was = self.healthy.swap(healthy, Ordering::Relaxed);
         if was != healthy {
             match &reason {
-                Some(r) => tracing::warn!(instance = %self.url, reason = %r, "upstream instance marked down"),
+                Some(r) => {
+                    tracing::warn!(instance = %self.url, reason = %r, "upstream instance marked down")
+                }
                 None => tracing::info!(instance = %self.url, "upstream instance healthy again"),
             }
         }
@@ -70,7 +72,10 @@ impl Pool {
 
     /// Replaces the pool's members; instances kept keep their health state.
     pub fn replace(&self, urls: Vec<String>) {
-        let mut guard = self.instances.write().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .instances
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let old = guard.clone();
         let fresh: Vec<Arc<Instance>> = urls
             .into_iter()
@@ -83,7 +88,9 @@ impl Pool {
             })
             .collect();
         for gone in old.iter().filter(|o| !fresh.iter().any(|f| f.url == o.url)) {
-            let _ = self.up_gauge.remove_label_values(&[self.service, &gone.url]);
+            let _ = self
+                .up_gauge
+                .remove_label_values(&[self.service, &gone.url]);
         }
         *guard = Arc::new(fresh);
     }
@@ -117,8 +124,16 @@ impl Pool {
             .iter()
             .map(|i| InstanceHealth {
                 url: i.url.clone(),
-                status: if i.is_healthy() { HealthStatus::Ok } else { HealthStatus::Down },
-                reason: i.reason.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+                status: if i.is_healthy() {
+                    HealthStatus::Ok
+                } else {
+                    HealthStatus::Down
+                },
+                reason: i
+                    .reason
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
             })
             .collect();
         Dependency::from_instances(self.service, instances)
@@ -132,7 +147,10 @@ impl Pool {
             let verdict = match client.get(&url).timeout(timeout).send().await {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("healthcheck answered {}", r.status().as_u16())),
-                Err(e) if e.is_timeout() => Some(format!("healthcheck timed out after {}", humantime::format_duration(timeout))),
+                Err(e) if e.is_timeout() => Some(format!(
+                    "healthcheck timed out after {}",
+                    humantime::format_duration(timeout)
+                )),
                 Err(e) if e.is_connect() => Some("connection refused".to_owned()),
                 Err(e) => Some(format!("healthcheck failed: {e}")),
             };
@@ -145,7 +163,12 @@ impl Pool {
     }
 
     /// Polls until the pool is dropped.
-    pub fn spawn_poller(self: &Arc<Self>, client: reqwest::Client, interval: Duration, timeout: Duration) {
+    pub fn spawn_poller(
+        self: &Arc<Self>,
+        client: reqwest::Client,
+        interval: Duration,
+        timeout: Duration,
+    ) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -166,7 +189,11 @@ mod tests {
 
     fn pool(urls: &[&str]) -> Arc<Pool> {
         let gauge = IntGaugeVec::new(Opts::new("g", "g"), &["service", "instance"]).unwrap();
-        Pool::new("catalogue", urls.iter().map(|s| s.to_string()).collect(), gauge)
+        Pool::new(
+            "catalogue",
+            urls.iter().map(|s| s.to_string()).collect(),
+            gauge,
+        )
     }
 
     #[test]
@@ -186,7 +213,17 @@ mod tests {
         assert_eq!(p.order(Some(7))[0].url, first);
         p.instances()[0].mark(false, None);
         p.replace(vec!["http://a".into(), "http://d".into()]);
-        let urls: Vec<_> = p.instances().iter().map(|i| (i.url.clone(), i.is_healthy())).collect();
-        assert_eq!(urls, [("http://a".to_string(), false), ("http://d".to_string(), true)]);
+        let urls: Vec<_> = p
+            .instances()
+            .iter()
+            .map(|i| (i.url.clone(), i.is_healthy()))
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                ("http://a".to_string(), false),
+                ("http://d".to_string(), true)
+            ]
+        );
     }
 }

@@ -24,7 +24,9 @@ pub fn sign(key: &Secret, track: u32, expires: u64) -> String {
 
 pub fn verify(key: &Secret, track: u32, expires: u64, signature: &str, now: u64) -> bool {
     let expected = sign(key, track, expires);
-    !expected.is_empty() && expires >= now && constant_time_eq(expected.as_bytes(), signature.as_bytes())
+    !expected.is_empty()
+        && expires >= now
+        && constant_time_eq(expected.as_bytes(), signature.as_bytes())
 }
 
 #[cfg(test)]

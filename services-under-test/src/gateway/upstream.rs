@@ -56,7 +56,10 @@ impl Upstreams {
     ) -> Result<UpstreamResponse, ApiError> {
         let order = pool.order(sticky);
         if order.is_empty() {
-            return Err(ApiError::Unavailable(format!("{} has no instances configured", pool.service)));
+            return Err(ApiError::Unavailable(format!(
+                "{} has no instances configured",
+                pool.service
+            )));
         }
         let idempotent = method == Method::GET || method == Method::HEAD;
         let attempts = if idempotent { order.len().min(3) } else { 1 };
@@ -79,7 +82,11 @@ impl Upstreams {
                 let status = response.status();
                 let headers = response.headers().clone();
                 let body = response.bytes().await?;
-                Ok::<_, reqwest::Error>(UpstreamResponse { status, headers, body })
+                Ok::<_, reqwest::Error>(UpstreamResponse {
+                    status,
+                    headers,
+                    body,
+                })
             }
             .await;
             match outcome {
@@ -101,7 +108,13 @@ impl Upstreams {
                 }
                 Err(e) if e.is_timeout() => {
                     self.count(pool, "timeout");
-                    instance.mark(false, Some(format!("request timed out after {}", humantime::format_duration(self.timeout))));
+                    instance.mark(
+                        false,
+                        Some(format!(
+                            "request timed out after {}",
+                            humantime::format_duration(self.timeout)
+                        )),
+                    );
                     last_error = Some(ApiError::GatewayTimeout(format!(
                         "{} did not answer within {}",
                         pool.service,
@@ -111,19 +124,28 @@ impl Upstreams {
                 Err(e) if e.is_connect() => {
                     self.count(pool, "refused");
                     instance.mark(false, Some("connection refused".into()));
-                    last_error = Some(ApiError::BadGateway(format!("{} is unreachable", pool.service)));
+                    last_error = Some(ApiError::BadGateway(format!(
+                        "{} is unreachable",
+                        pool.service
+                    )));
                 }
                 Err(e) => {
                     self.count(pool, "error");
                     tracing::warn!(service = pool.service, instance = %instance.url, error = %e, "upstream request failed");
-                    last_error = Some(ApiError::BadGateway(format!("{} failed to answer", pool.service)));
+                    last_error = Some(ApiError::BadGateway(format!(
+                        "{} failed to answer",
+                        pool.service
+                    )));
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| ApiError::BadGateway(format!("{} failed to answer", pool.service))))
+        Err(last_error
+            .unwrap_or_else(|| ApiError::BadGateway(format!("{} failed to answer", pool.service))))
     }
 
     fn count(&self, pool: &Pool, outcome: &str) {
-        self.requests.with_label_values(&[pool.service, outcome]).inc();
+        self.requests
+            .with_label_values(&[pool.service, outcome])
+            .inc();
     }
 }

@@ -1,0 +1,548 @@
+//! Lookout's one YAML file: loaded once, with `${ENV}` interpolation, every error collected
+//! with its file, line and column before anything starts, and turned into validated types
+//! that the rest of the program uses without checking again.
+
+mod interpolate;
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use lookout_model::secret::Secret;
+use lookout_services::ServiceKind;
+use lookout_services::gateway::UserToken;
+
+pub use raw::LogFormat;
+use raw::{Located, RawConfig};
+
+/// The config `lookout up` uses when given none.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../examples/lookout.yaml");
+pub const DEFAULT_CONFIG_NAME: &str = "<built-in examples/lookout.yaml>";
+
+/// One problem in a config file, with where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Where in the document, e.g. `platform.gateway.users[1].token`; empty for syntax errors.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// One service's instances.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub kind: ServiceKind,
+    /// One address per instance; port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub api_keys: Vec<Secret>,
+    pub users: Vec<UserToken>,
+    pub default_country: String,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub signing_key: Option<Secret>,
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub seed: u64,
+    pub artists: u32,
+    pub admin_token: Secret,
+    pub gateway: GatewayConfig,
+    /// catalogue, mixes, media and analytics, in start order.
+    pub services: Vec<ServiceConfig>,
+    pub analytics_queue_capacity: usize,
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log: LogConfig,
+    pub platform: PlatformConfig,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        Self::parse(&text, &name, &|k| std::env::var(k).ok())
+    }
+
+    pub fn builtin() -> Result<Config, ConfigErrors> {
+        Self::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, &|k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// Parses and validates `text`; `file` names it in errors, `env` resolves `${VAR}`.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let at = |line: usize, column: usize, path: &str, message: String| ConfigError {
+            file: file.to_owned(),
+            line,
+            column,
+            path: path.to_owned(),
+            message,
+        };
+        let interpolated = interpolate::interpolate(text, env).map_err(|errs| {
+            ConfigErrors(
+                errs.into_iter()
+                    .map(|e| at(e.line, e.column, "", e.message))
+                    .collect(),
+            )
+        })?;
+        let options = serde_saphyr::Options {
+            with_snippet: false,
+            ..Default::default()
+        };
+        let raw: RawConfig = serde_saphyr::from_str_with_options(&interpolated.text, options)
+            .map_err(|e| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| interpolated.original_position(l.line() as usize, l.column() as usize))
+                    .unwrap_or((1, 1));
+                ConfigErrors(vec![at(
+                    line,
+                    column,
+                    "",
+                    interpolated.redact(&raw::describe(&e)),
+                )])
+            })?;
+        let mut errors = Vec::new();
+        let config =
+            validate(raw, &mut |loc: Option<Located>,
+                                path: &str,
+                                message: String| {
+                let (line, column) = loc
+                    .map(|l| interpolated.original_position(l.line, l.column))
+                    .unwrap_or((1, 1));
+                errors.push(at(line, column, path, interpolated.redact(&message)));
+            });
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+type Report<'a> = dyn FnMut(Option<Located>, &str, String) + 'a;
+
+fn check_duration(
+    report: &mut Report,
+    v: &raw::Spanned<raw::Dur>,
+    path: &str,
+    min: Duration,
+    max: Duration,
+) {
+    let d = v.value.0;
+    if d < min || d > max {
+        report(
+            v.loc(),
+            path,
+            format!(
+                "must be from {} to {}, got {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max),
+                humantime::format_duration(d)
+            ),
+        );
+    }
+}
+
+fn validate(raw: RawConfig, report: &mut Report) -> Config {
+    let log = LogConfig {
+        format: raw.log.format.unwrap_or(LogFormat::Text),
+        level: match raw.log.level {
+            Some(level) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level.value) {
+                    report(
+                        level.loc(),
+                        "log.level",
+                        format!(
+                            "{:?} is not a log filter: {e}; write e.g. `info` or `lookout=debug,warn`",
+                            level.value
+                        ),
+                    );
+                }
+                level.value
+            }
+            None => "info".into(),
+        },
+    };
+    let p = raw.platform;
+    let artists = p
+        .artists
+        .as_ref()
+        .map(|a| a.value)
+        .unwrap_or(lookout_services::data::DEFAULT_ARTISTS);
+    if let Some(a) = &p.artists {
+        if !(100..=200_000).contains(&a.value) {
+            report(
+                a.loc(),
+                "platform.artists",
+                format!("must be from 100 to 200000, got {}", a.value),
+            );
+        }
+    }
+    let admin_token = match p.admin_token {
+        Some(t) if t.value.is_empty() => {
+            report(
+                t.loc(),
+                "platform.admin_token",
+                "must not be empty: it guards the fault-injection API".into(),
+            );
+            t.value
+        }
+        Some(t) => t.value,
+        None => {
+            report(None, "platform.admin_token", "is required: it guards the fault-injection API (e.g. `admin_token: ${LOOKOUT_ADMIN_TOKEN}`)".into());
+            Secret::default()
+        }
+    };
+
+    let mut fixed_addresses: HashSet<SocketAddr> = HashSet::new();
+    let mut claim = |addr: &raw::Spanned<SocketAddr>, path: &str, report: &mut Report| {
+        if addr.value.port() != 0 && !fixed_addresses.insert(addr.value) {
+            report(
+                addr.loc(),
+                path,
+                format!(
+                    "{} is already used by another listener in this file",
+                    addr.value
+                ),
+            );
+        }
+    };
+
+    let g = p.gateway;
+    let listen = g
+        .listen
+        .unwrap_or_else(|| raw::Spanned::unlocated(SocketAddr::from(([127, 0, 0, 1], 8080))));
+    claim(&listen, "platform.gateway.listen", report);
+    let admin_listen = g
+        .admin_listen
+        .unwrap_or_else(|| raw::Spanned::unlocated(SocketAddr::new(listen.value.ip(), 0)));
+    claim(&admin_listen, "platform.gateway.admin_listen", report);
+    let mut seen_keys: Vec<&Secret> = Vec::new();
+    for (i, key) in g.api_keys.iter().enumerate() {
+        let path = format!("platform.gateway.api_keys[{i}]");
+        if key.value.is_empty() {
+            report(key.loc(), &path, "must not be empty".into());
+        } else if seen_keys.contains(&&key.value) {
+            report(key.loc(), &path, "is listed twice".into());
+        }
+        seen_keys.push(&key.value);
+    }
+    let mut users: Vec<UserToken> = Vec::new();
+    for (i, u) in g.users.iter().enumerate() {
+        let path = format!("platform.gateway.users[{i}]");
+        let user = &u.value;
+        let valid_id = !user.user.is_empty()
+            && user.user.len() <= 64
+            && user
+                .user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+        if !valid_id {
+            report(
+                u.loc(),
+                &format!("{path}.user"),
+                format!(
+                    "{:?} is not a user id: 1 to 64 letters, digits, `-`, `_`, `.` or `@`",
+                    user.user
+                ),
+            );
+        }
+        if user.token.is_empty() {
+            report(
+                u.loc(),
+                &format!("{path}.token"),
+                "must not be empty".into(),
+            );
+        }
+        if users.iter().any(|o| o.token == user.token) || seen_keys.contains(&&user.token) {
+            report(
+                u.loc(),
+                &format!("{path}.token"),
+                "is already used by another user or API key".into(),
+            );
+        }
+        if users.iter().any(|o| o.user == user.user) {
+            report(
+                u.loc(),
+                &format!("{path}.user"),
+                format!("user {:?} is listed twice", user.user),
+            );
+        }
+        if !(user.country.len() == 2 && user.country.chars().all(|c| c.is_ascii_uppercase())) {
+            report(
+                u.loc(),
+                &format!("{path}.country"),
+                format!(
+                    "{:?} is not an ISO 3166 country code such as GB",
+                    user.country
+                ),
+            );
+        }
+        if !(user.language.len() == 2 && user.language.chars().all(|c| c.is_ascii_lowercase())) {
+            report(
+                u.loc(),
+                &format!("{path}.language"),
+                format!(
+                    "{:?} is not an ISO 639-1 language code such as en",
+                    user.language
+                ),
+            );
+        }
+        users.push(user.clone());
+    }
+    if g.api_keys.is_empty() && g.users.is_empty() {
+        report(
+            None,
+            "platform.gateway",
+            "needs at least one of `api_keys` or `users`, or nobody can call the platform".into(),
+        );
+    }
+    let default_country = g
+        .default_country
+        .map(|c| c.value)
+        .unwrap_or_else(|| "GB".into());
+    let ms = Duration::from_millis;
+    let health_interval = g
+        .health_interval
+        .as_ref()
+        .map(|d| d.value.0)
+        .unwrap_or(ms(1000));
+    let health_timeout = g
+        .health_timeout
+        .as_ref()
+        .map(|d| d.value.0)
+        .unwrap_or(ms(500));
+    let upstream_timeout = g
+        .upstream_timeout
+        .as_ref()
+        .map(|d| d.value.0)
+        .unwrap_or(ms(2000));
+    if let Some(d) = &g.health_interval {
+        check_duration(
+            report,
+            d,
+            "platform.gateway.health_interval",
+            ms(100),
+            Duration::from_secs(300),
+        );
+    }
+    if let Some(d) = &g.health_timeout {
+        check_duration(
+            report,
+            d,
+            "platform.gateway.health_timeout",
+            ms(10),
+            Duration::from_secs(60),
+        );
+        if health_timeout >= health_interval {
+            report(
+                d.loc(),
+                "platform.gateway.health_timeout",
+                format!(
+                    "must be shorter than health_interval ({})",
+                    humantime::format_duration(health_interval)
+                ),
+            );
+        }
+    }
+    if let Some(d) = &g.upstream_timeout {
+        check_duration(
+            report,
+            d,
+            "platform.gateway.upstream_timeout",
+            ms(10),
+            Duration::from_secs(60),
+        );
+    }
+    if let Some(u) = &g.public_url {
+        let ok = reqwest_like_url(&u.value);
+        if !ok {
+            report(
+                u.loc(),
+                "platform.gateway.public_url",
+                format!("{:?} is not an http(s) URL", u.value),
+            );
+        }
+    }
+    let gateway = GatewayConfig {
+        listen: listen.value,
+        admin_listen: admin_listen.value,
+        api_keys: g.api_keys.into_iter().map(|k| k.value).collect(),
+        users,
+        default_country,
+        health_interval,
+        health_timeout,
+        upstream_timeout,
+        signing_key: g.signing_key.map(|s| s.value),
+        public_url: g.public_url.map(|u| u.value),
+    };
+
+    let mut services = Vec::new();
+    let sections = [
+        (ServiceKind::Catalogue, p.catalogue),
+        (ServiceKind::Mixes, p.mixes),
+        (ServiceKind::Media, p.media),
+        (
+            ServiceKind::Analytics,
+            raw::RawService {
+                instances: p.analytics.instances,
+                listen: p.analytics.listen,
+            },
+        ),
+    ];
+    for (kind, section) in sections {
+        let path = format!("platform.{kind}");
+        let instances = match &section.instances {
+            Some(n) if !(1..=16).contains(&n.value) => {
+                report(
+                    n.loc(),
+                    &format!("{path}.instances"),
+                    format!("must be from 1 to 16, got {}", n.value),
+                );
+                1
+            }
+            Some(n) => n.value as usize,
+            None => 2,
+        };
+        let listen = match &section.listen {
+            Some(list) => {
+                if list.value.len() != instances {
+                    report(
+                        list.loc(),
+                        &format!("{path}.listen"),
+                        format!(
+                            "lists {} addresses for {instances} instances; give one per instance, or leave it out for free ports",
+                            list.value.len()
+                        ),
+                    );
+                }
+                for (i, a) in list.value.iter().enumerate() {
+                    claim(a, &format!("{path}.listen[{i}]"), report);
+                }
+                list.value.iter().map(|a| a.value).collect()
+            }
+            None => vec![SocketAddr::from(([127, 0, 0, 1], 0)); instances],
+        };
+        services.push(ServiceConfig { kind, listen });
+    }
+    let analytics_queue_capacity = match &p.analytics.queue_capacity {
+        Some(q) if !(1..=10_000_000).contains(&q.value) => {
+            report(
+                q.loc(),
+                "platform.analytics.queue_capacity",
+                format!("must be from 1 to 10000000, got {}", q.value),
+            );
+            1
+        }
+        Some(q) => q.value,
+        None => 10_000,
+    };
+    Config {
+        log,
+        platform: PlatformConfig {
+            seed: p.seed.unwrap_or(42),
+            artists,
+            admin_token,
+            gateway,
+            services,
+            analytics_queue_capacity,
+        },
+    }
+}
+
+fn reqwest_like_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+impl PlatformConfig {
+    pub fn service(&self, kind: ServiceKind) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.kind == kind)
+    }
+
+    /// The gateway's settings, given the base URLs of every upstream instance.
+    pub fn gateway_settings(
+        &self,
+        upstreams: BTreeMap<String, Vec<String>>,
+    ) -> lookout_services::GatewaySettings {
+        let g = &self.gateway;
+        lookout_services::GatewaySettings {
+            upstreams,
+            api_keys: g.api_keys.clone(),
+            users: g.users.clone(),
+            default_country: g.default_country.clone(),
+            health_interval: g.health_interval,
+            health_timeout: g.health_timeout,
+            upstream_timeout: g.upstream_timeout,
+            signing_key: g.signing_key.clone(),
+            public_url: g.public_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

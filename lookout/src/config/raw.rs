@@ -1,0 +1,146 @@
+//! The config as written: serde structs that reject unknown keys, with source positions kept
+//! for every value that validation may need to complain about.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lookout_model::secret::Secret;
+use lookout_services::gateway::UserToken;
+use serde::{Deserialize, Deserializer};
+
+/// A 1-based line and column in the interpolated text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Located {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A value and where it was written.
+#[derive(Debug, Clone)]
+pub struct Spanned<T> {
+    pub value: T,
+    loc: Option<Located>,
+}
+
+impl<T> Spanned<T> {
+    pub fn unlocated(value: T) -> Self {
+        Spanned { value, loc: None }
+    }
+
+    pub fn loc(&self) -> Option<Located> {
+        self.loc
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        let loc = (s.referenced.line() > 0).then(|| Located {
+            line: s.referenced.line() as usize,
+            column: s.referenced.column() as usize,
+        });
+        Ok(Spanned {
+            value: s.value,
+            loc,
+        })
+    }
+}
+
+/// A duration written with its unit: `500ms`, `10s`, `1m30s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Number(f64),
+        }
+        match Written::deserialize(d)? {
+            Written::Text(s) => humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration ({e}); write e.g. `500ms`, `10s` or `1m`"
+                ))
+            }),
+            Written::Number(n) => Err(serde::de::Error::custom(format!(
+                "a duration needs a unit: write `{n}s` or `{n}ms`, not `{n}`"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub log: RawLog,
+    pub platform: RawPlatform,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: Option<LogFormat>,
+    pub level: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPlatform {
+    pub seed: Option<u64>,
+    pub artists: Option<Spanned<u32>>,
+    pub admin_token: Option<Spanned<Secret>>,
+    pub gateway: RawGateway,
+    pub catalogue: RawService,
+    pub mixes: RawService,
+    pub media: RawService,
+    pub analytics: RawAnalytics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGateway {
+    pub listen: Option<Spanned<SocketAddr>>,
+    pub admin_listen: Option<Spanned<SocketAddr>>,
+    pub api_keys: Vec<Spanned<Secret>>,
+    pub users: Vec<Spanned<UserToken>>,
+    pub default_country: Option<Spanned<String>>,
+    pub health_interval: Option<Spanned<Dur>>,
+    pub health_timeout: Option<Spanned<Dur>>,
+    pub upstream_timeout: Option<Spanned<Dur>>,
+    pub signing_key: Option<Spanned<Secret>>,
+    pub public_url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawService {
+    pub instances: Option<Spanned<u32>>,
+    pub listen: Option<Spanned<Vec<Spanned<SocketAddr>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAnalytics {
+    pub instances: Option<Spanned<u32>>,
+    pub listen: Option<Spanned<Vec<Spanned<SocketAddr>>>>,
+    pub queue_capacity: Option<Spanned<usize>>,
+}
+
+/// The parser's message without its own position (we print ours, mapped to the file).
+pub fn describe(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    // serde-saphyr appends " at line L, column C"; the position is printed in front instead.
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}

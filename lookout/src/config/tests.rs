@@ -1,0 +1,44 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, "t.yaml", &|k| match k {
+        "SECRET" => Some("tok-123456".into()),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_builtin_config_is_valid_and_has_the_documented_defaults() {
+    let c = Config::parse(DEFAULT_CONFIG, "x", &|_| None).unwrap();
+    assert_eq!(c.platform.gateway.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.platform.artists, 10_000);
+    assert_eq!(c.platform.admin_token.expose(), "lookout-admin");
+    for s in &c.platform.services {
+        assert_eq!(s.listen.len(), 2, "{:?}", s.kind);
+    }
+}
+
+#[test]
+fn secrets_from_the_environment_never_show_in_errors() {
+    let err = parse("platform:\n  admin_token: x\n  artists: ${SECRET}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("tok-123456"), "{err}");
+    assert!(err.contains("${SECRET}"), "{err}");
+    assert!(err.starts_with("t.yaml:3:"), "{err}");
+}
+
+#[test]
+fn collects_every_semantic_error_in_file_order() {
+    let text = "platform:\n  admin_token: a\n  artists: 5\n  mixes:\n    instances: 40\n  gateway:\n    api_keys: [k, k]\n";
+    let errs = parse(text).unwrap_err().0;
+    let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, "platform.artists"),
+            (5, "platform.mixes.instances"),
+            (7, "platform.gateway.api_keys[1]")
+        ]
+    );
+}
