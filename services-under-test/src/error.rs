@@ -5,7 +5,7 @@
 
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -126,6 +126,31 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::NotFound(format!("no such resource: {}", rejection.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("request body too large: {}", rejection.body_text()))
+        } else {
+            ApiError::BadRequest(format!(
+                "request body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    }
+}
+
+/// A raw body whose rejections (too large, unreadable) are JSON `ApiError`s.
+#[derive(Debug)]
+pub struct ApiBytes(pub bytes::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiBytes(bytes::Bytes::from_request(req, state).await?))
     }
 }
 

@@ -51,7 +51,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     let (graceful_tx, graceful_rx) = watch::channel(false);
-    let (kill_tx, kill_rx) = watch::channel(0u64);
+    let (kill_tx, _) = watch::channel(0u64);
     let mut changes = faults.as_ref().map(|f| f.subscribe());
     let mut connections = JoinSet::new();
     let mut listener = Some(listener);
@@ -83,7 +83,8 @@ pub async fn serve(
                 _ = went_down => break,
                 accepted = current.accept() => match accepted {
                     Ok((stream, _)) => {
-                        connections.spawn(serve_connection(stream, app.clone(), graceful_rx.clone(), kill_rx.clone()));
+                        // `subscribe` marks earlier kills as seen: only a later `down` drops this connection.
+                        connections.spawn(serve_connection(stream, app.clone(), graceful_rx.clone(), kill_tx.subscribe()));
                     }
                     Err(err) => {
                         // Out of file descriptors and the like: back off instead of spinning.

@@ -35,7 +35,7 @@ use upstream::{
 };
 
 use crate::catalogue::{COUNTRY_HEADER, LANGUAGE_HEADER, USER_HEADER};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::metrics::register;
 
 /// How the gateway is set up; built by the `lookout` binary from its config.
@@ -281,7 +281,7 @@ async fn events(
     State(gw): State<Arc<Gateway>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Response> {
     Ok(relay(
         gw.call(
