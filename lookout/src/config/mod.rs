@@ -145,10 +145,7 @@ impl Config {
                     .collect(),
             )
         })?;
-        let options = serde_saphyr::Options {
-            with_snippet: false,
-            ..Default::default()
-        };
+        let options = serde_saphyr::options! { with_snippet: false };
         let raw: RawConfig = serde_saphyr::from_str_with_options(&interpolated.text, options)
             .map_err(|e| {
                 let (line, column) = e
@@ -270,7 +267,8 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
         }
     };
 
-    let g = p.gateway;
+    let gateway_loc = p.gateway.as_ref().and_then(|g| g.loc());
+    let g = p.gateway.map(|g| g.value).unwrap_or_default();
     let listen = g
         .listen
         .unwrap_or_else(|| raw::Spanned::unlocated(SocketAddr::from(([127, 0, 0, 1], 8080))));
@@ -354,7 +352,7 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
     }
     if g.api_keys.is_empty() && g.users.is_empty() {
         report(
-            None,
+            gateway_loc,
             "platform.gateway",
             "needs at least one of `api_keys` or `users`, or nobody can call the platform".into(),
         );

@@ -98,7 +98,7 @@ pub struct RawPlatform {
     pub seed: Option<u64>,
     pub artists: Option<Spanned<u32>>,
     pub admin_token: Option<Spanned<Secret>>,
-    pub gateway: RawGateway,
+    pub gateway: Option<Spanned<RawGateway>>,
     pub catalogue: RawService,
     pub mixes: RawService,
     pub media: RawService,
@@ -135,12 +135,18 @@ pub struct RawAnalytics {
     pub queue_capacity: Option<Spanned<usize>>,
 }
 
-/// The parser's message without its own position (we print ours, mapped to the file).
+/// The parser's message without its own position (we print ours, mapped to the file), and
+/// in the terms of this file rather than of Rust or of the parser's options.
 pub fn describe(e: &serde_saphyr::Error) -> String {
     let text = e.without_snippet().to_string();
-    // serde-saphyr appends " at line L, column C"; the position is printed in front instead.
-    match text.rfind(" at line ") {
+    let text = match text.rfind(" at line ") {
         Some(i) => text[..i].to_owned(),
         None => text,
+    };
+    let text = text.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    match text.as_str() {
+        "invalid u32" | "invalid u64" | "invalid usize" => "expected a whole number".to_owned(),
+        "invalid socket address syntax" => "expected an address such as 127.0.0.1:8080".to_owned(),
+        _ => text,
     }
 }

@@ -1,0 +1,167 @@
+//! `lookout check-config`: every rejected fixture maps to its exact messages, with positions.
+
+use std::process::Command;
+
+const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+
+#[test]
+fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "invalid-bad-address.yaml",
+            &[
+                r#"4:13: expected an address such as 127.0.0.1:8080"#,
+            ],
+        ),
+        (
+            "invalid-bad-duration.yaml",
+            &[
+                r#"5:22: "5 parsecs" is not a duration (unknown time unit "parsecs", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. `500ms`, `10s` or `1m`"#,
+            ],
+        ),
+        (
+            "invalid-duplicate-key.yaml",
+            &[
+                r#"4:3: duplicate mapping key: seed"#,
+            ],
+        ),
+        (
+            "invalid-duplicate-users.yaml",
+            &[
+                r#"8:9: platform.gateway.users[1].token: is already used by another user or API key"#,
+                r#"8:9: platform.gateway.users[1].user: user "demo" is listed twice"#,
+                r#"8:9: platform.gateway.users[1].country: "gb" is not an ISO 3166 country code such as GB"#,
+                r#"8:9: platform.gateway.users[1].language: "EN" is not an ISO 639-1 language code such as en"#,
+                r#"12:9: platform.gateway.users[2].user: "bad user" is not a user id: 1 to 64 letters, digits, `-`, `_`, `.` or `@`"#,
+                r#"12:9: platform.gateway.users[2].token: is already used by another user or API key"#,
+            ],
+        ),
+        (
+            "invalid-duration-without-unit.yaml",
+            &[
+                r#"5:23: a duration needs a unit: write `10s` or `10ms`, not `10`"#,
+            ],
+        ),
+        (
+            "invalid-empty-gateway-credentials.yaml",
+            &[
+                r#"4:5: platform.gateway: needs at least one of `api_keys` or `users`, or nobody can call the platform"#,
+                r#"6:17: platform.gateway.public_url: "ftp://example.com" is not an http(s) URL"#,
+            ],
+        ),
+        (
+            "invalid-listen-count.yaml",
+            &[
+                r#"8:13: platform.mixes.listen: lists 2 addresses for 3 instances; give one per instance, or leave it out for free ports"#,
+                r#"8:14: platform.mixes.listen[0]: 127.0.0.1:9100 is already used by another listener in this file"#,
+            ],
+        ),
+        (
+            "invalid-many-errors.yaml",
+            &[
+                r#"2:10: log.level: "lookout=[loud" is not a log filter: error parsing level filter: expected one of "off", "error", "warn", "info", "debug", "trace", or a number 0-5; write e.g. `info` or `lookout=debug,warn`"#,
+                r#"4:16: platform.admin_token: must not be empty: it guards the fault-injection API"#,
+                r#"5:12: platform.artists: must be from 100 to 200000, got 50"#,
+                r#"7:5: platform.gateway: needs at least one of `api_keys` or `users`, or nobody can call the platform"#,
+                r#"9:21: platform.gateway.health_timeout: must be shorter than health_interval (1s)"#,
+                r#"11:16: platform.catalogue.instances: must be from 1 to 16, got 0"#,
+                r#"13:21: platform.analytics.queue_capacity: must be from 1 to 10000000, got 0"#,
+            ],
+        ),
+        (
+            "invalid-missing-env.yaml",
+            &[
+                r#"2:16: environment variable LOOKOUT_TEST_SURELY_UNSET is not set (write `${LOOKOUT_TEST_SURELY_UNSET:-default}` to give a default)"#,
+                r#"4:17: unterminated `${`: write `${NAME}`, or `$${` for a literal `${`"#,
+            ],
+        ),
+        (
+            "invalid-syntax.yaml",
+            &[
+                r#"3:12: expected mapping start"#,
+            ],
+        ),
+        (
+            "invalid-unknown-key.yaml",
+            &[
+                r#"3:3: unknown field `gatway`, expected one of seed, artists, admin_token, gateway, catalogue, mixes, media, analytics"#,
+            ],
+        ),
+        (
+            "invalid-wrong-type.yaml",
+            &[
+                r#"3:12: expected a whole number"#,
+            ],
+        ),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir("tests/config")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("invalid-"))
+        .collect();
+    files.sort();
+    let mapped: Vec<&str> = cases.iter().map(|(f, _)| *f).collect();
+    assert_eq!(files, mapped, "every fixture has its expected messages, and no more");
+    for (file, expected) in cases {
+        let path = format!("tests/config/{file}");
+        let out = Command::new(LOOKOUT)
+            .args(["check-config", &path])
+            .env_remove("LOOKOUT_TEST_SURELY_UNSET")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let mut want: Vec<String> = expected.iter().map(|m| format!("{path}:{m}")).collect();
+        let n = expected.len();
+        want.push(format!(
+            "lookout: {n} error{} in the config; nothing was started",
+            if n == 1 { "" } else { "s" }
+        ));
+        assert_eq!(stderr.lines().collect::<Vec<_>>(), want, "{file}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("../examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let out = Command::new(LOOKOUT).arg("check-config").arg(&path).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{}: {stderr}", path.display());
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}: ok", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn values_from_the_environment_never_appear_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "log:\n  level: ${LEVEL}\nplatform:\n  admin_token: ${ADMIN}\n  artists: ${ARTISTS}\n").unwrap();
+    let out = Command::new(LOOKOUT)
+        .arg("check-config")
+        .arg(&path)
+        .env("ADMIN", "hunter2-admin")
+        .env("ARTISTS", "50")
+        .env("LEVEL", "sneaky=[secret")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr.contains("sneaky"), "{stderr}");
+    assert!(stderr.contains(":2:10: log.level: \"${LEVEL}\" is not a log filter"), "{stderr}");
+    assert!(stderr.contains(":5:12: platform.artists: must be from 100 to 200000, got 50"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = Command::new(LOOKOUT).args(["check-config", "no/such.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("no/such.yaml:0:0: cannot read the config file: No such file"), "{stderr}");
+}
