@@ -233,6 +233,14 @@ async fn spawn(
     })
 }
 
+/// Prints a line to stdout; a closed stdout (`lookout up | head`) must not stop the suite.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let source = path
         .map(|p| p.display().to_string())
@@ -241,20 +249,20 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         p = Platform::start(&config.platform) => p?,
         _ = crate::service::shutdown_signal() => return Ok(()),
     };
-    println!("lookout up: running from {source}");
+    say!("lookout up: running from {source}");
     for c in &platform.children {
-        println!("  {:<12} {:<24} admin {}", c.name(), c.url(), c.admin_url());
+        say!("  {:<12} {:<24} admin {}", c.name(), c.url(), c.admin_url());
     }
     if let Some(g) = platform.gateway() {
-        println!(
+        say!(
             "Try: curl -H 'X-Api-Key: <an api_keys entry>' '{}/1.x/search?q=silver'",
             g.url()
         );
     }
-    println!("Press Ctrl-C to stop.");
+    say!("Press Ctrl-C to stop.");
     crate::service::shutdown_signal().await;
-    println!("lookout up: stopping");
+    say!("lookout up: stopping");
     platform.stop().await;
-    println!("lookout up: stopped");
+    say!("lookout up: stopped");
     Ok(())
 }

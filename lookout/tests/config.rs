@@ -9,9 +9,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
     let cases: &[(&str, &[&str])] = &[
         (
             "invalid-bad-address.yaml",
-            &[
-                r#"4:13: expected an address such as 127.0.0.1:8080"#,
-            ],
+            &[r#"4:13: expected an address such as 127.0.0.1:8080"#],
         ),
         (
             "invalid-bad-duration.yaml",
@@ -21,9 +19,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
         ),
         (
             "invalid-duplicate-key.yaml",
-            &[
-                r#"4:3: duplicate mapping key: seed"#,
-            ],
+            &[r#"4:3: duplicate mapping key: seed"#],
         ),
         (
             "invalid-duplicate-users.yaml",
@@ -38,9 +34,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
         ),
         (
             "invalid-duration-without-unit.yaml",
-            &[
-                r#"5:23: a duration needs a unit: write `10s` or `10ms`, not `10`"#,
-            ],
+            &[r#"5:23: a duration needs a unit: write `10s` or `10ms`, not `10`"#],
         ),
         (
             "invalid-empty-gateway-credentials.yaml",
@@ -75,12 +69,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"4:17: unterminated `${`: write `${NAME}`, or `$${` for a literal `${`"#,
             ],
         ),
-        (
-            "invalid-syntax.yaml",
-            &[
-                r#"3:12: expected mapping start"#,
-            ],
-        ),
+        ("invalid-syntax.yaml", &[r#"3:12: expected mapping start"#]),
         (
             "invalid-unknown-key.yaml",
             &[
@@ -89,9 +78,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
         ),
         (
             "invalid-wrong-type.yaml",
-            &[
-                r#"3:12: expected a whole number"#,
-            ],
+            &[r#"3:12: expected a whole number"#],
         ),
     ];
     let mut files: Vec<String> = std::fs::read_dir("tests/config")
@@ -101,7 +88,10 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
         .collect();
     files.sort();
     let mapped: Vec<&str> = cases.iter().map(|(f, _)| *f).collect();
-    assert_eq!(files, mapped, "every fixture has its expected messages, and no more");
+    assert_eq!(
+        files, mapped,
+        "every fixture has its expected messages, and no more"
+    );
     for (file, expected) in cases {
         let path = format!("tests/config/{file}");
         let out = Command::new(LOOKOUT)
@@ -128,10 +118,17 @@ fn every_example_config_is_valid() {
     for entry in std::fs::read_dir("../examples").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let out = Command::new(LOOKOUT).arg("check-config").arg(&path).output().unwrap();
+            let out = Command::new(LOOKOUT)
+                .arg("check-config")
+                .arg(&path)
+                .output()
+                .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{}: {stderr}", path.display());
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}: ok", path.display()));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                format!("{}: ok", path.display())
+            );
             n += 1;
         }
     }
@@ -142,7 +139,11 @@ fn every_example_config_is_valid() {
 fn values_from_the_environment_never_appear_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
-    std::fs::write(&path, "log:\n  level: ${LEVEL}\nplatform:\n  admin_token: ${ADMIN}\n  artists: ${ARTISTS}\n").unwrap();
+    std::fs::write(
+        &path,
+        "log:\n  level: ${LEVEL}\nplatform:\n  admin_token: ${ADMIN}\n  artists: ${ARTISTS}\n",
+    )
+    .unwrap();
     let out = Command::new(LOOKOUT)
         .arg("check-config")
         .arg(&path)
@@ -154,14 +155,26 @@ fn values_from_the_environment_never_appear_in_errors() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!stderr.contains("sneaky"), "{stderr}");
-    assert!(stderr.contains(":2:10: log.level: \"${LEVEL}\" is not a log filter"), "{stderr}");
-    assert!(stderr.contains(":5:12: platform.artists: must be from 100 to 200000, got 50"), "{stderr}");
+    assert!(
+        stderr.contains(":2:10: log.level: \"${LEVEL}\" is not a log filter"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(":5:12: platform.artists: must be from 100 to 200000, got 50"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_missing_file_is_named() {
-    let out = Command::new(LOOKOUT).args(["check-config", "no/such.yaml"]).output().unwrap();
+    let out = Command::new(LOOKOUT)
+        .args(["check-config", "no/such.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("no/such.yaml:0:0: cannot read the config file: No such file"), "{stderr}");
+    assert!(
+        stderr.starts_with("no/such.yaml:0:0: cannot read the config file: No such file"),
+        "{stderr}"
+    );
 }
