@@ -87,3 +87,46 @@ async fn every_service_reports_its_health_and_metrics() {
         "platform_gateway_upstream_requests_total{outcome=\"ok\",service=\"catalogue\"}"
     ));
 }
+
+/// Runs `promtool check metrics` on one exposition; promtool exits non-zero on lint problems.
+fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("promtool not runnable ({e}); ./scripts/test installs Debian's prometheus package, which has it"))?;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[tokio::test]
+async fn every_metrics_endpoint_passes_promtool() {
+    let p = Platform::start().await;
+    // Traffic of every kind first, so every family has samples.
+    p.get("/1.x/artists/1/view").await;
+    p.get("/1.x/nope").await;
+    p.http
+        .post(p.url("/1.x/events"))
+        .header("x-api-key", API_KEY)
+        .json(&serde_json::json!({"type": "navigation", "screen": "home"}))
+        .send()
+        .await
+        .unwrap();
+    fault(&p.http, &p.catalogue[0], serde_json::json!({"kind": "latency", "latency": "1ms"})).await;
+    let all = [&p.catalogue[0], &p.mixes[0], &p.media[0], &p.analytics[0], &p.gateway];
+    for instance in all {
+        let text = p.http.get(format!("{}/metrics", instance.url())).send().await.unwrap().text().await.unwrap();
+        if let Err(problems) = promtool_check(&text) {
+            panic!("{:?} /metrics fails promtool:\n{problems}\n{text}", instance.kind);
+        }
+    }
+}
