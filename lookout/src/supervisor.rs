@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::UsageError;
-use crate::config::{Config, PlatformConfig};
+use crate::config::{Config, LogConfig, PlatformConfig};
 use crate::service::{ChildLaunch, ChildReady, READY};
 
 /// How long an instance may take to generate its data and bind.
@@ -55,11 +55,11 @@ pub struct Platform {
 impl Platform {
     /// Starts every instance: the leaf services first, then analytics (which forwards to
     /// mixes), then the gateway (which needs them all).
-    pub async fn start(p: &PlatformConfig) -> anyhow::Result<Platform> {
+    pub async fn start(config: &Config) -> anyhow::Result<Platform> {
         let mut platform = Platform {
             children: Vec::new(),
         };
-        match platform.start_all(p).await {
+        match platform.start_all(&config.platform, &config.log).await {
             Ok(()) => Ok(platform),
             Err(err) => {
                 platform.stop().await;
@@ -68,7 +68,7 @@ impl Platform {
         }
     }
 
-    async fn start_all(&mut self, p: &PlatformConfig) -> anyhow::Result<()> {
+    async fn start_all(&mut self, p: &PlatformConfig, log: &LogConfig) -> anyhow::Result<()> {
         let base = |kind| InstanceSpec {
             kind,
             seed: p.seed,
@@ -88,7 +88,7 @@ impl Platform {
             };
             for (i, addr) in service.listen.iter().enumerate() {
                 let admin = SocketAddr::new(addr.ip(), 0);
-                leaves.push(spawn(base(kind), i, *addr, admin));
+                leaves.push(spawn(base(kind), i, *addr, admin, log));
             }
         }
         for started in futures_util::future::join_all(leaves).await {
@@ -109,7 +109,7 @@ impl Platform {
                     queue_capacity: p.analytics_queue_capacity,
                     mixes: urls(ServiceKind::Mixes, &self.children),
                 });
-                starts.push(spawn(spec, i, *addr, SocketAddr::new(addr.ip(), 0)));
+                starts.push(spawn(spec, i, *addr, SocketAddr::new(addr.ip(), 0), log));
             }
             for started in futures_util::future::join_all(starts).await {
                 self.children.push(started?);
@@ -126,7 +126,7 @@ impl Platform {
         }
         let mut spec = base(ServiceKind::Gateway);
         spec.gateway = Some(p.gateway_settings(upstreams));
-        let gateway = spawn(spec, 0, p.gateway.listen, p.gateway.admin_listen).await?;
+        let gateway = spawn(spec, 0, p.gateway.listen, p.gateway.admin_listen, log).await?;
         self.children.push(gateway);
         Ok(())
     }
@@ -163,6 +163,7 @@ async fn spawn(
     index: usize,
     listen: SocketAddr,
     admin_listen: SocketAddr,
+    log: &LogConfig,
 ) -> anyhow::Result<RunningInstance> {
     let kind = spec.kind;
     let name = format!("{kind}#{}", index + 1);
@@ -170,6 +171,14 @@ async fn spawn(
         std::env::current_exe().context("cannot find the lookout executable to start instances")?;
     let mut process = Command::new(exe)
         .args(["service", "--spec-stdin"])
+        .env(crate::logging::LEVEL_ENV, &log.level)
+        .env(
+            crate::logging::FORMAT_ENV,
+            match log.format {
+                crate::config::LogFormat::Json => "json",
+                crate::config::LogFormat::Text => "text",
+            },
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -246,7 +255,7 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_NAME.to_owned());
     let mut platform = tokio::select! {
-        p = Platform::start(&config.platform) => p?,
+        p = Platform::start(&config) => p?,
         _ = crate::service::shutdown_signal() => return Ok(()),
     };
     say!("lookout up: running from {source}");

@@ -44,6 +44,14 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-gateway-values.yaml",
+            &[
+                r#"5:22: platform.gateway.health_timeout: (500ms) must be shorter than health_interval (300ms)"#,
+                r#"6:22: platform.gateway.default_country: "uk" is not an ISO 3166 country code such as GB"#,
+                r#"7:18: platform.gateway.signing_key: must be at least 16 characters: it signs play URLs"#,
+            ],
+        ),
+        (
             "invalid-listen-count.yaml",
             &[
                 r#"8:13: platform.mixes.listen: lists 2 addresses for 3 instances; give one per instance, or leave it out for free ports"#,
@@ -57,7 +65,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"4:16: platform.admin_token: must not be empty: it guards the fault-injection API"#,
                 r#"5:12: platform.artists: must be from 100 to 200000, got 50"#,
                 r#"7:5: platform.gateway: needs at least one of `api_keys` or `users`, or nobody can call the platform"#,
-                r#"9:21: platform.gateway.health_timeout: must be shorter than health_interval (1s)"#,
+                r#"9:21: platform.gateway.health_timeout: (2s) must be shorter than health_interval (1s)"#,
                 r#"11:16: platform.catalogue.instances: must be from 1 to 16, got 0"#,
                 r#"13:21: platform.analytics.queue_capacity: must be from 1 to 10000000, got 0"#,
             ],

@@ -1,4 +1,6 @@
 //! End to end: `lookout up` as a user runs it, driven over real HTTP.
+// Process management here is synchronous (std::process), so plain thread sleeps are right.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn a_dead_dependency_degrades_but_never_downs_a_serving_process() {
         let dead = Dependency::from_instances("catalogue", vec![instance(HealthStatus::Down)]);
-        assert_eq!(overall(true, &[dead.clone()]), HealthStatus::Degraded);
+        assert_eq!(overall(true, &[dead]), HealthStatus::Degraded);
         assert_eq!(overall(false, &[]), HealthStatus::Down);
         assert_eq!(overall(true, &[]), HealthStatus::Ok);
     }

@@ -69,6 +69,15 @@ impl Event {
     fn check(&self) -> Result<(), String> {
         match self.kind {
             EventKind::Thumbs => {
+                if self
+                    .user
+                    .as_deref()
+                    .is_some_and(|u| !crate::mixes::valid_user(u))
+                {
+                    return Err(
+                        "`user` must be 1 to 64 letters, digits, `-`, `_`, `.` or `@`".into(),
+                    );
+                }
                 if self.user.is_none() {
                     return Err("a thumbs event needs a user (sign in, or give `user`)".into());
                 }
@@ -89,7 +98,11 @@ impl Event {
             }
             _ => {}
         }
-        if self.screen.as_ref().is_some_and(|s| s.len() > 200) {
+        if self
+            .screen
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 200)
+        {
             return Err("`screen` is too long: at most 200 characters".into());
         }
         Ok(())
@@ -126,9 +139,10 @@ pub fn parse_events(body: serde_json::Value, user: Option<&str>) -> Result<Vec<E
         .map(|(i, v)| {
             let mut event: Event = serde_json::from_value(v)
                 .map_err(|e| ApiError::BadRequest(format!("{}{e}", at(i))))?;
-            // The signed-in user wins over whatever the body claims.
+            // When the gateway speaks for the caller, its word wins over whatever the body
+            // claims: the signed-in user, or nobody for an app calling with an API key.
             if let Some(u) = user {
-                event.user = Some(u.to_owned());
+                event.user = (!u.is_empty()).then(|| u.to_owned());
             }
             event
                 .check()

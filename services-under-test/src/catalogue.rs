@@ -168,7 +168,7 @@ async fn search(
             "`q` is required: the name to search for".into(),
         ));
     }
-    if q.len() > 200 {
+    if q.chars().count() > 200 {
         return Err(ApiError::BadRequest(
             "`q` is too long: at most 200 characters".into(),
         ));

@@ -355,6 +355,11 @@ impl FaultRequest {
         if kind == "clear" {
             return Ok(FaultCommand::Clear);
         }
+        if !["latency", "error", "down", "hang"].contains(&kind) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown fault kind {kind:?}; expected one of latency, error, down, hang, clear"
+            )));
+        }
         if kind != "latency" && (self.latency.is_some() || self.jitter.is_some()) {
             return Err(unexpected(
                 if self.latency.is_some() {

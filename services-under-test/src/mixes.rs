@@ -3,7 +3,6 @@
 //! Profiles live in memory, per instance, seeded for the demo users.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -89,11 +88,10 @@ impl Profile {
 
     /// The next `count` tracks, advancing the cursor.
     fn next_tracks(&mut self, data: &Dataset, user: &str, count: usize) -> Vec<u32> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        user.hash(&mut hasher);
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            hasher.finish() ^ self.played.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        );
+        // xxh3, not DefaultHasher: a user's radio must not change with the Rust toolchain.
+        let user_hash = xxhash_rust::xxh3::xxh3_64(user.as_bytes());
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(user_hash ^ self.played.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let liked: Vec<u32> = self
             .artists
             .iter()
@@ -183,13 +181,19 @@ impl Mixes {
     }
 }
 
-fn check_user(user: &str) -> ApiResult<()> {
-    let ok = !user.is_empty()
+/// User ids: what the gateway's config allows, and safe inside a URL path.
+pub fn valid_user(user: &str) -> bool {
+    !user.is_empty()
         && user.len() <= 64
         && user
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        && user != "."
+        && user != ".."
+}
+
+fn check_user(user: &str) -> ApiResult<()> {
+    if valid_user(user) {
         Ok(())
     } else {
         Err(ApiError::BadRequest(format!(

@@ -106,11 +106,8 @@ pub async fn serve(
                 match f.down() {
                     None => {}
                     Some(Some(until)) => tokio::time::sleep_until(until.into()).await,
-                    Some(None) => {
-                        if rx.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
+                    Some(None) if rx.changed().await.is_err() => std::future::pending::<()>().await,
+                    Some(None) => {}
                 }
             };
             tokio::select! {

@@ -65,10 +65,10 @@ impl PreciseTimer {
 
     /// Sleeps until `deadline` with sub-millisecond accuracy.
     pub async fn sleep_until(&self, deadline: Instant) {
-        if let Some(coarse) = deadline.checked_sub(COARSE_MARGIN) {
-            if coarse > Instant::now() {
-                tokio::time::sleep_until(coarse.into()).await;
-            }
+        if let Some(coarse) = deadline.checked_sub(COARSE_MARGIN)
+            && coarse > Instant::now()
+        {
+            tokio::time::sleep_until(coarse.into()).await;
         }
         let rx = {
             let mut q = self

@@ -12,10 +12,6 @@ use lookout_services::data::Dataset;
 use serde_json::{Value, json};
 
 async fn catalogue() -> (lookout_services::Instance, reqwest::Client) {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("debug,hyper=info,reqwest=info")
-        .try_init();
     let data = Arc::new(Dataset::generate(1, 200));
     (instance(ServiceKind::Catalogue, &data).await, client())
 }

@@ -99,12 +99,20 @@ fn promtool_check(text: &str) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("promtool not runnable ({e}); ./scripts/test installs Debian's prometheus package, which has it"))?;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut stdin = child.stdin.take().ok_or("promtool has no stdin")?;
+    stdin
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -121,12 +129,34 @@ async fn every_metrics_endpoint_passes_promtool() {
         .send()
         .await
         .unwrap();
-    fault(&p.http, &p.catalogue[0], serde_json::json!({"kind": "latency", "latency": "1ms"})).await;
-    let all = [&p.catalogue[0], &p.mixes[0], &p.media[0], &p.analytics[0], &p.gateway];
+    fault(
+        &p.http,
+        &p.catalogue[0],
+        serde_json::json!({"kind": "latency", "latency": "1ms"}),
+    )
+    .await;
+    let all = [
+        &p.catalogue[0],
+        &p.mixes[0],
+        &p.media[0],
+        &p.analytics[0],
+        &p.gateway,
+    ];
     for instance in all {
-        let text = p.http.get(format!("{}/metrics", instance.url())).send().await.unwrap().text().await.unwrap();
+        let text = p
+            .http
+            .get(format!("{}/metrics", instance.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if let Err(problems) = promtool_check(&text) {
-            panic!("{:?} /metrics fails promtool:\n{problems}\n{text}", instance.kind);
+            panic!(
+                "{:?} /metrics fails promtool:\n{problems}\n{text}",
+                instance.kind
+            );
         }
     }
 }

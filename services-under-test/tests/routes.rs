@@ -323,6 +323,9 @@ async fn events_are_validated_and_counted() {
         "needs a user",
     )
     .await;
+    // An app cannot speak for a user by naming one in the body.
+    let spoof = json!({"type": "thumbs", "user": "demo", "trackid": 1, "direction": "down"});
+    assert_error(post(spoof).await.unwrap(), 400, "needs a user").await;
     let r = p
         .http
         .post(p.url("/1.x/events"))

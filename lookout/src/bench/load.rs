@@ -37,8 +37,9 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Successful requests per second; failures are reported apart, never counted as work.
     pub fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
+        (self.requests - self.errors) as f64 / self.elapsed.as_secs_f64()
     }
 
     pub fn ms(&self, quantile: f64) -> f64 {

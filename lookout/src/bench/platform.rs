@@ -129,6 +129,7 @@ fn row(name: &str, r: &LoadResult) {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::builtin()?;
+    config.log.level = "warn".into();
     // Free ports, so the benchmark can run beside a `lookout up`.
     config.platform.gateway.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.platform.gateway.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -142,7 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .to_owned();
     let artists = config.platform.artists;
     println!("lookout bench platform: starting the platform as `lookout up` does ...");
-    let mut platform = Platform::start(&config.platform).await?;
+    let mut platform = Platform::start(&config).await?;
     let result = measure(&platform, &args, &api_key, artists).await;
     platform.stop().await;
     result

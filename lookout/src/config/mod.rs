@@ -228,14 +228,14 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
         .as_ref()
         .map(|a| a.value)
         .unwrap_or(lookout_services::data::DEFAULT_ARTISTS);
-    if let Some(a) = &p.artists {
-        if !(100..=200_000).contains(&a.value) {
-            report(
-                a.loc(),
-                "platform.artists",
-                format!("must be from 100 to 200000, got {}", a.value),
-            );
-        }
+    if let Some(a) = &p.artists
+        && !(100..=200_000).contains(&a.value)
+    {
+        report(
+            a.loc(),
+            "platform.artists",
+            format!("must be from 100 to 200000, got {}", a.value),
+        );
     }
     let admin_token = match p.admin_token {
         Some(t) if t.value.is_empty() => {
@@ -357,6 +357,24 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
             "needs at least one of `api_keys` or `users`, or nobody can call the platform".into(),
         );
     }
+    if let Some(c) = &g.default_country
+        && !(c.value.len() == 2 && c.value.chars().all(|x| x.is_ascii_uppercase()))
+    {
+        report(
+            c.loc(),
+            "platform.gateway.default_country",
+            format!("{:?} is not an ISO 3166 country code such as GB", c.value),
+        );
+    }
+    if let Some(k) = &g.signing_key
+        && k.value.expose().len() < 16
+    {
+        report(
+            k.loc(),
+            "platform.gateway.signing_key",
+            "must be at least 16 characters: it signs play URLs".into(),
+        );
+    }
     let default_country = g
         .default_country
         .map(|c| c.value)
@@ -394,16 +412,22 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
             ms(10),
             Duration::from_secs(60),
         );
-        if health_timeout >= health_interval {
-            report(
-                d.loc(),
-                "platform.gateway.health_timeout",
-                format!(
-                    "must be shorter than health_interval ({})",
-                    humantime::format_duration(health_interval)
-                ),
-            );
-        }
+    }
+    if health_timeout >= health_interval {
+        let at = g
+            .health_timeout
+            .as_ref()
+            .or(g.health_interval.as_ref())
+            .and_then(|d| d.loc());
+        report(
+            at,
+            "platform.gateway.health_timeout",
+            format!(
+                "({}) must be shorter than health_interval ({})",
+                humantime::format_duration(health_timeout),
+                humantime::format_duration(health_interval)
+            ),
+        );
     }
     if let Some(d) = &g.upstream_timeout {
         check_duration(

@@ -170,13 +170,15 @@ impl Gateway {
                 headers.append(name, v.clone());
             }
         }
-        if let Some(user) = caller
+        // Always set, empty for apps: upstreams must never trust a user named in a body.
+        let user = caller
             .user
             .as_deref()
-            .and_then(|u| HeaderValue::from_str(u).ok())
-        {
-            headers.insert(USER_HEADER, user);
-        }
+            .and_then(|u| HeaderValue::from_str(u).ok());
+        headers.insert(
+            USER_HEADER,
+            user.unwrap_or_else(|| HeaderValue::from_static("")),
+        );
         if let Ok(v) = HeaderValue::from_str(&caller.country) {
             headers.insert(COUNTRY_HEADER, v);
         }
@@ -211,8 +213,20 @@ fn relay(r: UpstreamResponse) -> Response {
     response
 }
 
-fn path_and_query(uri: &Uri) -> &str {
-    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+/// The path and query to send upstream, without the caller's `client_id` (a credential).
+fn path_and_query(uri: &Uri) -> String {
+    let path = uri.path();
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("client_id="))
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
 }
 
 async fn to_catalogue(
@@ -225,7 +239,7 @@ async fn to_catalogue(
         gw.call(
             "catalogue",
             Method::GET,
-            path_and_query(&uri),
+            &path_and_query(&uri),
             &caller,
             &headers,
             None,
@@ -244,7 +258,7 @@ async fn to_mixes(
         gw.call(
             "mixes",
             Method::GET,
-            path_and_query(&uri),
+            &path_and_query(&uri),
             &caller,
             &headers,
             None,

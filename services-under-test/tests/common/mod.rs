@@ -1,6 +1,6 @@
 //! Starts the whole platform in this process, every instance on its own loopback port, and
 //! talks to it over real HTTP.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
