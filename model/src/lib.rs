@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod probe;
 pub mod secret;
