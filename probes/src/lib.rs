@@ -1,3 +1,12 @@
-//! Placeholder: filled by its own issue (see `issues`). It sits above `lookout-model` and
-//! below the `lookout` binary; it talks to other components only over their HTTP APIs.
+//! Lookout's eyes: checks (journeys of HTTP steps with captures and assertions), run like a
+//! user would, timed phase by phase, by agents placed in regions, reporting every result to
+//! the collector.
 #![forbid(unsafe_code)]
+
+pub mod assert;
+pub mod capture;
+pub mod check;
+pub mod http;
+pub mod journey;
+pub mod schedule;
+pub mod template;

@@ -1,0 +1,168 @@
+//! Runs one check once: its steps in order, each timed, captures feeding the next step,
+//! assertions judging each response. A failed run is data (an outcome with a reason), never
+//! an error: the only thing that stops a run early is its own failure.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
+use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use reqwest::Url;
+
+use crate::assert::{Response, default_status_ok};
+use crate::check::{Check, Step};
+use crate::http::{self, Exchange, Limits, Outgoing, Pool};
+use crate::template::Vars;
+
+/// Who is running the check, and which run this is.
+pub struct RunContext<'a> {
+    pub region: &'a str,
+    pub agent: &'a str,
+    pub seq: u64,
+    pub confirmation: bool,
+}
+
+fn failure(kind: FailureKind, message: impl Into<String>, step: usize) -> Failure {
+    Failure { kind, message: message.into(), step: Some(step) }
+}
+
+/// Runs `check` with `vars` (global variables); `pool` keeps connections when the check
+/// reuses them.
+pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_>) -> ProbeResult {
+    let started_at = chrono::Utc::now();
+    let started = Instant::now();
+    let limits = Limits {
+        deadline: started + check.timeout,
+        timeout: check.timeout,
+        max_body: check.max_body,
+    };
+    let mut vars = vars.clone();
+    let mut steps = Vec::with_capacity(check.steps.len());
+    let mut outcome = Outcome::Ok;
+    if !check.reuse_connections {
+        *pool = Pool::default();
+    }
+    for (i, step) in check.steps.iter().enumerate() {
+        let (result, failed) = run_step(check, step, i, &mut vars, pool, &limits).await;
+        steps.push(result);
+        if let Some(f) = failed {
+            outcome = Outcome::Fail(f);
+            break;
+        }
+    }
+    if !check.reuse_connections {
+        // A cold user's view: nothing carries over to the next run.
+        *pool = Pool::default();
+    }
+    ProbeResult {
+        check: check.name.clone(),
+        region: ctx.region.to_owned(),
+        agent: ctx.agent.to_owned(),
+        seq: ctx.seq,
+        started_at_us: started_at.timestamp_micros(),
+        outcome,
+        duration_us: started.elapsed().as_micros() as u64,
+        steps,
+        confirmation: ctx.confirmation,
+    }
+}
+
+fn outgoing(step: &Step, i: usize, vars: &Vars) -> Result<Outgoing, Failure> {
+    let url_text = step.url.render(vars).map_err(|e| failure(FailureKind::Capture, format!("url: {e}"), i))?;
+    let url = Url::parse(&url_text).map_err(|e| failure(FailureKind::Capture, format!("url {url_text:?} is not valid after substitution: {e}"), i))?;
+    let mut headers = Vec::with_capacity(step.headers.len());
+    for (name, t) in &step.headers {
+        let text = t.render(vars).map_err(|e| failure(FailureKind::Capture, format!("header {name}: {e}"), i))?;
+        let value = HeaderValue::from_str(&text)
+            .map_err(|_| failure(FailureKind::Capture, format!("header {name}: the value is not a valid header value"), i))?;
+        headers.push((name.clone(), value));
+    }
+    let body = match &step.body {
+        Some(t) => Bytes::from(t.render(vars).map_err(|e| failure(FailureKind::Capture, format!("body: {e}"), i))?),
+        None => Bytes::new(),
+    };
+    Ok(Outgoing { method: step.method.clone(), url, headers, body })
+}
+
+/// Sends the step's request, following redirects up to the check's limit.
+async fn send(check: &Check, mut out: Outgoing, i: usize, pool: &mut Pool, limits: &Limits) -> Result<(Exchange, Phases), Failure> {
+    let mut visited = HashSet::new();
+    let started = Instant::now();
+    loop {
+        let pool_ref = if check.reuse_connections { Some(&mut *pool) } else { None };
+        let ex = http::exchange(&out, &check.tls, pool_ref, limits).await.map_err(|mut f| {
+            f.step = Some(i);
+            f
+        })?;
+        let status = StatusCode::from_u16(ex.status).unwrap_or(StatusCode::OK);
+        let location = ex.headers.get(hyper::header::LOCATION).and_then(|v| v.to_str().ok());
+        if !status.is_redirection() || check.max_redirects == 0 || location.is_none() {
+            let mut phases = ex.phases;
+            phases.total_us = started.elapsed().as_micros() as u64;
+            return Ok((ex, phases));
+        }
+        let target = out
+            .url
+            .join(location.unwrap_or_default())
+            .map_err(|e| failure(FailureKind::Redirect, format!("redirect to an invalid Location: {e}"), i))?;
+        if !visited.insert(out.url.to_string()) || target == out.url {
+            return Err(failure(FailureKind::Redirect, format!("redirect loop: {} leads back to {target}", out.url), i));
+        }
+        if visited.len() > check.max_redirects as usize {
+            return Err(failure(
+                FailureKind::Redirect,
+                format!("more than {} redirects (max_redirects); last to {target}", check.max_redirects),
+                i,
+            ));
+        }
+        // 301/302/303 turn into a GET without a body, as browsers do; 307/308 keep both.
+        if matches!(ex.status, 301..=303) {
+            out.method = Method::GET;
+            out.body = Bytes::new();
+        }
+        out.url = target;
+    }
+}
+
+async fn run_step(check: &Check, step: &Step, i: usize, vars: &mut Vars, pool: &mut Pool, limits: &Limits) -> (StepResult, Option<Failure>) {
+    let mut result = StepResult { name: step.name.clone(), ..StepResult::default() };
+    let out = match outgoing(step, i, vars) {
+        Ok(o) => o,
+        Err(f) => return (result, Some(f)),
+    };
+    let started = Instant::now();
+    let (ex, phases) = match send(check, out, i, pool, limits).await {
+        Ok(x) => x,
+        Err(f) => {
+            result.phases.total_us = started.elapsed().as_micros() as u64;
+            return (result, Some(f));
+        }
+    };
+    result.status = Some(ex.status);
+    result.bytes = ex.wire_bytes;
+    result.phases = phases;
+    result.cert_days_left = ex.cert_days_left;
+    result.reused_connection = ex.reused;
+    let response = Response::new(ex.status, &ex.headers, &ex.body, Duration::from_micros(phases.total_us), ex.cert_days_left);
+    if !step.judges_status() {
+        if let Err(e) = default_status_ok(ex.status) {
+            return (result, Some(failure(FailureKind::Assertion, e, i)));
+        }
+    }
+    for a in &step.assertions {
+        if let Err(e) = a.check(&response) {
+            return (result, Some(failure(FailureKind::Assertion, format!("step {:?}: {e}", step.name), i)));
+        }
+    }
+    for c in &step.captures {
+        match c.extract(&response) {
+            Ok(v) => {
+                vars.insert(c.name.clone(), v);
+            }
+            Err(e) => return (result, Some(failure(FailureKind::Capture, format!("step {:?}: {e}", step.name), i))),
+        }
+    }
+    (result, None)
+}
