@@ -1,3 +1,309 @@
-//! Placeholder: filled by its own issue (see `issues`). It sits above `lookout-model` and
-//! below the `lookout` binary; it talks to other components only over their HTTP APIs.
+//! The collector: takes probe results from the agents (authenticated, idempotent on
+//! `(agent, seq)`, answered only once stored), keeps them, asks other regions to confirm a new
+//! failure, and serves them back. The SLA math and the durable store come with their issue.
 #![forbid(unsafe_code)]
+
+pub mod confirm;
+pub mod ingest;
+pub mod store;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use lookout_model::health::{Health, HealthStatus};
+use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
+use lookout_model::secret::Secret;
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use ingest::Known;
+use store::{ResultFilter, ResultStore};
+
+/// Largest request body: a full batch of results with room to spare.
+const MAX_BODY: usize = 16 << 20;
+/// The longest an agent's command poll is held.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct CollectorSettings {
+    pub token: Secret,
+    pub known: Known,
+}
+
+struct Metrics {
+    registry: Registry,
+    results: IntCounterVec,
+    confirmations: IntCounterVec,
+    stored: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let results = IntCounterVec::new(
+            Opts::new(
+                "lookout_collector_results_total",
+                "Results received, by what became of them (stored, duplicate, rejected).",
+            ),
+            &["outcome"],
+        )?;
+        let confirmations = IntCounterVec::new(
+            Opts::new(
+                "lookout_collector_confirmations_requested_total",
+                "Confirmation runs asked of agents, by check.",
+            ),
+            &["check"],
+        )?;
+        let stored = IntGauge::new(
+            "lookout_collector_stored_results",
+            "Results held by the store.",
+        )?;
+        registry.register(Box::new(results.clone()))?;
+        registry.register(Box::new(confirmations.clone()))?;
+        registry.register(Box::new(stored.clone()))?;
+        Ok(Metrics {
+            registry,
+            results,
+            confirmations,
+            stored,
+        })
+    }
+}
+
+struct AppState {
+    settings: CollectorSettings,
+    store: Arc<dyn ResultStore>,
+    hub: confirm::Hub,
+    metrics: Metrics,
+    started: Instant,
+}
+
+pub struct Collector {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Collector {
+    pub async fn start(
+        settings: CollectorSettings,
+        store: Arc<dyn ResultStore>,
+        listener: TcpListener,
+    ) -> Result<Collector, std::io::Error> {
+        let metrics = Metrics::new().map_err(std::io::Error::other)?;
+        let state = Arc::new(AppState {
+            settings,
+            store,
+            hub: confirm::Hub::default(),
+            metrics,
+            started: Instant::now(),
+        });
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        tracing::info!(%addr, "collector listening");
+        Ok(Collector { addr, stop, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+async fn post_results(
+    State(s): State<Arc<AppState>>,
+    ApiJson(batch): ApiJson<ResultBatch>,
+) -> ApiResult<Response> {
+    let now = chrono::Utc::now().timestamp_micros();
+    if let Err(e) = ingest::validate(&batch, &s.settings.known, now) {
+        s.metrics
+            .results
+            .with_label_values(&["rejected"])
+            .inc_by(batch.results.len() as u64);
+        return Err(ApiError::BadRequest(e));
+    }
+    let (stored, duplicates) = s
+        .store
+        .insert(&batch.results)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    s.metrics
+        .results
+        .with_label_values(&["stored"])
+        .inc_by(stored as u64);
+    s.metrics
+        .results
+        .with_label_values(&["duplicate"])
+        .inc_by(duplicates as u64);
+    s.metrics.stored.set(s.store.len() as i64);
+    for r in &batch.results {
+        let asked = s.hub.observe(r);
+        if !asked.is_empty() {
+            tracing::info!(check = %r.check, region = %r.region, agents = ?asked, "new failure; asking other regions to confirm");
+            s.metrics
+                .confirmations
+                .with_label_values(&[&r.check])
+                .inc_by(asked.len() as u64);
+        }
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(BatchAck {
+            accepted: stored,
+            duplicates,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ResultsQuery {
+    check: Option<String>,
+    region: Option<String>,
+    agent: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ResultsBody {
+    results: Vec<ProbeResult>,
+}
+
+async fn get_results(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<ResultsQuery>,
+) -> ApiResult<ApiJson<ResultsBody>> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be from 1 to 100000, got {limit}"
+        )));
+    }
+    let filter = ResultFilter {
+        check: q.check,
+        region: q.region,
+        agent: q.agent,
+        limit,
+    };
+    Ok(ApiJson(ResultsBody {
+        results: s.store.query(&filter),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CommandsQuery {
+    region: String,
+    #[serde(default)]
+    checks: String,
+    wait: Option<String>,
+}
+
+async fn get_commands(
+    State(s): State<Arc<AppState>>,
+    ApiPath(agent): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CommandsQuery>,
+) -> ApiResult<ApiJson<Commands>> {
+    let wait = match q.wait.as_deref() {
+        None => Duration::ZERO,
+        Some(w) => humantime::parse_duration(w)
+            .map_err(|e| ApiError::BadRequest(format!("`wait`: {w:?} is not a duration ({e})")))?,
+    }
+    .min(MAX_WAIT);
+    let checks: HashSet<String> = q
+        .checks
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let run = s.hub.poll(&agent, &q.region, checks, wait).await;
+    Ok(ApiJson(Commands { run }))
+}
+
+#[derive(Serialize)]
+struct AgentView {
+    agent: String,
+    region: String,
+    last_poll_seconds_ago: f64,
+}
+
+async fn get_agents(State(s): State<Arc<AppState>>) -> ApiJson<Vec<AgentView>> {
+    ApiJson(
+        s.hub
+            .agents()
+            .into_iter()
+            .map(|(agent, region, ago)| AgentView {
+                agent,
+                region,
+                last_poll_seconds_ago: ago,
+            })
+            .collect(),
+    )
+}
+
+async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    let health = Health {
+        status: HealthStatus::Ok,
+        service: "collector".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: s.started.elapsed().as_secs_f64(),
+        dependencies: vec![],
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(health))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&s.metrics.registry.gather(), &mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let token = state.settings.token.clone();
+    let api = Router::new()
+        .route("/api/v1/results", post(post_results).get(get_results))
+        .route("/api/v1/agents", get(get_agents))
+        .route("/api/v1/agents/{agent}/commands", get(get_commands))
+        .route_layer(middleware::from_fn_with_state(
+            token,
+            lookout_api::auth::require_bearer,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/healthcheck", get(healthcheck))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

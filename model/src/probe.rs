@@ -188,7 +188,10 @@ mod tests {
             confirmation: true,
         };
         let text = serde_json::to_string(&r).unwrap();
-        assert!(text.contains(r#""outcome":{"status":"fail","kind":"timeout""#), "{text}");
+        assert!(
+            text.contains(r#""outcome":{"status":"fail","kind":"timeout""#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<ProbeResult>(&text).unwrap(), r);
         let ok: Outcome = serde_json::from_str(r#"{"status":"ok"}"#).unwrap();
         assert!(ok.is_ok());

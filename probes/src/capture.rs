@@ -41,24 +41,43 @@ pub fn value_text(v: &Value) -> String {
 
 impl CaptureConfig {
     pub fn build(self) -> Result<Capture, String> {
-        let sources = [self.json.is_some(), self.header.is_some(), self.regex.is_some()];
+        let sources = [
+            self.json.is_some(),
+            self.header.is_some(),
+            self.regex.is_some(),
+        ];
         if sources.iter().filter(|s| **s).count() != 1 {
-            return Err(format!("capture `{}` needs exactly one of `json`, `header` or `regex`", self.name));
+            return Err(format!(
+                "capture `{}` needs exactly one of `json`, `header` or `regex`",
+                self.name
+            ));
         }
         let source = if let Some(text) = self.json {
-            let path = JsonPath::parse(&text).map_err(|e| format!("capture `{}`: {text:?} is not a JSON path: {e}", self.name))?;
+            let path = JsonPath::parse(&text).map_err(|e| {
+                format!("capture `{}`: {text:?} is not a JSON path: {e}", self.name)
+            })?;
             Source::Json { text, path }
         } else if let Some(h) = self.header {
-            Source::Header(HeaderName::try_from(h.as_str()).map_err(|_| format!("capture `{}`: {h:?} is not a header name", self.name))?)
+            Source::Header(
+                HeaderName::try_from(h.as_str())
+                    .map_err(|_| format!("capture `{}`: {h:?} is not a header name", self.name))?,
+            )
         } else {
             let r = self.regex.unwrap_or_default();
-            let re = regex::Regex::new(&r).map_err(|e| format!("capture `{}`: bad regex {r:?}: {e}", self.name))?;
+            let re = regex::Regex::new(&r)
+                .map_err(|e| format!("capture `{}`: bad regex {r:?}: {e}", self.name))?;
             if re.captures_len() < 2 {
-                return Err(format!("capture `{}`: the regex {r:?} needs a group `( )` around the value", self.name));
+                return Err(format!(
+                    "capture `{}`: the regex {r:?} needs a group `( )` around the value",
+                    self.name
+                ));
             }
             Source::Regex(re)
         };
-        Ok(Capture { name: self.name, source })
+        Ok(Capture {
+            name: self.name,
+            source,
+        })
     }
 }
 
@@ -67,7 +86,9 @@ impl Capture {
     pub fn extract(&self, r: &Response<'_>) -> Result<String, String> {
         match &self.source {
             Source::Json { text, path } => {
-                let json = r.json().map_err(|e| format!("capture `{}`: the body is not JSON ({e})", self.name))?;
+                let json = r
+                    .json()
+                    .map_err(|e| format!("capture `{}`: the body is not JSON ({e})", self.name))?;
                 path.query(json)
                     .first()
                     .map(value_text)
@@ -84,7 +105,13 @@ impl Capture {
                 re.captures(&body)
                     .and_then(|c| c.get(1))
                     .map(|m| m.as_str().to_owned())
-                    .ok_or_else(|| format!("capture `{}`: /{}/ matched nothing in the body", self.name, re.as_str()))
+                    .ok_or_else(|| {
+                        format!(
+                            "capture `{}`: /{}/ matched nothing in the body",
+                            self.name,
+                            re.as_str()
+                        )
+                    })
             }
         }
     }

@@ -69,11 +69,15 @@ impl Check {
 
     pub fn schedule_in(&self, region: &str) -> crate::schedule::Schedule {
         match &self.schedule {
-            ScheduleSpec::Every(interval) => crate::schedule::Schedule::every(*interval, &self.name, region),
+            ScheduleSpec::Every(interval) => {
+                crate::schedule::Schedule::every(*interval, &self.name, region)
+            }
             // Validated when the check was built.
-            ScheduleSpec::Cron(expr) => crate::schedule::Schedule::cron(expr).unwrap_or_else(|_| {
-                crate::schedule::Schedule::every(DEFAULT_INTERVAL, &self.name, region)
-            }),
+            ScheduleSpec::Cron(expr) => {
+                crate::schedule::Schedule::cron(expr).unwrap_or_else(|_| {
+                    crate::schedule::Schedule::every(DEFAULT_INTERVAL, &self.name, region)
+                })
+            }
         }
     }
 }

@@ -25,7 +25,11 @@ pub struct RunContext<'a> {
 }
 
 fn failure(kind: FailureKind, message: impl Into<String>, step: usize) -> Failure {
-    Failure { kind, message: message.into(), step: Some(step) }
+    Failure {
+        kind,
+        message: message.into(),
+        step: Some(step),
+    }
 }
 
 /// Runs `check` with `vars` (global variables); `pool` keeps connections when the check
@@ -70,50 +74,99 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
 }
 
 fn outgoing(step: &Step, i: usize, vars: &Vars) -> Result<Outgoing, Failure> {
-    let url_text = step.url.render(vars).map_err(|e| failure(FailureKind::Capture, format!("url: {e}"), i))?;
-    let url = Url::parse(&url_text).map_err(|e| failure(FailureKind::Capture, format!("url {url_text:?} is not valid after substitution: {e}"), i))?;
+    let url_text = step
+        .url
+        .render(vars)
+        .map_err(|e| failure(FailureKind::Capture, format!("url: {e}"), i))?;
+    let url = Url::parse(&url_text).map_err(|e| {
+        failure(
+            FailureKind::Capture,
+            format!("url {url_text:?} is not valid after substitution: {e}"),
+            i,
+        )
+    })?;
     let mut headers = Vec::with_capacity(step.headers.len());
     for (name, t) in &step.headers {
-        let text = t.render(vars).map_err(|e| failure(FailureKind::Capture, format!("header {name}: {e}"), i))?;
-        let value = HeaderValue::from_str(&text)
-            .map_err(|_| failure(FailureKind::Capture, format!("header {name}: the value is not a valid header value"), i))?;
+        let text = t
+            .render(vars)
+            .map_err(|e| failure(FailureKind::Capture, format!("header {name}: {e}"), i))?;
+        let value = HeaderValue::from_str(&text).map_err(|_| {
+            failure(
+                FailureKind::Capture,
+                format!("header {name}: the value is not a valid header value"),
+                i,
+            )
+        })?;
         headers.push((name.clone(), value));
     }
     let body = match &step.body {
-        Some(t) => Bytes::from(t.render(vars).map_err(|e| failure(FailureKind::Capture, format!("body: {e}"), i))?),
+        Some(t) => Bytes::from(
+            t.render(vars)
+                .map_err(|e| failure(FailureKind::Capture, format!("body: {e}"), i))?,
+        ),
         None => Bytes::new(),
     };
-    Ok(Outgoing { method: step.method.clone(), url, headers, body })
+    Ok(Outgoing {
+        method: step.method.clone(),
+        url,
+        headers,
+        body,
+    })
 }
 
 /// Sends the step's request, following redirects up to the check's limit.
-async fn send(check: &Check, mut out: Outgoing, i: usize, pool: &mut Pool, limits: &Limits) -> Result<(Exchange, Phases), Failure> {
+async fn send(
+    check: &Check,
+    mut out: Outgoing,
+    i: usize,
+    pool: &mut Pool,
+    limits: &Limits,
+) -> Result<(Exchange, Phases), Failure> {
     let mut visited = HashSet::new();
     let started = Instant::now();
     loop {
-        let pool_ref = if check.reuse_connections { Some(&mut *pool) } else { None };
-        let ex = http::exchange(&out, &check.tls, pool_ref, limits).await.map_err(|mut f| {
-            f.step = Some(i);
-            f
-        })?;
+        let pool_ref = if check.reuse_connections {
+            Some(&mut *pool)
+        } else {
+            None
+        };
+        let ex = http::exchange(&out, &check.tls, pool_ref, limits)
+            .await
+            .map_err(|mut f| {
+                f.step = Some(i);
+                f
+            })?;
         let status = StatusCode::from_u16(ex.status).unwrap_or(StatusCode::OK);
-        let location = ex.headers.get(hyper::header::LOCATION).and_then(|v| v.to_str().ok());
+        let location = ex
+            .headers
+            .get(hyper::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
         if !status.is_redirection() || check.max_redirects == 0 || location.is_none() {
             let mut phases = ex.phases;
             phases.total_us = started.elapsed().as_micros() as u64;
             return Ok((ex, phases));
         }
-        let target = out
-            .url
-            .join(location.unwrap_or_default())
-            .map_err(|e| failure(FailureKind::Redirect, format!("redirect to an invalid Location: {e}"), i))?;
+        let target = out.url.join(location.unwrap_or_default()).map_err(|e| {
+            failure(
+                FailureKind::Redirect,
+                format!("redirect to an invalid Location: {e}"),
+                i,
+            )
+        })?;
         if !visited.insert(out.url.to_string()) || target == out.url {
-            return Err(failure(FailureKind::Redirect, format!("redirect loop: {} leads back to {target}", out.url), i));
+            return Err(failure(
+                FailureKind::Redirect,
+                format!("redirect loop: {} leads back to {target}", out.url),
+                i,
+            ));
         }
         if visited.len() > check.max_redirects as usize {
             return Err(failure(
                 FailureKind::Redirect,
-                format!("more than {} redirects (max_redirects); last to {target}", check.max_redirects),
+                format!(
+                    "more than {} redirects (max_redirects); last to {target}",
+                    check.max_redirects
+                ),
                 i,
             ));
         }
@@ -126,8 +179,18 @@ async fn send(check: &Check, mut out: Outgoing, i: usize, pool: &mut Pool, limit
     }
 }
 
-async fn run_step(check: &Check, step: &Step, i: usize, vars: &mut Vars, pool: &mut Pool, limits: &Limits) -> (StepResult, Option<Failure>) {
-    let mut result = StepResult { name: step.name.clone(), ..StepResult::default() };
+async fn run_step(
+    check: &Check,
+    step: &Step,
+    i: usize,
+    vars: &mut Vars,
+    pool: &mut Pool,
+    limits: &Limits,
+) -> (StepResult, Option<Failure>) {
+    let mut result = StepResult {
+        name: step.name.clone(),
+        ..StepResult::default()
+    };
     let out = match outgoing(step, i, vars) {
         Ok(o) => o,
         Err(f) => return (result, Some(f)),
@@ -145,7 +208,13 @@ async fn run_step(check: &Check, step: &Step, i: usize, vars: &mut Vars, pool: &
     result.phases = phases;
     result.cert_days_left = ex.cert_days_left;
     result.reused_connection = ex.reused;
-    let response = Response::new(ex.status, &ex.headers, &ex.body, Duration::from_micros(phases.total_us), ex.cert_days_left);
+    let response = Response::new(
+        ex.status,
+        &ex.headers,
+        &ex.body,
+        Duration::from_micros(phases.total_us),
+        ex.cert_days_left,
+    );
     if !step.judges_status() {
         if let Err(e) = default_status_ok(ex.status) {
             return (result, Some(failure(FailureKind::Assertion, e, i)));
@@ -153,7 +222,14 @@ async fn run_step(check: &Check, step: &Step, i: usize, vars: &mut Vars, pool: &
     }
     for a in &step.assertions {
         if let Err(e) = a.check(&response) {
-            return (result, Some(failure(FailureKind::Assertion, format!("step {:?}: {e}", step.name), i)));
+            return (
+                result,
+                Some(failure(
+                    FailureKind::Assertion,
+                    format!("step {:?}: {e}", step.name),
+                    i,
+                )),
+            );
         }
     }
     for c in &step.captures {
@@ -161,7 +237,16 @@ async fn run_step(check: &Check, step: &Step, i: usize, vars: &mut Vars, pool: &
             Ok(v) => {
                 vars.insert(c.name.clone(), v);
             }
-            Err(e) => return (result, Some(failure(FailureKind::Capture, format!("step {:?}: {e}", step.name), i))),
+            Err(e) => {
+                return (
+                    result,
+                    Some(failure(
+                        FailureKind::Capture,
+                        format!("step {:?}: {e}", step.name),
+                        i,
+                    )),
+                );
+            }
         }
     }
     (result, None)

@@ -3,6 +3,7 @@
 //! the collector.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod assert;
 pub mod capture;
 pub mod check;

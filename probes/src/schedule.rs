@@ -9,8 +9,14 @@ use chrono::{DateTime, TimeZone, Utc};
 
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    Every { interval: Duration, phase: Duration },
-    Cron { expression: String, schedule: Box<cron::Schedule> },
+    Every {
+        interval: Duration,
+        phase: Duration,
+    },
+    Cron {
+        expression: String,
+        schedule: Box<cron::Schedule>,
+    },
 }
 
 /// The phase of a check in a region: a stable hash, so the same check starts at the same
@@ -27,18 +33,29 @@ pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
     let full = match fields {
         5 => format!("0 {expression}"),
         6 | 7 => expression.to_owned(),
-        n => return Err(format!("{expression:?} has {n} fields; write crontab's 5 (`*/5 * * * *`) or 6 with seconds first")),
+        n => {
+            return Err(format!(
+                "{expression:?} has {n} fields; write crontab's 5 (`*/5 * * * *`) or 6 with seconds first"
+            ));
+        }
     };
-    cron::Schedule::from_str(&full).map_err(|e| format!("{expression:?} is not a cron expression: {e}"))
+    cron::Schedule::from_str(&full)
+        .map_err(|e| format!("{expression:?} is not a cron expression: {e}"))
 }
 
 impl Schedule {
     pub fn every(interval: Duration, check: &str, region: &str) -> Self {
-        Schedule::Every { interval, phase: phase_of(check, region, interval) }
+        Schedule::Every {
+            interval,
+            phase: phase_of(check, region, interval),
+        }
     }
 
     pub fn cron(expression: &str) -> Result<Self, String> {
-        Ok(Schedule::Cron { expression: expression.to_owned(), schedule: Box::new(parse_cron(expression)?) })
+        Ok(Schedule::Cron {
+            expression: expression.to_owned(),
+            schedule: Box::new(parse_cron(expression)?),
+        })
     }
 
     /// The first start strictly after `now`.
@@ -76,15 +93,23 @@ mod tests {
     #[test]
     fn intervals_keep_a_stable_phase_per_check_and_region() {
         let s = Schedule::every(Duration::from_secs(10), "search", "eu-west");
-        let Schedule::Every { phase, .. } = s else { unreachable!() };
-        assert_eq!(phase, phase_of("search", "eu-west", Duration::from_secs(10)));
+        let Schedule::Every { phase, .. } = s else {
+            unreachable!()
+        };
+        assert_eq!(
+            phase,
+            phase_of("search", "eu-west", Duration::from_secs(10))
+        );
         assert!(phase < Duration::from_secs(10));
         let now = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
         let a = s.next_after(now).unwrap();
         let b = s.next_after(a).unwrap();
         assert!(a > now && (a - now).num_milliseconds() <= 10_000);
         assert_eq!((b - a).num_milliseconds(), 10_000);
-        assert_eq!((a.timestamp_millis() - phase.as_millis() as i64) % 10_000, 0);
+        assert_eq!(
+            (a.timestamp_millis() - phase.as_millis() as i64) % 10_000,
+            0
+        );
         let phases: std::collections::HashSet<_> = ["eu-west", "us-east", "ap-south"]
             .iter()
             .map(|r| phase_of("search", r, Duration::from_secs(10)))
@@ -102,6 +127,10 @@ mod tests {
         assert_eq!(six.next_after(now).unwrap().timestamp() % 15, 0);
         assert_eq!(six.nominal_interval(now), Some(Duration::from_secs(15)));
         assert!(Schedule::cron("* *").unwrap_err().contains("has 2 fields"));
-        assert!(Schedule::cron("99 * * * *").unwrap_err().contains("is not a cron expression"));
+        assert!(
+            Schedule::cron("99 * * * *")
+                .unwrap_err()
+                .contains("is not a cron expression")
+        );
     }
 }

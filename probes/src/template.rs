@@ -37,7 +37,9 @@ impl Template {
                 .ok_or_else(|| format!("unclosed `{{{{` in {text:?}: write `{{{{name}}}}`"))?;
             let name = after[..close].trim();
             if !valid_name(name) {
-                return Err(format!("`{{{{{name}}}}}` in {text:?}: a variable name is letters, digits, `_`, `.` or `-`"));
+                return Err(format!(
+                    "`{{{{{name}}}}}` in {text:?}: a variable name is letters, digits, `_`, `.` or `-`"
+                ));
             }
             parts.push(Part::Var(name.to_owned()));
             rest = &after[close + 2..];
@@ -49,7 +51,9 @@ impl Template {
     }
 
     pub fn literal(text: &str) -> Self {
-        Template { parts: vec![Part::Literal(text.to_owned())] }
+        Template {
+            parts: vec![Part::Literal(text.to_owned())],
+        }
     }
 
     /// The variables this template needs.
@@ -66,7 +70,10 @@ impl Template {
         for p in &self.parts {
             match p {
                 Part::Literal(s) => out.push_str(s),
-                Part::Var(v) => out.push_str(vars.get(v).ok_or_else(|| format!("no value for `{{{{{v}}}}}`"))?),
+                Part::Var(v) => out.push_str(
+                    vars.get(v)
+                        .ok_or_else(|| format!("no value for `{{{{{v}}}}}`"))?,
+                ),
             }
         }
         Ok(out)
@@ -98,7 +105,17 @@ mod tests {
         vars.insert("id".into(), "7".into());
         assert_eq!(t.render(&vars).unwrap(), "http://h/1.x/artists/7/view");
         assert!(Template::parse("a {{b").unwrap_err().contains("unclosed"));
-        assert!(Template::parse("{{1x}}").unwrap_err().contains("variable name"));
-        assert_eq!(Template::parse("plain").unwrap().render(&Vars::new()).unwrap(), "plain");
+        assert!(
+            Template::parse("{{1x}}")
+                .unwrap_err()
+                .contains("variable name")
+        );
+        assert_eq!(
+            Template::parse("plain")
+                .unwrap()
+                .render(&Vars::new())
+                .unwrap(),
+            "plain"
+        );
     }
 }

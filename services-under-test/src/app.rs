@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use lookout_model::health::{Dependency, Health, overall};
@@ -69,25 +69,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-async fn require_admin(State(token): State<Secret>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        None => ApiError::Unauthorized(
-            "admin API: send the admin token as `Authorization: Bearer <token>`".into(),
-        )
-        .into_response(),
-        Some(p) if !token.matches(p) => {
-            ApiError::Forbidden("admin API: the admin token was not accepted".into())
-                .into_response()
-        }
-        Some(_) => next.run(request).await,
-    }
-}
-
 fn admin_routes(common: &Common, extra: Router) -> Router {
     Router::new()
         .route(
@@ -101,7 +82,7 @@ fn admin_routes(common: &Common, extra: Router) -> Router {
         .merge(extra)
         .layer(middleware::from_fn_with_state(
             common.admin_token.clone(),
-            require_admin,
+            lookout_api::auth::require_bearer,
         ))
 }
 

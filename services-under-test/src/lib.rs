@@ -7,8 +7,9 @@ pub mod analytics;
 pub mod app;
 pub mod catalogue;
 pub mod data;
-pub mod error;
 pub mod etag;
+/// The shared API conventions, re-exported where the services have always found them.
+pub use lookout_api::error;
 pub mod faults;
 pub mod gateway;
 pub mod media;

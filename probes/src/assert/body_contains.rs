@@ -27,7 +27,11 @@ impl Assertion for BodyContains {
         if r.body.windows(needle.len()).any(|w| w == needle) {
             Ok(())
         } else {
-            Err(format!("body: expected to contain {:?}, it does not ({} bytes)", self.0, r.body.len()))
+            Err(format!(
+                "body: expected to contain {:?}, it does not ({} bytes)",
+                self.0,
+                r.body.len()
+            ))
         }
     }
 }

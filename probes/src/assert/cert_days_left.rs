@@ -21,9 +21,14 @@ impl CertDaysLeftConfig {
 impl Assertion for CertDaysLeft {
     fn check(&self, r: &Response<'_>) -> Result<(), String> {
         match r.cert_days_left {
-            None => Err("certificate: none (the step did not use HTTPS on a new connection)".into()),
+            None => {
+                Err("certificate: none (the step did not use HTTPS on a new connection)".into())
+            }
             Some(d) if d >= self.0 => Ok(()),
-            Some(d) => Err(format!("certificate: expected at least {} days left, {d} left", self.0)),
+            Some(d) => Err(format!(
+                "certificate: expected at least {} days left, {d} left",
+                self.0
+            )),
         }
     }
 }

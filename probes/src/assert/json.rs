@@ -36,7 +36,8 @@ struct Json {
 
 impl JsonConfig {
     pub fn build(self) -> Result<Box<dyn Assertion>, String> {
-        let path = JsonPath::parse(&self.path).map_err(|e| format!("{:?} is not a JSON path: {e}", self.path))?;
+        let path = JsonPath::parse(&self.path)
+            .map_err(|e| format!("{:?} is not a JSON path: {e}", self.path))?;
         let mut ops = Vec::new();
         if let Some(v) = self.equals {
             ops.push(Op::Equals(v));
@@ -45,9 +46,16 @@ impl JsonConfig {
             ops.push(Op::Exists(e));
         }
         if let Some(m) = self.matches {
-            ops.push(Op::Matches(regex::Regex::new(&m).map_err(|e| format!("`matches`: bad regex {m:?}: {e}"))?));
+            ops.push(Op::Matches(
+                regex::Regex::new(&m).map_err(|e| format!("`matches`: bad regex {m:?}: {e}"))?,
+            ));
         }
-        for (name, v) in [("gt", self.gt), ("gte", self.gte), ("lt", self.lt), ("lte", self.lte)] {
+        for (name, v) in [
+            ("gt", self.gt),
+            ("gte", self.gte),
+            ("lt", self.lt),
+            ("lte", self.lte),
+        ] {
             if let Some(v) = v {
                 ops.push(Op::Compare(name, v));
             }
@@ -59,13 +67,19 @@ impl JsonConfig {
             ));
         }
         let op = ops.remove(0);
-        Ok(Box::new(Json { text: self.path, path, op }))
+        Ok(Box::new(Json {
+            text: self.path,
+            path,
+            op,
+        }))
     }
 }
 
 impl Assertion for Json {
     fn check(&self, r: &Response<'_>) -> Result<(), String> {
-        let json = r.json().map_err(|e| format!("{}: the body is not JSON ({e})", self.text))?;
+        let json = r
+            .json()
+            .map_err(|e| format!("{}: the body is not JSON ({e})", self.text))?;
         let found = self.path.query(json).first().cloned();
         let p = &self.text;
         match (&self.op, found) {
@@ -85,11 +99,17 @@ impl Assertion for Json {
                 if re.is_match(&text) {
                     Ok(())
                 } else {
-                    Err(format!("{p}: expected to match /{}/, got {}", re.as_str(), shown(&text)))
+                    Err(format!(
+                        "{p}: expected to match /{}/, got {}",
+                        re.as_str(),
+                        shown(&text)
+                    ))
                 }
             }
             (Op::Compare(op, bound), Some(got)) => {
-                let n = got.as_f64().ok_or_else(|| format!("{p}: expected a number to compare, got {got}"))?;
+                let n = got
+                    .as_f64()
+                    .ok_or_else(|| format!("{p}: expected a number to compare, got {got}"))?;
                 let ok = match *op {
                     "gt" => n > *bound,
                     "gte" => n >= *bound,
@@ -102,7 +122,11 @@ impl Assertion for Json {
                     "lt" => "<",
                     _ => "<=",
                 };
-                if ok { Ok(()) } else { Err(format!("{p}: expected {symbol} {bound}, got {n}")) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("{p}: expected {symbol} {bound}, got {n}"))
+                }
             }
         }
     }

@@ -16,8 +16,12 @@ struct MaxTime(Duration);
 
 impl MaxTimeConfig {
     pub fn build(self) -> Result<Box<dyn Assertion>, String> {
-        let d = humantime::parse_duration(self.max.trim())
-            .map_err(|e| format!("`max`: {:?} is not a duration ({e}); write e.g. `300ms`", self.max))?;
+        let d = humantime::parse_duration(self.max.trim()).map_err(|e| {
+            format!(
+                "`max`: {:?} is not a duration ({e}); write e.g. `300ms`",
+                self.max
+            )
+        })?;
         if d.is_zero() {
             return Err("`max` must be more than zero".into());
         }

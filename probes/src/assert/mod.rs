@@ -27,8 +27,21 @@ pub struct Response<'a> {
 }
 
 impl<'a> Response<'a> {
-    pub fn new(status: u16, headers: &'a HeaderMap, body: &'a [u8], elapsed: Duration, cert_days_left: Option<i64>) -> Self {
-        Response { status, headers, body, elapsed, cert_days_left, json: OnceLock::new() }
+    pub fn new(
+        status: u16,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        elapsed: Duration,
+        cert_days_left: Option<i64>,
+    ) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+            elapsed,
+            cert_days_left,
+            json: OnceLock::new(),
+        }
     }
 
     /// The body parsed as JSON, once, however many assertions ask.

@@ -18,7 +18,12 @@ impl StatusConfig {
         let codes = match (self.equals, self.one_of) {
             (Some(c), None) => vec![c],
             (None, Some(list)) if !list.is_empty() => list,
-            _ => return Err("a status assertion needs exactly one of `equals` or `one_of` (non-empty)".into()),
+            _ => {
+                return Err(
+                    "a status assertion needs exactly one of `equals` or `one_of` (non-empty)"
+                        .into(),
+                );
+            }
         };
         if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
             return Err(format!("{bad} is not an HTTP status code"));
@@ -34,7 +39,10 @@ impl Assertion for Status {
         } else if self.0.len() == 1 {
             Err(format!("status: expected {}, got {}", self.0[0], r.status))
         } else {
-            Err(format!("status: expected one of {:?}, got {}", self.0, r.status))
+            Err(format!(
+                "status: expected one of {:?}, got {}",
+                self.0, r.status
+            ))
         }
     }
 

@@ -70,25 +70,35 @@ pub struct Pool {
 }
 
 fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
-    Failure { kind, message: message.into(), step: None }
+    Failure {
+        kind,
+        message: message.into(),
+        step: None,
+    }
 }
 
 fn us(d: Duration) -> u64 {
     d.as_micros() as u64
 }
 
-async fn phase<T>(name: &str, limits: &Limits, fut: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+async fn phase<T>(
+    name: &str,
+    limits: &Limits,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
     let started = Instant::now();
-    tokio::time::timeout_at(limits.deadline.into(), fut).await.map_err(|_| {
-        fail(
-            FailureKind::Timeout,
-            format!(
-                "timed out during {name} after {} ms (the journey's timeout is {})",
-                started.elapsed().as_millis(),
-                humantime::format_duration(limits.timeout)
-            ),
-        )
-    })
+    tokio::time::timeout_at(limits.deadline.into(), fut)
+        .await
+        .map_err(|_| {
+            fail(
+                FailureKind::Timeout,
+                format!(
+                    "timed out during {name} after {} ms (the journey's timeout is {})",
+                    started.elapsed().as_millis(),
+                    humantime::format_duration(limits.timeout)
+                ),
+            )
+        })
 }
 
 fn unix_now() -> i64 {
@@ -103,14 +113,22 @@ struct Connected {
     cert_days_left: Option<i64>,
 }
 
-async fn resolve(host: &str, port: u16, limits: &Limits) -> Result<(SocketAddr, Duration), Failure> {
+async fn resolve(
+    host: &str,
+    port: u16,
+    limits: &Limits,
+) -> Result<(SocketAddr, Duration), Failure> {
     let started = Instant::now();
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
         return Ok((SocketAddr::new(ip, port), Duration::ZERO));
     }
-    let addrs = phase("DNS resolution", limits, tokio::net::lookup_host((host, port)))
-        .await?
-        .map_err(|e| fail(FailureKind::Dns, format!("could not resolve {host}: {e}")))?;
+    let addrs = phase(
+        "DNS resolution",
+        limits,
+        tokio::net::lookup_host((host, port)),
+    )
+    .await?
+    .map_err(|e| fail(FailureKind::Dns, format!("could not resolve {host}: {e}")))?;
     let addrs: Vec<SocketAddr> = addrs.collect();
     let addr = addrs
         .iter()
@@ -121,44 +139,89 @@ async fn resolve(host: &str, port: u16, limits: &Limits) -> Result<(SocketAddr, 
     Ok((addr, started.elapsed()))
 }
 
-async fn connect(url: &Url, tls: &Arc<ClientConfig>, limits: &Limits) -> Result<Connected, Failure> {
-    let host = url.host_str().ok_or_else(|| fail(FailureKind::Connect, format!("{url} has no host")))?;
+async fn connect(
+    url: &Url,
+    tls: &Arc<ClientConfig>,
+    limits: &Limits,
+) -> Result<Connected, Failure> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| fail(FailureKind::Connect, format!("{url} has no host")))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let (addr, dns) = resolve(host, port, limits).await?;
     let started = Instant::now();
-    let tcp = phase("TCP connect", limits, TcpStream::connect(addr)).await?.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            fail(FailureKind::Refused, format!("connection refused by {addr}"))
-        } else {
-            fail(FailureKind::Connect, format!("could not connect to {addr}: {e}"))
-        }
-    })?;
+    let tcp = phase("TCP connect", limits, TcpStream::connect(addr))
+        .await?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                fail(
+                    FailureKind::Refused,
+                    format!("connection refused by {addr}"),
+                )
+            } else {
+                fail(
+                    FailureKind::Connect,
+                    format!("could not connect to {addr}: {e}"),
+                )
+            }
+        })?;
     let connect = started.elapsed();
     let _ = tcp.set_nodelay(true);
-    let (io, tls_time, cert_days_left): (Box<dyn Io>, Duration, Option<i64>) = if url.scheme() == "https" {
-        let started = Instant::now();
-        let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-            .map_err(|e| fail(FailureKind::Tls, format!("{host} is not a valid TLS server name: {e}")))?;
-        let stream = phase("TLS handshake", limits, tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp))
+    let (io, tls_time, cert_days_left): (Box<dyn Io>, Duration, Option<i64>) =
+        if url.scheme() == "https" {
+            let started = Instant::now();
+            let name =
+                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| {
+                    fail(
+                        FailureKind::Tls,
+                        format!("{host} is not a valid TLS server name: {e}"),
+                    )
+                })?;
+            let stream = phase(
+                "TLS handshake",
+                limits,
+                tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp),
+            )
             .await?
-            .map_err(|e| fail(FailureKind::Tls, format!("TLS handshake with {host} failed: {e}")))?;
-        let days = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| tls::days_left(c, unix_now()));
-        (Box::new(stream), started.elapsed(), days)
-    } else {
-        (Box::new(tcp), Duration::ZERO, None)
-    };
-    let (sender, conn) = phase("HTTP handshake", limits, hyper::client::conn::http1::handshake(TokioIo::new(io)))
-        .await?
-        .map_err(|e| fail(FailureKind::Protocol, format!("HTTP/1.1 handshake failed: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    FailureKind::Tls,
+                    format!("TLS handshake with {host} failed: {e}"),
+                )
+            })?;
+            let days = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| tls::days_left(c, unix_now()));
+            (Box::new(stream), started.elapsed(), days)
+        } else {
+            (Box::new(tcp), Duration::ZERO, None)
+        };
+    let (sender, conn) = phase(
+        "HTTP handshake",
+        limits,
+        hyper::client::conn::http1::handshake(TokioIo::new(io)),
+    )
+    .await?
+    .map_err(|e| {
+        fail(
+            FailureKind::Protocol,
+            format!("HTTP/1.1 handshake failed: {e}"),
+        )
+    })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(Connected { sender, dns, connect, tls: tls_time, cert_days_left })
+    Ok(Connected {
+        sender,
+        dns,
+        connect,
+        tls: tls_time,
+        cert_days_left,
+    })
 }
 
 fn key(url: &Url) -> (String, String, u16) {
@@ -173,14 +236,22 @@ fn describe_send_error(e: &hyper::Error) -> Failure {
     if e.is_parse() {
         fail(FailureKind::Protocol, format!("malformed response: {e}"))
     } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        fail(FailureKind::Refused, "the server closed the connection before responding")
+        fail(
+            FailureKind::Refused,
+            "the server closed the connection before responding",
+        )
     } else {
         fail(FailureKind::Protocol, format!("request failed: {e}"))
     }
 }
 
 /// Performs one request; a `pool` keeps the connection for the next request to the same origin.
-pub async fn exchange(out: &Outgoing, tls: &Arc<ClientConfig>, pool: Option<&mut Pool>, limits: &Limits) -> Result<Exchange, Failure> {
+pub async fn exchange(
+    out: &Outgoing,
+    tls: &Arc<ClientConfig>,
+    pool: Option<&mut Pool>,
+    limits: &Limits,
+) -> Result<Exchange, Failure> {
     let started = Instant::now();
     let origin = key(&out.url);
     let mut pool = pool;
@@ -197,20 +268,29 @@ pub async fn exchange(out: &Outgoing, tls: &Arc<ClientConfig>, pool: Option<&mut
             (c.sender, c.dns, c.connect, c.tls, c.cert_days_left)
         }
     };
-    let mut request = Request::builder()
-        .method(out.method.clone())
-        .uri(out.url.as_str().get(out.url.origin().ascii_serialization().len()..).filter(|p| !p.is_empty()).unwrap_or("/"));
+    let mut request = Request::builder().method(out.method.clone()).uri(
+        out.url
+            .as_str()
+            .get(out.url.origin().ascii_serialization().len()..)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/"),
+    );
     let host_header = match out.url.port() {
         Some(p) => format!("{}:{p}", out.url.host_str().unwrap_or_default()),
         None => out.url.host_str().unwrap_or_default().to_owned(),
     };
-    request = request.header(hyper::header::HOST, host_header).header(hyper::header::USER_AGENT, USER_AGENT);
+    request = request
+        .header(hyper::header::HOST, host_header)
+        .header(hyper::header::USER_AGENT, USER_AGENT);
     for (name, value) in &out.headers {
         request = request.header(name, value);
     }
-    let request = request
-        .body(Full::new(out.body.clone()))
-        .map_err(|e| fail(FailureKind::Protocol, format!("cannot build the request: {e}")))?;
+    let request = request.body(Full::new(out.body.clone())).map_err(|e| {
+        fail(
+            FailureKind::Protocol,
+            format!("cannot build the request: {e}"),
+        )
+    })?;
     phase("waiting for the connection", limits, sender.ready())
         .await?
         .map_err(|e| describe_send_error(&e))?;
@@ -239,7 +319,10 @@ pub async fn exchange(out: &Outgoing, tls: &Arc<ClientConfig>, pool: Option<&mut
                     if raw.len() + data.len() > limits.max_body {
                         return Err(fail(
                             FailureKind::BodyTooLarge,
-                            format!("the body is larger than the {} bytes this check reads (max_body)", limits.max_body),
+                            format!(
+                                "the body is larger than the {} bytes this check reads (max_body)",
+                                limits.max_body
+                            ),
                         ));
                     }
                     raw.extend_from_slice(data);
@@ -283,9 +366,17 @@ fn decode(headers: &HeaderMap, raw: Vec<u8>, max: usize) -> Result<Bytes, Failur
     flate2::read::GzDecoder::new(&raw[..])
         .take(max as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| fail(FailureKind::Protocol, format!("the gzip body does not decode: {e}")))?;
+        .map_err(|e| {
+            fail(
+                FailureKind::Protocol,
+                format!("the gzip body does not decode: {e}"),
+            )
+        })?;
     if out.len() > max {
-        return Err(fail(FailureKind::BodyTooLarge, format!("the body decompresses to more than {max} bytes (max_body)")));
+        return Err(fail(
+            FailureKind::BodyTooLarge,
+            format!("the body decompresses to more than {max} bytes (max_body)"),
+        ));
     }
     Ok(Bytes::from(out))
 }

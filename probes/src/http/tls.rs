@@ -10,7 +10,10 @@ use rustls::pki_types::CertificateDer;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
     #[error("cannot read CA file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("CA file {path} holds no PEM certificate")]
     Empty { path: String },
     #[error("CA file {path}: {message}")]
@@ -52,21 +55,31 @@ pub fn public_roots() -> Arc<ClientConfig> {
 pub fn from_ca_pem(path: &str, pem: &[u8]) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsSetupError::Invalid { path: path.into(), message: e.to_string() })?;
+        .map_err(|e| TlsSetupError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
         return Err(TlsSetupError::Empty { path: path.into() });
     }
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| TlsSetupError::Invalid { path: path.into(), message: e.to_string() })?;
+        roots.add(cert).map_err(|e| TlsSetupError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
     }
-    config(roots).map_err(|e| TlsSetupError::Invalid { path: path.into(), message: e.to_string() })
+    config(roots).map_err(|e| TlsSetupError::Invalid {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 pub fn load_ca(path: &str) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let pem = std::fs::read(path).map_err(|source| TlsSetupError::Read { path: path.into(), source })?;
+    let pem = std::fs::read(path).map_err(|source| TlsSetupError::Read {
+        path: path.into(),
+        source,
+    })?;
     from_ca_pem(path, &pem)
 }
 

@@ -1,0 +1,9 @@
+//! How every HTTP API here behaves, Lookout's and the platform's alike: errors are JSON bodies
+//! a person can act on, extractors reject bad input with those errors, and write APIs take a
+//! bearer token compared in constant time.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+
+pub use error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};

@@ -1,0 +1,223 @@
+//! Confirmation: when a region reports a failure for a check that was passing there, every
+//! other region's agents are asked to run that check now, so that a real outage is confirmed
+//! (or a regional blip ruled out) within seconds instead of a whole interval.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lookout_model::probe::{ProbeResult, RunNow};
+use tokio::sync::Notify;
+
+/// An agent that has not polled for this long is not asked (it is likely gone).
+const AGENT_STALE: Duration = Duration::from_secs(90);
+
+struct AgentEntry {
+    region: String,
+    checks: HashSet<String>,
+    pending: Vec<RunNow>,
+    notify: Arc<Notify>,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    agents: HashMap<String, AgentEntry>,
+    /// (check, region) -> (started_at of the latest result, whether it passed).
+    latest: HashMap<(String, String), (i64, bool)>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Looks at a stored result; returns the agents asked to confirm.
+    pub fn observe(&self, r: &ProbeResult) -> Vec<String> {
+        let mut s = self.lock();
+        let key = (r.check.clone(), r.region.clone());
+        let ok = r.outcome.is_ok();
+        let previous = s.latest.get(&key).copied();
+        if previous.is_some_and(|(t, _)| t > r.started_at_us) {
+            return Vec::new(); // a late result (a replayed spool) says nothing about now
+        }
+        s.latest.insert(key, (r.started_at_us, ok));
+        let newly_failing = !ok && !r.confirmation && previous.is_none_or(|(_, was_ok)| was_ok);
+        if !newly_failing {
+            return Vec::new();
+        }
+        let mut asked = Vec::new();
+        for (id, agent) in s.agents.iter_mut() {
+            let eligible = agent.region != r.region
+                && agent.checks.contains(&r.check)
+                && agent.last_seen.elapsed() < AGENT_STALE
+                && !agent.pending.iter().any(|p| p.check == r.check);
+            if eligible {
+                agent.pending.push(RunNow {
+                    check: r.check.clone(),
+                    reason_region: r.region.clone(),
+                });
+                agent.notify.notify_one();
+                asked.push(id.clone());
+            }
+        }
+        asked
+    }
+
+    /// An agent's long poll: pending commands at once, or whatever arrives within `wait`.
+    pub async fn poll(
+        &self,
+        agent: &str,
+        region: &str,
+        checks: HashSet<String>,
+        wait: Duration,
+    ) -> Vec<RunNow> {
+        let notify = {
+            let mut s = self.lock();
+            let entry = s
+                .agents
+                .entry(agent.to_owned())
+                .or_insert_with(|| AgentEntry {
+                    region: region.to_owned(),
+                    checks: HashSet::new(),
+                    pending: Vec::new(),
+                    notify: Arc::new(Notify::new()),
+                    last_seen: Instant::now(),
+                });
+            entry.region = region.to_owned();
+            entry.checks = checks;
+            entry.last_seen = Instant::now();
+            if !entry.pending.is_empty() {
+                return std::mem::take(&mut entry.pending);
+            }
+            entry.notify.clone()
+        };
+        let _ = tokio::time::timeout(wait, notify.notified()).await;
+        let mut s = self.lock();
+        match s.agents.get_mut(agent) {
+            Some(e) => {
+                e.last_seen = Instant::now();
+                std::mem::take(&mut e.pending)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// (agent, region, seconds since its last poll) for every known agent.
+    pub fn agents(&self) -> Vec<(String, String, f64)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s
+            .agents
+            .iter()
+            .map(|(id, a)| {
+                (
+                    id.clone(),
+                    a.region.clone(),
+                    a.last_seen.elapsed().as_secs_f64(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lookout_model::probe::{Failure, FailureKind, Outcome};
+
+    fn result(region: &str, ok: bool, t: i64, confirmation: bool) -> ProbeResult {
+        ProbeResult {
+            check: "search".into(),
+            region: region.into(),
+            agent: format!("{region}-1"),
+            seq: t as u64,
+            started_at_us: t,
+            outcome: if ok {
+                Outcome::Ok
+            } else {
+                Outcome::Fail(Failure {
+                    kind: FailureKind::Refused,
+                    message: "x".into(),
+                    step: Some(0),
+                })
+            },
+            duration_us: 1,
+            steps: vec![],
+            confirmation,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_failure_asks_the_other_regions_once() {
+        let hub = Arc::new(Hub::default());
+        let checks: HashSet<String> = ["search".to_string()].into();
+        for (agent, region) in [
+            ("eu-west-1", "eu-west"),
+            ("us-east-1", "us-east"),
+            ("ap-south-1", "ap-south"),
+        ] {
+            hub.poll(agent, region, checks.clone(), Duration::ZERO)
+                .await;
+        }
+        assert!(hub.observe(&result("eu-west", true, 1, false)).is_empty());
+        let mut asked = hub.observe(&result("eu-west", false, 2, false));
+        asked.sort();
+        assert_eq!(asked, ["ap-south-1", "us-east-1"]);
+        assert!(
+            hub.observe(&result("eu-west", false, 3, false)).is_empty(),
+            "still failing: not asked again"
+        );
+        assert!(
+            hub.observe(&result("us-east", false, 3, true)).is_empty(),
+            "confirmations never cascade"
+        );
+        let got = hub
+            .poll(
+                "us-east-1",
+                "us-east",
+                checks.clone(),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(
+            got,
+            [RunNow {
+                check: "search".into(),
+                reason_region: "eu-west".into()
+            }]
+        );
+        assert!(
+            hub.observe(&result("eu-west", true, 1, false)).is_empty(),
+            "late results are ignored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_poll_wakes_when_asked() {
+        let hub = Arc::new(Hub::default());
+        let checks: HashSet<String> = ["search".to_string()].into();
+        hub.poll("us-east-1", "us-east", checks.clone(), Duration::ZERO)
+            .await;
+        let waiter = tokio::spawn({
+            let hub = hub.clone();
+            async move {
+                hub.poll("us-east-1", "us-east", checks, Duration::from_secs(10))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hub.observe(&result("eu-west", false, 5, false));
+        let got = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), 1);
+    }
+}

@@ -1,0 +1,82 @@
+//! Checks a batch before anything of it is stored: nothing partially applied, and every
+//! rejection names the result and the field at fault.
+
+use std::collections::BTreeMap;
+
+use lookout_model::probe::{ProbeResult, ResultBatch};
+
+/// Most results one batch may carry.
+pub const MAX_BATCH: usize = 5_000;
+/// A run longer than this is not a probe run.
+const MAX_DURATION_US: u64 = 3_600 * 1_000_000;
+/// How far from the collector's clock a start time may be.
+const MAX_FUTURE_US: i64 = 5 * 60 * 1_000_000;
+const MAX_PAST_US: i64 = 30 * 24 * 3_600 * 1_000_000;
+
+/// What the collector knows of checks: name -> regions (empty: any region). An empty map
+/// accepts any check.
+pub type Known = BTreeMap<String, Vec<String>>;
+
+fn text_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}
+
+pub fn validate(batch: &ResultBatch, known: &Known, now_us: i64) -> Result<(), String> {
+    if batch.results.is_empty() {
+        return Err("the batch holds no results".into());
+    }
+    if batch.results.len() > MAX_BATCH {
+        return Err(format!(
+            "{} results in one batch; at most {MAX_BATCH}",
+            batch.results.len()
+        ));
+    }
+    for (i, r) in batch.results.iter().enumerate() {
+        check_one(r, known, now_us)
+            .map_err(|e| format!("results[{i}] ({} seq {}): {e}", r.agent, r.seq))?;
+    }
+    Ok(())
+}
+
+fn check_one(r: &ProbeResult, known: &Known, now_us: i64) -> Result<(), String> {
+    for (field, v) in [
+        ("check", &r.check),
+        ("region", &r.region),
+        ("agent", &r.agent),
+    ] {
+        if !text_ok(v) {
+            return Err(format!("`{field}` must be 1 to 128 printable characters"));
+        }
+    }
+    if !known.is_empty() {
+        match known.get(&r.check) {
+            None => return Err(format!("unknown check {:?}", r.check)),
+            Some(regions) if !regions.is_empty() && !regions.contains(&r.region) => {
+                return Err(format!(
+                    "check {:?} does not run in region {:?}",
+                    r.check, r.region
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if r.started_at_us > now_us + MAX_FUTURE_US {
+        return Err(format!(
+            "`started_at_us` is {} s ahead of the collector's clock: the agent's clock is wrong",
+            (r.started_at_us - now_us) / 1_000_000
+        ));
+    }
+    if r.started_at_us < now_us - MAX_PAST_US {
+        return Err("`started_at_us` is more than 30 days old".into());
+    }
+    if r.duration_us > MAX_DURATION_US {
+        return Err(format!(
+            "`duration_us` of {} s is longer than any run can be",
+            r.duration_us / 1_000_000
+        ));
+    }
+    if r.steps.len() > 64 {
+        return Err("more than 64 steps".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Results in memory: for tests and for running without a disk. Not durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use lookout_model::probe::ProbeResult;
+
+use super::{ResultFilter, ResultStore, StoreError};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    results: Vec<ProbeResult>,
+    seen: HashMap<String, HashSet<u64>>,
+}
+
+impl ResultStore for MemoryStore {
+    fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut stored, mut duplicates) = (0, 0);
+        for r in results {
+            if inner.seen.entry(r.agent.clone()).or_default().insert(r.seq) {
+                inner.results.push(r.clone());
+                stored += 1;
+            } else {
+                duplicates += 1;
+            }
+        }
+        Ok((stored, duplicates))
+    }
+
+    fn query(&self, f: &ResultFilter) -> Vec<ProbeResult> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let matching: Vec<&ProbeResult> = inner
+            .results
+            .iter()
+            .filter(|r| f.check.as_ref().is_none_or(|c| *c == r.check))
+            .filter(|r| f.region.as_ref().is_none_or(|c| *c == r.region))
+            .filter(|r| f.agent.as_ref().is_none_or(|c| *c == r.agent))
+            .collect();
+        let skip = matching.len().saturating_sub(f.limit);
+        matching.into_iter().skip(skip).cloned().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .results
+            .len()
+    }
+}

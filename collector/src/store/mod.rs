@@ -1,0 +1,38 @@
+//! Where results are kept. One trait, one implementation per file; the query API and ingest
+//! see only the trait.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use lookout_model::probe::ProbeResult;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store cannot take writes: {0}")]
+    Unavailable(String),
+}
+
+/// Which results to read back.
+#[derive(Debug, Default, Clone)]
+pub struct ResultFilter {
+    pub check: Option<String>,
+    pub region: Option<String>,
+    pub agent: Option<String>,
+    pub limit: usize,
+}
+
+pub trait ResultStore: Send + Sync {
+    /// Stores a batch all or nothing; results already held (same agent and seq) are not
+    /// stored again. Returns (stored, duplicates) once the batch is as durable as the store is.
+    fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError>;
+
+    /// Results in the order they were stored, oldest first, the last `limit` of them.
+    fn query(&self, filter: &ResultFilter) -> Vec<ProbeResult>;
+
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,205 @@
+//! The agent's Prometheus metrics, named in one place.
+
+use lookout_model::probe::{Outcome, ProbeResult};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct AgentMetrics {
+    registry: Registry,
+    runs: IntCounterVec,
+    failures: IntCounterVec,
+    phase_seconds: HistogramVec,
+    duration_seconds: HistogramVec,
+    pub skipped: IntCounterVec,
+    pub confirmations: IntCounterVec,
+    pub lag_seconds: Histogram,
+    pub spool_results: IntGauge,
+    pub spool_bytes: IntGauge,
+    pub spool_dropped: IntCounter,
+    pub pushes: IntCounterVec,
+    pub rejected: IntCounter,
+    pub collector_up: IntGauge,
+}
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.8, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn reg<M: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    m: M,
+) -> Result<M, prometheus::Error> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+impl AgentMetrics {
+    pub fn new(region: &str, agent: &str) -> Result<Self, prometheus::Error> {
+        let labels = std::collections::HashMap::from([
+            ("region".to_owned(), region.to_owned()),
+            ("agent".to_owned(), agent.to_owned()),
+        ]);
+        let registry = Registry::new_custom(None, Some(labels))?;
+        Ok(AgentMetrics {
+            runs: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_probe_runs_total",
+                        "Check runs, by check and outcome (ok, fail).",
+                    ),
+                    &["check", "outcome"],
+                )?,
+            )?,
+            failures: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_probe_failures_total",
+                        "Failed runs, by check and failure kind.",
+                    ),
+                    &["check", "kind"],
+                )?,
+            )?,
+            phase_seconds: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "lookout_probe_phase_duration_seconds",
+                        "Time per HTTP phase of each step, summed over a journey's steps.",
+                    )
+                    .buckets(BUCKETS.to_vec()),
+                    &["check", "phase"],
+                )?,
+            )?,
+            duration_seconds: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "lookout_probe_duration_seconds",
+                        "Whole-journey time of each run.",
+                    )
+                    .buckets(BUCKETS.to_vec()),
+                    &["check", "outcome"],
+                )?,
+            )?,
+            skipped: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_probe_skipped_total",
+                        "Scheduled starts skipped because the previous run was still going.",
+                    ),
+                    &["check"],
+                )?,
+            )?,
+            confirmations: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_probe_confirmation_runs_total",
+                        "Runs made at the collector's request to confirm a failure.",
+                    ),
+                    &["check"],
+                )?,
+            )?,
+            lag_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "lookout_probe_scheduling_lag_seconds",
+                        "How late runs started against their schedule.",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+                        1.0,
+                    ]),
+                )?,
+            )?,
+            spool_results: reg(
+                &registry,
+                IntGauge::new(
+                    "lookout_probe_spool_results",
+                    "Results spooled and not yet acknowledged by the collector.",
+                )?,
+            )?,
+            spool_bytes: reg(
+                &registry,
+                IntGauge::new(
+                    "lookout_probe_spool_bytes",
+                    "Bytes the spool holds on disk.",
+                )?,
+            )?,
+            spool_dropped: reg(
+                &registry,
+                IntCounter::new(
+                    "lookout_probe_spool_dropped_total",
+                    "Results dropped because the spool was full.",
+                )?,
+            )?,
+            pushes: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_probe_pushes_total",
+                        "Batches sent to the collector, by outcome.",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            rejected: reg(
+                &registry,
+                IntCounter::new(
+                    "lookout_probe_rejected_results_total",
+                    "Results the collector refused as invalid (dropped, logged).",
+                )?,
+            )?,
+            collector_up: reg(
+                &registry,
+                IntGauge::new(
+                    "lookout_probe_collector_up",
+                    "Whether the last push to the collector succeeded.",
+                )?,
+            )?,
+            registry,
+        })
+    }
+
+    pub fn record(&self, r: &ProbeResult) {
+        let outcome = if r.outcome.is_ok() { "ok" } else { "fail" };
+        self.runs.with_label_values(&[&r.check, outcome]).inc();
+        if let Outcome::Fail(f) = &r.outcome {
+            self.failures
+                .with_label_values(&[&r.check, f.kind.as_str()])
+                .inc();
+        }
+        self.duration_seconds
+            .with_label_values(&[&r.check, outcome])
+            .observe(r.duration_us as f64 / 1e6);
+        let mut sums = [0u64; 5];
+        for s in &r.steps {
+            for (i, (_, v)) in s.phases.by_name().iter().enumerate() {
+                sums[i] += v;
+            }
+        }
+        for (i, name) in lookout_model::probe::PHASES.iter().enumerate() {
+            self.phase_seconds
+                .with_label_values(&[r.check.as_str(), name])
+                .observe(sums[i] as f64 / 1e6);
+        }
+    }
+
+    pub fn runs(&self, check: &str, outcome: &str) -> u64 {
+        self.runs.with_label_values(&[check, outcome]).get()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

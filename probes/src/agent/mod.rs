@@ -1,0 +1,493 @@
+//! The probe agent: runs its region's checks on their schedules, spools every result to disk,
+//! pushes them to the collector in batches (in order, replaying after an outage), and keeps a
+//! long poll open through which the collector can ask it to run a check now.
+
+mod metrics;
+pub mod spool;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use lookout_model::health::{Dependency, Health, HealthStatus, InstanceHealth, overall};
+use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
+use lookout_model::secret::Secret;
+use reqwest::Url;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use metrics::AgentMetrics;
+use spool::Spool;
+
+use crate::check::Check;
+use crate::http::Pool;
+use crate::journey::{self, RunContext};
+use crate::template::Vars;
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub region: String,
+    pub agent_id: String,
+    /// The collector's base URL.
+    pub collector: Url,
+    pub token: Secret,
+    /// Every configured check; the agent runs those assigned to its region.
+    pub checks: Vec<Arc<Check>>,
+    pub variables: Vars,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub batch_max: usize,
+    /// How long results may wait to be batched.
+    pub flush_interval: Duration,
+    /// Run every check once at start, instead of waiting for its first slot.
+    pub run_on_start: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("spool at {path}: {source}")]
+    Spool {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Shared {
+    settings: AgentSettings,
+    spool: Spool,
+    metrics: AgentMetrics,
+    /// Wakes the pusher when a result is spooled.
+    spooled: Notify,
+    collector_ok: AtomicBool,
+    started: Instant,
+    http: reqwest::Client,
+}
+
+/// A running agent.
+pub struct Agent {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub async fn start(
+        settings: AgentSettings,
+        listener: TcpListener,
+    ) -> Result<Agent, AgentError> {
+        let spool =
+            Spool::open(&settings.spool_dir, settings.spool_max_bytes).map_err(|source| {
+                AgentError::Spool {
+                    path: settings.spool_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let metrics = AgentMetrics::new(&settings.region, &settings.agent_id)?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            settings,
+            spool,
+            metrics,
+            spooled: Notify::new(),
+            collector_ok: AtomicBool::new(false),
+            started: Instant::now(),
+            http,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut triggers = HashMap::new();
+        for check in shared
+            .settings
+            .checks
+            .iter()
+            .filter(|c| c.runs_in(&shared.settings.region))
+        {
+            let (tx, rx) = mpsc::channel(8);
+            triggers.insert(check.name.clone(), tx);
+            tasks.push(tokio::spawn(schedule_loop(
+                shared.clone(),
+                check.clone(),
+                rx,
+                stopped.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(push_loop(shared.clone(), stopped.clone())));
+        tasks.push(tokio::spawn(command_loop(
+            shared.clone(),
+            triggers,
+            stopped.clone(),
+        )));
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/healthcheck", get(healthcheck))
+            .route("/metrics", get(metrics_handler))
+            .with_state(shared.clone());
+        let mut server_stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+        tracing::info!(region = %shared.settings.region, agent = %shared.settings.agent_id, %addr, "probe agent started");
+        Ok(Agent {
+            addr,
+            shared,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn metrics(&self) -> &AgentMetrics {
+        &self.shared.metrics
+    }
+
+    /// (results waiting, bytes, dropped).
+    pub fn spool_depth(&self) -> (u64, u64, u64) {
+        self.shared.spool.depth()
+    }
+
+    /// Stops scheduling, lets running checks finish, makes one last push attempt.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+fn utc_to_instant(at: chrono::DateTime<chrono::Utc>) -> tokio::time::Instant {
+    let now_utc = chrono::Utc::now();
+    let now = tokio::time::Instant::now();
+    match (at - now_utc).to_std() {
+        Ok(d) => now + d,
+        Err(_) => now,
+    }
+}
+
+async fn run_once(shared: &Arc<Shared>, check: &Arc<Check>, pool: &mut Pool, confirmation: bool) {
+    let seq = match shared.spool.next_seq() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reserve a sequence number; run skipped");
+            return;
+        }
+    };
+    let ctx = RunContext {
+        region: &shared.settings.region,
+        agent: &shared.settings.agent_id,
+        seq,
+        confirmation,
+    };
+    let result = journey::run(check, &shared.settings.variables, pool, ctx).await;
+    shared.metrics.record(&result);
+    if confirmation {
+        shared
+            .metrics
+            .confirmations
+            .with_label_values(&[&check.name])
+            .inc();
+    }
+    if let Err(e) = shared.spool.append(&result) {
+        tracing::error!(error = %e, check = %check.name, "cannot spool a result; it is lost");
+        shared.metrics.spool_dropped.inc();
+    }
+    shared.spooled.notify_one();
+}
+
+/// One check's schedule. Runs never overlap: a start that finds the last run still going is
+/// skipped and counted, and a slow run never delays the next start beyond its own end.
+async fn schedule_loop(
+    shared: Arc<Shared>,
+    check: Arc<Check>,
+    mut run_now: mpsc::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let schedule = check.schedule_in(&shared.settings.region);
+    let running = Arc::new(tokio::sync::Mutex::new(Pool::default()));
+    let start_run = |confirmation: bool| {
+        let (shared, check, running) = (shared.clone(), check.clone(), running.clone());
+        match running.clone().try_lock_owned() {
+            Ok(mut pool) => {
+                tokio::spawn(async move {
+                    run_once(&shared, &check, &mut pool, confirmation).await;
+                });
+                true
+            }
+            Err(_) => {
+                shared
+                    .metrics
+                    .skipped
+                    .with_label_values(&[&check.name])
+                    .inc();
+                false
+            }
+        }
+    };
+    if shared.settings.run_on_start {
+        start_run(false);
+    }
+    loop {
+        let Some(next) = schedule.next_after(chrono::Utc::now()) else {
+            tracing::warn!(check = %check.name, "the schedule has no next start; the check stops");
+            return;
+        };
+        let due = utc_to_instant(next);
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep_until(due) => {
+                let lag = (chrono::Utc::now() - next).to_std().unwrap_or_default();
+                shared.metrics.lag_seconds.observe(lag.as_secs_f64());
+                if !start_run(false) {
+                    tracing::warn!(check = %check.name, "previous run still going; this start is skipped");
+                }
+            }
+            Some(_) = run_now.recv() => {
+                start_run(true);
+            }
+        }
+    }
+    // Let a running check finish before the agent stops.
+    let _ = running.lock().await;
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let url = shared.settings.collector.join("api/v1/results");
+    let Ok(url) = url else {
+        tracing::error!("collector URL cannot take a path; results stay spooled");
+        return;
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let (waiting, bytes, dropped) = shared.spool.depth();
+        shared.metrics.spool_results.set(waiting as i64);
+        shared.metrics.spool_bytes.set(bytes as i64);
+        let counted = shared.metrics.spool_dropped.get();
+        if dropped > counted {
+            shared.metrics.spool_dropped.inc_by(dropped - counted);
+        }
+        let stopping = *stopped.borrow();
+        let batch = match shared.spool.peek(shared.settings.batch_max) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the spool");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = shared.spooled.notified() => {
+                    // Gather what else finishes shortly, so batches are worth sending.
+                    tokio::time::sleep(shared.settings.flush_interval.min(Duration::from_millis(50))).await;
+                }
+                _ = tokio::time::sleep(shared.settings.flush_interval) => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        match push(&shared, &url, &batch).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(200);
+                if !shared.collector_ok.swap(true, Ordering::Relaxed) {
+                    tracing::info!("collector reachable; results flowing");
+                }
+                shared.metrics.collector_up.set(1);
+            }
+            Err(PushError::Rejected(msg)) => {
+                // The collector will never take these; keeping them would block the rest.
+                tracing::error!(error = %msg, count = batch.len(), "collector rejected a batch as invalid; dropped");
+                shared.metrics.rejected.inc_by(batch.len() as u64);
+                if let Some(last) = batch.last() {
+                    let _ = shared.spool.ack(last.seq, batch.len());
+                }
+            }
+            Err(PushError::Unavailable(msg)) => {
+                if shared.collector_ok.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %msg, "collector unreachable; spooling results");
+                }
+                shared.metrics.collector_up.set(0);
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped.changed() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+enum PushError {
+    Unavailable(String),
+    Rejected(String),
+}
+
+async fn push(shared: &Shared, url: &Url, batch: &[ProbeResult]) -> Result<(), PushError> {
+    let body = ResultBatch {
+        results: batch.to_vec(),
+    };
+    let response = shared
+        .http
+        .post(url.clone())
+        .bearer_auth(shared.settings.token.expose())
+        .timeout(Duration::from_secs(10))
+        .json(&body)
+        .send()
+        .await;
+    let outcome = match response {
+        Err(e) => Err(PushError::Unavailable(e.to_string())),
+        Ok(r) if r.status().is_success() => match r.json::<BatchAck>().await {
+            Ok(_) => {
+                if let Some(last) = batch.last() {
+                    shared
+                        .spool
+                        .ack(last.seq, batch.len())
+                        .map_err(|e| PushError::Unavailable(format!("spool: {e}")))?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(PushError::Unavailable(format!(
+                "unreadable acknowledgement: {e}"
+            ))),
+        },
+        Ok(r)
+            if r.status() == reqwest::StatusCode::BAD_REQUEST
+                || r.status() == reqwest::StatusCode::UNPROCESSABLE_ENTITY =>
+        {
+            Err(PushError::Rejected(r.text().await.unwrap_or_default()))
+        }
+        // 401/403 (a token to fix), 413, 5xx, 503 with Retry-After: keep the results, retry.
+        Ok(r) => Err(PushError::Unavailable(format!(
+            "collector answered {}",
+            r.status()
+        ))),
+    };
+    shared
+        .metrics
+        .pushes
+        .with_label_values(&[if outcome.is_ok() { "ok" } else { "failed" }])
+        .inc();
+    outcome
+}
+
+/// The long poll through which the collector asks for confirmation runs.
+async fn command_loop(
+    shared: Arc<Shared>,
+    triggers: HashMap<String, mpsc::Sender<bool>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let s = &shared.settings;
+    let mut checks: Vec<&str> = triggers.keys().map(String::as_str).collect();
+    checks.sort_unstable();
+    let Ok(mut url) = s
+        .collector
+        .join(&format!("api/v1/agents/{}/commands", s.agent_id))
+    else {
+        return;
+    };
+    url.query_pairs_mut()
+        .append_pair("region", &s.region)
+        .append_pair("checks", &checks.join(","))
+        .append_pair("wait", "20s");
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let request = shared
+            .http
+            .get(url.clone())
+            .bearer_auth(s.token.expose())
+            .timeout(Duration::from_secs(30))
+            .send();
+        let response = tokio::select! {
+            r = request => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let commands = match response {
+            Ok(r) if r.status().is_success() => r.json::<Commands>().await.ok(),
+            _ => None,
+        };
+        match commands {
+            Some(c) => {
+                backoff = Duration::from_millis(200);
+                for cmd in c.run {
+                    if let Some(tx) = triggers.get(&cmd.check) {
+                        tracing::info!(check = %cmd.check, after_failure_in = %cmd.reason_region, "confirmation run requested");
+                        let _ = tx.try_send(true);
+                    }
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn healthcheck(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let ok = shared.collector_ok.load(Ordering::Relaxed);
+    let collector = Dependency::from_instances(
+        "collector",
+        vec![InstanceHealth {
+            url: shared.settings.collector.to_string(),
+            status: if ok {
+                HealthStatus::Ok
+            } else {
+                HealthStatus::Down
+            },
+            reason: (!ok).then(|| {
+                let (waiting, _, dropped) = shared.spool.depth();
+                format!("not reachable; {waiting} results spooled, {dropped} dropped")
+            }),
+        }],
+    );
+    let dependencies = vec![collector];
+    let health = Health {
+        status: overall(true, &dependencies),
+        service: "probe-agent".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: shared.started.elapsed().as_secs_f64(),
+        dependencies,
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(health))
+}
+
+async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let (waiting, bytes, _) = shared.spool.depth();
+    shared.metrics.spool_results.set(waiting as i64);
+    shared.metrics.spool_bytes.set(bytes as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+}
