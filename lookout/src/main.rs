@@ -6,6 +6,8 @@
 mod bench;
 mod config;
 mod logging;
+mod monitor;
+mod probe;
 mod service;
 mod supervisor;
 
@@ -38,6 +40,10 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Run one instance of one platform service.
     Service(service::ServiceArgs),
+    /// Run a probe agent for one region: its checks, spool and pushes to the collector.
+    Probe(probe::ProbeArgs),
+    /// Run the collector alone.
+    Collector(probe::CollectorArgs),
     /// Whole-system benchmarks; each prints its figures beside a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -80,6 +86,18 @@ fn main() -> ExitCode {
             logging::init(format, &level);
             runtime().and_then(|rt| rt.block_on(service::run(args)))
         }
+        Command::Probe(args) => load(args.config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                runtime()?.block_on(probe::run_probe(cfg, args))
+            }),
+        Command::Collector(args) => load(args.config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                runtime()?.block_on(probe::run_collector(cfg, args))
+            }),
         Command::Bench { which } => {
             logging::init(config::LogFormat::Text, "warn");
             runtime().and_then(|rt| rt.block_on(bench::run(which)))

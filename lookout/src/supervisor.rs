@@ -258,9 +258,42 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         p = Platform::start(&config) => p?,
         _ = crate::service::shutdown_signal() => return Ok(()),
     };
+    let monitor = if config.checks.is_empty() {
+        None
+    } else {
+        let gateway = platform
+            .gateway()
+            .map(|g| g.addr)
+            .context("no gateway started")?;
+        match crate::monitor::Monitor::start(&config, gateway).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                platform.stop().await;
+                return Err(e);
+            }
+        }
+    };
     say!("lookout up: running from {source}");
     for c in &platform.children {
-        say!("  {:<12} {:<24} admin {}", c.name(), c.url(), c.admin_url());
+        say!("  {:<16} {:<24} admin {}", c.name(), c.url(), c.admin_url());
+    }
+    if let Some(m) = &monitor {
+        say!("  {:<16} {:<24} admin -", "collector", m.collector.url());
+        for (region, link) in &m.links {
+            say!(
+                "  {:<16} {:<24} admin {}",
+                format!("link@{region}"),
+                link.url(),
+                link.admin_url()
+            );
+        }
+        for (region, agent) in &m.agents {
+            say!(
+                "  {:<16} {:<24} admin -",
+                format!("probe@{region}"),
+                format!("http://{}", agent.addr)
+            );
+        }
     }
     if let Some(g) = platform.gateway() {
         say!(
@@ -271,6 +304,9 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     say!("Press Ctrl-C to stop.");
     crate::service::shutdown_signal().await;
     say!("lookout up: stopping");
+    if let Some(m) = monitor {
+        m.stop().await;
+    }
     platform.stop().await;
     say!("lookout up: stopped");
     Ok(())

@@ -12,6 +12,7 @@ pub mod etag;
 pub use lookout_api::error;
 pub mod faults;
 pub mod gateway;
+pub mod link;
 pub mod media;
 pub mod metrics;
 pub mod mixes;

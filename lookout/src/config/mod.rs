@@ -2,6 +2,7 @@
 //! with its file, line and column before anything starts, and turned into validated types
 //! that the rest of the program uses without checking again.
 
+mod checks;
 mod interpolate;
 mod raw;
 
@@ -97,11 +98,33 @@ pub struct PlatformConfig {
     pub analytics_queue_capacity: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub listen: SocketAddr,
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbesConfig {
+    pub regions: Vec<String>,
+    pub spool_max_bytes: u64,
+    pub batch_max: usize,
+    pub flush_interval: Duration,
+    pub run_on_start: bool,
+    pub region_links: bool,
+}
+
 /// A validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub log: LogConfig,
+    /// Where spools (and, later, the collector's store) live.
+    pub data_dir: std::path::PathBuf,
     pub platform: PlatformConfig,
+    pub collector: CollectorConfig,
+    pub probes: ProbesConfig,
+    pub variables: BTreeMap<String, String>,
+    pub checks: Vec<std::sync::Arc<lookout_probes::check::Check>>,
 }
 
 impl Config {
@@ -160,15 +183,20 @@ impl Config {
                 )])
             })?;
         let mut errors = Vec::new();
-        let config =
-            validate(raw, &mut |loc: Option<Located>,
-                                path: &str,
-                                message: String| {
+        let base_dir = Path::new(file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let config = validate(
+            raw,
+            &base_dir,
+            &mut |loc: Option<Located>, path: &str, message: String| {
                 let (line, column) = loc
                     .map(|l| interpolated.original_position(l.line, l.column))
                     .unwrap_or((1, 1));
                 errors.push(at(line, column, path, interpolated.redact(&message)));
-            });
+            },
+        );
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -202,7 +230,7 @@ fn check_duration(
     }
 }
 
-fn validate(raw: RawConfig, report: &mut Report) -> Config {
+fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     let log = LogConfig {
         format: raw.log.format.unwrap_or(LogFormat::Text),
         level: match raw.log.level {
@@ -521,8 +549,95 @@ fn validate(raw: RawConfig, report: &mut Report) -> Config {
         Some(q) => q.value,
         None => 10_000,
     };
+    let regions = checks::validate_regions(raw.probes.regions, report);
+    let variables = checks::validate_variables(&raw.variables, report);
+    let checks = checks::validate_checks(raw.checks, &regions, &variables, base_dir, report);
+    let ms = Duration::from_millis;
+    let flush_interval = match &raw.probes.flush_interval {
+        Some(d) => {
+            check_duration(
+                report,
+                d,
+                "probes.flush_interval",
+                ms(10),
+                Duration::from_secs(60),
+            );
+            d.value.0
+        }
+        None => ms(250),
+    };
+    let spool_max_bytes = match &raw.probes.spool_max_mb {
+        Some(m) if !(1..=100_000).contains(&m.value) => {
+            report(
+                m.loc(),
+                "probes.spool_max_mb",
+                format!("must be from 1 to 100000, got {}", m.value),
+            );
+            64 << 20
+        }
+        Some(m) => m.value << 20,
+        None => 64 << 20,
+    };
+    let batch_max = match &raw.probes.batch_max {
+        Some(b) if !(1..=lookout_collector::ingest::MAX_BATCH).contains(&b.value) => {
+            report(
+                b.loc(),
+                "probes.batch_max",
+                format!(
+                    "must be from 1 to {}, got {}",
+                    lookout_collector::ingest::MAX_BATCH,
+                    b.value
+                ),
+            );
+            500
+        }
+        Some(b) => b.value,
+        None => 500,
+    };
+    let collector_listen = raw
+        .collector
+        .listen
+        .unwrap_or_else(|| raw::Spanned::unlocated(SocketAddr::from(([127, 0, 0, 1], 8090))));
+    if !checks.is_empty() {
+        claim(&collector_listen, "collector.listen", report);
+    }
+    let token = match raw.collector.token {
+        Some(t) if t.value.is_empty() => {
+            report(
+                t.loc(),
+                "collector.token",
+                "must not be empty: agents authenticate with it".into(),
+            );
+            t.value
+        }
+        Some(t) => t.value,
+        None => {
+            if !checks.is_empty() {
+                report(None, "collector.token", "is required when there are checks: agents send it to the collector (e.g. `token: ${LOOKOUT_TOKEN}`)".into());
+            }
+            Secret::default()
+        }
+    };
     Config {
         log,
+        data_dir: raw
+            .data_dir
+            .map(|d| d.value.into())
+            .unwrap_or_else(|| "lookout-data".into()),
+        collector: CollectorConfig {
+            listen: collector_listen.value,
+            token,
+        },
+        probes: ProbesConfig {
+            regions,
+            spool_max_bytes,
+            batch_max,
+            flush_interval,
+            run_on_start: raw.probes.run_on_start.unwrap_or(true),
+            region_links: raw.probes.region_links.unwrap_or(true),
+        },
+        variables,
+        checks,
         platform: PlatformConfig {
             seed: p.seed.unwrap_or(42),
             artists,

@@ -82,7 +82,66 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub log: RawLog,
+    pub data_dir: Option<Spanned<String>>,
     pub platform: RawPlatform,
+    pub collector: RawCollector,
+    pub probes: RawProbes,
+    pub variables: std::collections::BTreeMap<String, Spanned<String>>,
+    pub checks: Vec<Spanned<RawCheck>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCollector {
+    pub listen: Option<Spanned<SocketAddr>>,
+    /// Agents send it; the collector's API requires it.
+    pub token: Option<Spanned<Secret>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProbes {
+    pub regions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub spool_max_mb: Option<Spanned<u64>>,
+    pub batch_max: Option<Spanned<usize>>,
+    pub flush_interval: Option<Spanned<Dur>>,
+    pub run_on_start: Option<bool>,
+    /// Put a controllable TCP proxy (delay, cut) between each region's agent and the gateway.
+    pub region_links: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    pub interval: Option<Spanned<Dur>>,
+    pub cron: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub latency_objective: Option<Spanned<Dur>>,
+    pub regions: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub reuse_connections: bool,
+    pub ca: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<usize>>,
+    pub max_redirects: Option<Spanned<u8>>,
+    pub steps: Spanned<Vec<Spanned<RawStep>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Option<String>,
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    #[serde(default)]
+    pub capture: Vec<Spanned<lookout_probes::capture::CaptureConfig>>,
+    #[serde(default)]
+    pub assert: Vec<Spanned<lookout_probes::assert::AssertionConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

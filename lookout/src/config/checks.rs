@@ -1,0 +1,402 @@
+//! Checks and probe settings: from the config as written to validated `Check`s. Every regex,
+//! JSON path, cron expression, URL, template variable and CA file is checked here, once, with
+//! the position of what is wrong.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Method;
+use hyper::header::HeaderName;
+use lookout_probes::check::{self, Check, ScheduleSpec, Step};
+use lookout_probes::template::Template;
+
+use super::Report;
+use super::raw::{RawCheck, RawStep, Spanned};
+
+/// Regions `lookout up` runs agents in when the config names none.
+pub const DEFAULT_REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub fn validate_regions(
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    report: &mut Report,
+) -> Vec<String> {
+    let Some(list) = raw else {
+        return DEFAULT_REGIONS.iter().map(|s| s.to_string()).collect();
+    };
+    if list.value.is_empty() {
+        report(
+            list.loc(),
+            "probes.regions",
+            "must name at least one region".into(),
+        );
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, r) in list.value.iter().enumerate() {
+        let path = format!("probes.regions[{i}]");
+        if !name_ok(&r.value) {
+            report(
+                r.loc(),
+                &path,
+                format!(
+                    "{:?} is not a region name: letters, digits, `-` or `_`",
+                    r.value
+                ),
+            );
+        } else if out.contains(&r.value) {
+            report(
+                r.loc(),
+                &path,
+                format!("region {:?} is listed twice", r.value),
+            );
+        }
+        out.push(r.value.clone());
+    }
+    out
+}
+
+pub fn validate_variables(
+    raw: &BTreeMap<String, Spanned<String>>,
+    report: &mut Report,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        if Template::parse(&format!("{{{{{k}}}}}")).is_err() {
+            report(
+                v.loc(),
+                &format!("variables.{k}"),
+                "a variable name is letters, digits, `_`, `.` or `-`".into(),
+            );
+        }
+        out.insert(k.clone(), v.value.clone());
+    }
+    out
+}
+
+fn duration_in(
+    report: &mut Report,
+    v: &Option<Spanned<super::raw::Dur>>,
+    path: &str,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Duration {
+    match v {
+        None => default,
+        Some(d) => {
+            if d.value.0 < min || d.value.0 > max {
+                report(
+                    d.loc(),
+                    path,
+                    format!(
+                        "must be from {} to {}, got {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max),
+                        humantime::format_duration(d.value.0)
+                    ),
+                );
+            }
+            d.value.0
+        }
+    }
+}
+
+pub fn validate_checks(
+    raw: Vec<Spanned<RawCheck>>,
+    regions: &[String],
+    variables: &BTreeMap<String, String>,
+    base_dir: &Path,
+    report: &mut Report,
+) -> Vec<Arc<Check>> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (ci, spanned) in raw.into_iter().enumerate() {
+        let loc = spanned.loc();
+        let c = spanned.value;
+        let at = format!("checks[{ci}] ({})", c.name.value);
+        if !name_ok(&c.name.value) {
+            report(
+                c.name.loc(),
+                &format!("checks[{ci}].name"),
+                format!(
+                    "{:?} is not a check name: 1 to 64 letters, digits, `-` or `_`",
+                    c.name.value
+                ),
+            );
+        } else if !names.insert(c.name.value.clone()) {
+            report(
+                c.name.loc(),
+                &format!("checks[{ci}].name"),
+                format!("check {:?} is defined twice", c.name.value),
+            );
+        }
+        let schedule = match (&c.interval, &c.cron) {
+            (Some(_), Some(cron)) => {
+                report(
+                    cron.loc(),
+                    &format!("{at}.cron"),
+                    "give `interval` or `cron`, not both".into(),
+                );
+                ScheduleSpec::Every(check::DEFAULT_INTERVAL)
+            }
+            (None, Some(cron)) => match lookout_probes::schedule::parse_cron(&cron.value) {
+                Ok(_) => ScheduleSpec::Cron(cron.value.clone()),
+                Err(e) => {
+                    report(cron.loc(), &format!("{at}.cron"), e);
+                    ScheduleSpec::Every(check::DEFAULT_INTERVAL)
+                }
+            },
+            (interval, None) => ScheduleSpec::Every(duration_in(
+                report,
+                interval,
+                &format!("{at}.interval"),
+                check::DEFAULT_INTERVAL,
+                Duration::from_secs(1),
+                Duration::from_secs(86_400),
+            )),
+        };
+        let timeout = duration_in(
+            report,
+            &c.timeout,
+            &format!("{at}.timeout"),
+            check::DEFAULT_TIMEOUT,
+            Duration::from_millis(10),
+            Duration::from_secs(120),
+        );
+        if let (ScheduleSpec::Every(interval), true) = (&schedule, true) {
+            if timeout > *interval {
+                let where_ = c.timeout.as_ref().and_then(|t| t.loc()).or(loc);
+                report(
+                    where_,
+                    &format!("{at}.timeout"),
+                    format!(
+                        "({}) must not be longer than the interval ({}): runs would overlap",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(*interval)
+                    ),
+                );
+            }
+        }
+        let latency_objective = duration_in(
+            report,
+            &c.latency_objective,
+            &format!("{at}.latency_objective"),
+            check::DEFAULT_OBJECTIVE,
+            Duration::from_millis(1),
+            Duration::from_secs(120),
+        );
+        let mut check_regions = Vec::new();
+        if let Some(list) = &c.regions {
+            for (i, r) in list.value.iter().enumerate() {
+                if !regions.contains(&r.value) {
+                    report(
+                        r.loc(),
+                        &format!("{at}.regions[{i}]"),
+                        format!(
+                            "{:?} is not one of probes.regions ({})",
+                            r.value,
+                            regions.join(", ")
+                        ),
+                    );
+                }
+                check_regions.push(r.value.clone());
+            }
+        }
+        let tls = match &c.ca {
+            None => lookout_probes::http::tls::public_roots(),
+            Some(ca) => {
+                let path = base_dir.join(&ca.value);
+                match lookout_probes::http::tls::load_ca(&path.display().to_string()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        report(ca.loc(), &format!("{at}.ca"), e.to_string());
+                        lookout_probes::http::tls::public_roots()
+                    }
+                }
+            }
+        };
+        let max_body = match &c.max_body_bytes {
+            Some(m) if m.value == 0 || m.value > 256 << 20 => {
+                report(
+                    m.loc(),
+                    &format!("{at}.max_body_bytes"),
+                    format!("must be from 1 to {}, got {}", 256 << 20, m.value),
+                );
+                check::DEFAULT_MAX_BODY
+            }
+            Some(m) => m.value,
+            None => check::DEFAULT_MAX_BODY,
+        };
+        let max_redirects = match &c.max_redirects {
+            Some(m) if m.value > 20 => {
+                report(
+                    m.loc(),
+                    &format!("{at}.max_redirects"),
+                    format!("must be from 0 to 20, got {}", m.value),
+                );
+                check::DEFAULT_MAX_REDIRECTS
+            }
+            Some(m) => m.value,
+            None => check::DEFAULT_MAX_REDIRECTS,
+        };
+        if c.steps.value.is_empty() {
+            report(
+                c.steps.loc(),
+                &format!("{at}.steps"),
+                "a check needs at least one step".into(),
+            );
+        }
+        let mut known: HashSet<String> = variables.keys().cloned().collect();
+        let mut steps = Vec::new();
+        for (si, step) in c.steps.value.into_iter().enumerate() {
+            if let Some(s) =
+                validate_step(step, &format!("{at}.steps[{si}]"), si, &mut known, report)
+            {
+                steps.push(s);
+            }
+        }
+        out.push(Arc::new(Check {
+            name: c.name.value,
+            description: c.description,
+            schedule,
+            timeout,
+            latency_objective,
+            regions: check_regions,
+            reuse_connections: c.reuse_connections,
+            max_body,
+            max_redirects,
+            tls,
+            steps,
+        }));
+    }
+    out
+}
+
+fn template(
+    report: &mut Report,
+    v: &Spanned<String>,
+    path: &str,
+    known: &HashSet<String>,
+) -> Option<Template> {
+    match Template::parse(&v.value) {
+        Ok(t) => {
+            for var in t.vars() {
+                if !known.contains(var) {
+                    report(
+                        v.loc(),
+                        path,
+                        format!(
+                            "uses `{{{{{var}}}}}`, which is neither in `variables` nor captured by an earlier step"
+                        ),
+                    );
+                }
+            }
+            Some(t)
+        }
+        Err(e) => {
+            report(v.loc(), path, e);
+            None
+        }
+    }
+}
+
+fn validate_step(
+    spanned: Spanned<RawStep>,
+    at: &str,
+    index: usize,
+    known: &mut HashSet<String>,
+    report: &mut Report,
+) -> Option<Step> {
+    let s = spanned.value;
+    let method = match &s.method {
+        None => Method::GET,
+        Some(m) => match Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
+            Ok(method) if m.value.chars().all(|c| c.is_ascii_alphabetic()) => method,
+            _ => {
+                report(
+                    m.loc(),
+                    &format!("{at}.method"),
+                    format!("{:?} is not an HTTP method", m.value),
+                );
+                Method::GET
+            }
+        },
+    };
+    let url = template(report, &s.url, &format!("{at}.url"), known);
+    if let Some(t) = &url {
+        // A URL that starts with a variable is checked when it is filled in; any other must
+        // already look like one.
+        if !s.url.value.trim_start().starts_with("{{") {
+            match reqwest::Url::parse(&t.sample()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                Ok(u) => report(
+                    s.url.loc(),
+                    &format!("{at}.url"),
+                    format!(
+                        "{:?}: only http and https URLs with a host can be probed, not {}",
+                        s.url.value,
+                        u.scheme()
+                    ),
+                ),
+                Err(e) => report(
+                    s.url.loc(),
+                    &format!("{at}.url"),
+                    format!("{:?} is not a URL: {e}", s.url.value),
+                ),
+            }
+        }
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &s.headers {
+        let path = format!("{at}.headers.{name}");
+        match HeaderName::try_from(name.as_str()) {
+            Ok(h) => {
+                if let Some(t) = template(report, value, &path, known) {
+                    headers.push((h, t));
+                }
+            }
+            Err(_) => report(value.loc(), &path, format!("{name:?} is not a header name")),
+        }
+    }
+    let body = s
+        .body
+        .as_ref()
+        .and_then(|b| template(report, b, &format!("{at}.body"), known));
+    let mut captures = Vec::new();
+    for (i, c) in s.capture.into_iter().enumerate() {
+        let loc = c.loc();
+        let name = c.value.name.clone();
+        match c.value.build() {
+            Ok(capture) => {
+                known.insert(name);
+                captures.push(capture);
+            }
+            Err(e) => report(loc, &format!("{at}.capture[{i}]"), e),
+        }
+    }
+    let mut assertions = Vec::new();
+    for (i, a) in s.assert.into_iter().enumerate() {
+        let loc = a.loc();
+        match a.value.build() {
+            Ok(x) => assertions.push(x),
+            Err(e) => report(loc, &format!("{at}.assert[{i}]"), e),
+        }
+    }
+    Some(Step {
+        name: s.name.unwrap_or_else(|| format!("step {}", index + 1)),
+        method,
+        url: url?,
+        headers,
+        body,
+        captures,
+        assertions,
+    })
+}

@@ -1,0 +1,131 @@
+//! Lookout's own parts as `lookout up` runs them beside the platform: the collector, one probe
+//! agent per region, and (for regional trouble on demand) a link proxy in front of the gateway
+//! per region. `lookout probe` and `lookout collector` build theirs the same way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use lookout_collector::store::MemoryStore;
+use lookout_collector::{Collector, CollectorSettings, Known};
+use lookout_probes::agent::{Agent, AgentSettings};
+use lookout_services::link::Link;
+use reqwest::Url;
+
+use crate::UsageError;
+use crate::config::Config;
+
+/// The checks the collector accepts, with their regions.
+pub fn known_checks(config: &Config) -> Known {
+    config
+        .checks
+        .iter()
+        .map(|c| {
+            let regions = if c.regions.is_empty() {
+                config.probes.regions.clone()
+            } else {
+                c.regions.clone()
+            };
+            (c.name.clone(), regions)
+        })
+        .collect()
+}
+
+pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Result<Collector> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| UsageError(format!("collector: cannot listen on {listen}: {e}")))?;
+    let settings = CollectorSettings {
+        token: config.collector.token.clone(),
+        known: known_checks(config),
+    };
+    Ok(Collector::start(settings, Arc::new(MemoryStore::default()), listener).await?)
+}
+
+pub fn agent_settings(
+    config: &Config,
+    region: &str,
+    agent_id: &str,
+    collector: &str,
+    gateway: Option<String>,
+) -> anyhow::Result<AgentSettings> {
+    let collector = Url::parse(collector)
+        .map_err(|e| UsageError(format!("collector URL {collector:?}: {e}")))?;
+    let mut variables: lookout_probes::template::Vars =
+        config.variables.clone().into_iter().collect();
+    if let Some(g) = gateway {
+        variables.insert("gateway".into(), g);
+    }
+    Ok(AgentSettings {
+        region: region.to_owned(),
+        agent_id: agent_id.to_owned(),
+        collector,
+        token: config.collector.token.clone(),
+        checks: config.checks.clone(),
+        variables,
+        spool_dir: config.data_dir.join("spool").join(agent_id),
+        spool_max_bytes: config.probes.spool_max_bytes,
+        batch_max: config.probes.batch_max,
+        flush_interval: config.probes.flush_interval,
+        run_on_start: config.probes.run_on_start,
+    })
+}
+
+pub async fn start_agent(settings: AgentSettings, listen: SocketAddr) -> anyhow::Result<Agent> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        UsageError(format!(
+            "probe agent {}: cannot listen on {listen}: {e}",
+            settings.agent_id
+        ))
+    })?;
+    Agent::start(settings, listener)
+        .await
+        .context("probe agent could not start")
+}
+
+/// The monitoring side of `lookout up`.
+pub struct Monitor {
+    pub collector: Collector,
+    pub links: BTreeMap<String, Link>,
+    pub agents: BTreeMap<String, Agent>,
+}
+
+impl Monitor {
+    pub async fn start(config: &Config, gateway: SocketAddr) -> anyhow::Result<Monitor> {
+        let collector = start_collector(config, config.collector.listen).await?;
+        let mut links = BTreeMap::new();
+        let mut agents = BTreeMap::new();
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        for region in &config.probes.regions {
+            let target = if config.probes.region_links {
+                let link =
+                    Link::start(any, any, gateway, config.platform.admin_token.clone()).await?;
+                let url = link.url();
+                links.insert(region.clone(), link);
+                url
+            } else {
+                format!("http://{gateway}")
+            };
+            let agent_id = format!("{region}-1");
+            let settings =
+                agent_settings(config, region, &agent_id, &collector.url(), Some(target))?;
+            agents.insert(region.clone(), start_agent(settings, any).await?);
+        }
+        Ok(Monitor {
+            collector,
+            links,
+            agents,
+        })
+    }
+
+    pub async fn stop(self) {
+        for (_, agent) in self.agents {
+            agent.shutdown().await;
+        }
+        for (_, link) in self.links {
+            link.shutdown().await;
+        }
+        self.collector.shutdown().await;
+    }
+}

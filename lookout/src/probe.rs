@@ -1,0 +1,88 @@
+//! `lookout probe` and `lookout collector`: one part of the monitoring alone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::UsageError;
+use crate::config::Config;
+use crate::monitor;
+
+#[derive(clap::Args)]
+pub struct ProbeArgs {
+    /// The region this agent stands in; one of the config's probes.regions.
+    #[arg(long)]
+    region: String,
+    /// The collector's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    collector: String,
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// This agent's id (default: REGION-HOSTNAME); sequence numbers are per agent id.
+    #[arg(long)]
+    agent_id: Option<String>,
+    /// Address for the agent's /healthcheck and /metrics.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub struct CollectorArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Overrides collector.listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "1".into())
+}
+
+pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
+    if !config.probes.regions.contains(&args.region) {
+        return Err(UsageError(format!(
+            "--region {:?} is not one of probes.regions ({})",
+            args.region,
+            config.probes.regions.join(", ")
+        ))
+        .into());
+    }
+    if config.checks.is_empty() {
+        return Err(UsageError("the config defines no checks: nothing to probe".into()).into());
+    }
+    let agent_id = args
+        .agent_id
+        .unwrap_or_else(|| format!("{}-{}", args.region, hostname()));
+    let settings =
+        monitor::agent_settings(&config, &args.region, &agent_id, &args.collector, None)?;
+    let agent = monitor::start_agent(settings, args.listen).await?;
+    println!(
+        "probe {agent_id} in {} http://{} -> {}",
+        args.region, agent.addr, args.collector
+    );
+    crate::service::shutdown_signal().await;
+    agent.shutdown().await;
+    Ok(())
+}
+
+pub async fn run_collector(config: Config, args: CollectorArgs) -> anyhow::Result<()> {
+    if config.collector.token.is_empty() {
+        return Err(
+            UsageError("collector.token is required: agents authenticate with it".into()).into(),
+        );
+    }
+    let collector =
+        monitor::start_collector(&config, args.listen.unwrap_or(config.collector.listen)).await?;
+    println!("collector {}", collector.url());
+    crate::service::shutdown_signal().await;
+    collector.shutdown().await;
+    Ok(())
+}
