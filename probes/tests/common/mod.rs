@@ -1,0 +1,114 @@
+//! Builds checks in code and starts small servers that misbehave on purpose.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use hyper::Method;
+use lookout_model::probe::{Failure, Outcome, ProbeResult};
+use lookout_probes::assert::AssertionConfig;
+use lookout_probes::capture::CaptureConfig;
+use lookout_probes::check::{Check, ScheduleSpec, Step};
+use lookout_probes::http::Pool;
+use lookout_probes::journey::{self, RunContext};
+use lookout_probes::template::{Template, Vars};
+use serde_json::Value;
+
+pub fn step(url: &str, asserts: &[Value], captures: &[Value]) -> Step {
+    Step {
+        name: "step".into(),
+        method: Method::GET,
+        url: Template::parse(url).unwrap(),
+        headers: vec![],
+        body: None,
+        captures: captures
+            .iter()
+            .map(|c| serde_json::from_value::<CaptureConfig>(c.clone()).unwrap().build().unwrap())
+            .collect(),
+        assertions: asserts
+            .iter()
+            .map(|a| serde_json::from_value::<AssertionConfig>(a.clone()).unwrap().build().unwrap())
+            .collect(),
+    }
+}
+
+pub fn check(name: &str, steps: Vec<Step>) -> Check {
+    Check {
+        name: name.into(),
+        description: String::new(),
+        schedule: ScheduleSpec::Every(Duration::from_secs(10)),
+        timeout: Duration::from_secs(2),
+        latency_objective: Duration::from_millis(800),
+        regions: vec![],
+        reuse_connections: false,
+        max_body: 1 << 20,
+        max_redirects: 5,
+        tls: lookout_probes::http::tls::public_roots(),
+        steps,
+    }
+}
+
+pub async fn run(check: &Check) -> ProbeResult {
+    let mut pool = Pool::default();
+    journey::run(check, &Vars::new(), &mut pool, RunContext { region: "test", agent: "test-1", seq: 1, confirmation: false }).await
+}
+
+pub fn failure(r: &ProbeResult) -> &Failure {
+    match &r.outcome {
+        Outcome::Fail(f) => f,
+        Outcome::Ok => panic!("expected a failure, got ok: {r:?}"),
+    }
+}
+
+async fn trickle() -> Response {
+    let stream = futures_util::stream::unfold(0u32, |n| async move {
+        if n >= 50 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Some((Ok::<_, std::io::Error>(Bytes::from_static(b"x")), n + 1))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+async fn endless() -> Response {
+    let chunk = Bytes::from(vec![b'y'; 64 * 1024]);
+    let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    Response::new(Body::from_stream(stream))
+}
+
+/// A server whose routes break the rules a probe must survive.
+pub async fn misbehaving_server() -> SocketAddr {
+    let app = Router::new()
+        .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }))
+        .route("/a", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/b")]) }))
+        .route("/b", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/a")]) }))
+        .route("/hop/{n}", get(|axum::extract::Path(n): axum::extract::Path<u32>| async move {
+            if n == 0 {
+                (StatusCode::OK, [(header::LOCATION, String::new())]).into_response()
+            } else {
+                (StatusCode::FOUND, [(header::LOCATION, format!("/hop/{}", n - 1))]).into_response()
+            }
+        }))
+        .route("/html", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>hello</html>") }))
+        .route("/json", get(|| async { axum::Json(serde_json::json!({"items": []})) }))
+        .route("/trickle", get(trickle))
+        .route("/endless", get(endless));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+pub fn arc(c: Check) -> Arc<Check> {
+    Arc::new(c)
+}
