@@ -16,18 +16,40 @@ use serde_json::json;
 const ADMIN: &str = "probe-test-admin";
 
 async fn catalogue() -> Instance {
-    let spec = InstanceSpec { kind: ServiceKind::Catalogue, seed: 1, artists: 200, admin_token: Secret::new(ADMIN), gateway: None, analytics: None };
+    let spec = InstanceSpec {
+        kind: ServiceKind::Catalogue,
+        seed: 1,
+        artists: 200,
+        admin_token: Secret::new(ADMIN),
+        gateway: None,
+        analytics: None,
+    };
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    Instance::start(spec, any, any, Some(Arc::new(Dataset::generate(1, 200)))).await.unwrap()
+    Instance::start(spec, any, any, Some(Arc::new(Dataset::generate(1, 200))))
+        .await
+        .unwrap()
 }
 
 async fn fault(i: &Instance, body: serde_json::Value) {
-    let r = reqwest::Client::new().post(format!("{}/admin/faults", i.admin_url())).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/admin/faults", i.admin_url()))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
 }
 
 fn genres_check(i: &Instance) -> lookout_probes::check::Check {
-    check("genres", vec![step(&format!("{}/1.x/genres", i.url()), &[json!({"type": "status", "equals": 200})], &[])])
+    check(
+        "genres",
+        vec![step(
+            &format!("{}/1.x/genres", i.url()),
+            &[json!({"type": "status", "equals": 200})],
+            &[],
+        )],
+    )
 }
 
 #[tokio::test]
@@ -35,13 +57,24 @@ async fn a_healthy_run_is_ok_with_every_phase_timed() {
     let c = catalogue().await;
     // `localhost` resolves from /etc/hosts, so the DNS phase is real and stays on this machine.
     let url = format!("http://localhost:{}/1.x/artists/1", c.addr.port());
-    let r = run(&check("artist", vec![step(&url, &[json!({"type": "json", "path": "$.id", "equals": 1})], &[])])).await;
+    let r = run(&check(
+        "artist",
+        vec![step(
+            &url,
+            &[json!({"type": "json", "path": "$.id", "equals": 1})],
+            &[],
+        )],
+    ))
+    .await;
     assert!(r.outcome.is_ok(), "{r:?}");
     let s = &r.steps[0];
     assert_eq!(s.status, Some(200));
     assert!(s.bytes > 100);
     let p = s.phases;
-    assert!(p.dns_us > 0 && p.connect_us > 0 && p.ttfb_us > 0 && p.transfer_us > 0, "{p:?}");
+    assert!(
+        p.dns_us > 0 && p.connect_us > 0 && p.ttfb_us > 0 && p.transfer_us > 0,
+        "{p:?}"
+    );
     assert_eq!(p.tls_us, 0);
     assert!(p.total_us >= p.dns_us + p.connect_us + p.ttfb_us + p.transfer_us);
     assert!(r.duration_us >= p.total_us);
@@ -67,7 +100,11 @@ async fn injected_latency_of_150ms_is_measured_within_2ms() {
     }
     errors.sort_unstable();
     let median = errors[2];
-    assert!((0..2_000).contains(&median), "ttfb - 150 ms = {median} us (baseline ttfb {} us)", baseline[2]);
+    assert!(
+        (0..2_000).contains(&median),
+        "ttfb - 150 ms = {median} us (baseline ttfb {} us)",
+        baseline[2]
+    );
     assert!(errors.iter().all(|e| (0..5_000).contains(e)), "{errors:?}");
 }
 
@@ -80,19 +117,42 @@ async fn each_fault_kind_gives_its_outcome_and_reason() {
     let r = run(&check).await;
     let f = failure(&r);
     assert_eq!(f.kind, FailureKind::Assertion);
-    assert!(f.message.contains("status: expected 200, got 503"), "{}", f.message);
+    assert!(
+        f.message.contains("status: expected 200, got 503"),
+        "{}",
+        f.message
+    );
     assert_eq!(r.steps[0].status, Some(503));
 
     let client = reqwest::Client::new();
-    client.delete(format!("{}/admin/faults", c.admin_url())).bearer_auth(ADMIN).send().await.unwrap();
+    client
+        .delete(format!("{}/admin/faults", c.admin_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     fault(&c, json!({"kind": "hang"})).await;
     let r = run(&check).await;
     let f = failure(&r);
     assert_eq!(f.kind, FailureKind::Timeout);
-    assert!(f.message.starts_with("timed out during time to first byte after"), "{}", f.message);
-    assert!((1_900_000..2_500_000).contains(&r.duration_us), "the journey's 2 s timeout bounds it: {}", r.duration_us);
+    assert!(
+        f.message
+            .starts_with("timed out during time to first byte after"),
+        "{}",
+        f.message
+    );
+    assert!(
+        (1_900_000..2_500_000).contains(&r.duration_us),
+        "the journey's 2 s timeout bounds it: {}",
+        r.duration_us
+    );
 
-    client.delete(format!("{}/admin/faults", c.admin_url())).bearer_auth(ADMIN).send().await.unwrap();
+    client
+        .delete(format!("{}/admin/faults", c.admin_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     fault(&c, json!({"kind": "down"})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let r = run(&check).await;
@@ -101,7 +161,12 @@ async fn each_fault_kind_gives_its_outcome_and_reason() {
     assert_eq!(f.message, format!("connection refused by {}", c.addr));
     assert_eq!(f.step, Some(0));
 
-    client.delete(format!("{}/admin/faults", c.admin_url())).bearer_auth(ADMIN).send().await.unwrap();
+    client
+        .delete(format!("{}/admin/faults", c.admin_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     let back = async {
         loop {
             if run(&check).await.outcome.is_ok() {
@@ -110,7 +175,9 @@ async fn each_fault_kind_gives_its_outcome_and_reason() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), back).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), back)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -118,29 +185,78 @@ async fn misbehaving_servers_end_the_run_with_a_clear_reason_never_a_hang() {
     let addr = misbehaving_server().await;
     let url = |p: &str| format!("http://{addr}{p}");
     let cases: Vec<(lookout_probes::check::Check, FailureKind, &str)> = vec![
-        (check("loop", vec![step(&url("/loop"), &[], &[])]), FailureKind::Redirect, "redirect loop"),
-        (check("pingpong", vec![step(&url("/a"), &[], &[])]), FailureKind::Redirect, "redirect loop"),
-        (check("hops", vec![step(&url("/hop/9"), &[], &[])]), FailureKind::Redirect, "more than 5 redirects"),
-        (check("trickle", vec![step(&url("/trickle"), &[], &[])]), FailureKind::Timeout, "timed out during transfer"),
-        (check("endless", vec![step(&url("/endless"), &[], &[])]), FailureKind::BodyTooLarge, "larger than the 1048576 bytes"),
         (
-            check("not-json", vec![step(&url("/html"), &[json!({"type": "json", "path": "$.a", "exists": true})], &[])]),
+            check("loop", vec![step(&url("/loop"), &[], &[])]),
+            FailureKind::Redirect,
+            "redirect loop",
+        ),
+        (
+            check("pingpong", vec![step(&url("/a"), &[], &[])]),
+            FailureKind::Redirect,
+            "redirect loop",
+        ),
+        (
+            check("hops", vec![step(&url("/hop/9"), &[], &[])]),
+            FailureKind::Redirect,
+            "more than 5 redirects",
+        ),
+        (
+            check("trickle", vec![step(&url("/trickle"), &[], &[])]),
+            FailureKind::Timeout,
+            "timed out during transfer",
+        ),
+        (
+            check("endless", vec![step(&url("/endless"), &[], &[])]),
+            FailureKind::BodyTooLarge,
+            "larger than the 1048576 bytes",
+        ),
+        (
+            check(
+                "not-json",
+                vec![step(
+                    &url("/html"),
+                    &[json!({"type": "json", "path": "$.a", "exists": true})],
+                    &[],
+                )],
+            ),
             FailureKind::Assertion,
             "the body is not JSON",
         ),
         (
-            check("no-capture", vec![step(&url("/json"), &[], &[json!({"name": "id", "json": "$.items[0].id"})])]),
+            check(
+                "no-capture",
+                vec![step(
+                    &url("/json"),
+                    &[],
+                    &[json!({"name": "id", "json": "$.items[0].id"})],
+                )],
+            ),
             FailureKind::Capture,
             "capture `id`: $.items[0].id matched nothing",
         ),
     ];
     for (c, kind, needle) in cases {
-        let r = tokio::time::timeout(Duration::from_secs(5), run(&c)).await.expect("a run never hangs");
+        let r = tokio::time::timeout(Duration::from_secs(5), run(&c))
+            .await
+            .expect("a run never hangs");
         let f = failure(&r);
         assert_eq!(f.kind, kind, "{}: {}", c.name, f.message);
-        assert!(f.message.contains(needle), "{}: {:?} should contain {needle:?}", c.name, f.message);
+        assert!(
+            f.message.contains(needle),
+            "{}: {:?} should contain {needle:?}",
+            c.name,
+            f.message
+        );
     }
-    let ok = run(&check("hops-ok", vec![step(&url("/hop/3"), &[json!({"type": "status", "equals": 200})], &[])])).await;
+    let ok = run(&check(
+        "hops-ok",
+        vec![step(
+            &url("/hop/3"),
+            &[json!({"type": "status", "equals": 200})],
+            &[],
+        )],
+    ))
+    .await;
     assert!(ok.outcome.is_ok(), "three redirects are followed: {ok:?}");
 }
 
@@ -148,8 +264,16 @@ async fn misbehaving_servers_end_the_run_with_a_clear_reason_never_a_hang() {
 async fn captures_feed_the_next_step() {
     let c = catalogue().await;
     let steps = vec![
-        step(&format!("{}/1.x/search?q=the&itemsperpage=1", c.url()), &[], &[json!({"name": "id", "json": "$.items[0].id"})]),
-        step(&format!("{}/1.x/artists/{{{{id}}}}/similar", c.url()), &[json!({"type": "json", "path": "$.items[9]", "exists": true})], &[]),
+        step(
+            &format!("{}/1.x/search?q=the&itemsperpage=1", c.url()),
+            &[],
+            &[json!({"name": "id", "json": "$.items[0].id"})],
+        ),
+        step(
+            &format!("{}/1.x/artists/{{{{id}}}}/similar", c.url()),
+            &[json!({"type": "json", "path": "$.items[9]", "exists": true})],
+            &[],
+        ),
     ];
     let r = run(&check("journey", steps)).await;
     assert!(r.outcome.is_ok(), "{r:?}");
@@ -159,9 +283,18 @@ async fn captures_feed_the_next_step() {
 #[tokio::test]
 async fn connections_are_fresh_unless_the_check_reuses_them() {
     let c = catalogue().await;
-    let two = || vec![step(&format!("{}/1.x/genres", c.url()), &[], &[]), step(&format!("{}/1.x/artists/2", c.url()), &[], &[])];
+    let two = || {
+        vec![
+            step(&format!("{}/1.x/genres", c.url()), &[], &[]),
+            step(&format!("{}/1.x/artists/2", c.url()), &[], &[]),
+        ]
+    };
     let cold = run(&check("cold", two())).await;
-    assert!(cold.steps.iter().all(|s| !s.reused_connection && s.phases.connect_us > 0));
+    assert!(
+        cold.steps
+            .iter()
+            .all(|s| !s.reused_connection && s.phases.connect_us > 0)
+    );
     let mut warm = check("warm", two());
     warm.reuse_connections = true;
     let r = run(&warm).await;

@@ -30,11 +30,21 @@ pub fn step(url: &str, asserts: &[Value], captures: &[Value]) -> Step {
         body: None,
         captures: captures
             .iter()
-            .map(|c| serde_json::from_value::<CaptureConfig>(c.clone()).unwrap().build().unwrap())
+            .map(|c| {
+                serde_json::from_value::<CaptureConfig>(c.clone())
+                    .unwrap()
+                    .build()
+                    .unwrap()
+            })
             .collect(),
         assertions: asserts
             .iter()
-            .map(|a| serde_json::from_value::<AssertionConfig>(a.clone()).unwrap().build().unwrap())
+            .map(|a| {
+                serde_json::from_value::<AssertionConfig>(a.clone())
+                    .unwrap()
+                    .build()
+                    .unwrap()
+            })
             .collect(),
     }
 }
@@ -57,7 +67,18 @@ pub fn check(name: &str, steps: Vec<Step>) -> Check {
 
 pub async fn run(check: &Check) -> ProbeResult {
     let mut pool = Pool::default();
-    journey::run(check, &Vars::new(), &mut pool, RunContext { region: "test", agent: "test-1", seq: 1, confirmation: false }).await
+    journey::run(
+        check,
+        &Vars::new(),
+        &mut pool,
+        RunContext {
+            region: "test",
+            agent: "test-1",
+            seq: 1,
+            confirmation: false,
+        },
+    )
+    .await
 }
 
 pub fn failure(r: &ProbeResult) -> &Failure {
@@ -87,18 +108,42 @@ async fn endless() -> Response {
 /// A server whose routes break the rules a probe must survive.
 pub async fn misbehaving_server() -> SocketAddr {
     let app = Router::new()
-        .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }))
-        .route("/a", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/b")]) }))
-        .route("/b", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/a")]) }))
-        .route("/hop/{n}", get(|axum::extract::Path(n): axum::extract::Path<u32>| async move {
-            if n == 0 {
-                (StatusCode::OK, [(header::LOCATION, String::new())]).into_response()
-            } else {
-                (StatusCode::FOUND, [(header::LOCATION, format!("/hop/{}", n - 1))]).into_response()
-            }
-        }))
-        .route("/html", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>hello</html>") }))
-        .route("/json", get(|| async { axum::Json(serde_json::json!({"items": []})) }))
+        .route(
+            "/loop",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }),
+        )
+        .route(
+            "/a",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/b")]) }),
+        )
+        .route(
+            "/b",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/a")]) }),
+        )
+        .route(
+            "/hop/{n}",
+            get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    if n == 0 {
+                        (StatusCode::OK, [(header::LOCATION, String::new())]).into_response()
+                    } else {
+                        (
+                            StatusCode::FOUND,
+                            [(header::LOCATION, format!("/hop/{}", n - 1))],
+                        )
+                            .into_response()
+                    }
+                },
+            ),
+        )
+        .route(
+            "/html",
+            get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>hello</html>") }),
+        )
+        .route(
+            "/json",
+            get(|| async { axum::Json(serde_json::json!({"items": []})) }),
+        )
         .route("/trickle", get(trickle))
         .route("/endless", get(endless));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,163 @@
+//! HTTPS: every phase timed, TLS included; the certificate verified against the check's CA; its
+//! days left reported and assertable. The certificates are made here, for this test.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Datelike;
+use common::*;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use lookout_model::probe::FailureKind;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::json;
+
+struct Pki {
+    ca_pem: String,
+    leaf: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// A CA, and a certificate for `localhost` it signed, valid until midnight UTC `days` from now.
+fn pki(days: i64) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Lookout test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let until = chrono::Utc::now() + chrono::Duration::days(days);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf_params.not_after =
+        rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        leaf: leaf.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    }
+}
+
+async fn https_server(pki: &Pki) -> u16 {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"{\"secure\":true}")),
+                    ))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn https_is_timed_phase_by_phase_and_reports_days_left() {
+    let pki = pki(90);
+    let port = https_server(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &pki.ca_pem).unwrap();
+    let url = format!("https://localhost:{port}/");
+
+    let mut c = check(
+        "tls",
+        vec![step(
+            &url,
+            &[
+                json!({"type": "json", "path": "$.secure", "equals": true}),
+                json!({"type": "cert_days_left", "min": 30}),
+            ],
+            &[],
+        )],
+    );
+    c.tls = lookout_probes::http::tls::load_ca(ca_path.to_str().unwrap()).unwrap();
+    let r = run(&c).await;
+    assert!(r.outcome.is_ok(), "{r:?}");
+    let s = &r.steps[0];
+    let p = s.phases;
+    assert!(
+        p.dns_us > 0 && p.connect_us > 0 && p.tls_us > 0 && p.ttfb_us > 0,
+        "{p:?}"
+    );
+    let days = s.cert_days_left.unwrap();
+    assert!((89..=90).contains(&days), "{days} days left");
+
+    // The same certificate fails an assertion that wants more time left.
+    let mut strict = check(
+        "tls-strict",
+        vec![step(
+            &url,
+            &[json!({"type": "cert_days_left", "min": 120})],
+            &[],
+        )],
+    );
+    strict.tls = c.tls.clone();
+    let r = run(&strict).await;
+    let f = failure(&r);
+    assert_eq!(f.kind, FailureKind::Assertion);
+    assert!(
+        f.message.contains("expected at least 120 days left"),
+        "{}",
+        f.message
+    );
+
+    // Without the test CA the certificate is not trusted: a TLS failure naming why.
+    let r = run(&check("tls-untrusted", vec![step(&url, &[], &[])])).await;
+    let f = failure(&r);
+    assert_eq!(f.kind, FailureKind::Tls);
+    assert!(
+        f.message.contains("TLS handshake with localhost failed")
+            && f.message.contains("UnknownIssuer"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn a_ca_file_that_is_not_pem_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.pem");
+    std::fs::write(&path, "not a certificate").unwrap();
+    let err = lookout_probes::http::tls::load_ca(path.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("junk.pem") && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
+    let err = lookout_probes::http::tls::load_ca("/no/such/ca.pem")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot read CA file /no/such/ca.pem"),
+        "{err}"
+    );
+}
