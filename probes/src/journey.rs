@@ -20,7 +20,6 @@ use crate::template::Vars;
 pub struct RunContext<'a> {
     pub region: &'a str,
     pub agent: &'a str,
-    pub seq: u64,
     pub confirmation: bool,
 }
 
@@ -64,7 +63,8 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
         check: check.name.clone(),
         region: ctx.region.to_owned(),
         agent: ctx.agent.to_owned(),
-        seq: ctx.seq,
+        // Numbered when spooled, so that numbers follow the order results are kept in.
+        seq: 0,
         started_at_us: started_at.timestamp_micros(),
         outcome,
         duration_us: started.elapsed().as_micros() as u64,

@@ -36,11 +36,10 @@ fn reg<M: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl AgentMetrics {
-    pub fn new(region: &str, agent: &str) -> Result<Self, prometheus::Error> {
-        let labels = std::collections::HashMap::from([
-            ("region".to_owned(), region.to_owned()),
-            ("agent".to_owned(), agent.to_owned()),
-        ]);
+    /// Every series carries the agent's `region` (one constant label, so the label order is
+    /// stable); which agent it is comes from the scrape target.
+    pub fn new(region: &str) -> Result<Self, prometheus::Error> {
+        let labels = std::collections::HashMap::from([("region".to_owned(), region.to_owned())]);
         let registry = Registry::new_custom(None, Some(labels))?;
         Ok(AgentMetrics {
             runs: reg(

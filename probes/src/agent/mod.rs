@@ -96,7 +96,7 @@ impl Agent {
                     source,
                 }
             })?;
-        let metrics = AgentMetrics::new(&settings.region, &settings.agent_id)?;
+        let metrics = AgentMetrics::new(&settings.region)?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -184,20 +184,12 @@ fn utc_to_instant(at: chrono::DateTime<chrono::Utc>) -> tokio::time::Instant {
 }
 
 async fn run_once(shared: &Arc<Shared>, check: &Arc<Check>, pool: &mut Pool, confirmation: bool) {
-    let seq = match shared.spool.next_seq() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot reserve a sequence number; run skipped");
-            return;
-        }
-    };
     let ctx = RunContext {
         region: &shared.settings.region,
         agent: &shared.settings.agent_id,
-        seq,
         confirmation,
     };
-    let result = journey::run(check, &shared.settings.variables, pool, ctx).await;
+    let mut result = journey::run(check, &shared.settings.variables, pool, ctx).await;
     shared.metrics.record(&result);
     if confirmation {
         shared
@@ -206,7 +198,7 @@ async fn run_once(shared: &Arc<Shared>, check: &Arc<Check>, pool: &mut Pool, con
             .with_label_values(&[&check.name])
             .inc();
     }
-    if let Err(e) = shared.spool.append(&result) {
+    if let Err(e) = shared.spool.append(&mut result) {
         tracing::error!(error = %e, check = %check.name, "cannot spool a result; it is lost");
         shared.metrics.spool_dropped.inc();
     }

@@ -132,9 +132,7 @@ impl Spool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next sequence number for this agent; numbers only grow, across restarts too.
-    pub fn next_seq(&self) -> io::Result<u64> {
-        let mut s = self.lock();
+    fn take_seq(&self, s: &mut State) -> io::Result<u64> {
         let seq = s.next_seq;
         if seq > s.reserved_to {
             let to = seq + SEQ_BLOCK;
@@ -145,12 +143,15 @@ impl Spool {
         Ok(seq)
     }
 
-    /// Writes a result. Durable against a crash of the agent (the OS holds the write), not
-    /// against the machine losing power, which would also have lost the run itself.
-    pub fn append(&self, result: &ProbeResult) -> io::Result<()> {
-        let mut line = serde_json::to_vec(result).map_err(io::Error::other)?;
-        line.push(b'\n');
+    /// Numbers the result (the agent's next seq) and writes it. Numbering here, under the same
+    /// lock as the write, keeps the spool in seq order even when runs finish out of order.
+    /// Durable against a crash of the agent (the OS holds the write), not against the machine
+    /// losing power, which would also have lost the run itself.
+    pub fn append(&self, result: &mut ProbeResult) -> io::Result<u64> {
         let mut s = self.lock();
+        result.seq = self.take_seq(&mut s)?;
+        let mut line = serde_json::to_vec(&*result).map_err(io::Error::other)?;
+        line.push(b'\n');
         let rotate = s
             .segments
             .back()
@@ -177,8 +178,10 @@ impl Spool {
             seg.last_seq = result.seq;
         }
         s.unacked += 1;
+        let seq = result.seq;
         drop(s);
-        self.enforce_limit()
+        self.enforce_limit()?;
+        Ok(seq)
     }
 
     /// Drops the oldest segments while the spool is over its limit.
@@ -299,16 +302,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
         for _ in 0..5 {
-            let seq = spool.next_seq().unwrap();
-            spool.append(&result(seq)).unwrap();
+            spool.append(&mut result(0)).unwrap();
         }
         spool.ack(2, 2).unwrap();
         drop(spool);
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
         let pending: Vec<u64> = spool.peek(100).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(pending, [3, 4, 5]);
-        assert!(spool.next_seq().unwrap() > 5);
-        assert_eq!(spool.depth().0, 3);
+        assert!(
+            spool.append(&mut result(0)).unwrap() > 5,
+            "numbers are never reused"
+        );
+        assert_eq!(spool.depth().0, 4);
     }
 
     #[test]
@@ -316,8 +321,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 600 * 1024).unwrap();
         for _ in 0..20_000 {
-            let seq = spool.next_seq().unwrap();
-            spool.append(&result(seq)).unwrap();
+            spool.append(&mut result(0)).unwrap();
         }
         let (waiting, bytes, dropped) = spool.depth();
         assert!(bytes <= 600 * 1024 + SEGMENT_BYTES, "{bytes}");

@@ -74,7 +74,6 @@ pub async fn run(check: &Check) -> ProbeResult {
         RunContext {
             region: "test",
             agent: "test-1",
-            seq: 1,
             confirmation: false,
         },
     )
