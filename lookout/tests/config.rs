@@ -1,4 +1,5 @@
 //! `lookout check-config`: every rejected fixture maps to its exact messages, with positions.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 use std::process::Command;
 
@@ -15,6 +16,44 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             "invalid-bad-duration.yaml",
             &[
                 r#"5:22: "5 parsecs" is not a duration (unknown time unit "parsecs", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. `500ms`, `10s` or `1m`"#,
+            ],
+        ),
+        (
+            "invalid-check-assertion-type.yaml",
+            &[
+                r#"14:15: unknown variant `teapot`, expected one of status, json, body_contains, header, max_time, cert_days_left"#,
+            ],
+        ),
+        (
+            "invalid-check-no-token.yaml",
+            &[
+                r#"1:1: collector.token: is required when there are checks: agents send it to the collector (e.g. `token: ${LOOKOUT_TOKEN}`)"#,
+            ],
+        ),
+        (
+            "invalid-check-setup.yaml",
+            &[
+                r#"10:31: probes.regions[2]: region "eu-west" is listed twice"#,
+                r#"12:11: checks[0].name: "bad name!" is not a check name: 1 to 64 letters, digits, `-` or `_`"#,
+                r#"14:11: checks[0] (bad name!).cron: give `interval` or `cron`, not both"#,
+                r#"15:15: checks[0] (bad name!).regions[0]: "mars" is not one of probes.regions (eu-west, us-east, eu-west)"#,
+                r#"16:9: checks[0] (bad name!).ca: cannot read CA file tests/config/no/such/ca.pem: No such file or directory (os error 2)"#,
+                r#"17:12: checks[0] (bad name!).steps: a check needs at least one step"#,
+            ],
+        ),
+        (
+            "invalid-checks.yaml",
+            &[
+                r#"12:14: checks[0] (search).timeout: (30s) must not be longer than the interval (10s): runs would overlap"#,
+                r#"16:13: checks[0] (search).steps[0].assert[0]: "items[0]" is not a JSON path: at position 0, parser error"#,
+                r#"17:13: checks[0] (search).steps[0].assert[1]: `matches`: bad regex "([": unclosed character class"#,
+                r#"18:13: checks[0] (search).steps[0].assert[2]: a status assertion needs exactly one of `equals` or `one_of` (non-empty)"#,
+                r#"20:13: checks[0] (search).steps[0].capture[0]: capture `id` needs exactly one of `json`, `header` or `regex`"#,
+                r#"21:11: checks[1].name: check "search" is defined twice"#,
+                r#"22:11: checks[1] (search).cron: "61 * * * *" is not a cron expression: Minutes must be less than 59. ('61' specified.)"#,
+                r#"24:14: checks[1] (search).steps[0].url: uses `{{artist_id}}`, which is neither in `variables` nor captured by an earlier step"#,
+                r#"25:14: checks[1] (search).steps[1].url: "ftp://example.com/x": only http and https URLs with a host can be probed, not ftp"#,
+                r#"26:17: checks[1] (search).steps[1].method: "GET POST" is not an HTTP method"#,
             ],
         ),
         (

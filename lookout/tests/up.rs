@@ -105,7 +105,7 @@ impl Up {
         self.components
             .values()
             .flat_map(|(u, a)| [u, a])
-            .map(|u| u.trim_start_matches("http://").parse().unwrap())
+            .filter_map(|u| u.trim_start_matches("http://").parse().ok())
             .collect()
     }
 }
@@ -319,4 +319,126 @@ fn instances_stop_when_their_supervisor_is_killed() {
         all_refused(&addrs, Duration::from_secs(10)),
         "no orphaned instances"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_runs_an_agent_per_region_and_a_cut_link_fails_only_that_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "data_dir: {}\ncollector:\n  listen: 127.0.0.1:0\n  token: e2e-token\nvariables:\n  gateway: http://unused\nchecks:\n  - name: search\n    cron: \"* * * * * *\"\n    timeout: 800ms\n    steps:\n      - url: \"{{{{gateway}}}}/1.x/search?q=the\"\n        headers: {{ X-Api-Key: e2e-key }}\n        assert:\n          - {{ type: json, path: \"$.paging.total\", gt: 0 }}\n",
+        dir.path().join("data").display()
+    );
+    let text = config("127.0.0.1:0", "").replace("platform:\n", &format!("{extra}platform:\n"));
+    let mut up = start(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    for name in [
+        "collector",
+        "probe@eu-west",
+        "probe@us-east",
+        "probe@ap-south",
+        "link@eu-west",
+        "link@us-east",
+        "link@ap-south",
+    ] {
+        assert!(
+            up.components.contains_key(name),
+            "{name} in {:?}",
+            up.components.keys()
+        );
+    }
+    let collector = up.url("collector").to_owned();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let results = |region: &'static str| {
+        let (http, collector) = (http.clone(), collector.clone());
+        async move {
+            let body: Value = http
+                .get(format!(
+                    "{collector}/api/v1/results?check=search&region={region}&limit=100000"
+                ))
+                .bearer_auth("e2e-token")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["results"].as_array().unwrap().clone()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let counts = [
+            results("eu-west").await.len(),
+            results("us-east").await.len(),
+            results("ap-south").await.len(),
+        ];
+        if counts.iter().all(|n| *n >= 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every region reports: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for region in ["eu-west", "us-east", "ap-south"] {
+        assert!(
+            results(region)
+                .await
+                .iter()
+                .all(|r| r["outcome"]["status"] == "ok"),
+            "{region} is healthy"
+        );
+    }
+
+    // Cut eu-west's link: its runs time out; the other regions are untouched.
+    let link_admin = up.components["link@eu-west"].1.clone();
+    let r = http
+        .post(format!("{link_admin}/admin/link"))
+        .bearer_auth("e2e-admin")
+        .json(&json!({"cut": "blackhole"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cut_at = chrono_now_us();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let failed: Vec<Value> = results("eu-west")
+            .await
+            .into_iter()
+            .filter(|r| {
+                r["started_at_us"].as_i64().unwrap() > cut_at && r["outcome"]["status"] == "fail"
+            })
+            .collect();
+        if failed.len() >= 2 {
+            assert_eq!(failed[0]["outcome"]["kind"], "timeout", "{}", failed[0]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "eu-west fails once its link is cut"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for region in ["us-east", "ap-south"] {
+        let later: Vec<Value> = results(region)
+            .await
+            .into_iter()
+            .filter(|r| r["started_at_us"].as_i64().unwrap() > cut_at)
+            .collect();
+        assert!(!later.is_empty());
+        assert!(
+            later.iter().all(|r| r["outcome"]["status"] == "ok"),
+            "{region} unaffected"
+        );
+    }
+    up.signal("-TERM");
+    assert_eq!(up.wait(Duration::from_secs(20)), Some(0));
+}
+
+fn chrono_now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
 }

@@ -64,8 +64,13 @@ impl CaptureConfig {
             )
         } else {
             let r = self.regex.unwrap_or_default();
-            let re = regex::Regex::new(&r)
-                .map_err(|e| format!("capture `{}`: bad regex {r:?}: {e}", self.name))?;
+            let re = regex::Regex::new(&r).map_err(|e| {
+                format!(
+                    "capture `{}`: bad regex {r:?}: {}",
+                    self.name,
+                    crate::assert::one_line(&e.to_string())
+                )
+            })?;
             if re.captures_len() < 2 {
                 return Err(format!(
                     "capture `{}`: the regex {r:?} needs a group `( )` around the value",

@@ -215,10 +215,10 @@ async fn run_step(
         Duration::from_micros(phases.total_us),
         ex.cert_days_left,
     );
-    if !step.judges_status() {
-        if let Err(e) = default_status_ok(ex.status) {
-            return (result, Some(failure(FailureKind::Assertion, e, i)));
-        }
+    if !step.judges_status()
+        && let Err(e) = default_status_ok(ex.status)
+    {
+        return (result, Some(failure(FailureKind::Assertion, e, i)));
     }
     for a in &step.assertions {
         if let Err(e) = a.check(&response) {

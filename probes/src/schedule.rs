@@ -39,8 +39,12 @@ pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
             ));
         }
     };
-    cron::Schedule::from_str(&full)
-        .map_err(|e| format!("{expression:?} is not a cron expression: {e}"))
+    cron::Schedule::from_str(&full).map_err(|e| {
+        format!(
+            "{expression:?} is not a cron expression: {}",
+            crate::assert::one_line(&e.to_string())
+        )
+    })
 }
 
 impl Schedule {

@@ -1,5 +1,6 @@
 //! The agent with a real collector over loopback: spooling through an outage and replaying in
 //! order, confirmation runs within seconds, health and metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 mod common;
 

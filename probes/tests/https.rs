@@ -1,5 +1,6 @@
 //! HTTPS: every phase timed, TLS included; the certificate verified against the check's CA; its
 //! days left reported and assertable. The certificates are made here, for this test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 mod common;
 

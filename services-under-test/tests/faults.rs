@@ -1,4 +1,5 @@
 //! Each fault kind, with its timing, on a real instance over loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 mod common;
 

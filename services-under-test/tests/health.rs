@@ -1,4 +1,5 @@
 //! `/healthcheck` and `/metrics` on every service.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Every public route of the platform, through the gateway, over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 mod common;
 

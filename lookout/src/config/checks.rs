@@ -171,19 +171,19 @@ pub fn validate_checks(
             Duration::from_millis(10),
             Duration::from_secs(120),
         );
-        if let (ScheduleSpec::Every(interval), true) = (&schedule, true) {
-            if timeout > *interval {
-                let where_ = c.timeout.as_ref().and_then(|t| t.loc()).or(loc);
-                report(
-                    where_,
-                    &format!("{at}.timeout"),
-                    format!(
-                        "({}) must not be longer than the interval ({}): runs would overlap",
-                        humantime::format_duration(timeout),
-                        humantime::format_duration(*interval)
-                    ),
-                );
-            }
+        if let (ScheduleSpec::Every(interval), true) = (&schedule, true)
+            && timeout > *interval
+        {
+            let where_ = c.timeout.as_ref().and_then(|t| t.loc()).or(loc);
+            report(
+                where_,
+                &format!("{at}.timeout"),
+                format!(
+                    "({}) must not be longer than the interval ({}): runs would overlap",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(*interval)
+                ),
+            );
         }
         let latency_objective = duration_in(
             report,

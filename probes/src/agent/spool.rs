@@ -258,11 +258,10 @@ impl Spool {
             && s.segments
                 .front()
                 .is_some_and(|seg| seg.last_seq <= acked && seg.bytes >= SEGMENT_BYTES)
+            && let Some(seg) = s.segments.pop_front()
         {
-            if let Some(seg) = s.segments.pop_front() {
-                s.writer = None;
-                fs::remove_file(&seg.path)?;
-            }
+            s.writer = None;
+            fs::remove_file(&seg.path)?;
         }
         Ok(())
     }

@@ -35,9 +35,12 @@ impl HeaderConfig {
             (None, None, None) => Op::Present(true),
             (None, None, Some(p)) => Op::Present(p),
             (Some(e), None, None) => Op::Equals(e),
-            (None, Some(m), None) => Op::Matches(
-                regex::Regex::new(&m).map_err(|e| format!("`matches`: bad regex {m:?}: {e}"))?,
-            ),
+            (None, Some(m), None) => Op::Matches(regex::Regex::new(&m).map_err(|e| {
+                format!(
+                    "`matches`: bad regex {m:?}: {}",
+                    super::one_line(&e.to_string())
+                )
+            })?),
             _ => {
                 return Err(
                     "a header assertion takes at most one of `equals`, `matches` or `present`"

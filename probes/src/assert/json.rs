@@ -46,9 +46,12 @@ impl JsonConfig {
             ops.push(Op::Exists(e));
         }
         if let Some(m) = self.matches {
-            ops.push(Op::Matches(
-                regex::Regex::new(&m).map_err(|e| format!("`matches`: bad regex {m:?}: {e}"))?,
-            ));
+            ops.push(Op::Matches(regex::Regex::new(&m).map_err(|e| {
+                format!(
+                    "`matches`: bad regex {m:?}: {}",
+                    super::one_line(&e.to_string())
+                )
+            })?));
         }
         for (name, v) in [
             ("gt", self.gt),
