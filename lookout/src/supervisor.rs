@@ -158,7 +158,7 @@ impl Platform {
 }
 
 /// Launches one child and waits for it to report where it listens.
-async fn spawn(
+pub(crate) async fn spawn(
     spec: InstanceSpec,
     index: usize,
     listen: SocketAddr,

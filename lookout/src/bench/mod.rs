@@ -3,15 +3,19 @@
 
 mod load;
 mod platform;
+mod probes;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
     /// The gateway's artist view under 32 concurrent clients, beside a static copy of it.
     Platform(platform::Args),
+    /// Many checks at once against a delayed target, beside blackbox_exporter in the same run.
+    Probes(probes::Args),
 }
 
 pub async fn run(which: Bench) -> anyhow::Result<()> {
     match which {
         Bench::Platform(args) => platform::run(args).await,
+        Bench::Probes(args) => probes::run(args).await,
     }
 }

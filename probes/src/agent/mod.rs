@@ -279,13 +279,7 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             shared.metrics.spool_dropped.inc_by(dropped - counted);
         }
         let stopping = *stopped.borrow();
-        let batch = match shared.spool.peek(shared.settings.batch_max) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the spool");
-                Vec::new()
-            }
-        };
+        let batch = shared.spool.peek(shared.settings.batch_max);
         if batch.is_empty() {
             if stopping {
                 return;
@@ -313,7 +307,7 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 tracing::error!(error = %msg, count = batch.len(), "collector rejected a batch as invalid; dropped");
                 shared.metrics.rejected.inc_by(batch.len() as u64);
                 if let Some(last) = batch.last() {
-                    let _ = shared.spool.ack(last.seq, batch.len());
+                    let _ = shared.spool.ack(last.seq);
                 }
             }
             Err(PushError::Unavailable(msg)) => {
@@ -358,7 +352,7 @@ async fn push(shared: &Shared, url: &Url, batch: &[ProbeResult]) -> Result<(), P
                 if let Some(last) = batch.last() {
                     shared
                         .spool
-                        .ack(last.seq, batch.len())
+                        .ack(last.seq)
                         .map_err(|e| PushError::Unavailable(format!("spool: {e}")))?;
                 }
                 Ok(())

@@ -37,7 +37,9 @@ struct State {
     next_seq: u64,
     reserved_to: u64,
     dropped: u64,
-    unacked: u64,
+    /// The unacknowledged results, also on disk: kept in memory so that a push never reads
+    /// and parses files on the agent's hot path (the disk copy is for restarts).
+    pending: VecDeque<ProbeResult>,
 }
 
 #[derive(Debug)]
@@ -90,7 +92,7 @@ impl Spool {
         paths.sort();
         let mut segments = VecDeque::new();
         let mut highest = acked;
-        let mut unacked = 0;
+        let mut pending = VecDeque::new();
         for path in paths {
             let results = read_segment(&path)?;
             let bytes = fs::metadata(&path)?.len();
@@ -99,13 +101,15 @@ impl Spool {
                 continue;
             };
             highest = highest.max(last.seq);
-            unacked += results.iter().filter(|r| r.seq > acked).count() as u64;
+            let count = results.len() as u64;
+            let (first_seq, last_seq) = (first.seq, last.seq);
+            pending.extend(results.into_iter().filter(|r| r.seq > acked));
             segments.push_back(Segment {
-                first_seq: first.seq,
-                last_seq: last.seq,
+                first_seq,
+                last_seq,
                 path,
                 bytes,
-                count: results.len() as u64,
+                count,
             });
         }
         let reserved = read_u64(&dir.join("seq"))?.unwrap_or(0);
@@ -121,7 +125,7 @@ impl Spool {
                 next_seq,
                 reserved_to: next_seq - 1,
                 dropped: 0,
-                unacked,
+                pending,
             }),
         };
         spool.gc()?;
@@ -177,7 +181,7 @@ impl Spool {
             seg.count += 1;
             seg.last_seq = result.seq;
         }
-        s.unacked += 1;
+        s.pending.push_back(result.clone());
         let seq = result.seq;
         drop(s);
         self.enforce_limit()?;
@@ -193,15 +197,12 @@ impl Spool {
                 break;
             };
             total -= oldest.bytes;
-            let lost = if oldest.last_seq <= s.acked {
-                0
-            } else {
-                read_segment(&oldest.path)
-                    .map(|r| r.iter().filter(|x| x.seq > s.acked).count() as u64)
-                    .unwrap_or(oldest.count)
-            };
+            let mut lost = 0;
+            while s.pending.front().is_some_and(|r| r.seq <= oldest.last_seq) {
+                s.pending.pop_front();
+                lost += 1;
+            }
             s.dropped += lost;
-            s.unacked = s.unacked.saturating_sub(lost);
             if lost > 0 {
                 tracing::warn!(
                     lost,
@@ -215,24 +216,12 @@ impl Spool {
     }
 
     /// Up to `max` unacknowledged results, oldest first.
-    pub fn peek(&self, max: usize) -> io::Result<Vec<ProbeResult>> {
-        let s = self.lock();
-        let mut out = Vec::new();
-        for seg in s.segments.iter().filter(|seg| seg.last_seq > s.acked) {
-            for r in read_segment(&seg.path)? {
-                if r.seq > s.acked {
-                    out.push(r);
-                    if out.len() == max {
-                        return Ok(out);
-                    }
-                }
-            }
-        }
-        Ok(out)
+    pub fn peek(&self, max: usize) -> Vec<ProbeResult> {
+        self.lock().pending.iter().take(max).cloned().collect()
     }
 
     /// Marks everything up to `seq` acknowledged and deletes segments no longer needed.
-    pub fn ack(&self, seq: u64, count: usize) -> io::Result<()> {
+    pub fn ack(&self, seq: u64) -> io::Result<()> {
         {
             let mut s = self.lock();
             if seq <= s.acked {
@@ -240,7 +229,9 @@ impl Spool {
             }
             write_u64(&self.dir.join("acked"), seq)?;
             s.acked = seq;
-            s.unacked = s.unacked.saturating_sub(count as u64);
+            while s.pending.front().is_some_and(|r| r.seq <= seq) {
+                s.pending.pop_front();
+            }
         }
         self.gc()
     }
@@ -270,7 +261,7 @@ impl Spool {
     pub fn depth(&self) -> (u64, u64, u64) {
         let s = self.lock();
         (
-            s.unacked,
+            s.pending.len() as u64,
             s.segments.iter().map(|seg| seg.bytes).sum(),
             s.dropped,
         )
@@ -303,10 +294,10 @@ mod tests {
         for _ in 0..5 {
             spool.append(&mut result(0)).unwrap();
         }
-        spool.ack(2, 2).unwrap();
+        spool.ack(2).unwrap();
         drop(spool);
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
-        let pending: Vec<u64> = spool.peek(100).unwrap().iter().map(|r| r.seq).collect();
+        let pending: Vec<u64> = spool.peek(100).iter().map(|r| r.seq).collect();
         assert_eq!(pending, [3, 4, 5]);
         assert!(
             spool.append(&mut result(0)).unwrap() > 5,
@@ -326,7 +317,7 @@ mod tests {
         assert!(bytes <= 600 * 1024 + SEGMENT_BYTES, "{bytes}");
         assert!(dropped > 0);
         assert_eq!(waiting + dropped, 20_000);
-        let pending = spool.peek(usize::MAX).unwrap();
+        let pending = spool.peek(usize::MAX);
         assert_eq!(pending.len() as u64, waiting);
         assert_eq!(pending.last().unwrap().seq, 20_000, "the newest are kept");
         assert!(pending.windows(2).all(|w| w[0].seq + 1 == w[1].seq));

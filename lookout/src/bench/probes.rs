@@ -1,0 +1,455 @@
+//! `lookout bench probes`: many checks at once against a service with a fixed injected delay,
+//! beside Prometheus's blackbox_exporter probing the same target in the same run. Reports the
+//! measurement error (measured minus injected, for Lookout's time to first byte and blackbox's
+//! `processing` phase, which time the same interval), Lookout's scheduling lag, CPU seconds
+//! per 1000 probes for each prober (read from /proc), and the highest rate each sustains on
+//! one core (pinned with taskset) while its p99 error stays under 2 ms.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use lookout_collector::store::{MemoryStore, ResultFilter, ResultStore};
+use lookout_collector::{Collector, CollectorSettings};
+use lookout_model::secret::Secret;
+use lookout_services::{InstanceSpec, ServiceKind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::config::{LogConfig, LogFormat};
+use crate::supervisor;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The delay injected into every probed request.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    delay: Duration,
+    /// Probes per second for the head-to-head run.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// How long each run measures.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Rates tried when looking for the most one core sustains.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,3000")]
+    sweep: Vec<u32>,
+    /// How long each sweep step measures.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    sweep_duration: Duration,
+}
+
+const TOKEN: &str = "bench-token";
+const MAX_P99_ERROR_MS: f64 = 2.0;
+
+struct Run {
+    probes: usize,
+    failures: usize,
+    cpu_seconds: f64,
+    wall: Duration,
+    /// Measured minus injected, microseconds.
+    errors: Vec<i64>,
+    lag_us: Vec<i64>,
+}
+
+fn pct(v: &[i64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let i = ((s.len() as f64 - 1.0) * q).round() as usize;
+    s[i] as f64 / 1000.0
+}
+
+impl Run {
+    fn cpu_per_1000(&self) -> f64 {
+        self.cpu_seconds / self.probes.max(1) as f64 * 1000.0
+    }
+    fn rate(&self) -> f64 {
+        self.probes as f64 / self.wall.as_secs_f64()
+    }
+    fn sustained(&self, target: u32) -> bool {
+        self.failures == 0
+            && self.rate() >= target as f64 * 0.95
+            && pct(&self.errors, 0.99) < MAX_P99_ERROR_MS
+            && self.cpu_seconds / self.wall.as_secs_f64() < 0.95
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
+        + fields.get(12).context("stime")?.parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+fn agent_config(dir: &std::path::Path, target: &str, rate: u32) -> String {
+    let mut y = format!(
+        "platform:\n  admin_token: bench\n  gateway:\n    api_keys: [k]\ndata_dir: {}\ncollector:\n  token: {TOKEN}\nprobes:\n  regions: [bench]\n  run_on_start: false\n  flush_interval: 250ms\n  batch_max: 5000\nvariables:\n  target: {target}\nchecks:\n",
+        dir.join("data").display()
+    );
+    for i in 0..rate {
+        y.push_str(&format!(
+            "  - {{ name: c{i}, interval: 1s, timeout: 900ms, steps: [ {{ url: \"{{{{target}}}}/1.x/genres\", assert: [ {{ type: status, equals: 200 }} ] }} ] }}\n"
+        ));
+    }
+    y
+}
+
+async fn lookout_run(
+    target: &str,
+    rate: u32,
+    delay: Duration,
+    measure: Duration,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(MemoryStore::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let collector = Collector::start(
+        CollectorSettings {
+            token: Secret::new(TOKEN),
+            known: BTreeMap::new(),
+        },
+        store.clone(),
+        listener,
+    )
+    .await?;
+    let config_path = dir.path().join("agent.yaml");
+    std::fs::write(&config_path, agent_config(dir.path(), target, rate))?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&exe)
+        .args([
+            "probe",
+            "--region",
+            "bench",
+            "--agent-id",
+            "bench-1",
+            "--collector",
+            &collector.url(),
+            "--config",
+        ])
+        .arg(&config_path)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start `taskset -c 0 lookout probe` (util-linux's taskset is needed)")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("the agent did not start")??;
+    let pid = child.id().context("agent pid")?;
+    // Warm up: connections, the first runs, the spool's first segment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu0 = cpu_seconds(pid)?;
+    let t0 = Instant::now();
+    let from_us = chrono::Utc::now().timestamp_micros();
+    tokio::time::sleep(measure).await;
+    let to_us = chrono::Utc::now().timestamp_micros();
+    let cpu = cpu_seconds(pid)? - cpu0;
+    let wall = t0.elapsed();
+    // Let the results of the window arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop(child).await;
+    collector.shutdown().await;
+    let results: Vec<_> = store
+        .query(&ResultFilter {
+            limit: usize::MAX,
+            ..Default::default()
+        })
+        .into_iter()
+        .filter(|r| r.started_at_us >= from_us && r.started_at_us < to_us)
+        .collect();
+    let injected = delay.as_micros() as i64;
+    let mut errors = Vec::new();
+    let mut lag_us = Vec::new();
+    let mut failures = 0;
+    for r in &results {
+        if !r.outcome.is_ok() {
+            failures += 1;
+            continue;
+        }
+        if let Some(s) = r.steps.first() {
+            errors.push(s.phases.ttfb_us as i64 - injected);
+        }
+        let phase = lookout_probes::schedule::phase_of(&r.check, "bench", Duration::from_secs(1))
+            .as_micros() as i64;
+        let slot = (r.started_at_us - phase).div_euclid(1_000_000) * 1_000_000 + phase;
+        lag_us.push(r.started_at_us - slot);
+    }
+    Ok(Run {
+        probes: results.len(),
+        failures,
+        cpu_seconds: cpu,
+        wall,
+        errors,
+        lag_us,
+    })
+}
+
+fn blackbox_value(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(metric))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn blackbox_run(
+    target: &str,
+    rate: u32,
+    delay: Duration,
+    measure: Duration,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("blackbox.yml");
+    std::fs::write(
+        &config,
+        "modules:\n  http_200:\n    prober: http\n    timeout: 900ms\n    http:\n      preferred_ip_protocol: ip4\n      valid_status_codes: [200]\n",
+    )?;
+    let port = free_port()?;
+    let child = Command::new("taskset")
+        .args(["-c", "0", "prometheus-blackbox-exporter"])
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start prometheus-blackbox-exporter: apt-get install prometheus-blackbox-exporter")?;
+    let pid = child.id().context("blackbox pid")?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = async {
+        loop {
+            if http.get(format!("{base}/metrics")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), ready)
+        .await
+        .context("blackbox_exporter did not start")?;
+    let url = Arc::new(format!(
+        "{base}/probe?module=http_200&target={target}/1.x/genres"
+    ));
+    let injected = delay.as_micros() as i64;
+    // Probes are issued in 10 ms ticks, as a scraper spreading `rate` targets would.
+    let drive = |window: Duration| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let per_tick = (rate as f64 / 100.0).max(0.0);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut owed = 0.0;
+            let mut tasks = Vec::new();
+            let end = Instant::now() + window;
+            while Instant::now() < end {
+                tick.tick().await;
+                owed += per_tick;
+                while owed >= 1.0 {
+                    owed -= 1.0;
+                    let (http, url) = (http.clone(), url.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let text = http
+                            .get(url.as_str())
+                            .timeout(Duration::from_secs(5))
+                            .send()
+                            .await
+                            .ok()?
+                            .text()
+                            .await
+                            .ok()?;
+                        let ok = blackbox_value(&text, "probe_success")? == 1.0;
+                        let processing = blackbox_value(
+                            &text,
+                            "probe_http_duration_seconds{phase=\"processing\"}",
+                        )?;
+                        Some((ok, (processing * 1e6) as i64 - injected))
+                    }));
+                }
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.ok().flatten());
+            }
+            out
+        }
+    };
+    drive(Duration::from_secs(2)).await;
+    let cpu0 = cpu_seconds(pid)?;
+    let t0 = Instant::now();
+    let outcomes = drive(measure).await;
+    let wall = t0.elapsed();
+    let cpu = cpu_seconds(pid)? - cpu0;
+    stop(child).await;
+    let mut errors = Vec::new();
+    let mut failures = 0;
+    for o in &outcomes {
+        match o {
+            Some((true, e)) => errors.push(*e),
+            _ => failures += 1,
+        }
+    }
+    Ok(Run {
+        probes: outcomes.len(),
+        failures,
+        cpu_seconds: cpu,
+        wall,
+        errors,
+        lag_us: Vec::new(),
+    })
+}
+
+fn row(name: &str, r: &Run) {
+    println!(
+        "{name:<24} {:>8.0} {:>8} {:>10.3} {:>10.3} {:>10} {:>12.3}",
+        r.rate(),
+        r.failures,
+        pct(&r.errors, 0.5),
+        pct(&r.errors, 0.99),
+        if r.lag_us.is_empty() {
+            "n/a".to_owned()
+        } else {
+            format!("{:.3}", pct(&r.lag_us, 0.99))
+        },
+        r.cpu_per_1000(),
+    );
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if std::process::Command::new("prometheus-blackbox-exporter")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        bail!(
+            "prometheus-blackbox-exporter is not installed: apt-get install prometheus-blackbox-exporter"
+        );
+    }
+    let spec = InstanceSpec {
+        kind: ServiceKind::Catalogue,
+        seed: 1,
+        artists: 1000,
+        admin_token: Secret::new("bench-admin"),
+        gateway: None,
+        analytics: None,
+    };
+    let log = LogConfig {
+        format: LogFormat::Text,
+        level: "error".into(),
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let target = supervisor::spawn(spec, 0, any, any, &log).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let r = http
+        .post(format!("{}/admin/faults", target.admin_url()))
+        .bearer_auth("bench-admin")
+        .json(&serde_json::json!({"kind": "latency", "latency": humantime::format_duration(args.delay).to_string(), "route": "/1.x/genres"}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "could not inject the delay: {}",
+        r.status()
+    );
+    let url = target.url();
+    println!(
+        "lookout bench probes: target {url}/1.x/genres with {} injected; probers pinned to CPU 0 (taskset); fresh connection per probe",
+        humantime::format_duration(args.delay)
+    );
+    println!();
+    println!(
+        "{:<24} {:>8} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "", "probes/s", "failed", "err p50 ms", "err p99 ms", "lag p99 ms", "CPU s/1000"
+    );
+    let lookout = lookout_run(&url, args.rate, args.delay, args.duration).await?;
+    row(&format!("lookout @ {}/s", args.rate), &lookout);
+    let blackbox = blackbox_run(&url, args.rate, args.delay, args.duration).await?;
+    row(&format!("blackbox_exporter @ {}/s", args.rate), &blackbox);
+    println!();
+    println!(
+        "CPU per probe, lookout / blackbox_exporter: {:.2} (target: at most 0.50)",
+        lookout.cpu_per_1000() / blackbox.cpu_per_1000().max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "lookout p99 measurement error: {:.3} ms (target: at most 1 ms); blackbox_exporter: {:.3} ms",
+        pct(&lookout.errors, 0.99),
+        pct(&blackbox.errors, 0.99)
+    );
+    println!();
+    println!(
+        "highest rate one core sustains with p99 error < {MAX_P99_ERROR_MS} ms, no failures, CPU < 95 %:"
+    );
+    for (name, is_lookout) in [("lookout", true), ("blackbox_exporter", false)] {
+        let mut best = None;
+        for &rate in &args.sweep {
+            let r = if is_lookout {
+                lookout_run(&url, rate, args.delay, args.sweep_duration).await?
+            } else {
+                blackbox_run(&url, rate, args.delay, args.sweep_duration).await?
+            };
+            let ok = r.sustained(rate);
+            println!(
+                "  {name:<18} {rate:>6}/s: {:>7.0}/s done, p99 error {:>7.3} ms, CPU {:>5.1} %, {} failed -> {}",
+                r.rate(),
+                pct(&r.errors, 0.99),
+                100.0 * r.cpu_seconds / r.wall.as_secs_f64(),
+                r.failures,
+                if ok { "sustained" } else { "not sustained" }
+            );
+            if ok {
+                best = Some(rate);
+            } else {
+                break;
+            }
+        }
+        println!(
+            "  {name}: {}",
+            best.map(|b| format!("{b} probes/s"))
+                .unwrap_or_else(|| "below the lowest rate tried".into())
+        );
+    }
+    let mut platform = supervisor::Platform {
+        children: vec![target],
+    };
+    platform.stop().await;
+    Ok(())
+}
