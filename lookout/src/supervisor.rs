@@ -45,6 +45,10 @@ impl RunningInstance {
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
     }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.id()
+    }
 }
 
 /// The platform's running instances.

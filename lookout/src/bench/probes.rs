@@ -93,6 +93,17 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
+async fn pin_to_cpu1(pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", "1", &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .context("taskset (util-linux) is needed to pin the benchmark's processes")?;
+    anyhow::ensure!(status.success(), "taskset could not pin process {pid} to CPU 1");
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -377,7 +388,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         level: "error".into(),
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The prober runs on CPU 0 and the target on CPU 1, so that neither steals the other's
+    // core. (Pinning this process to CPU 1 as well was tried: the target then starves and
+    // its own latency tail swamps what is measured.)
     let target = supervisor::spawn(spec, 0, any, any, &log).await?;
+    pin_to_cpu1(target.pid().context("target pid")?).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
     let r = http
         .post(format!("{}/admin/faults", target.admin_url()))
@@ -392,7 +407,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let url = target.url();
     println!(
-        "lookout bench probes: target {url}/1.x/genres with {} injected; probers pinned to CPU 0 (taskset); fresh connection per probe",
+        "lookout bench probes: target {url}/1.x/genres with {} injected; prober on CPU 0, target on CPU 1 (taskset); fresh connection per probe",
         humantime::format_duration(args.delay)
     );
     println!();
