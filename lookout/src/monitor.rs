@@ -50,7 +50,13 @@ pub fn agent_settings(
     collector: &str,
     gateway: Option<String>,
 ) -> anyhow::Result<AgentSettings> {
-    let collector = Url::parse(collector)
+    // A base URL with a path must end in `/`, or joining the API path would drop its last part.
+    let with_slash = if collector.ends_with('/') {
+        collector.to_owned()
+    } else {
+        format!("{collector}/")
+    };
+    let collector = Url::parse(&with_slash)
         .map_err(|e| UsageError(format!("collector URL {collector:?}: {e}")))?;
     let mut variables: lookout_probes::template::Vars =
         config.variables.clone().into_iter().collect();

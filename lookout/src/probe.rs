@@ -43,7 +43,7 @@ fn hostname() -> String {
                 && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         })
-        .unwrap_or_else(|| "1".into())
+        .unwrap_or_else(|| "probe".into())
 }
 
 pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {

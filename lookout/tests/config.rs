@@ -44,7 +44,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
         (
             "invalid-checks.yaml",
             &[
-                r#"12:14: checks[0] (search).timeout: (30s) must not be longer than the interval (10s): runs would overlap"#,
+                r#"12:14: checks[0] (search).timeout: (30s) must not be longer than the time between runs (10s): runs would overlap"#,
                 r#"16:13: checks[0] (search).steps[0].assert[0]: "items[0]" is not a JSON path: at position 0, parser error"#,
                 r#"17:13: checks[0] (search).steps[0].assert[1]: `matches`: bad regex "([": unclosed character class"#,
                 r#"18:13: checks[0] (search).steps[0].assert[2]: a status assertion needs exactly one of `equals` or `one_of` (non-empty)"#,

@@ -16,6 +16,14 @@ use crate::check::{Check, Step};
 use crate::http::{self, Exchange, Limits, Outgoing, Pool};
 use crate::template::Vars;
 
+/// Headers never carried across a redirect to another origin.
+const SENSITIVE: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
+
 /// Who is running the check, and which run this is.
 pub struct RunContext<'a> {
     pub region: &'a str,
@@ -175,6 +183,12 @@ async fn send(
             out.method = Method::GET;
             out.body = Bytes::new();
         }
+        // Credentials go only where the check sent them, as browsers do: a redirect to
+        // another origin does not carry them along.
+        if target.origin() != out.url.origin() {
+            out.headers
+                .retain(|(name, _)| !SENSITIVE.contains(&name.as_str()));
+        }
         out.url = target;
     }
 }
@@ -218,7 +232,8 @@ async fn run_step(
     if !step.judges_status()
         && let Err(e) = default_status_ok(ex.status)
     {
-        return (result, Some(failure(FailureKind::Assertion, e, i)));
+        let message = format!("step {:?}: {e}", step.name);
+        return (result, Some(failure(FailureKind::Assertion, message, i)));
     }
     for a in &step.assertions {
         if let Err(e) = a.check(&response) {

@@ -381,3 +381,57 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
     assert_eq!(store.len(), 2);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
+    let platform = catalogue().await;
+    let store = Arc::new(MemoryStore::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The collector knows `good` only: every `stray` result is invalid to it.
+    let known = BTreeMap::from([("good".to_string(), vec![])]);
+    let c = Collector::start(
+        CollectorSettings {
+            token: Secret::new(TOKEN),
+            known,
+        },
+        store.clone(),
+        listener,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/1.x/genres", platform.url());
+    let a = agent(settings(
+        "eu-west",
+        &c.url(),
+        vec![every_second("good", &url), every_second("stray", &url)],
+        dir.path(),
+    ))
+    .await;
+    assert!(
+        wait_for(Duration::from_secs(10), || held(&store, "eu-west-1").len()
+            >= 3)
+        .await,
+        "good results get through"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || a.spool_depth().0 <= 2).await,
+        "nothing piles up behind a bad result"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", a.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rejected: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("lookout_probe_rejected_results_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rejected >= 2.0, "{rejected}");
+    assert!(held(&store, "eu-west-1").iter().all(|r| r.check == "good"));
+    a.shutdown().await;
+    c.shutdown().await;
+}

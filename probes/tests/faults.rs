@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::*;
 use lookout_model::probe::FailureKind;
 use lookout_model::secret::Secret;
+use lookout_probes::template::Template;
 use lookout_services::data::Dataset;
 use lookout_services::{Instance, InstanceSpec, ServiceKind};
 use serde_json::json;
@@ -302,4 +303,56 @@ async fn connections_are_fresh_unless_the_check_reuses_them() {
     assert!(!r.steps[0].reused_connection);
     assert!(r.steps[1].reused_connection, "{r:?}");
     assert_eq!(r.steps[1].phases.connect_us, 0);
+}
+
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let a = misbehaving_server().await;
+    let b = misbehaving_server().await;
+    let with_credentials = |url: String| {
+        let mut s = step(&url, &[], &[]);
+        s.headers = vec![
+            (
+                hyper::header::AUTHORIZATION,
+                Template::parse("Bearer secret").unwrap(),
+            ),
+            (
+                hyper::header::HeaderName::from_static("x-api-key"),
+                Template::parse("key").unwrap(),
+            ),
+        ];
+        s
+    };
+    let same = with_credentials(format!("http://{a}/away?to=/echo-auth"));
+    let mut same_check = check("same-origin", vec![same]);
+    same_check.steps[0].assertions = vec![
+        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
+            json!({"type": "json", "path": "$.authorization", "equals": true}),
+        )
+        .unwrap()
+        .build()
+        .unwrap(),
+    ];
+    assert!(
+        run(&same_check).await.outcome.is_ok(),
+        "same origin keeps them"
+    );
+    let other = with_credentials(format!("http://{a}/away?to=http://{b}/echo-auth"));
+    let mut other_check = check("other-origin", vec![other]);
+    other_check.steps[0].assertions = vec![
+        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
+            json!({"type": "json", "path": "$.authorization", "equals": false}),
+        )
+        .unwrap()
+        .build()
+        .unwrap(),
+        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
+            json!({"type": "json", "path": "$.x_api_key", "equals": false}),
+        )
+        .unwrap()
+        .build()
+        .unwrap(),
+    ];
+    let r = run(&other_check).await;
+    assert!(r.outcome.is_ok(), "{r:?}");
 }

@@ -94,6 +94,12 @@ impl Link {
                 admin_token,
                 lookout_api::auth::require_bearer,
             ))
+            .fallback(|uri: axum::http::Uri| async move {
+                ApiError::NotFound(format!(
+                    "no route for {}; the link's API is /admin/link",
+                    uri.path()
+                ))
+            })
             .with_state(shared);
         let mut admin_stop = stopped;
         let admin_task = tokio::spawn(async move {
@@ -243,8 +249,12 @@ async fn set_link(
         delay,
         cut: body.cut,
     };
-    *shared.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
-    if state.cut.is_some() {
+    let previous = std::mem::replace(
+        &mut *shared.state.lock().unwrap_or_else(PoisonError::into_inner),
+        state,
+    );
+    // A new cut drops what the link carries; lifting a cut releases the connections it held.
+    if state.cut.is_some() || previous.cut.is_some() {
         shared.cuts.send_modify(|g| *g += 1);
     }
     tracing::info!(?state, "region link changed");

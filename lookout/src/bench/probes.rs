@@ -90,7 +90,17 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
         + fields.get(12).context("stime")?.parse::<f64>()?;
-    Ok(ticks / 100.0)
+    Ok(ticks / clock_ticks())
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), which /proc counts CPU time in.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 async fn pin_to_cpu1(pid: u32) -> anyhow::Result<()> {
@@ -100,7 +110,10 @@ async fn pin_to_cpu1(pid: u32) -> anyhow::Result<()> {
         .status()
         .await
         .context("taskset (util-linux) is needed to pin the benchmark's processes")?;
-    anyhow::ensure!(status.success(), "taskset could not pin process {pid} to CPU 1");
+    anyhow::ensure!(
+        status.success(),
+        "taskset could not pin process {pid} to CPU 1"
+    );
     Ok(())
 }
 
@@ -184,8 +197,8 @@ async fn lookout_run(
         .await
         .context("the agent did not start")??;
     let pid = child.id().context("agent pid")?;
-    // Warm up: connections, the first runs, the spool's first segment.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Warm up: connections, the first runs, the spool's first segment, a cold target.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu0 = cpu_seconds(pid)?;
     let t0 = Instant::now();
     let from_us = chrono::Utc::now().timestamp_micros();

@@ -171,17 +171,23 @@ pub fn validate_checks(
             Duration::from_millis(10),
             Duration::from_secs(120),
         );
-        if let (ScheduleSpec::Every(interval), true) = (&schedule, true)
-            && timeout > *interval
+        let gap = match &schedule {
+            ScheduleSpec::Every(interval) => Some(*interval),
+            ScheduleSpec::Cron(expr) => lookout_probes::schedule::Schedule::cron(expr)
+                .ok()
+                .and_then(|s| s.nominal_interval(chrono::Utc::now())),
+        };
+        if let Some(gap) = gap
+            && timeout > gap
         {
             let where_ = c.timeout.as_ref().and_then(|t| t.loc()).or(loc);
             report(
                 where_,
                 &format!("{at}.timeout"),
                 format!(
-                    "({}) must not be longer than the interval ({}): runs would overlap",
+                    "({}) must not be longer than the time between runs ({}): runs would overlap",
                     humantime::format_duration(timeout),
-                    humantime::format_duration(*interval)
+                    humantime::format_duration(gap)
                 ),
             );
         }

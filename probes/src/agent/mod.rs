@@ -106,7 +106,8 @@ impl Agent {
             spool,
             metrics,
             spooled: Notify::new(),
-            collector_ok: AtomicBool::new(false),
+            // Optimistic until a push fails: a fresh agent has nothing wrong to report.
+            collector_ok: AtomicBool::new(true),
             started: Instant::now(),
             http,
         });
@@ -270,6 +271,9 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         return;
     };
     let mut backoff = Duration::from_millis(200);
+    // Shrinks when the collector refuses a batch, to find the one bad result by halving
+    // instead of dropping the good ones sent with it; back to full after a success.
+    let mut limit = shared.settings.batch_max;
     loop {
         let (waiting, bytes, dropped) = shared.spool.depth();
         shared.metrics.spool_results.set(waiting as i64);
@@ -279,7 +283,7 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             shared.metrics.spool_dropped.inc_by(dropped - counted);
         }
         let stopping = *stopped.borrow();
-        let batch = shared.spool.peek(shared.settings.batch_max);
+        let batch = shared.spool.peek(limit);
         if batch.is_empty() {
             if stopping {
                 return;
@@ -297,15 +301,19 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         match push(&shared, &url, &batch).await {
             Ok(()) => {
                 backoff = Duration::from_millis(200);
+                limit = shared.settings.batch_max;
                 if !shared.collector_ok.swap(true, Ordering::Relaxed) {
                     tracing::info!("collector reachable; results flowing");
                 }
                 shared.metrics.collector_up.set(1);
             }
+            Err(PushError::Rejected(_)) if batch.len() > 1 => {
+                limit = (batch.len() / 2).max(1);
+            }
             Err(PushError::Rejected(msg)) => {
-                // The collector will never take these; keeping them would block the rest.
-                tracing::error!(error = %msg, count = batch.len(), "collector rejected a batch as invalid; dropped");
-                shared.metrics.rejected.inc_by(batch.len() as u64);
+                // The collector will never take this one; keeping it would block the rest.
+                tracing::error!(error = %msg, "collector rejected a result as invalid; dropped");
+                shared.metrics.rejected.inc();
                 if let Some(last) = batch.last() {
                     let _ = shared.spool.ack(last.seq);
                 }
@@ -363,7 +371,8 @@ async fn push(shared: &Shared, url: &Url, batch: &[ProbeResult]) -> Result<(), P
         },
         Ok(r)
             if r.status() == reqwest::StatusCode::BAD_REQUEST
-                || r.status() == reqwest::StatusCode::UNPROCESSABLE_ENTITY =>
+                || r.status() == reqwest::StatusCode::UNPROCESSABLE_ENTITY
+                || r.status() == reqwest::StatusCode::PAYLOAD_TOO_LARGE =>
         {
             Err(PushError::Rejected(r.text().await.unwrap_or_default()))
         }

@@ -143,6 +143,28 @@ pub async fn misbehaving_server() -> SocketAddr {
             "/json",
             get(|| async { axum::Json(serde_json::json!({"items": []})) }),
         )
+        .route(
+            "/echo-auth",
+            get(|headers: axum::http::HeaderMap| async move {
+                axum::Json(serde_json::json!({
+                    "authorization": headers.get("authorization").is_some(),
+                    "x_api_key": headers.get("x-api-key").is_some(),
+                }))
+            }),
+        )
+        .route(
+            "/away",
+            get(
+                |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >| async move {
+                    (
+                        StatusCode::FOUND,
+                        [(header::LOCATION, q.get("to").cloned().unwrap_or_default())],
+                    )
+                },
+            ),
+        )
         .route("/trickle", get(trickle))
         .route("/endless", get(endless));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
