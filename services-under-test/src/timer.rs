@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 /// Wake-ups later than this are handed to tokio's own timer first, so the precise thread only
 /// ever holds the last stretch of each sleep.
 const COARSE_MARGIN: Duration = Duration::from_millis(3);
+/// The last stretch before a deadline is waited for by yielding, not sleeping.
+const SPIN: Duration = Duration::from_micros(150);
 
 #[derive(Clone)]
 pub struct PreciseTimer {
@@ -127,9 +129,17 @@ fn run(shared: std::sync::Weak<Shared>) {
             .map(|Reverse((d, _))| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(1))
             .min(Duration::from_secs(1));
+        if !q.heap.is_empty() && wait <= SPIN {
+            // The kernel's timer slack (50 µs) and a sleeping thread's wake-up would add their
+            // own error; the last stretch is short enough to watch the clock instead.
+            drop(q);
+            std::hint::spin_loop();
+            std::thread::yield_now();
+            continue;
+        }
         let _unused = shared
             .wake
-            .wait_timeout(q, wait)
+            .wait_timeout(q, wait.saturating_sub(SPIN))
             .unwrap_or_else(PoisonError::into_inner);
     }
 }

@@ -3,6 +3,7 @@
 //! so the connection is built one layer down (tokio for DNS and TCP, rustls for TLS) and hyper
 //! speaks HTTP/1.1 over it.
 
+pub mod timed_io;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -66,7 +67,7 @@ type Sender = SendRequest<Full<Bytes>>;
 /// Open connections kept between steps and runs, for checks that reuse connections.
 #[derive(Default)]
 pub struct Pool {
-    senders: HashMap<(String, String, u16), Sender>,
+    senders: HashMap<(String, String, u16), (Sender, timed_io::MarkBoard)>,
 }
 
 fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
@@ -107,6 +108,7 @@ fn unix_now() -> i64 {
 
 struct Connected {
     sender: Sender,
+    board: timed_io::MarkBoard,
     dns: Duration,
     connect: Duration,
     tls: Duration,
@@ -200,10 +202,14 @@ async fn connect(
         } else {
             (Box::new(tcp), Duration::ZERO, None)
         };
+    let board = timed_io::MarkBoard::default();
     let (sender, conn) = phase(
         "HTTP handshake",
         limits,
-        hyper::client::conn::http1::handshake(TokioIo::new(io)),
+        hyper::client::conn::http1::handshake(TokioIo::new(timed_io::TimedIo::new(
+            io,
+            board.clone(),
+        ))),
     )
     .await?
     .map_err(|e| {
@@ -217,6 +223,7 @@ async fn connect(
     });
     Ok(Connected {
         sender,
+        board,
         dns,
         connect,
         tls: tls_time,
@@ -259,13 +266,19 @@ pub async fn exchange(
     let reused = pool
         .as_deref_mut()
         .and_then(|p| p.senders.remove(&origin))
-        .filter(|s| !s.is_closed() && s.is_ready());
+        .filter(|(s, _)| !s.is_closed() && s.is_ready());
     let was_reused = reused.is_some();
-    let (mut sender, dns, connect_time, tls_time, cert_days_left) = match reused {
+    let ((mut sender, board), dns, connect_time, tls_time, cert_days_left) = match reused {
         Some(s) => (s, Duration::ZERO, Duration::ZERO, Duration::ZERO, None),
         None => {
             let c = connect(&out.url, tls, limits).await?;
-            (c.sender, c.dns, c.connect, c.tls, c.cert_days_left)
+            (
+                (c.sender, c.board),
+                c.dns,
+                c.connect,
+                c.tls,
+                c.cert_days_left,
+            )
         }
     };
     let mut request = Request::builder().method(out.method.clone()).uri(
@@ -294,12 +307,18 @@ pub async fn exchange(
     phase("waiting for the connection", limits, sender.ready())
         .await?
         .map_err(|e| describe_send_error(&e))?;
+    board.reset();
     let sent = Instant::now();
     let response = phase("time to first byte", limits, sender.send_request(request))
         .await?
         .map_err(|e| describe_send_error(&e))?;
-    let ttfb = sent.elapsed();
     let head_at = Instant::now();
+    // The socket's own stamps when there are any (there always are on a live connection).
+    let marks = board.get();
+    let ttfb = match (marks.wrote, marks.first_read) {
+        (Some(w), Some(r)) if r >= w => r - w,
+        _ => head_at - sent,
+    };
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut body = response.into_body();
@@ -330,9 +349,13 @@ pub async fn exchange(
             }
         }
     }
-    let transfer = head_at.elapsed();
+    let marks = board.get();
+    let transfer = match (marks.first_read, marks.last_read) {
+        (Some(first), Some(last)) if last >= first => last - first,
+        _ => head_at.elapsed(),
+    };
     if let Some(pool) = pool {
-        pool.senders.insert(origin, sender);
+        pool.senders.insert(origin, (sender, board));
     }
     let wire_bytes = raw.len() as u64;
     let body = decode(&headers, raw, limits.max_body)?;

@@ -98,6 +98,21 @@ async fn trickle() -> Response {
     Response::new(Body::from_stream(stream))
 }
 
+/// A body whose second half comes 30 ms after its first.
+async fn two_parts() -> Response {
+    let stream = futures_util::stream::unfold(0u32, |n| async move {
+        match n {
+            0 => Some((Ok::<_, std::io::Error>(Bytes::from_static(b"first ")), 1)),
+            1 => {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Some((Ok(Bytes::from_static(b"second")), 2))
+            }
+            _ => None,
+        }
+    });
+    Response::new(Body::from_stream(stream))
+}
+
 async fn endless() -> Response {
     let chunk = Bytes::from(vec![b'y'; 64 * 1024]);
     let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
@@ -166,6 +181,7 @@ pub async fn misbehaving_server() -> SocketAddr {
             ),
         )
         .route("/trickle", get(trickle))
+        .route("/two-parts", get(two_parts))
         .route("/endless", get(endless));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
