@@ -7,3 +7,4 @@
 pub mod health;
 pub mod probe;
 pub mod secret;
+pub mod sla;

@@ -1,0 +1,216 @@
+//! The SLA math (DESIGN.md, "Definitions"), pure and synchronous.
+//!
+//! A region's state is the outcome of its latest result, held from that result's start until
+//! the next result, or until it goes silent (no result for `2 x interval + timeout`). A check
+//! is *down* at an instant when at least `quorum` regions are failing, and has *no data* when
+//! fewer than `quorum` regions are reporting. Availability over a window is
+//! `1 - down / (window - no data)`. All times are microseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+pub const MINUTE_US: i64 = 60_000_000;
+
+/// One result, reduced to what the availability math needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// Index of the region among the check's configured regions.
+    pub region: usize,
+    pub start_us: i64,
+    pub ok: bool,
+}
+
+/// How a check's regions combine into up, down or no data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub regions: usize,
+    pub quorum: usize,
+    /// A region with no result for this long is silent.
+    pub silence_us: i64,
+}
+
+/// A majority of the regions, at least 2, but never more than there are (one region alone is
+/// its own quorum: with a single vantage point there is nothing to outvote it).
+pub fn default_quorum(regions: usize) -> usize {
+    (regions / 2 + 1).max(2).min(regions)
+}
+
+/// `2 x interval + timeout`: a region silent for longer has stopped reporting.
+pub fn silence_us(interval_us: i64, timeout_us: i64) -> i64 {
+    2 * interval_us + timeout_us
+}
+
+impl Rules {
+    pub fn new(regions: usize, interval_us: i64, timeout_us: i64) -> Self {
+        Rules {
+            regions,
+            quorum: default_quorum(regions),
+            silence_us: silence_us(interval_us, timeout_us),
+        }
+    }
+}
+
+/// Time down and time without data within a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub window_us: i64,
+    pub down_us: i64,
+    pub no_data_us: i64,
+}
+
+impl Tally {
+    /// `1 - down / (window - no data)`; `None` when nothing in the window had data.
+    pub fn availability(&self) -> Option<f64> {
+        let observed = self.window_us - self.no_data_us;
+        (observed > 0).then(|| 1.0 - self.down_us as f64 / observed as f64)
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.window_us += other.window_us;
+        self.down_us += other.down_us;
+        self.no_data_us += other.no_data_us;
+    }
+}
+
+/// Each region's state as intervals: `(from, to, ok)`, from its results.
+fn segments(rules: &Rules, observations: &[Observation]) -> Vec<(i64, i64, bool, usize)> {
+    let mut by_region: Vec<Vec<Observation>> = vec![Vec::new(); rules.regions];
+    for o in observations {
+        if let Some(v) = by_region.get_mut(o.region) {
+            v.push(*o);
+        }
+    }
+    let mut out = Vec::new();
+    for (region, mut obs) in by_region.into_iter().enumerate() {
+        obs.sort_by_key(|o| o.start_us);
+        for (i, o) in obs.iter().enumerate() {
+            let silent_at = o.start_us + rules.silence_us;
+            let end = obs
+                .get(i + 1)
+                .map_or(silent_at, |n| n.start_us.min(silent_at));
+            if end > o.start_us {
+                out.push((o.start_us, end, o.ok, region));
+            }
+        }
+    }
+    out
+}
+
+/// Down and no-data time in `[from, to)`, split at every multiple of `split_us` (for rollups);
+/// one `Tally` per piece, in order. `observations` must include the last result before `from`
+/// in each region (it decides the state at `from`).
+pub fn tally_split(
+    rules: &Rules,
+    observations: &[Observation],
+    from: i64,
+    to: i64,
+    split_us: i64,
+) -> Vec<(i64, Tally)> {
+    if to <= from || split_us <= 0 {
+        return Vec::new();
+    }
+    // Events: (time, Δreporting, Δfailing).
+    let mut events: Vec<(i64, i32, i32)> = Vec::new();
+    for (a, b, ok, _) in segments(rules, observations) {
+        let (a, b) = (a.max(from), b.min(to));
+        if a >= b {
+            continue;
+        }
+        let f = i32::from(!ok);
+        events.push((a, 1, f));
+        events.push((b, -1, -f));
+    }
+    events.sort_unstable();
+    let first_piece = from - from.rem_euclid(split_us);
+    let mut pieces: Vec<(i64, Tally)> = Vec::new();
+    let mut piece_start = first_piece;
+    while piece_start < to {
+        let a = piece_start.max(from);
+        let b = (piece_start + split_us).min(to);
+        pieces.push((
+            piece_start,
+            Tally {
+                window_us: b - a,
+                down_us: 0,
+                no_data_us: 0,
+            },
+        ));
+        piece_start += split_us;
+    }
+    let (mut reporting, mut failing) = (0i32, 0i32);
+    let mut t = from;
+    let mut i = 0;
+    let quorum = rules.quorum as i32;
+    let mut account = |from_t: i64, to_t: i64, reporting: i32, failing: i32| {
+        if to_t <= from_t {
+            return;
+        }
+        let down = failing >= quorum && quorum > 0;
+        let no_data = !down && reporting < quorum.max(1);
+        if !down && !no_data {
+            return;
+        }
+        // Spread [from_t, to_t) over the pieces it covers.
+        let mut s = from_t;
+        while s < to_t {
+            let idx = ((s - first_piece) / split_us) as usize;
+            let piece_end = (first_piece + (idx as i64 + 1) * split_us).min(to_t);
+            if let Some((_, tally)) = pieces.get_mut(idx) {
+                if down {
+                    tally.down_us += piece_end - s;
+                } else {
+                    tally.no_data_us += piece_end - s;
+                }
+            }
+            s = piece_end;
+        }
+    };
+    while i < events.len() {
+        let at = events[i].0;
+        account(t, at, reporting, failing);
+        while i < events.len() && events[i].0 == at {
+            reporting += events[i].1;
+            failing += events[i].2;
+            i += 1;
+        }
+        t = at;
+    }
+    account(t, to, reporting, failing);
+    pieces
+}
+
+/// Down and no-data time in `[from, to)`.
+pub fn tally(rules: &Rules, observations: &[Observation], from: i64, to: i64) -> Tally {
+    let mut total = Tally::default();
+    for (_, t) in tally_split(rules, observations, from, to, i64::MAX / 4) {
+        total.add(&t);
+    }
+    total
+}
+
+/// Per-minute rollups of `[from, to)`, aligned to whole minutes.
+pub fn minute_rollups(
+    rules: &Rules,
+    observations: &[Observation],
+    from: i64,
+    to: i64,
+) -> Vec<(i64, Tally)> {
+    tally_split(rules, observations, from, to, MINUTE_US)
+}
+
+/// The downtime a target allows over a window: `(1 - target) x window`.
+pub fn error_budget_us(target: f64, window_us: i64) -> f64 {
+    (1.0 - target) * window_us as f64
+}
+
+/// How fast the budget burns: the observed bad fraction over the allowed one.
+pub fn burn_rate(bad_fraction: f64, target: f64) -> f64 {
+    let allowed = 1.0 - target;
+    if allowed <= 0.0 {
+        f64::INFINITY
+    } else {
+        bad_fraction / allowed
+    }
+}
+
+#[cfg(test)]
+mod tests;
