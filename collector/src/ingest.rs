@@ -13,9 +13,26 @@ const MAX_DURATION_US: u64 = 3_600 * 1_000_000;
 const MAX_FUTURE_US: i64 = 5 * 60 * 1_000_000;
 const MAX_PAST_US: i64 = 30 * 24 * 3_600 * 1_000_000;
 
-/// What the collector knows of checks: name -> regions (empty: any region). An empty map
-/// accepts any check.
-pub type Known = BTreeMap<String, Vec<String>>;
+/// What the collector knows of a check: where it runs, how often, and its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckInfo {
+    /// The regions that run it (empty: any region).
+    pub regions: Vec<String>,
+    pub interval_us: i64,
+    pub timeout_us: i64,
+    /// The availability target, e.g. 0.9999.
+    pub target: f64,
+}
+
+impl CheckInfo {
+    /// A check the collector was told nothing about: the platform's defaults.
+    pub fn unknown() -> Self {
+        CheckInfo { regions: Vec::new(), interval_us: 10_000_000, timeout_us: 5_000_000, target: 0.9999 }
+    }
+}
+
+/// What the collector knows of checks, by name. An empty map accepts any check.
+pub type Known = BTreeMap<String, CheckInfo>;
 
 fn text_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
@@ -51,7 +68,7 @@ fn check_one(r: &ProbeResult, known: &Known, now_us: i64) -> Result<(), String> 
     if !known.is_empty() {
         match known.get(&r.check) {
             None => return Err(format!("unknown check {:?}", r.check)),
-            Some(regions) if !regions.is_empty() && !regions.contains(&r.region) => {
+            Some(info) if !info.regions.is_empty() && !info.regions.contains(&r.region) => {
                 return Err(format!(
                     "check {:?} does not run in region {:?}",
                     r.check, r.region

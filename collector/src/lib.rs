@@ -3,6 +3,7 @@
 //! failure, and serves them back. The SLA math and the durable store come with their issue.
 #![forbid(unsafe_code)]
 
+mod availability;
 pub mod confirm;
 pub mod ingest;
 pub mod store;
@@ -27,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use ingest::Known;
+pub use ingest::{CheckInfo, Known};
 use store::{ResultFilter, ResultStore};
 
 /// Largest request body: a full batch of results with room to spare.
@@ -81,9 +82,9 @@ impl Metrics {
     }
 }
 
-struct AppState {
-    settings: CollectorSettings,
-    store: Arc<dyn ResultStore>,
+pub(crate) struct AppState {
+    pub(crate) settings: CollectorSettings,
+    pub(crate) store: Arc<dyn ResultStore>,
     hub: confirm::Hub,
     metrics: Metrics,
     started: Instant,
@@ -145,10 +146,19 @@ async fn post_results(
             .inc_by(batch.results.len() as u64);
         return Err(ApiError::BadRequest(e));
     }
-    let (stored, duplicates) = s
-        .store
-        .insert(&batch.results)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (stored, duplicates) = match s.store.insert(&batch.results) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "results not stored; the agents keep them and retry");
+            // Nothing acknowledged, nothing lost: the agent retries after this.
+            return Ok((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                axum::Json(serde_json::json!({"error": "results could not be stored; retry later", "status": 503})),
+            )
+                .into_response());
+        }
+    };
     s.metrics
         .results
         .with_label_values(&["stored"])
@@ -294,6 +304,7 @@ fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/api/v1/results", post(post_results).get(get_results))
         .route("/api/v1/agents", get(get_agents))
+        .route("/api/v1/checks/{check}/availability", get(availability::get_availability))
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
         .route_layer(middleware::from_fn_with_state(
             token,

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use lookout_collector::store::MemoryStore;
-use lookout_collector::{Collector, CollectorSettings, Known};
+use lookout_collector::store::SqliteStore;
+use lookout_collector::{CheckInfo, Collector, CollectorSettings, Known};
+use lookout_probes::check::ScheduleSpec;
 use lookout_probes::agent::{Agent, AgentSettings};
 use lookout_services::link::Link;
 use reqwest::Url;
@@ -27,20 +28,40 @@ pub fn known_checks(config: &Config) -> Known {
             } else {
                 c.regions.clone()
             };
-            (c.name.clone(), regions)
+            let interval = match &c.schedule {
+                ScheduleSpec::Every(d) => *d,
+                ScheduleSpec::Cron(_) => c
+                    .schedule_in("any")
+                    .nominal_interval(chrono::Utc::now())
+                    .unwrap_or(lookout_probes::check::DEFAULT_INTERVAL),
+            };
+            let info = CheckInfo {
+                regions,
+                interval_us: interval.as_micros() as i64,
+                timeout_us: c.timeout.as_micros() as i64,
+                target: DEFAULT_TARGET,
+            };
+            (c.name.clone(), info)
         })
         .collect()
 }
+
+/// The platform's availability promise: 99.99 % (DESIGN.md).
+pub const DEFAULT_TARGET: f64 = 0.9999;
 
 pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Result<Collector> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| UsageError(format!("collector: cannot listen on {listen}: {e}")))?;
+    let path = config.data_dir.join("collector.db");
+    let store = Arc::new(
+        SqliteStore::open(&path).map_err(|e| UsageError(format!("collector: {e}")))?,
+    );
     let settings = CollectorSettings {
         token: config.collector.token.clone(),
         known: known_checks(config),
     };
-    Ok(Collector::start(settings, Arc::new(MemoryStore::default()), listener).await?)
+    Ok(Collector::start(settings, store, listener).await?)
 }
 
 pub fn agent_settings(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lookout_collector::store::{MemoryStore, ResultFilter, ResultStore};
-use lookout_collector::{Collector, CollectorSettings};
+use lookout_collector::{CheckInfo, Collector, CollectorSettings};
 use lookout_model::probe::ProbeResult;
 use lookout_model::secret::Secret;
 use lookout_probes::agent::{Agent, AgentSettings};
@@ -321,7 +321,7 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
     let c = Collector::start(
         CollectorSettings {
             token: Secret::new(TOKEN),
-            known: BTreeMap::from([("search".to_string(), vec!["eu-west".to_string()])]),
+            known: BTreeMap::from([("search".to_string(), CheckInfo { regions: vec!["eu-west".to_string()], ..CheckInfo::unknown() })]),
         },
         store.clone(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -388,7 +388,7 @@ async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
     let store = Arc::new(MemoryStore::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The collector knows `good` only: every `stray` result is invalid to it.
-    let known = BTreeMap::from([("good".to_string(), vec![])]);
+    let known = BTreeMap::from([("good".to_string(), CheckInfo::unknown())]);
     let c = Collector::start(
         CollectorSettings {
             token: Secret::new(TOKEN),

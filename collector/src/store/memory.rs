@@ -46,6 +46,18 @@ impl ResultStore for MemoryStore {
         matching.into_iter().skip(skip).cloned().collect()
     }
 
+    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<(String, i64, bool)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut v: Vec<(String, i64, bool)> = inner
+            .results
+            .iter()
+            .filter(|r| r.check == check && r.started_at_us >= from_us && r.started_at_us < to_us)
+            .map(|r| (r.region.clone(), r.started_at_us, r.outcome.is_ok()))
+            .collect();
+        v.sort_by_key(|o| o.1);
+        v
+    }
+
     fn len(&self) -> usize {
         self.inner
             .lock()

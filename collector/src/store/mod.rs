@@ -2,8 +2,10 @@
 //! see only the trait.
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 use lookout_model::probe::ProbeResult;
 
@@ -11,6 +13,8 @@ use lookout_model::probe::ProbeResult;
 pub enum StoreError {
     #[error("the store cannot take writes: {0}")]
     Unavailable(String),
+    #[error("cannot open the store at {0}")]
+    Open(String),
 }
 
 /// Which results to read back.
@@ -29,6 +33,9 @@ pub trait ResultStore: Send + Sync {
 
     /// Results in the order they were stored, oldest first, the last `limit` of them.
     fn query(&self, filter: &ResultFilter) -> Vec<ProbeResult>;
+
+    /// `(region, start, ok)` of the results of `check` started in `[from, to)`, by start time.
+    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<(String, i64, bool)>;
 
     fn len(&self) -> usize;
 
