@@ -48,20 +48,31 @@ pub struct AvailabilityBody {
 fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
     let (from, to) = match (&q.window, q.from_us, q.to_us) {
         (Some(w), None, None) => {
-            let d = humantime::parse_duration(w)
-                .map_err(|e| ApiError::BadRequest(format!("`window`: {w:?} is not a duration ({e}); write e.g. `1h` or `90d`")))?;
+            let d = humantime::parse_duration(w).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "`window`: {w:?} is not a duration ({e}); write e.g. `1h` or `90d`"
+                ))
+            })?;
             let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
             (now.saturating_sub(us), now)
         }
         (None, Some(from), to) => (from, to.unwrap_or(now)),
         (None, None, None) => (now - 3_600_000_000, now),
-        _ => return Err(ApiError::BadRequest("give `window`, or `from_us` (and optionally `to_us`), not both".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give `window`, or `from_us` (and optionally `to_us`), not both".into(),
+            ));
+        }
     };
     if to <= from {
-        return Err(ApiError::BadRequest("the window ends before it starts".into()));
+        return Err(ApiError::BadRequest(
+            "the window ends before it starts".into(),
+        ));
     }
     if to - from > MAX_WINDOW_US {
-        return Err(ApiError::BadRequest("the window is longer than 400 days".into()));
+        return Err(ApiError::BadRequest(
+            "the window is longer than 400 days".into(),
+        ));
     }
     Ok((from, to))
 }
@@ -79,7 +90,9 @@ pub async fn get_availability(
     let now = chrono::Utc::now().timestamp_micros();
     let (from, to) = window(&q, now)?;
     let rules_probe = Rules::new(info.regions.len().max(1), info.interval_us, info.timeout_us);
-    let raw = s.store.observations(&check, from - rules_probe.silence_us, to);
+    let raw = s
+        .store
+        .observations(&check, from - rules_probe.silence_us, to);
     // Regions: the configured ones, else those seen.
     let mut regions = info.regions.clone();
     if regions.is_empty() {
@@ -93,7 +106,16 @@ pub async fn get_availability(
     let rules = Rules::new(regions.len(), info.interval_us, info.timeout_us);
     let observations: Vec<Observation> = raw
         .iter()
-        .filter_map(|(r, t, ok)| regions.iter().position(|x| x == r).map(|region| Observation { region, start_us: *t, ok: *ok }))
+        .filter_map(|(r, t, ok)| {
+            regions
+                .iter()
+                .position(|x| x == r)
+                .map(|region| Observation {
+                    region,
+                    start_us: *t,
+                    ok: *ok,
+                })
+        })
         .collect();
     let tally = sla::tally(&rules, &observations, from, to);
     let budget = sla::error_budget_us(info.target, tally.window_us - tally.no_data_us);
@@ -110,7 +132,8 @@ pub async fn get_availability(
         target: info.target,
         error_budget_seconds: budget / 1e6,
         error_budget_remaining_seconds: (budget - tally.down_us as f64) / 1e6,
-        burn_rate: (observed > 0).then(|| sla::burn_rate(tally.down_us as f64 / observed as f64, info.target)),
+        burn_rate: (observed > 0)
+            .then(|| sla::burn_rate(tally.down_us as f64 / observed as f64, info.target)),
         regions,
         quorum: rules.quorum,
     }))

@@ -27,7 +27,12 @@ pub struct CheckInfo {
 impl CheckInfo {
     /// A check the collector was told nothing about: the platform's defaults.
     pub fn unknown() -> Self {
-        CheckInfo { regions: Vec::new(), interval_us: 10_000_000, timeout_us: 5_000_000, target: 0.9999 }
+        CheckInfo {
+            regions: Vec::new(),
+            interval_us: 10_000_000,
+            timeout_us: 5_000_000,
+            target: 0.9999,
+        }
     }
 }
 

@@ -304,7 +304,10 @@ fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/api/v1/results", post(post_results).get(get_results))
         .route("/api/v1/agents", get(get_agents))
-        .route("/api/v1/checks/{check}/availability", get(availability::get_availability))
+        .route(
+            "/api/v1/checks/{check}/availability",
+            get(availability::get_availability),
+        )
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
         .route_layer(middleware::from_fn_with_state(
             token,

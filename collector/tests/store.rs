@@ -14,7 +14,11 @@ fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) ->
         outcome: if ok {
             Outcome::Ok
         } else {
-            Outcome::Fail(Failure { kind: FailureKind::Refused, message: "refused".into(), step: Some(0) })
+            Outcome::Fail(Failure {
+                kind: FailureKind::Refused,
+                message: "refused".into(),
+                step: Some(0),
+            })
         },
         duration_us: 1234,
         steps: vec![],
@@ -30,19 +34,62 @@ fn conformance(store: &dyn ResultStore) {
         result("us-1", 2, "view", "us", 250, true),
     ];
     assert_eq!(store.insert(&batch).unwrap(), (4, 0));
-    assert_eq!(store.insert(&batch[1..3]).unwrap(), (0, 2), "replays are not stored twice");
-    assert_eq!(store.insert(&[result("eu-1", 3, "search", "eu", 300, true), batch[0].clone()]).unwrap(), (1, 1));
+    assert_eq!(
+        store.insert(&batch[1..3]).unwrap(),
+        (0, 2),
+        "replays are not stored twice"
+    );
+    assert_eq!(
+        store
+            .insert(&[
+                result("eu-1", 3, "search", "eu", 300, true),
+                batch[0].clone()
+            ])
+            .unwrap(),
+        (1, 1)
+    );
     assert_eq!(store.len(), 5);
-    let all = store.query(&ResultFilter { limit: 100, ..Default::default() });
+    let all = store.query(&ResultFilter {
+        limit: 100,
+        ..Default::default()
+    });
     let order: Vec<(String, u64)> = all.iter().map(|r| (r.agent.clone(), r.seq)).collect();
-    assert_eq!(order, [("eu-1", 1), ("eu-1", 2), ("us-1", 1), ("us-1", 2), ("eu-1", 3)].map(|(a, s)| (a.to_string(), s)));
+    assert_eq!(
+        order,
+        [
+            ("eu-1", 1),
+            ("eu-1", 2),
+            ("us-1", 1),
+            ("us-1", 2),
+            ("eu-1", 3)
+        ]
+        .map(|(a, s)| (a.to_string(), s))
+    );
     assert_eq!(all[1], batch[1], "stored as sent");
-    let eu = store.query(&ResultFilter { region: Some("eu".into()), limit: 2, ..Default::default() });
-    assert_eq!(eu.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3], "the last `limit`, oldest first");
-    let view = store.query(&ResultFilter { check: Some("view".into()), limit: 10, ..Default::default() });
+    let eu = store.query(&ResultFilter {
+        region: Some("eu".into()),
+        limit: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        eu.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [2, 3],
+        "the last `limit`, oldest first"
+    );
+    let view = store.query(&ResultFilter {
+        check: Some("view".into()),
+        limit: 10,
+        ..Default::default()
+    });
     assert_eq!(view.len(), 1);
     let obs = store.observations("search", 150, 300);
-    assert_eq!(obs, [("us".to_string(), 150, true), ("eu".to_string(), 200, false)]);
+    assert_eq!(
+        obs,
+        [
+            ("us".to_string(), 150, true),
+            ("eu".to_string(), 200, false)
+        ]
+    );
 }
 
 #[test]
@@ -62,12 +109,19 @@ fn the_sqlite_store_keeps_everything_across_a_reopen() {
     let path = dir.path().join("c.db");
     {
         let store = SqliteStore::open(&path).unwrap();
-        let batch: Vec<ProbeResult> = (1..=500).map(|i| result("a", i, "search", "eu", i as i64, i % 7 != 0)).collect();
+        let batch: Vec<ProbeResult> = (1..=500)
+            .map(|i| result("a", i, "search", "eu", i as i64, i % 7 != 0))
+            .collect();
         store.insert(&batch).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.len(), 500);
-    assert_eq!(store.insert(&[result("a", 500, "search", "eu", 500, true)]).unwrap(), (0, 1));
+    assert_eq!(
+        store
+            .insert(&[result("a", 500, "search", "eu", 500, true)])
+            .unwrap(),
+        (0, 1)
+    );
     assert_eq!(store.observations("search", 0, 1_000).len(), 500);
 }
 
@@ -77,13 +131,26 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
     let path = dir.path().join("junk.db");
     std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
     let err = SqliteStore::open(&path).err().expect("refused").to_string();
-    assert!(err.starts_with("cannot open the store at ") && err.contains("junk.db"), "{err}");
+    assert!(
+        err.starts_with("cannot open the store at ") && err.contains("junk.db"),
+        "{err}"
+    );
 
     let newer = dir.path().join("newer.db");
     drop(SqliteStore::open(&newer).unwrap());
     let conn = rusqlite::Connection::open(&newer).unwrap();
-    conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'", []).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
     drop(conn);
-    let err = SqliteStore::open(&newer).err().expect("refused").to_string();
-    assert!(err.contains("written by store schema version 99; this Lookout reads version 1"), "{err}");
+    let err = SqliteStore::open(&newer)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("written by store schema version 99; this Lookout reads version 1"),
+        "{err}"
+    );
 }

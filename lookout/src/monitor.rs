@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use lookout_collector::store::SqliteStore;
 use lookout_collector::{CheckInfo, Collector, CollectorSettings, Known};
-use lookout_probes::check::ScheduleSpec;
 use lookout_probes::agent::{Agent, AgentSettings};
+use lookout_probes::check::ScheduleSpec;
 use lookout_services::link::Link;
 use reqwest::Url;
 
@@ -54,9 +54,8 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
         .await
         .map_err(|e| UsageError(format!("collector: cannot listen on {listen}: {e}")))?;
     let path = config.data_dir.join("collector.db");
-    let store = Arc::new(
-        SqliteStore::open(&path).map_err(|e| UsageError(format!("collector: {e}")))?,
-    );
+    let store =
+        Arc::new(SqliteStore::open(&path).map_err(|e| UsageError(format!("collector: {e}")))?);
     let settings = CollectorSettings {
         token: config.collector.token.clone(),
         known: known_checks(config),

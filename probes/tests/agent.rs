@@ -321,7 +321,13 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
     let c = Collector::start(
         CollectorSettings {
             token: Secret::new(TOKEN),
-            known: BTreeMap::from([("search".to_string(), CheckInfo { regions: vec!["eu-west".to_string()], ..CheckInfo::unknown() })]),
+            known: BTreeMap::from([(
+                "search".to_string(),
+                CheckInfo {
+                    regions: vec!["eu-west".to_string()],
+                    ..CheckInfo::unknown()
+                },
+            )]),
         },
         store.clone(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),

@@ -51,24 +51,39 @@ impl SqliteStore {
             open_error(path, format!("{e} (is it a Lookout store? a file left by a crash is recovered, any other file is refused)"))
         })?;
         let version: Option<i64> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| open_error(path, e))?;
         match version {
             None => {
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", params![SCHEMA_VERSION])
-                    .map_err(|e| open_error(path, e))?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION],
+                )
+                .map_err(|e| open_error(path, e))?;
             }
             Some(SCHEMA_VERSION) => {}
             Some(other) => {
                 return Err(open_error(
                     path,
-                    format!("written by store schema version {other}; this Lookout reads version {SCHEMA_VERSION}"),
+                    format!(
+                        "written by store schema version {other}; this Lookout reads version {SCHEMA_VERSION}"
+                    ),
                 ));
             }
         }
-        let count: i64 = conn.query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0)).map_err(|e| open_error(path, e))?;
-        Ok(SqliteStore { path: path.to_owned(), conn: Mutex::new(conn), count: AtomicUsize::new(count as usize) })
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))
+            .map_err(|e| open_error(path, e))?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            count: AtomicUsize::new(count as usize),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -87,7 +102,9 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 impl ResultStore for SqliteStore {
     fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
         let mut stored = 0;
         {
             let mut stmt = tx
@@ -97,9 +114,18 @@ impl ResultStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             for r in results {
-                let body = serde_json::to_vec(r).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let body =
+                    serde_json::to_vec(r).map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 stored += stmt
-                    .execute(params![r.agent, r.seq as i64, r.check, r.region, r.started_at_us, r.outcome.is_ok(), body])
+                    .execute(params![
+                        r.agent,
+                        r.seq as i64,
+                        r.check,
+                        r.region,
+                        r.started_at_us,
+                        r.outcome.is_ok(),
+                        body
+                    ])
                     .map_err(unavailable)?;
             }
         }
@@ -124,7 +150,10 @@ impl ResultStore for SqliteStore {
             });
         match rows {
             Ok(bodies) => {
-                let mut out: Vec<ProbeResult> = bodies.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
+                let mut out: Vec<ProbeResult> = bodies
+                    .iter()
+                    .filter_map(|b| serde_json::from_slice(b).ok())
+                    .collect();
                 out.reverse();
                 out
             }

@@ -1,0 +1,226 @@
+//! The collector as its own process: killed with SIGKILL in the middle of steady ingest and
+//! restarted, it holds every result it acknowledged, none twice, and answers availability
+//! exactly as a collector that was never interrupted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+const TOKEN: &str = "kill-test-token";
+
+fn config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let text = format!(
+        "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\nprobes:\n  regions: [eu-west, us-east, ap-south]\nvariables:\n  gateway: http://127.0.0.1:1\nchecks:\n  - name: search\n    interval: 10s\n    steps:\n      - url: \"{{{{gateway}}}}/\"\n",
+        dir.join("data").display()
+    );
+    let path = dir.join("lookout.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A collector process, killed when the test ends however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &std::path::Path) -> Proc {
+    let mut child = Command::new(LOOKOUT)
+        .args(["collector", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("collector http://"), "{line}");
+    Proc(child)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two hours of results from three regions every 10 s, with a 10-minute outage seen from two.
+fn batches(now_us: i64) -> Vec<Value> {
+    let start = now_us - 2 * 3_600_000_000;
+    let regions = ["eu-west", "us-east", "ap-south"];
+    let mut all = Vec::new();
+    for i in 0..720i64 {
+        let t = start + i * 10_000_000;
+        for (r, region) in regions.iter().enumerate() {
+            let failing = (300..360).contains(&i) && r < 2;
+            let outcome = if failing {
+                json!({"status": "fail", "kind": "refused", "message": "connection refused by 127.0.0.1:8080", "step": 0})
+            } else {
+                json!({"status": "ok"})
+            };
+            all.push(json!({"check": "search", "region": region, "agent": format!("{region}-1"), "seq": i + 1,
+                "started_at_us": t + r as i64 * 1_000, "outcome": outcome, "duration_us": 3000, "steps": []}));
+        }
+    }
+    all.chunks(30).map(|c| json!({"results": c})).collect()
+}
+
+async fn post_until_acked(http: &reqwest::Client, url: &str, batch: &Value) -> u32 {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if let Ok(r) = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .json(batch)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let config_a = config(dir_a.path(), port_a);
+    let config_b = config(dir_b.path(), port_b);
+    let mut killed = start(&config_a);
+    let steady = start(&config_b);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let now = chrono_now_us();
+    let all = batches(now);
+    let url_a = format!("http://127.0.0.1:{port_a}/api/v1/results");
+    let url_b = format!("http://127.0.0.1:{port_b}/api/v1/results");
+
+    let poster = {
+        let (http, all, url_a) = (http.clone(), all.clone(), url_a.clone());
+        tokio::spawn(async move {
+            let mut retried = 0;
+            for b in &all {
+                retried += post_until_acked(&http, &url_a, b).await - 1;
+            }
+            retried
+        })
+    };
+    // Kill it while batches are flowing, then bring it back on the same data.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = count(&http, port_a).await;
+        if stored >= 600 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ingest flows");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    killed.0.kill().unwrap(); // SIGKILL
+    killed.0.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = start(&config_a);
+    let retried = tokio::time::timeout(Duration::from_secs(60), poster)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        retried > 0,
+        "some batches met the dead collector and were sent again"
+    );
+    for b in &all {
+        post_until_acked(&http, &url_b, b).await;
+    }
+
+    let results: Value = http
+        .get(format!(
+            "http://127.0.0.1:{port_a}/api/v1/results?limit=100000"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = results["results"].as_array().unwrap();
+    let mut keys: Vec<(String, u64)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["agent"].as_str().unwrap().to_owned(),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let total = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "none twice");
+    assert_eq!(total, 3 * 720, "every acknowledged result is there");
+
+    let window = format!("from_us={}&to_us={}", now - 2 * 3_600_000_000, now);
+    let avail = |port: u16| {
+        let (http, window) = (http.clone(), window.clone());
+        async move {
+            let v: Value = http
+                .get(format!(
+                    "http://127.0.0.1:{port}/api/v1/checks/search/availability?{window}"
+                ))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let (a, b) = (avail(port_a).await, avail(port_b).await);
+    assert_eq!(a, b, "the same figures as an uninterrupted collector");
+    // Down from us-east's first failure (1 ms after eu-west's) until eu-west's first success;
+    // no data for the 1 ms before a second region's first result.
+    assert_eq!(a["down_seconds"], 599.999, "{a}");
+    assert_eq!(a["no_data_seconds"], 0.001, "{a}");
+    drop((restarted, steady));
+}
+
+async fn count(http: &reqwest::Client, port: u16) -> usize {
+    let Ok(r) = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("lookout_collector_stored_results "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn chrono_now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
