@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::ingest::CheckInfo;
+use crate::store::ResultStore;
 
 /// The longest window served from raw results.
 const MAX_WINDOW_US: i64 = 400 * 24 * 3_600 * 1_000_000;
@@ -43,6 +44,7 @@ pub struct AvailabilityBody {
     burn_rate: Option<f64>,
     regions: Vec<String>,
     quorum: usize,
+    latency: Latency,
 }
 
 fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
@@ -77,6 +79,91 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
+/// Latency of the successful journeys in a window.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: usize,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub objective_ms: f64,
+    /// The latency SLI: the share of successful journeys faster than the objective.
+    pub share_under_objective: Option<f64>,
+}
+
+pub(crate) struct Computed {
+    pub tally: sla::Tally,
+    pub regions: Vec<String>,
+    pub quorum: usize,
+    pub latency: Latency,
+}
+
+fn quantile(sorted: &[i64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[((last as f64) * q).round() as usize] as f64 / 1e3)
+}
+
+/// The SLA figures of one check over `[from, to)`, from its stored results.
+pub(crate) fn compute(
+    store: &dyn ResultStore,
+    check: &str,
+    info: &CheckInfo,
+    from: i64,
+    to: i64,
+) -> Computed {
+    let lookback = sla::silence_us(info.interval_us, info.timeout_us);
+    let raw = store.observations(check, from - lookback, to);
+    // Regions: the configured ones, else those seen.
+    let mut regions = info.regions.clone();
+    if regions.is_empty() {
+        for o in &raw {
+            if !regions.contains(&o.region) {
+                regions.push(o.region.clone());
+            }
+        }
+        regions.sort();
+    }
+    let rules = Rules::new(regions.len(), info.interval_us, info.timeout_us);
+    let observations: Vec<Observation> = raw
+        .iter()
+        .filter_map(|o| {
+            regions
+                .iter()
+                .position(|x| *x == o.region)
+                .map(|region| Observation {
+                    region,
+                    start_us: o.start_us,
+                    ok: o.ok,
+                })
+        })
+        .collect();
+    let tally = sla::tally(&rules, &observations, from, to);
+    let mut durations: Vec<i64> = raw
+        .iter()
+        .filter(|o| o.ok && o.start_us >= from)
+        .map(|o| o.duration_us)
+        .collect();
+    durations.sort_unstable();
+    let under = durations.iter().filter(|d| **d < info.objective_us).count();
+    let latency = Latency {
+        count: durations.len(),
+        p50_ms: quantile(&durations, 0.50),
+        p95_ms: quantile(&durations, 0.95),
+        p99_ms: quantile(&durations, 0.99),
+        max_ms: durations.last().map(|d| *d as f64 / 1e3),
+        objective_ms: info.objective_us as f64 / 1e3,
+        share_under_objective: (!durations.is_empty())
+            .then(|| under as f64 / durations.len() as f64),
+    };
+    Computed {
+        tally,
+        regions,
+        quorum: rules.quorum,
+        latency,
+    }
+}
+
 pub async fn get_availability(
     State(s): State<Arc<AppState>>,
     ApiPath(check): ApiPath<String>,
@@ -89,35 +176,12 @@ pub async fn get_availability(
     };
     let now = chrono::Utc::now().timestamp_micros();
     let (from, to) = window(&q, now)?;
-    let rules_probe = Rules::new(info.regions.len().max(1), info.interval_us, info.timeout_us);
-    let raw = s
-        .store
-        .observations(&check, from - rules_probe.silence_us, to);
-    // Regions: the configured ones, else those seen.
-    let mut regions = info.regions.clone();
-    if regions.is_empty() {
-        for (r, _, _) in &raw {
-            if !regions.contains(r) {
-                regions.push(r.clone());
-            }
-        }
-        regions.sort();
-    }
-    let rules = Rules::new(regions.len(), info.interval_us, info.timeout_us);
-    let observations: Vec<Observation> = raw
-        .iter()
-        .filter_map(|(r, t, ok)| {
-            regions
-                .iter()
-                .position(|x| x == r)
-                .map(|region| Observation {
-                    region,
-                    start_us: *t,
-                    ok: *ok,
-                })
-        })
-        .collect();
-    let tally = sla::tally(&rules, &observations, from, to);
+    let Computed {
+        tally,
+        regions,
+        quorum,
+        latency,
+    } = compute(s.store.as_ref(), &check, &info, from, to);
     let budget = sla::error_budget_us(info.target, tally.window_us - tally.no_data_us);
     let observed = tally.window_us - tally.no_data_us;
     let secs = |us: i64| us as f64 / 1e6;
@@ -135,6 +199,7 @@ pub async fn get_availability(
         burn_rate: (observed > 0)
             .then(|| sla::burn_rate(tally.down_us as f64 / observed as f64, info.target)),
         regions,
-        quorum: rules.quorum,
+        quorum,
+        latency,
     }))
 }

@@ -22,6 +22,8 @@ pub struct CheckInfo {
     pub timeout_us: i64,
     /// The availability target, e.g. 0.9999.
     pub target: f64,
+    /// The latency objective of a successful journey.
+    pub objective_us: i64,
 }
 
 impl CheckInfo {
@@ -32,6 +34,7 @@ impl CheckInfo {
             interval_us: 10_000_000,
             timeout_us: 5_000_000,
             target: 0.9999,
+            objective_us: 800_000,
         }
     }
 }

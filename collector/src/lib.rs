@@ -22,7 +22,12 @@ use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use lookout_model::health::{Health, HealthStatus};
 use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -42,43 +47,203 @@ pub struct CollectorSettings {
     pub known: Known,
 }
 
+/// The collector's metrics, named in one place.
 struct Metrics {
     registry: Registry,
     results: IntCounterVec,
     confirmations: IntCounterVec,
     stored: IntGauge,
+    /// Per check and region, as results arrive.
+    outcomes: IntCounterVec,
+    durations: HistogramVec,
+    /// Per check, computed at scrape time from the store.
+    availability: GaugeVec,
+    budget_remaining: GaugeVec,
+    up: GaugeVec,
+    no_data: GaugeVec,
+    region_failing: GaugeVec,
+}
+
+/// The windows `/metrics` reports availability over.
+const METRIC_WINDOWS: [(&str, i64); 2] = [("1h", 3_600_000_000), ("24h", 86_400_000_000)];
+
+fn reg<M: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    m: M,
+) -> Result<M, prometheus::Error> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
 }
 
 impl Metrics {
     fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let results = IntCounterVec::new(
-            Opts::new(
-                "lookout_collector_results_total",
-                "Results received, by what became of them (stored, duplicate, rejected).",
-            ),
-            &["outcome"],
-        )?;
-        let confirmations = IntCounterVec::new(
-            Opts::new(
-                "lookout_collector_confirmations_requested_total",
-                "Confirmation runs asked of agents, by check.",
-            ),
-            &["check"],
-        )?;
-        let stored = IntGauge::new(
-            "lookout_collector_stored_results",
-            "Results held by the store.",
-        )?;
-        registry.register(Box::new(results.clone()))?;
-        registry.register(Box::new(confirmations.clone()))?;
-        registry.register(Box::new(stored.clone()))?;
+        let r = Registry::new();
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         Ok(Metrics {
-            registry,
-            results,
-            confirmations,
-            stored,
+            results: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_collector_results_total",
+                        "Results received, by what became of them (stored, duplicate, rejected).",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            confirmations: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_collector_confirmations_requested_total",
+                        "Confirmation runs asked of agents, by check.",
+                    ),
+                    &["check"],
+                )?,
+            )?,
+            stored: reg(
+                &r,
+                IntGauge::new(
+                    "lookout_collector_stored_results",
+                    "Results held by the store.",
+                )?,
+            )?,
+            outcomes: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_check_results_total",
+                        "Probe results stored, by check, region and outcome (ok, fail).",
+                    ),
+                    &["check", "region", "outcome"],
+                )?,
+            )?,
+            durations: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "lookout_check_duration_seconds",
+                        "Journey time of successful runs, by check and region.",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.5, 5.0, 10.0,
+                    ]),
+                    &["check", "region"],
+                )?,
+            )?,
+            availability: reg(
+                &r,
+                gauge(
+                    "lookout_check_availability_ratio",
+                    "Availability over the window: 1 - down / (window - no data).",
+                    &["check", "window"],
+                )?,
+            )?,
+            budget_remaining: reg(
+                &r,
+                gauge(
+                    "lookout_check_error_budget_remaining_ratio",
+                    "Share of the window's error budget not yet spent (negative when overspent).",
+                    &["check", "window"],
+                )?,
+            )?,
+            up: reg(
+                &r,
+                gauge(
+                    "lookout_check_up",
+                    "1 while the check is up, 0 while it is down (a quorum of regions failing); absent without data.",
+                    &["check"],
+                )?,
+            )?,
+            no_data: reg(
+                &r,
+                gauge(
+                    "lookout_check_no_data",
+                    "1 while fewer than a quorum of regions report.",
+                    &["check"],
+                )?,
+            )?,
+            region_failing: reg(
+                &r,
+                gauge(
+                    "lookout_check_region_failing",
+                    "1 while a region's latest result for the check failed, 0 while it passed; absent while silent.",
+                    &["check", "region"],
+                )?,
+            )?,
+            registry: r,
         })
+    }
+
+    fn observe(&self, r: &ProbeResult) {
+        let ok = r.outcome.is_ok();
+        self.outcomes
+            .with_label_values(&[
+                r.check.as_str(),
+                r.region.as_str(),
+                if ok { "ok" } else { "fail" },
+            ])
+            .inc();
+        if ok {
+            self.durations
+                .with_label_values(&[r.check.as_str(), r.region.as_str()])
+                .observe(r.duration_us as f64 / 1e6);
+        }
+    }
+
+    /// Sets the per-check gauges from the store, just before a scrape is answered.
+    fn refresh(&self, state: &AppState) {
+        let now = chrono::Utc::now().timestamp_micros();
+        for g in [
+            &self.availability,
+            &self.budget_remaining,
+            &self.up,
+            &self.no_data,
+            &self.region_failing,
+        ] {
+            g.reset();
+        }
+        for (check, info) in &state.settings.known {
+            for (name, window) in METRIC_WINDOWS {
+                let c = availability::compute(state.store.as_ref(), check, info, now - window, now);
+                if let Some(a) = c.tally.availability() {
+                    self.availability
+                        .with_label_values(&[check.as_str(), name])
+                        .set(a);
+                    let observed = (c.tally.window_us - c.tally.no_data_us) as f64;
+                    let budget = lookout_model::sla::error_budget_us(info.target, observed as i64);
+                    if budget > 0.0 {
+                        self.budget_remaining
+                            .with_label_values(&[check.as_str(), name])
+                            .set(1.0 - c.tally.down_us as f64 / budget);
+                    }
+                }
+            }
+            let now_state = availability::compute(state.store.as_ref(), check, info, now - 1, now);
+            if now_state.tally.no_data_us > 0 {
+                self.no_data.with_label_values(&[check.as_str()]).set(1.0);
+            } else {
+                self.no_data.with_label_values(&[check.as_str()]).set(0.0);
+                self.up
+                    .with_label_values(&[check.as_str()])
+                    .set(if now_state.tally.down_us > 0 {
+                        0.0
+                    } else {
+                        1.0
+                    });
+            }
+            let silence = lookout_model::sla::silence_us(info.interval_us, info.timeout_us);
+            let recent = state.store.observations(check, now - silence, now + 1);
+            let mut latest: BTreeMap<&str, bool> = BTreeMap::new();
+            for o in &recent {
+                latest.insert(o.region.as_str(), o.ok);
+            }
+            for (region, ok) in latest {
+                self.region_failing
+                    .with_label_values(&[check.as_str(), region])
+                    .set(if ok { 0.0 } else { 1.0 });
+            }
+        }
     }
 }
 
@@ -169,6 +334,7 @@ async fn post_results(
         .inc_by(duplicates as u64);
     s.metrics.stored.set(s.store.len() as i64);
     for r in &batch.results {
+        s.metrics.observe(r);
         let asked = s.hub.observe(r);
         if !asked.is_empty() {
             tracing::info!(check = %r.check, region = %r.region, agents = ?asked, "new failure; asking other regions to confirm");
@@ -284,6 +450,7 @@ async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    s.metrics.refresh(&s);
     let mut out = Vec::new();
     let _ = TextEncoder::new().encode(&s.metrics.registry.gather(), &mut out);
     (

@@ -82,12 +82,16 @@ fn conformance(store: &dyn ResultStore) {
         ..Default::default()
     });
     assert_eq!(view.len(), 1);
-    let obs = store.observations("search", 150, 300);
+    let obs: Vec<(String, i64, bool, i64)> = store
+        .observations("search", 150, 300)
+        .into_iter()
+        .map(|o| (o.region, o.start_us, o.ok, o.duration_us))
+        .collect();
     assert_eq!(
         obs,
         [
-            ("us".to_string(), 150, true),
-            ("eu".to_string(), 200, false)
+            ("us".to_string(), 150, true, 1234),
+            ("eu".to_string(), 200, false, 1234)
         ]
     );
 }

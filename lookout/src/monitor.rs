@@ -40,6 +40,7 @@ pub fn known_checks(config: &Config) -> Known {
                 interval_us: interval.as_micros() as i64,
                 timeout_us: c.timeout.as_micros() as i64,
                 target: DEFAULT_TARGET,
+                objective_us: c.latency_objective.as_micros() as i64,
             };
             (c.name.clone(), info)
         })

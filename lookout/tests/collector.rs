@@ -199,6 +199,54 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
     // no data for the 1 ms before a second region's first result.
     assert_eq!(a["down_seconds"], 599.999, "{a}");
     assert_eq!(a["no_data_seconds"], 0.001, "{a}");
+
+    // /metrics carries the same figures, lint-clean.
+    let text = http
+        .get(format!("http://127.0.0.1:{port_b}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+    };
+    let day = gauge(r#"lookout_check_availability_ratio{check="search",window="24h"}"#);
+    assert!((day - (1.0 - 599.999 / 7200.0)).abs() < 1e-4, "{day}");
+    assert_eq!(
+        gauge(r#"lookout_check_no_data{check="search"}"#),
+        0.0,
+        "the last results are seconds old"
+    );
+    assert_eq!(gauge(r#"lookout_check_up{check="search"}"#), 1.0);
+    assert_eq!(
+        gauge(r#"lookout_check_region_failing{check="search",region="eu-west"}"#),
+        0.0
+    );
+    assert_eq!(
+        gauge(r#"lookout_check_results_total{check="search",outcome="fail",region="eu-west"}"#),
+        60.0
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (./scripts/test installs Debian's prometheus package, which has it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop((restarted, steady));
 }
 

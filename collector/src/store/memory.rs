@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use lookout_model::probe::ProbeResult;
 
-use super::{ResultFilter, ResultStore, StoreError};
+use super::{ResultFilter, ResultStore, StoreError, Stored};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -46,15 +46,20 @@ impl ResultStore for MemoryStore {
         matching.into_iter().skip(skip).cloned().collect()
     }
 
-    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<(String, i64, bool)> {
+    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<Stored> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut v: Vec<(String, i64, bool)> = inner
+        let mut v: Vec<Stored> = inner
             .results
             .iter()
             .filter(|r| r.check == check && r.started_at_us >= from_us && r.started_at_us < to_us)
-            .map(|r| (r.region.clone(), r.started_at_us, r.outcome.is_ok()))
+            .map(|r| Stored {
+                region: r.region.clone(),
+                start_us: r.started_at_us,
+                ok: r.outcome.is_ok(),
+                duration_us: r.duration_us as i64,
+            })
             .collect();
-        v.sort_by_key(|o| o.1);
+        v.sort_by_key(|o| o.start_us);
         v
     }
 

@@ -26,6 +26,15 @@ pub struct ResultFilter {
     pub limit: usize,
 }
 
+/// What the SLA math and the latency figures need of one stored result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub region: String,
+    pub start_us: i64,
+    pub ok: bool,
+    pub duration_us: i64,
+}
+
 pub trait ResultStore: Send + Sync {
     /// Stores a batch all or nothing; results already held (same agent and seq) are not
     /// stored again. Returns (stored, duplicates) once the batch is as durable as the store is.
@@ -34,8 +43,8 @@ pub trait ResultStore: Send + Sync {
     /// Results in the order they were stored, oldest first, the last `limit` of them.
     fn query(&self, filter: &ResultFilter) -> Vec<ProbeResult>;
 
-    /// `(region, start, ok)` of the results of `check` started in `[from, to)`, by start time.
-    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<(String, i64, bool)>;
+    /// The results of `check` started in `[from, to)`, by start time.
+    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<Stored>;
 
     fn len(&self) -> usize;
 

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use lookout_model::probe::ProbeResult;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ResultFilter, ResultStore, StoreError};
+use super::{ResultFilter, ResultStore, StoreError, Stored};
 
 /// Bumped when the layout changes; a store written by another version is refused by name.
 const SCHEMA_VERSION: i64 = 1;
@@ -43,6 +43,7 @@ impl SqliteStore {
                  region TEXT NOT NULL,
                  started_us INTEGER NOT NULL,
                  ok INTEGER NOT NULL,
+                 duration_us INTEGER NOT NULL,
                  body BLOB NOT NULL,
                  UNIQUE (agent, seq)
              );
@@ -109,8 +110,8 @@ impl ResultStore for SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO results (agent, seq, check_name, region, started_us, ok, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO results (agent, seq, check_name, region, started_us, ok, duration_us, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(unavailable)?;
             for r in results {
@@ -124,6 +125,7 @@ impl ResultStore for SqliteStore {
                         r.region,
                         r.started_at_us,
                         r.outcome.is_ok(),
+                        r.duration_us as i64,
                         body
                     ])
                     .map_err(unavailable)?;
@@ -164,15 +166,15 @@ impl ResultStore for SqliteStore {
         }
     }
 
-    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<(String, i64, bool)> {
+    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<Stored> {
         let conn = self.lock();
         let rows = conn
             .prepare_cached(
-                "SELECT region, started_us, ok FROM results
+                "SELECT region, started_us, ok, duration_us FROM results
                  WHERE check_name = ?1 AND started_us >= ?2 AND started_us < ?3 ORDER BY started_us",
             )
             .and_then(|mut stmt| {
-                stmt.query_map(params![check, from_us, to_us], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                stmt.query_map(params![check, from_us, to_us], |r| Ok(Stored { region: r.get(0)?, start_us: r.get(1)?, ok: r.get(2)?, duration_us: r.get(3)? }))?
                     .collect::<Result<Vec<_>, _>>()
             });
         rows.unwrap_or_else(|e| {
