@@ -93,14 +93,7 @@ pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
         None => Config::builtin()?,
     };
     let p = &config.platform;
-    let mut spec = InstanceSpec {
-        kind,
-        seed: p.seed,
-        artists: p.artists,
-        admin_token: p.admin_token.clone(),
-        gateway: None,
-        analytics: None,
-    };
+    let mut spec = p.instance_spec(kind);
     match kind {
         ServiceKind::Gateway => {
             let mut upstreams = BTreeMap::new();

@@ -73,14 +73,7 @@ impl Platform {
     }
 
     async fn start_all(&mut self, p: &PlatformConfig, log: &LogConfig) -> anyhow::Result<()> {
-        let base = |kind| InstanceSpec {
-            kind,
-            seed: p.seed,
-            artists: p.artists,
-            admin_token: p.admin_token.clone(),
-            gateway: None,
-            analytics: None,
-        };
+        let base = |kind| p.instance_spec(kind);
         let mut leaves = Vec::new();
         for kind in [
             ServiceKind::Catalogue,

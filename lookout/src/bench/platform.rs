@@ -136,6 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let api_key = config
         .platform
         .gateway
+        .settings
         .api_keys
         .first()
         .context("the built-in config has no API key")?

@@ -77,14 +77,8 @@ pub struct ServiceConfig {
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub api_keys: Vec<Secret>,
-    pub users: Vec<UserToken>,
-    pub default_country: String,
-    pub health_interval: Duration,
-    pub health_timeout: Duration,
-    pub upstream_timeout: Duration,
-    pub signing_key: Option<Secret>,
-    pub public_url: Option<String>,
+    /// Everything but the upstreams, which are known only once the instances run.
+    pub settings: lookout_services::GatewaySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -479,14 +473,17 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     let gateway = GatewayConfig {
         listen: listen.value,
         admin_listen: admin_listen.value,
-        api_keys: g.api_keys.into_iter().map(|k| k.value).collect(),
-        users,
-        default_country,
-        health_interval,
-        health_timeout,
-        upstream_timeout,
-        signing_key: g.signing_key.map(|s| s.value),
-        public_url: g.public_url.map(|u| u.value),
+        settings: lookout_services::GatewaySettings {
+            upstreams: BTreeMap::new(),
+            api_keys: g.api_keys.into_iter().map(|k| k.value).collect(),
+            users,
+            default_country,
+            health_interval,
+            health_timeout,
+            upstream_timeout,
+            signing_key: g.signing_key.map(|s| s.value),
+            public_url: g.public_url.map(|u| u.value),
+        },
     };
 
     let mut services = Vec::new();
@@ -666,17 +663,24 @@ impl PlatformConfig {
         &self,
         upstreams: BTreeMap<String, Vec<String>>,
     ) -> lookout_services::GatewaySettings {
-        let g = &self.gateway;
         lookout_services::GatewaySettings {
             upstreams,
-            api_keys: g.api_keys.clone(),
-            users: g.users.clone(),
-            default_country: g.default_country.clone(),
-            health_interval: g.health_interval,
-            health_timeout: g.health_timeout,
-            upstream_timeout: g.upstream_timeout,
-            signing_key: g.signing_key.clone(),
-            public_url: g.public_url.clone(),
+            ..self.gateway.settings.clone()
+        }
+    }
+
+    /// What every instance of `kind` is started with; service-specific settings come after.
+    pub fn instance_spec(
+        &self,
+        kind: lookout_services::ServiceKind,
+    ) -> lookout_services::InstanceSpec {
+        lookout_services::InstanceSpec {
+            kind,
+            seed: self.seed,
+            artists: self.artists,
+            admin_token: self.admin_token.clone(),
+            gateway: None,
+            analytics: None,
         }
     }
 }
