@@ -66,6 +66,11 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
             ));
         }
     };
+    if from < 0 || to > now + 300_000_000 {
+        return Err(ApiError::BadRequest(
+            "the window must start after 1970 and end at most 5 minutes from now".into(),
+        ));
+    }
     if to <= from {
         return Err(ApiError::BadRequest(
             "the window ends before it starts".into(),

@@ -253,6 +253,8 @@ pub(crate) struct AppState {
     hub: confirm::Hub,
     metrics: Metrics,
     started: Instant,
+    /// One scrape at a time: a refresh resets the gauges before it fills them again.
+    scrape: std::sync::Mutex<()>,
 }
 
 pub struct Collector {
@@ -274,6 +276,7 @@ impl Collector {
             hub: confirm::Hub::default(),
             metrics,
             started: Instant::now(),
+            scrape: std::sync::Mutex::new(()),
         });
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
@@ -311,7 +314,13 @@ async fn post_results(
             .inc_by(batch.results.len() as u64);
         return Err(ApiError::BadRequest(e));
     }
-    let (stored, duplicates) = match s.store.insert(&batch.results) {
+    // SQLite's commit syncs to disk: off the async workers, so a slow disk never stalls polls.
+    let store = s.store.clone();
+    let results = batch.results.clone();
+    let inserted = tokio::task::spawn_blocking(move || store.insert(&results))
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?;
+    let inserted = match inserted {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "results not stored; the agents keep them and retry");
@@ -324,6 +333,7 @@ async fn post_results(
                 .into_response());
         }
     };
+    let (stored, duplicates) = store::counts(&inserted);
     s.metrics
         .results
         .with_label_values(&["stored"])
@@ -333,8 +343,11 @@ async fn post_results(
         .with_label_values(&["duplicate"])
         .inc_by(duplicates as u64);
     s.metrics.stored.set(s.store.len() as i64);
-    for r in &batch.results {
-        s.metrics.observe(r);
+    for (r, new) in batch.results.iter().zip(&inserted) {
+        // A replay is acknowledged, not counted again.
+        if *new {
+            s.metrics.observe(r);
+        }
         let asked = s.hub.observe(r);
         if !asked.is_empty() {
             tracing::info!(check = %r.check, region = %r.region, agents = ?asked, "new failure; asking other regions to confirm");
@@ -450,9 +463,19 @@ async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
-    s.metrics.refresh(&s);
-    let mut out = Vec::new();
-    let _ = TextEncoder::new().encode(&s.metrics.registry.gather(), &mut out);
+    // The refresh reads the store: a blocking thread, not an async worker.
+    let out = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = s
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.metrics.refresh(&s);
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&s.metrics.registry.gather(), &mut out);
+        out
+    })
+    .await
+    .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

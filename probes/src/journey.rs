@@ -24,6 +24,16 @@ const SENSITIVE: [&str; 4] = [
     "x-api-key",
 ];
 
+/// A URL as failure messages show it: no user, password or query, which may hold secrets
+/// (stored results are served back to anyone with the collector's token).
+fn shown(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+fn without_query(text: &str) -> &str {
+    text.split(['?', '#']).next().unwrap_or(text)
+}
+
 /// Who is running the check, and which run this is.
 pub struct RunContext<'a> {
     pub region: &'a str,
@@ -89,7 +99,10 @@ fn outgoing(step: &Step, i: usize, vars: &Vars) -> Result<Outgoing, Failure> {
     let url = Url::parse(&url_text).map_err(|e| {
         failure(
             FailureKind::Capture,
-            format!("url {url_text:?} is not valid after substitution: {e}"),
+            format!(
+                "url {:?} is not valid after substitution: {e}",
+                without_query(&url_text)
+            ),
             i,
         )
     })?;
@@ -164,7 +177,11 @@ async fn send(
         if !visited.insert(out.url.to_string()) || target == out.url {
             return Err(failure(
                 FailureKind::Redirect,
-                format!("redirect loop: {} leads back to {target}", out.url),
+                format!(
+                    "redirect loop: {} leads back to {}",
+                    shown(&out.url),
+                    shown(&target)
+                ),
                 i,
             ));
         }
@@ -172,8 +189,9 @@ async fn send(
             return Err(failure(
                 FailureKind::Redirect,
                 format!(
-                    "more than {} redirects (max_redirects); last to {target}",
-                    check.max_redirects
+                    "more than {} redirects (max_redirects); last to {}",
+                    check.max_redirects,
+                    shown(&target)
                 ),
                 i,
             ));

@@ -19,18 +19,17 @@ struct Inner {
 }
 
 impl ResultStore for MemoryStore {
-    fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError> {
+    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut stored, mut duplicates) = (0, 0);
+        let mut inserted = Vec::with_capacity(results.len());
         for r in results {
-            if inner.seen.entry(r.agent.clone()).or_default().insert(r.seq) {
+            let new = inner.seen.entry(r.agent.clone()).or_default().insert(r.seq);
+            if new {
                 inner.results.push(r.clone());
-                stored += 1;
-            } else {
-                duplicates += 1;
             }
+            inserted.push(new);
         }
-        Ok((stored, duplicates))
+        Ok(inserted)
     }
 
     fn query(&self, f: &ResultFilter) -> Vec<ProbeResult> {

@@ -35,10 +35,17 @@ pub struct Stored {
     pub duration_us: i64,
 }
 
+/// (stored, duplicates) of an [`ResultStore::insert`] answer.
+pub fn counts(inserted: &[bool]) -> (usize, usize) {
+    let stored = inserted.iter().filter(|n| **n).count();
+    (stored, inserted.len() - stored)
+}
+
 pub trait ResultStore: Send + Sync {
     /// Stores a batch all or nothing; results already held (same agent and seq) are not
     /// stored again. Returns (stored, duplicates) once the batch is as durable as the store is.
-    fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError>;
+    /// Says, for each result, whether it was stored now (`false`: it was already held).
+    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError>;
 
     /// Results in the order they were stored, oldest first, the last `limit` of them.
     fn query(&self, filter: &ResultFilter) -> Vec<ProbeResult>;

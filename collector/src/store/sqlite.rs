@@ -101,12 +101,12 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 }
 
 impl ResultStore for SqliteStore {
-    fn insert(&self, results: &[ProbeResult]) -> Result<(usize, usize), StoreError> {
+    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
-        let mut stored = 0;
+        let mut inserted = Vec::with_capacity(results.len());
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -117,7 +117,7 @@ impl ResultStore for SqliteStore {
             for r in results {
                 let body =
                     serde_json::to_vec(r).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                stored += stmt
+                let n = stmt
                     .execute(params![
                         r.agent,
                         r.seq as i64,
@@ -129,12 +129,14 @@ impl ResultStore for SqliteStore {
                         body
                     ])
                     .map_err(unavailable)?;
+                inserted.push(n == 1);
             }
         }
         // Nothing is acknowledged before this returns: the batch is in the log, synced.
         tx.commit().map_err(unavailable)?;
-        self.count.fetch_add(stored, Ordering::Relaxed);
-        Ok((stored, results.len() - stored))
+        self.count
+            .fetch_add(inserted.iter().filter(|n| **n).count(), Ordering::Relaxed);
+        Ok(inserted)
     }
 
     fn query(&self, f: &ResultFilter) -> Vec<ProbeResult> {

@@ -112,9 +112,15 @@ impl Spool {
                 count,
             });
         }
-        let reserved = read_u64(&dir.join("seq"))?.unwrap_or(0);
-        // Never hand out a number that may already have been used before a restart.
-        let next_seq = highest.max(reserved) + 1;
+        let reserved = read_u64(&dir.join("seq"))?;
+        // Never hand out a number that may already have been used before a restart. A spool
+        // with no history at all (wiped, or a new disk) starts from the clock: numbers from an
+        // earlier life of this agent id are below it, so the collector does not take the new
+        // results for replays of old ones.
+        let next_seq = match (reserved, highest) {
+            (None, 0) => chrono::Utc::now().timestamp_micros().max(1) as u64,
+            (reserved, highest) => highest.max(reserved.unwrap_or(0)) + 1,
+        };
         let spool = Spool {
             dir: dir.to_owned(),
             max_bytes,
@@ -173,8 +179,12 @@ impl Spool {
                 count: 0,
             });
         }
-        if let Some(w) = s.writer.as_mut() {
-            w.write_all(&line)?;
+        if let Some(w) = s.writer.as_mut()
+            && let Err(e) = w.write_all(&line)
+        {
+            // A torn line stays behind; the next result starts a new segment, not glued to it.
+            s.writer = None;
+            return Err(e);
         }
         if let Some(seg) = s.segments.back_mut() {
             seg.bytes += line.len() as u64;
@@ -291,19 +301,32 @@ mod tests {
     fn replays_in_order_after_a_restart_and_never_reuses_a_seq() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
-        for _ in 0..5 {
-            spool.append(&mut result(0)).unwrap();
-        }
-        spool.ack(2).unwrap();
+        let seqs: Vec<u64> = (0..5)
+            .map(|_| spool.append(&mut result(0)).unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]));
+        spool.ack(seqs[1]).unwrap();
         drop(spool);
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
         let pending: Vec<u64> = spool.peek(100).iter().map(|r| r.seq).collect();
-        assert_eq!(pending, [3, 4, 5]);
+        assert_eq!(pending, seqs[2..]);
         assert!(
-            spool.append(&mut result(0)).unwrap() > 5,
+            spool.append(&mut result(0)).unwrap() > seqs[4],
             "numbers are never reused"
         );
         assert_eq!(spool.depth().0, 4);
+    }
+
+    #[test]
+    fn a_spool_with_no_history_numbers_from_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let before = chrono::Utc::now().timestamp_micros() as u64;
+        let seq = spool.append(&mut result(0)).unwrap();
+        assert!(
+            seq + 10_000_000 >= before,
+            "a wiped spool never reuses an old agent's numbers"
+        );
     }
 
     #[test]
@@ -319,7 +342,12 @@ mod tests {
         assert_eq!(waiting + dropped, 20_000);
         let pending = spool.peek(usize::MAX);
         assert_eq!(pending.len() as u64, waiting);
-        assert_eq!(pending.last().unwrap().seq, 20_000, "the newest are kept");
+        let first = pending.first().unwrap().seq - dropped;
+        assert_eq!(
+            pending.last().unwrap().seq,
+            first + 19_999,
+            "the newest are kept"
+        );
         assert!(pending.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
     }
 }

@@ -63,11 +63,17 @@ trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 type Sender = SendRequest<Full<Bytes>>;
+/// (scheme, host, port).
+type Origin = (String, String, u16);
+/// A kept connection: its sender, its socket stamps, its certificate's days left.
+type Pooled = (Sender, timed_io::MarkBoard, Option<i64>);
 
 /// Open connections kept between steps and runs, for checks that reuse connections.
 #[derive(Default)]
 pub struct Pool {
-    senders: HashMap<(String, String, u16), (Sender, timed_io::MarkBoard)>,
+    /// The connection, its socket stamps, and its certificate's days left (kept so that a
+    /// reused connection still answers `cert_days_left`).
+    senders: HashMap<Origin, Pooled>,
 }
 
 fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
@@ -146,9 +152,12 @@ async fn connect(
     tls: &Arc<ClientConfig>,
     limits: &Limits,
 ) -> Result<Connected, Failure> {
-    let host = url
-        .host_str()
-        .ok_or_else(|| fail(FailureKind::Connect, format!("{url} has no host")))?;
+    let host = url.host_str().ok_or_else(|| {
+        fail(
+            FailureKind::Connect,
+            format!("{} has no host", url.scheme()),
+        )
+    })?;
     let port = url.port_or_known_default().unwrap_or(80);
     let (addr, dns) = resolve(host, port, limits).await?;
     let started = Instant::now();
@@ -266,10 +275,10 @@ pub async fn exchange(
     let reused = pool
         .as_deref_mut()
         .and_then(|p| p.senders.remove(&origin))
-        .filter(|(s, _)| !s.is_closed() && s.is_ready());
+        .filter(|(s, _, _)| !s.is_closed() && s.is_ready());
     let was_reused = reused.is_some();
     let ((mut sender, board), dns, connect_time, tls_time, cert_days_left) = match reused {
-        Some(s) => (s, Duration::ZERO, Duration::ZERO, Duration::ZERO, None),
+        Some((s, b, days)) => ((s, b), Duration::ZERO, Duration::ZERO, Duration::ZERO, days),
         None => {
             let c = connect(&out.url, tls, limits).await?;
             (
@@ -281,13 +290,12 @@ pub async fn exchange(
             )
         }
     };
-    let mut request = Request::builder().method(out.method.clone()).uri(
-        out.url
-            .as_str()
-            .get(out.url.origin().ascii_serialization().len()..)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("/"),
-    );
+    // The request target is the path and query only: never the URL's user or password.
+    let target = match out.url.query() {
+        Some(q) => format!("{}?{q}", out.url.path()),
+        None => out.url.path().to_owned(),
+    };
+    let mut request = Request::builder().method(out.method.clone()).uri(target);
     let host_header = match out.url.port() {
         Some(p) => format!("{}:{p}", out.url.host_str().unwrap_or_default()),
         None => out.url.host_str().unwrap_or_default().to_owned(),
@@ -355,7 +363,7 @@ pub async fn exchange(
         _ => head_at.elapsed(),
     };
     if let Some(pool) = pool {
-        pool.senders.insert(origin, (sender, board));
+        pool.senders.insert(origin, (sender, board, cert_days_left));
     }
     let wire_bytes = raw.len() as u64;
     let body = decode(&headers, raw, limits.max_body)?;
