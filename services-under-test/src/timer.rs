@@ -162,7 +162,10 @@ mod tests {
         late.sort();
         // The median, so that a busy machine's one bad wake-up does not decide it; the figure
         // that matters (an injected delay measured within 2 ms) is tested end to end.
-        assert!(late[late.len() / 2] < Duration::from_millis(1), "woke {late:?} late");
+        assert!(
+            late[late.len() / 2] < Duration::from_millis(1),
+            "woke {late:?} late"
+        );
     }
 
     #[tokio::test]
