@@ -5,5 +5,6 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 
 pub use error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};

@@ -24,10 +24,7 @@ use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
 use std::collections::BTreeMap;
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -67,13 +64,7 @@ struct Metrics {
 /// The windows `/metrics` reports availability over.
 const METRIC_WINDOWS: [(&str, i64); 2] = [("1h", 3_600_000_000), ("24h", 86_400_000_000)];
 
-fn reg<M: prometheus::core::Collector + Clone + 'static>(
-    r: &Registry,
-    m: M,
-) -> Result<M, prometheus::Error> {
-    r.register(Box::new(m.clone()))?;
-    Ok(m)
-}
+use lookout_api::metrics::register as reg;
 
 impl Metrics {
     fn new() -> Result<Self, prometheus::Error> {
@@ -470,17 +461,12 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.metrics.refresh(&s);
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&s.metrics.registry.gather(), &mut out);
-        out
+        lookout_api::metrics::encode(&s.metrics.registry)
     })
     .await
     .unwrap_or_default();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, lookout_api::metrics::CONTENT_TYPE)],
         out,
     )
 }

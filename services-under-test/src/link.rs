@@ -178,46 +178,36 @@ async fn proxy(client: TcpStream, shared: &Shared) {
     let _ = upstream.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
-    let delay = || {
-        shared
+    tokio::join!(
+        pump(&mut cr, &mut uw, shared),
+        pump(&mut ur, &mut cw, shared)
+    );
+}
+
+/// Copies one direction of a connection, holding each chunk for the link's current delay.
+async fn pump(
+    from: &mut (impl AsyncReadExt + Unpin),
+    to: &mut (impl AsyncWriteExt + Unpin),
+    shared: &Shared,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let delay = shared
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .delay
-    };
-    let up = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n) = cr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let d = delay();
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            if uw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
+            .delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
-        let _ = uw.shutdown().await;
-    };
-    let down = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n) = ur.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let d = delay();
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            if cw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
         }
-        let _ = cw.shutdown().await;
-    };
-    tokio::join!(up, down);
+    }
+    let _ = to.shutdown().await;
 }
 
 async fn get_link(State(shared): State<Arc<Shared>>) -> ApiJson<LinkState> {

@@ -2,8 +2,7 @@
 
 use lookout_model::probe::{Outcome, ProbeResult};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 pub struct AgentMetrics {
@@ -27,13 +26,7 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.8, 1.0, 2.5, 5.0, 10.0,
 ];
 
-fn reg<M: prometheus::core::Collector + Clone + 'static>(
-    r: &Registry,
-    m: M,
-) -> Result<M, prometheus::Error> {
-    r.register(Box::new(m.clone()))?;
-    Ok(m)
-}
+use lookout_api::metrics::register as reg;
 
 impl AgentMetrics {
     /// Every series carries the agent's `region` (one constant label, so the label order is
@@ -195,10 +188,6 @@ impl AgentMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "metrics encoding failed");
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        String::from_utf8_lossy(&lookout_api::metrics::encode(&self.registry)).into_owned()
     }
 }
