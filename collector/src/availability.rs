@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::ingest::CheckInfo;
-use crate::store::ResultStore;
+use crate::store::{ResultStore, Stored};
 
 /// The longest window served from raw results.
 const MAX_WINDOW_US: i64 = 400 * 24 * 3_600 * 1_000_000;
@@ -118,7 +118,22 @@ pub(crate) fn compute(
     to: i64,
 ) -> Computed {
     let lookback = sla::silence_us(info.interval_us, info.timeout_us);
-    let raw = store.observations(check, from - lookback, to);
+    compute_from(
+        &store.observations(check, from - lookback, to),
+        info,
+        from,
+        to,
+    )
+}
+
+/// The same figures from results already read (any superset of the window and its lookback),
+/// so that several windows of one check cost one read of the store.
+pub(crate) fn compute_from(all: &[Stored], info: &CheckInfo, from: i64, to: i64) -> Computed {
+    let lookback = sla::silence_us(info.interval_us, info.timeout_us);
+    let raw: Vec<&Stored> = all
+        .iter()
+        .filter(|o| o.start_us >= from - lookback && o.start_us < to)
+        .collect();
     // Regions: the configured ones, else those seen.
     let mut regions = info.regions.clone();
     if regions.is_empty() {

@@ -194,9 +194,15 @@ impl Metrics {
         ] {
             g.reset();
         }
+        let longest = METRIC_WINDOWS.iter().map(|(_, w)| *w).max().unwrap_or(0);
         for (check, info) in &state.settings.known {
+            let silence = lookout_model::sla::silence_us(info.interval_us, info.timeout_us);
+            // One read per check serves every window, the current state and the regions.
+            let raw = state
+                .store
+                .observations(check, now - longest - silence, now + 1);
             for (name, window) in METRIC_WINDOWS {
-                let c = availability::compute(state.store.as_ref(), check, info, now - window, now);
+                let c = availability::compute_from(&raw, info, now - window, now);
                 if let Some(a) = c.tally.availability() {
                     self.availability
                         .with_label_values(&[check.as_str(), name])
@@ -210,7 +216,7 @@ impl Metrics {
                     }
                 }
             }
-            let now_state = availability::compute(state.store.as_ref(), check, info, now - 1, now);
+            let now_state = availability::compute_from(&raw, info, now - 1, now);
             if now_state.tally.no_data_us > 0 {
                 self.no_data.with_label_values(&[check.as_str()]).set(1.0);
             } else {
@@ -223,10 +229,8 @@ impl Metrics {
                         1.0
                     });
             }
-            let silence = lookout_model::sla::silence_us(info.interval_us, info.timeout_us);
-            let recent = state.store.observations(check, now - silence, now + 1);
             let mut latest: BTreeMap<&str, bool> = BTreeMap::new();
-            for o in &recent {
+            for o in raw.iter().filter(|o| o.start_us >= now - silence) {
                 latest.insert(o.region.as_str(), o.ok);
             }
             for (region, ok) in latest {

@@ -229,23 +229,28 @@ fn path_and_query(uri: &Uri) -> String {
     }
 }
 
+/// A GET passed on to `service` under the same path and query.
+async fn forward(
+    gw: &Gateway,
+    service: &str,
+    caller: &Caller,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let target = path_and_query(uri);
+    Ok(relay(
+        gw.call(service, Method::GET, &target, caller, headers, None)
+            .await?,
+    ))
+}
+
 async fn to_catalogue(
     State(gw): State<Arc<Gateway>>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(relay(
-        gw.call(
-            "catalogue",
-            Method::GET,
-            &path_and_query(&uri),
-            &caller,
-            &headers,
-            None,
-        )
-        .await?,
-    ))
+    forward(&gw, "catalogue", &caller, &uri, &headers).await
 }
 
 async fn to_mixes(
@@ -254,17 +259,7 @@ async fn to_mixes(
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(relay(
-        gw.call(
-            "mixes",
-            Method::GET,
-            &path_and_query(&uri),
-            &caller,
-            &headers,
-            None,
-        )
-        .await?,
-    ))
+    forward(&gw, "mixes", &caller, &uri, &headers).await
 }
 
 fn signed_in(caller: &Caller) -> ApiResult<&str> {
