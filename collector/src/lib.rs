@@ -6,6 +6,8 @@
 mod availability;
 pub mod confirm;
 pub mod ingest;
+pub mod rollup;
+pub mod sink;
 pub mod store;
 
 use std::collections::HashSet;
@@ -22,7 +24,6 @@ use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use lookout_model::health::{Health, HealthStatus};
 use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
-use std::collections::BTreeMap;
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use ingest::{CheckInfo, Known};
+pub use rollup::{RollupSettings, Rollups};
 use store::{ResultFilter, ResultStore};
 
 /// Largest request body: a full batch of results with room to spare.
@@ -42,6 +44,24 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 pub struct CollectorSettings {
     pub token: Secret,
     pub known: Known,
+    /// Where every newly stored result is copied to (InfluxDB); empty for none.
+    pub sinks: Vec<Arc<dyn sink::ResultSink>>,
+    pub rollup: RollupSettings,
+    /// How often complete minutes are rolled up (late results are corrected as often).
+    pub rollup_every: Duration,
+}
+
+impl CollectorSettings {
+    /// Default rollups and retention, no sinks.
+    pub fn new(token: Secret, known: Known) -> Self {
+        CollectorSettings {
+            token,
+            known,
+            sinks: Vec::new(),
+            rollup: RollupSettings::default(),
+            rollup_every: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The collector's metrics, named in one place.
@@ -59,6 +79,7 @@ struct Metrics {
     up: GaugeVec,
     no_data: GaugeVec,
     region_failing: GaugeVec,
+    sinks: sink::SinkMetrics,
 }
 
 /// The windows `/metrics` reports availability over.
@@ -162,6 +183,7 @@ impl Metrics {
                     &["check", "region"],
                 )?,
             )?,
+            sinks: sink::SinkMetrics::new(&r)?,
             registry: r,
         })
     }
@@ -182,9 +204,10 @@ impl Metrics {
         }
     }
 
-    /// Sets the per-check gauges from the store, just before a scrape is answered.
+    /// Sets the per-check gauges from the rollups, just before a scrape is answered.
     fn refresh(&self, state: &AppState) {
         let now = chrono::Utc::now().timestamp_micros();
+        state.rollups.settle(now);
         for g in [
             &self.availability,
             &self.budget_remaining,
@@ -194,49 +217,48 @@ impl Metrics {
         ] {
             g.reset();
         }
-        let longest = METRIC_WINDOWS.iter().map(|(_, w)| *w).max().unwrap_or(0);
-        for (check, info) in &state.settings.known {
-            let silence = lookout_model::sla::silence_us(info.interval_us, info.timeout_us);
-            // One read per check serves every window, the current state and the regions.
-            let raw = state
-                .store
-                .observations(check, now - longest - silence, now + 1);
+        for check in state.rollups.checks() {
+            let info = state
+                .settings
+                .known
+                .get(&check)
+                .cloned()
+                .unwrap_or_else(CheckInfo::unknown);
             for (name, window) in METRIC_WINDOWS {
-                let c = availability::compute_from(&raw, info, now - window, now);
-                if let Some(a) = c.tally.availability() {
+                let Some(t) = state.rollups.tally(&check, now - window, now, now) else {
+                    continue;
+                };
+                if let Some(a) = t.availability() {
                     self.availability
                         .with_label_values(&[check.as_str(), name])
                         .set(a);
-                    let observed = (c.tally.window_us - c.tally.no_data_us) as f64;
-                    let budget = lookout_model::sla::error_budget_us(info.target, observed as i64);
+                    let budget = lookout_model::sla::error_budget_us(
+                        info.target,
+                        t.window_us - t.no_data_us,
+                    );
                     if budget > 0.0 {
                         self.budget_remaining
                             .with_label_values(&[check.as_str(), name])
-                            .set(1.0 - c.tally.down_us as f64 / budget);
+                            .set(1.0 - t.down_us as f64 / budget);
                     }
                 }
             }
-            let now_state = availability::compute_from(&raw, info, now - 1, now);
-            if now_state.tally.no_data_us > 0 {
-                self.no_data.with_label_values(&[check.as_str()]).set(1.0);
-            } else {
-                self.no_data.with_label_values(&[check.as_str()]).set(0.0);
-                self.up
-                    .with_label_values(&[check.as_str()])
-                    .set(if now_state.tally.down_us > 0 {
-                        0.0
-                    } else {
-                        1.0
-                    });
+            if let Some(t) = state.rollups.tally(&check, now - 1, now, now) {
+                if t.no_data_us > 0 {
+                    self.no_data.with_label_values(&[check.as_str()]).set(1.0);
+                } else {
+                    self.no_data.with_label_values(&[check.as_str()]).set(0.0);
+                    self.up
+                        .with_label_values(&[check.as_str()])
+                        .set(if t.down_us > 0 { 0.0 } else { 1.0 });
+                }
             }
-            let mut latest: BTreeMap<&str, bool> = BTreeMap::new();
-            for o in raw.iter().filter(|o| o.start_us >= now - silence) {
-                latest.insert(o.region.as_str(), o.ok);
-            }
-            for (region, ok) in latest {
-                self.region_failing
-                    .with_label_values(&[check.as_str(), region])
-                    .set(if ok { 0.0 } else { 1.0 });
+            for r in state.rollups.regions_now(&check, now).unwrap_or_default() {
+                if let Some(failing) = r.failing {
+                    self.region_failing
+                        .with_label_values(&[check.as_str(), r.region.as_str()])
+                        .set(if failing { 1.0 } else { 0.0 });
+                }
             }
         }
     }
@@ -244,7 +266,7 @@ impl Metrics {
 
 pub(crate) struct AppState {
     pub(crate) settings: CollectorSettings,
-    pub(crate) store: Arc<dyn ResultStore>,
+    pub(crate) rollups: Arc<Rollups>,
     hub: confirm::Hub,
     metrics: Metrics,
     started: Instant,
@@ -252,10 +274,51 @@ pub(crate) struct AppState {
     scrape: std::sync::Mutex<()>,
 }
 
+impl AppState {
+    fn store(&self) -> &Arc<dyn ResultStore> {
+        self.rollups.store()
+    }
+
+    /// What the collector knows of a check; any check when it was told of none.
+    pub(crate) fn check_info(&self, check: &str) -> Result<CheckInfo, ApiError> {
+        match self.settings.known.get(check) {
+            Some(i) => Ok(i.clone()),
+            None if self.settings.known.is_empty() => Ok(CheckInfo::unknown()),
+            None => Err(ApiError::NotFound(format!("no check named {check:?}"))),
+        }
+    }
+}
+
 pub struct Collector {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    passes: JoinHandle<()>,
+}
+
+/// Rolls up now, then at every interval, off the async workers.
+async fn rollup_passes(rollups: Arc<Rollups>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = rollups.clone();
+        let now = chrono::Utc::now().timestamp_micros();
+        match tokio::task::spawn_blocking(move || r.pass(now)).await {
+            Ok(Ok(report)) => {
+                tracing::debug!(
+                    checks = report.checks,
+                    minutes = report.minutes,
+                    raw_removed = report.raw_removed,
+                    "rollup pass"
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "rollup pass failed; the next one tries again")
+            }
+            Err(e) => tracing::error!(error = %e, "rollup pass panicked"),
+        }
+    }
 }
 
 impl Collector {
@@ -265,9 +328,19 @@ impl Collector {
         listener: TcpListener,
     ) -> Result<Collector, std::io::Error> {
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
+        let (known, rollup_settings) = (settings.known.clone(), settings.rollup);
+        let now = chrono::Utc::now().timestamp_micros();
+        // Loading reads the store: a blocking thread.
+        let rollups =
+            tokio::task::spawn_blocking(move || Rollups::open(store, known, rollup_settings, now))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+        let rollups = Arc::new(rollups);
+        let passes = tokio::spawn(rollup_passes(rollups.clone(), settings.rollup_every));
         let state = Arc::new(AppState {
             settings,
-            store,
+            rollups,
             hub: confirm::Hub::default(),
             metrics,
             started: Instant::now(),
@@ -284,7 +357,12 @@ impl Collector {
                 .await;
         });
         tracing::info!(%addr, "collector listening");
-        Ok(Collector { addr, stop, task })
+        Ok(Collector {
+            addr,
+            stop,
+            task,
+            passes,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -292,6 +370,7 @@ impl Collector {
     }
 
     pub async fn shutdown(self) {
+        self.passes.abort();
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
@@ -310,7 +389,7 @@ async fn post_results(
         return Err(ApiError::BadRequest(e));
     }
     // SQLite's commit syncs to disk: off the async workers, so a slow disk never stalls polls.
-    let store = s.store.clone();
+    let store = s.store().clone();
     let results = batch.results.clone();
     let inserted = tokio::task::spawn_blocking(move || store.insert(&results))
         .await
@@ -329,6 +408,7 @@ async fn post_results(
         }
     };
     let (stored, duplicates) = store::counts(&inserted);
+    sink::offer_stored(&s.settings.sinks, &batch.results, &inserted);
     s.metrics
         .results
         .with_label_values(&["stored"])
@@ -337,7 +417,8 @@ async fn post_results(
         .results
         .with_label_values(&["duplicate"])
         .inc_by(duplicates as u64);
-    s.metrics.stored.set(s.store.len() as i64);
+    s.metrics.stored.set(s.store().len() as i64);
+    s.rollups.observe(&batch.results, &inserted);
     for (r, new) in batch.results.iter().zip(&inserted) {
         // A replay is acknowledged, not counted again.
         if *new {
@@ -391,9 +472,12 @@ async fn get_results(
         agent: q.agent,
         limit,
     };
-    Ok(ApiJson(ResultsBody {
-        results: s.store.query(&filter),
-    }))
+    let store = s.store().clone();
+    let results = tokio::task::spawn_blocking(move || store.query(&filter))
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(ApiJson(ResultsBody { results }))
 }
 
 #[derive(Deserialize)]
@@ -465,6 +549,7 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.metrics.refresh(&s);
+        s.metrics.sinks.refresh(&s.settings.sinks);
         lookout_api::metrics::encode(&s.metrics.registry)
     })
     .await

@@ -1,8 +1,8 @@
 //! One conformance suite, run against every store; then what only the durable store promises.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
-use lookout_collector::store::{MemoryStore, ResultFilter, ResultStore, SqliteStore, counts};
-use lookout_model::probe::{Failure, FailureKind, Outcome, ProbeResult};
+use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore, counts};
+use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
 
 fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) -> ProbeResult {
     ProbeResult {
@@ -21,7 +21,21 @@ fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) ->
             })
         },
         duration_us: 1234,
-        steps: vec![],
+        steps: vec![StepResult {
+            name: "search".into(),
+            status: Some(200),
+            bytes: 4321,
+            phases: Phases {
+                dns_us: 1,
+                connect_us: 2,
+                tls_us: 3,
+                ttfb_us: 4,
+                transfer_us: 5,
+                total_us: 15,
+            },
+            cert_days_left: Some(30),
+            reused_connection: seq.is_multiple_of(2),
+        }],
         confirmation: false,
     }
 }
@@ -51,10 +65,12 @@ fn conformance(store: &dyn ResultStore) {
         (1, 1)
     );
     assert_eq!(store.len(), 5);
-    let all = store.query(&ResultFilter {
-        limit: 100,
-        ..Default::default()
-    });
+    let all = store
+        .query(&ResultFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
     let order: Vec<(String, u64)> = all.iter().map(|r| (r.agent.clone(), r.seq)).collect();
     assert_eq!(
         order,
@@ -68,24 +84,29 @@ fn conformance(store: &dyn ResultStore) {
         .map(|(a, s)| (a.to_string(), s))
     );
     assert_eq!(all[1], batch[1], "stored as sent");
-    let eu = store.query(&ResultFilter {
-        region: Some("eu".into()),
-        limit: 2,
-        ..Default::default()
-    });
+    let eu = store
+        .query(&ResultFilter {
+            region: Some("eu".into()),
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(
         eu.iter().map(|r| r.seq).collect::<Vec<_>>(),
         [2, 3],
         "the last `limit`, oldest first"
     );
-    let view = store.query(&ResultFilter {
-        check: Some("view".into()),
-        limit: 10,
-        ..Default::default()
-    });
+    let view = store
+        .query(&ResultFilter {
+            check: Some("view".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(view.len(), 1);
     let obs: Vec<(String, i64, bool, i64)> = store
         .observations("search", 150, 300)
+        .unwrap()
         .into_iter()
         .map(|o| (o.region, o.start_us, o.ok, o.duration_us))
         .collect();
@@ -100,7 +121,7 @@ fn conformance(store: &dyn ResultStore) {
 
 #[test]
 fn the_memory_store_conforms() {
-    conformance(&MemoryStore::default());
+    conformance(&SqliteStore::in_memory().unwrap());
 }
 
 #[test]
@@ -130,7 +151,7 @@ fn the_sqlite_store_keeps_everything_across_a_reopen() {
         ),
         (0, 1)
     );
-    assert_eq!(store.observations("search", 0, 1_000).len(), 500);
+    assert_eq!(store.observations("search", 0, 1_000).unwrap().len(), 500);
 }
 
 #[test]
@@ -158,7 +179,7 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("written by store schema version 99; this Lookout reads version 1"),
+        err.contains("written by store schema version 99; this Lookout reads version 2"),
         "{err}"
     );
 }

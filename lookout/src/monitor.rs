@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use lookout_collector::sink::{InfluxSink, ResultSink};
 use lookout_collector::store::SqliteStore;
 use lookout_collector::{CheckInfo, Collector, CollectorSettings, Known};
 use lookout_probes::agent::{Agent, AgentSettings};
@@ -57,9 +58,18 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
     let path = config.data_dir.join("collector.db");
     let store =
         Arc::new(SqliteStore::open(&path).map_err(|e| UsageError(format!("collector: {e}")))?);
+    let mut sinks: Vec<Arc<dyn ResultSink>> = Vec::new();
+    if let Some(influx) = &config.collector.influxdb {
+        let sink =
+            InfluxSink::start(influx.clone()).map_err(|e| UsageError(format!("collector: {e}")))?;
+        sinks.push(Arc::new(sink));
+    }
     let settings = CollectorSettings {
         token: config.collector.token.clone(),
         known: known_checks(config),
+        sinks,
+        rollup: Default::default(),
+        rollup_every: std::time::Duration::from_secs(60),
     };
     Ok(Collector::start(settings, store, listener).await?)
 }

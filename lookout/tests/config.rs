@@ -57,6 +57,22 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-collector-influxdb-url.yaml",
+            &[r#"7:10: collector.influxdb.url: must not hold credentials: give them as the token"#],
+        ),
+        (
+            "invalid-collector-influxdb.yaml",
+            &[
+                r#"7:10: collector.influxdb.url: "ftp://influx.example.com" is not an http(s) URL with a host"#,
+                r#"8:10: collector.influxdb.org: must not be empty"#,
+                r#"9:13: collector.influxdb.bucket: must not be empty"#,
+                r#"10:12: collector.influxdb.token: must not be empty: InfluxDB authenticates writes with it (e.g. `token: ${INFLUX_TOKEN}`)"#,
+                r#"11:17: collector.influxdb.batch_size: must be from 1 to 50000, got 0"#,
+                r#"12:21: collector.influxdb.flush_interval: must be from 10ms to 1m, got 5m"#,
+                r#"13:19: collector.influxdb.max_buffered: must be from 1 to 10000000, got 20000000"#,
+            ],
+        ),
+        (
             "invalid-duplicate-key.yaml",
             &[r#"4:3: duplicate mapping key: seed"#],
         ),

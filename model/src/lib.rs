@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod latency;
 pub mod probe;
 pub mod secret;
 pub mod sla;

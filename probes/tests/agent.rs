@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lookout_collector::store::{MemoryStore, ResultFilter, ResultStore};
+use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore};
 use lookout_collector::{CheckInfo, Collector, CollectorSettings};
 use lookout_model::probe::ProbeResult;
 use lookout_model::secret::Secret;
@@ -37,7 +37,7 @@ async fn catalogue() -> Instance {
         .unwrap()
 }
 
-async fn collector(store: Arc<MemoryStore>, addr: SocketAddr) -> Collector {
+async fn collector(store: Arc<SqliteStore>, addr: SocketAddr) -> Collector {
     // The port may still be held by the collector just stopped; retry briefly.
     for _ in 0..50 {
         if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
@@ -45,6 +45,9 @@ async fn collector(store: Arc<MemoryStore>, addr: SocketAddr) -> Collector {
                 CollectorSettings {
                     token: Secret::new(TOKEN),
                     known: BTreeMap::new(),
+                    sinks: Vec::new(),
+                    rollup: Default::default(),
+                    rollup_every: std::time::Duration::from_secs(60),
                 },
                 store,
                 l,
@@ -93,12 +96,14 @@ async fn agent(s: AgentSettings) -> Agent {
     Agent::start(s, l).await.unwrap()
 }
 
-fn held(store: &MemoryStore, agent: &str) -> Vec<ProbeResult> {
-    store.query(&ResultFilter {
-        agent: Some(agent.into()),
-        limit: 1_000_000,
-        ..Default::default()
-    })
+fn held(store: &SqliteStore, agent: &str) -> Vec<ProbeResult> {
+    store
+        .query(&ResultFilter {
+            agent: Some(agent.into()),
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .unwrap()
 }
 
 async fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -115,7 +120,7 @@ async fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_spool_while_the_collector_is_away_and_arrive_once_in_order() {
     let platform = catalogue().await;
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -177,7 +182,7 @@ async fn results_spool_while_the_collector_is_away_and_arrive_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_in_one_region_is_confirmed_by_the_others_within_2s() {
     let platform = catalogue().await;
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let c = collector(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await;
     let dir = tempfile::tempdir().unwrap();
     let slow_check = |url: String| {
@@ -263,7 +268,7 @@ async fn a_failure_in_one_region_is_confirmed_by_the_others_within_2s() {
 #[tokio::test]
 async fn agent_and_collector_metrics_pass_promtool() {
     let platform = catalogue().await;
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let c = collector(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await;
     let dir = tempfile::tempdir().unwrap();
     let a = agent(settings(
@@ -316,7 +321,7 @@ async fn agent_and_collector_metrics_pass_promtool() {
 
 #[tokio::test]
 async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let c = Collector::start(
         CollectorSettings {
             token: Secret::new(TOKEN),
@@ -327,6 +332,9 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
                     ..CheckInfo::unknown()
                 },
             )]),
+            sinks: Vec::new(),
+            rollup: Default::default(),
+            rollup_every: std::time::Duration::from_secs(60),
         },
         store.clone(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -390,7 +398,7 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
     let platform = catalogue().await;
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The collector knows `good` only: every `stray` result is invalid to it.
     let known = BTreeMap::from([("good".to_string(), CheckInfo::unknown())]);
@@ -398,6 +406,9 @@ async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
         CollectorSettings {
             token: Secret::new(TOKEN),
             known,
+            sinks: Vec::new(),
+            rollup: Default::default(),
+            rollup_every: std::time::Duration::from_secs(60),
         },
         store.clone(),
         listener,

@@ -1,13 +1,15 @@
-//! Where results are kept. One trait, one implementation per file; the query API and ingest
-//! see only the trait.
+//! Where results and their rollups are kept. The query API, ingest and the rollup task see
+//! only the trait; SQLite is the implementation (one file each for more).
 
-mod memory;
+mod row;
 mod sqlite;
 
-pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
+use lookout_model::latency::Sparse;
 use lookout_model::probe::ProbeResult;
+use lookout_model::sla::Tally;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -15,6 +17,8 @@ pub enum StoreError {
     Unavailable(String),
     #[error("cannot open the store at {0}")]
     Open(String),
+    #[error("reading the store failed: {0}")]
+    Read(String),
 }
 
 /// Which results to read back.
@@ -41,21 +45,103 @@ pub fn counts(inserted: &[bool]) -> (usize, usize) {
     (stored, inserted.len() - stored)
 }
 
+/// Which minutes of a check are rolled up: every minute in `[covered_from, frontier)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    pub covered_from: i64,
+    pub frontier: i64,
+}
+
+/// What one rollup pass writes for one check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckRollup {
+    pub check: String,
+    pub coverage: Option<Coverage>,
+    /// The minutes in `[from, to)` that had downtime or no data replace those held there;
+    /// a minute not listed was wholly up.
+    pub minutes: (i64, i64),
+    pub bad_minutes: Vec<(i64, Tally)>,
+    /// Latency of the successful runs per (region, hour start) and (region, day start),
+    /// replacing what is held for them.
+    pub hours: Vec<(String, i64, Sparse)>,
+    pub days: Vec<(String, i64, Sparse)>,
+}
+
+/// The rollups of one check as loaded at start, regions merged.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedCheck {
+    pub coverage: Option<Coverage>,
+    pub bad_minutes: Vec<(i64, Tally)>,
+    pub days: BTreeMap<i64, Sparse>,
+    pub hours: BTreeMap<i64, Sparse>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadedRollups {
+    /// Every result stored with an id up to this one is rolled up.
+    pub rolled_id: i64,
+    pub checks: BTreeMap<String, LoadedCheck>,
+}
+
+/// Results stored after a given id: the highest id, and the earliest start per check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewResults {
+    pub max_id: i64,
+    pub earliest: BTreeMap<String, i64>,
+}
+
+/// What retention removes.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub raw_before_us: i64,
+    pub hours_before_us: i64,
+    pub rollups_before_us: i64,
+}
+
 pub trait ResultStore: Send + Sync {
     /// Stores a batch all or nothing; results already held (same agent and seq) are not
-    /// stored again. Returns (stored, duplicates) once the batch is as durable as the store is.
+    /// stored again. Answers once the batch is as durable as the store is.
     /// Says, for each result, whether it was stored now (`false`: it was already held).
     fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError>;
 
     /// Results in the order they were stored, oldest first, the last `limit` of them.
-    fn query(&self, filter: &ResultFilter) -> Vec<ProbeResult>;
+    fn query(&self, filter: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError>;
 
     /// The results of `check` started in `[from, to)`, by start time.
-    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<Stored>;
+    fn observations(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<Stored>, StoreError>;
 
     fn len(&self) -> usize;
 
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// What was stored after `after_id` (the rollup task's to-do list).
+    fn stored_since(&self, after_id: i64) -> Result<NewResults, StoreError>;
+
+    /// Per-region hourly latency of `check` for hours starting in `[from, to)`.
+    fn hours(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, i64, Sparse)>, StoreError>;
+
+    /// Writes a rollup pass all or nothing, with the id it rolled up to.
+    fn save_rollups(&self, rolled_id: i64, checks: &[CheckRollup]) -> Result<(), StoreError>;
+
+    /// Every rollup held, with hourly latency from `hours_since` on.
+    fn load_rollups(&self, hours_since_us: i64) -> Result<LoadedRollups, StoreError>;
+
+    /// Removes what retention no longer keeps, at most `max_rows` raw results at a time so
+    /// that ingest never waits long; answers how many raw results went.
+    fn prune(&self, retention: Retention, max_rows: usize) -> Result<usize, StoreError>;
+
+    /// Bytes on disk (0 in memory).
+    fn size_bytes(&self) -> u64;
 }

@@ -1,56 +1,147 @@
-//! Results in an embedded SQLite database: nothing to install, and crash-safe. SQLite was
-//! chosen over a key-value store because its write-ahead log with `synchronous = FULL` makes a
-//! committed batch survive a crash of the process or the machine, it is the most tested
-//! embedded store there is, and the queries the collector needs (by check and time) are plain
-//! SQL over an index. A batch is acknowledged only after its transaction has committed.
+//! Results and rollups in an embedded SQLite database: nothing to install, and crash-safe.
+//! SQLite was chosen over a key-value store because its write-ahead log with
+//! `synchronous = FULL` makes a committed batch survive a crash of the process or the
+//! machine, it is the most tested embedded store there is, and the collector's reads (a
+//! check's results by time, rollups by check and time) are plain SQL over an index.
+//! A batch is acknowledged only after its transaction has committed.
+//!
+//! Check, region and agent names are stored once each and referred to by number, and a
+//! result's detail is kept compact (`row.rs`): raw results are most of the file.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::probe::ProbeResult;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use lookout_model::sla::Tally;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{ResultFilter, ResultStore, StoreError, Stored};
+use super::row::{self, Columns};
+use super::{
+    CheckRollup, Coverage, LoadedCheck, LoadedRollups, NewResults, ResultFilter, ResultStore,
+    Retention, StoreError, Stored,
+};
 
 /// Bumped when the layout changes; a store written by another version is refused by name.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS names (
+        id INTEGER PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        UNIQUE (kind, name)
+    );
+    CREATE TABLE IF NOT EXISTS results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        check_id INTEGER NOT NULL,
+        region INTEGER NOT NULL,
+        started_us INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (agent, seq)
+    );
+    CREATE INDEX IF NOT EXISTS results_by_check_time ON results (check_id, started_us);
+    CREATE TABLE IF NOT EXISTS coverage (
+        check_id INTEGER PRIMARY KEY,
+        covered_from INTEGER NOT NULL,
+        frontier INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS bad_minutes (
+        check_id INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        down_us INTEGER NOT NULL,
+        no_data_us INTEGER NOT NULL,
+        PRIMARY KEY (check_id, minute)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hours (
+        check_id INTEGER NOT NULL,
+        region INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        hist BLOB NOT NULL,
+        PRIMARY KEY (check_id, hour, region)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS days (
+        check_id INTEGER NOT NULL,
+        region INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        hist BLOB NOT NULL,
+        PRIMARY KEY (check_id, day, region)
+    ) WITHOUT ROWID;";
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Check = 0,
+    Region = 1,
+    Agent = 2,
+}
+
+/// Names by number and numbers by name, as held in the `names` table.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<(u8, String), i64>,
+    names: HashMap<i64, String>,
+}
+
+struct Inner {
+    conn: Connection,
+    names: Names,
+}
 
 pub struct SqliteStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+    inner: Mutex<Inner>,
     count: AtomicUsize,
 }
 
-fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Open(format!("{}: {e}", path.display()))
+fn open_error(path: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open(format!("{path}: {e}"))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn read_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Read(e.to_string())
 }
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| open_error(&shown, e))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
-        let setup = "PRAGMA journal_mode = WAL;
+        let conn = Connection::open(path).map_err(|e| open_error(&shown, e))?;
+        Self::setup(conn, &shown, Some(path.to_owned()))
+    }
+
+    /// A store that lives as long as the value: for tests and trying things out.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| open_error(":memory:", e))?;
+        Self::setup(conn, ":memory:", None)
+    }
+
+    fn setup(conn: Connection, shown: &str, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        // A large page cache keeps the index tails that every batch touches in memory.
+        let pragmas = "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS results (
-                 agent TEXT NOT NULL,
-                 seq INTEGER NOT NULL,
-                 check_name TEXT NOT NULL,
-                 region TEXT NOT NULL,
-                 started_us INTEGER NOT NULL,
-                 ok INTEGER NOT NULL,
-                 duration_us INTEGER NOT NULL,
-                 body BLOB NOT NULL,
-                 UNIQUE (agent, seq)
-             );
-             CREATE INDEX IF NOT EXISTS results_by_check_time ON results (check_name, started_us);";
-        conn.execute_batch(setup).map_err(|e| {
-            open_error(path, format!("{e} (is it a Lookout store? a file left by a crash is recovered, any other file is refused)"))
-        })?;
+             PRAGMA cache_size = -65536;";
+        conn.execute_batch(pragmas)
+            .and_then(|()| conn.execute_batch(SCHEMA))
+            .map_err(|e| {
+                open_error(
+                    shown,
+                    format!("{e} (is it a Lookout store? a file left by a crash is recovered, any other file is refused)"),
+                )
+            })?;
         let version: Option<i64> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -58,134 +149,550 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| open_error(path, e))?;
+            .map_err(|e| open_error(shown, e))?;
         match version {
             None => {
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
                     params![SCHEMA_VERSION],
                 )
-                .map_err(|e| open_error(path, e))?;
+                .map_err(|e| open_error(shown, e))?;
             }
             Some(SCHEMA_VERSION) => {}
             Some(other) => {
                 return Err(open_error(
-                    path,
+                    shown,
                     format!(
-                        "written by store schema version {other}; this Lookout reads version {SCHEMA_VERSION}"
+                        "written by store schema version {other}; this Lookout reads version {SCHEMA_VERSION} (move the file away to start afresh)"
                     ),
                 ));
             }
         }
         let count: i64 = conn
             .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))
-            .map_err(|e| open_error(path, e))?;
+            .map_err(|e| open_error(shown, e))?;
+        let mut names = Names::default();
+        {
+            let mut stmt = conn
+                .prepare("SELECT id, kind, name FROM names")
+                .map_err(|e| open_error(shown, e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, u8>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| open_error(shown, e))?;
+            for (id, kind, name) in rows {
+                names.ids.insert((kind, name.clone()), id);
+                names.names.insert(id, name);
+            }
+        }
         Ok(SqliteStore {
-            path: path.to_owned(),
-            conn: Mutex::new(conn),
-            count: AtomicUsize::new(count as usize),
+            path,
+            inner: Mutex::new(Inner { conn, names }),
+            count: AtomicUsize::new(usize::try_from(count).unwrap_or(0)),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn unavailable(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+impl Names {
+    /// The number of a name, adding it (inside the caller's transaction) when new.
+    fn intern(&mut self, tx: &Transaction<'_>, kind: Kind, name: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.ids.get(&(kind as u8, name.to_owned())) {
+            return Ok(*id);
+        }
+        tx.execute(
+            "INSERT INTO names (kind, name) VALUES (?1, ?2)",
+            params![kind as u8, name],
+        )?;
+        let id = tx.last_insert_rowid();
+        self.ids.insert((kind as u8, name.to_owned()), id);
+        self.names.insert(id, name.to_owned());
+        Ok(id)
+    }
+
+    fn id(&self, kind: Kind, name: &str) -> Option<i64> {
+        self.ids.get(&(kind as u8, name.to_owned())).copied()
+    }
+
+    fn name(&self, id: i64) -> String {
+        self.names.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Forgets names added by a transaction that rolled back.
+    fn forget_after(&mut self, last_kept: i64) {
+        self.ids.retain(|_, id| *id <= last_kept);
+        self.names.retain(|id, _| *id <= last_kept);
+    }
+
+    fn last_id(&self) -> i64 {
+        self.names.keys().copied().max().unwrap_or(0)
+    }
+}
+
+fn insert_batch(
+    tx: &Transaction<'_>,
+    names: &mut Names,
+    results: &[ProbeResult],
+) -> Result<Vec<bool>, StoreError> {
+    let mut inserted = Vec::with_capacity(results.len());
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO results (agent, seq, check_id, region, started_us, ok, duration_us, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(unavailable)?;
+    for r in results {
+        let body = row::encode(r).map_err(unavailable)?;
+        let agent = names
+            .intern(tx, Kind::Agent, &r.agent)
+            .map_err(unavailable)?;
+        let check = names
+            .intern(tx, Kind::Check, &r.check)
+            .map_err(unavailable)?;
+        let region = names
+            .intern(tx, Kind::Region, &r.region)
+            .map_err(unavailable)?;
+        let n = stmt
+            .execute(params![
+                agent,
+                i64::try_from(r.seq).map_err(unavailable)?,
+                check,
+                region,
+                r.started_at_us,
+                r.outcome.is_ok(),
+                i64::try_from(r.duration_us).map_err(unavailable)?,
+                body
+            ])
+            .map_err(unavailable)?;
+        inserted.push(n == 1);
+    }
+    Ok(inserted)
+}
+
+fn write_rollups(
+    tx: &Transaction<'_>,
+    names: &mut Names,
+    rolled_id: i64,
+    checks: &[CheckRollup],
+) -> rusqlite::Result<()> {
+    for c in checks {
+        let check = names.intern(tx, Kind::Check, &c.check)?;
+        if let Some(cov) = c.coverage {
+            tx.prepare_cached(
+                "INSERT INTO coverage (check_id, covered_from, frontier) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (check_id) DO UPDATE SET covered_from = ?2, frontier = ?3",
+            )?
+            .execute(params![check, cov.covered_from, cov.frontier])?;
+        }
+        let (from, to) = c.minutes;
+        tx.prepare_cached(
+            "DELETE FROM bad_minutes WHERE check_id = ?1 AND minute >= ?2 AND minute < ?3",
+        )?
+        .execute(params![check, from, to])?;
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO bad_minutes (check_id, minute, down_us, no_data_us) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (minute, t) in &c.bad_minutes {
+            put.execute(params![check, minute, t.down_us, t.no_data_us])?;
+        }
+        for (table, rows) in [("hours", &c.hours), ("days", &c.days)] {
+            let column = if table == "hours" { "hour" } else { "day" };
+            let mut put = tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {table} (check_id, region, {column}, hist) VALUES (?1, ?2, ?3, ?4)"
+            ))?;
+            let mut delete = tx.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE check_id = ?1 AND region = ?2 AND {column} = ?3"
+            ))?;
+            for (region, at, hist) in rows {
+                let region = names.intern(tx, Kind::Region, region)?;
+                if hist.is_empty() {
+                    delete.execute(params![check, region, at])?;
+                } else {
+                    put.execute(params![check, region, at, hist.encode()])?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('rolled_id', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = ?1",
+        params![rolled_id],
+    )?;
+    Ok(())
+}
+
+/// Sparse histograms of many regions merged into one per time bucket.
+fn merge_by_time(rows: Vec<(i64, i64, Vec<u8>)>) -> BTreeMap<i64, BTreeMap<i64, Sparse>> {
+    let mut acc: BTreeMap<i64, BTreeMap<i64, Accumulator>> = BTreeMap::new();
+    for (check, at, blob) in rows {
+        if let Some(s) = Sparse::decode(&blob) {
+            acc.entry(check).or_default().entry(at).or_default().add(&s);
+        }
+    }
+    acc.into_iter()
+        .map(|(check, by_time)| {
+            (
+                check,
+                by_time
+                    .into_iter()
+                    .map(|(at, a)| (at, a.to_sparse()))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 impl ResultStore for SqliteStore {
     fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        let mut inserted = Vec::with_capacity(results.len());
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO results (agent, seq, check_name, region, started_us, ok, duration_us, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
+        let mut inner = self.lock();
+        let Inner { conn, names } = &mut *inner;
+        let last_name = names.last_id();
+        let outcome = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            for r in results {
-                let body =
-                    serde_json::to_vec(r).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                let n = stmt
-                    .execute(params![
-                        r.agent,
-                        r.seq as i64,
-                        r.check,
-                        r.region,
-                        r.started_at_us,
-                        r.outcome.is_ok(),
-                        r.duration_us as i64,
-                        body
-                    ])
-                    .map_err(unavailable)?;
-                inserted.push(n == 1);
-            }
-        }
-        // Nothing is acknowledged before this returns: the batch is in the log, synced.
-        tx.commit().map_err(unavailable)?;
-        self.count
-            .fetch_add(inserted.iter().filter(|n| **n).count(), Ordering::Relaxed);
-        Ok(inserted)
-    }
-
-    fn query(&self, f: &ResultFilter) -> Vec<ProbeResult> {
-        let conn = self.lock();
-        let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
-        let rows = conn
-            .prepare_cached(
-                "SELECT body FROM results
-                 WHERE (?1 IS NULL OR check_name = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR agent = ?3)
-                 ORDER BY rowid DESC LIMIT ?4",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![f.check, f.region, f.agent, limit], |r| r.get::<_, Vec<u8>>(0))?
-                    .collect::<Result<Vec<_>, _>>()
-            });
-        match rows {
-            Ok(bodies) => {
-                let mut out: Vec<ProbeResult> = bodies
-                    .iter()
-                    .filter_map(|b| serde_json::from_slice(b).ok())
-                    .collect();
-                out.reverse();
-                out
+            let inserted = insert_batch(&tx, names, results)?;
+            // Nothing is acknowledged before this returns: the batch is in the log, synced.
+            tx.commit().map_err(unavailable)?;
+            Ok(inserted)
+        })();
+        match outcome {
+            Ok(inserted) => {
+                self.count
+                    .fetch_add(inserted.iter().filter(|n| **n).count(), Ordering::Relaxed);
+                Ok(inserted)
             }
             Err(e) => {
-                tracing::error!(error = %e, "reading results failed");
-                Vec::new()
+                names.forget_after(last_name);
+                Err(e)
             }
         }
     }
 
-    fn observations(&self, check: &str, from_us: i64, to_us: i64) -> Vec<Stored> {
-        let conn = self.lock();
-        let rows = conn
+    fn query(&self, f: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError> {
+        let inner = self.lock();
+        let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
+        // A name never seen matches nothing (-1 is no id).
+        let id = |kind, name: &Option<String>| {
+            name.as_deref()
+                .map(|n| inner.names.id(kind, n).unwrap_or(-1))
+        };
+        let rows = inner
+            .conn
             .prepare_cached(
-                "SELECT region, started_us, ok, duration_us FROM results
-                 WHERE check_name = ?1 AND started_us >= ?2 AND started_us < ?3 ORDER BY started_us",
+                "SELECT agent, seq, check_id, region, started_us, duration_us, body FROM results
+                 WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR agent = ?3)
+                 ORDER BY id DESC LIMIT ?4",
             )
             .and_then(|mut stmt| {
-                stmt.query_map(params![check, from_us, to_us], |r| Ok(Stored { region: r.get(0)?, start_us: r.get(1)?, ok: r.get(2)?, duration_us: r.get(3)? }))?
-                    .collect::<Result<Vec<_>, _>>()
-            });
-        rows.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading observations failed");
-            Vec::new()
-        })
+                stmt.query_map(
+                    params![
+                        id(Kind::Check, &f.check),
+                        id(Kind::Region, &f.region),
+                        id(Kind::Agent, &f.agent),
+                        limit
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, Vec<u8>>(6)?,
+                        ))
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (agent, seq, check, region, started, duration, body) in rows.into_iter().rev() {
+            let columns = Columns {
+                check: inner.names.name(check),
+                region: inner.names.name(region),
+                agent: inner.names.name(agent),
+                seq: u64::try_from(seq).unwrap_or(0),
+                started_at_us: started,
+                duration_us: u64::try_from(duration).unwrap_or(0),
+            };
+            out.push(row::decode(columns, &body).map_err(read_error)?);
+        }
+        Ok(out)
+    }
+
+    fn observations(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let inner = self.lock();
+        let Some(check) = inner.names.id(Kind::Check, check) else {
+            return Ok(Vec::new());
+        };
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT region, started_us, ok, duration_us FROM results
+                 WHERE check_id = ?1 AND started_us >= ?2 AND started_us < ?3 ORDER BY started_us",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![check, from_us, to_us], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(region, start_us, ok, duration_us)| Stored {
+                region: inner.names.name(region),
+                start_us,
+                ok,
+                duration_us,
+            })
+            .collect())
     }
 
     fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    fn stored_since(&self, after_id: i64) -> Result<NewResults, StoreError> {
+        let inner = self.lock();
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT check_id, MIN(started_us), MAX(id) FROM results WHERE id > ?1 GROUP BY check_id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![after_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        let mut out = NewResults {
+            max_id: after_id,
+            earliest: BTreeMap::new(),
+        };
+        for (check, earliest, max_id) in rows {
+            out.max_id = out.max_id.max(max_id);
+            out.earliest.insert(inner.names.name(check), earliest);
+        }
+        Ok(out)
+    }
+
+    fn hours(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, i64, Sparse)>, StoreError> {
+        let inner = self.lock();
+        let Some(check) = inner.names.id(Kind::Check, check) else {
+            return Ok(Vec::new());
+        };
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT region, hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![check, from_us, to_us], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(region, hour, blob)| {
+                Sparse::decode(&blob).map(|s| (inner.names.name(region), hour, s))
+            })
+            .collect())
+    }
+
+    fn save_rollups(&self, rolled_id: i64, checks: &[CheckRollup]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let Inner { conn, names } = &mut *inner;
+        let last_name = names.last_id();
+        let outcome = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            write_rollups(&tx, names, rolled_id, checks).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })();
+        if outcome.is_err() {
+            names.forget_after(last_name);
+        }
+        outcome
+    }
+
+    fn load_rollups(&self, hours_since_us: i64) -> Result<LoadedRollups, StoreError> {
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let rolled_id = conn
+            .query_row("SELECT value FROM meta WHERE key = 'rolled_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(read_error)?
+            .unwrap_or(0);
+        let mut out = LoadedRollups {
+            rolled_id,
+            ..Default::default()
+        };
+        let name = |id: i64| inner.names.name(id);
+        let mut checks: BTreeMap<i64, LoadedCheck> = BTreeMap::new();
+        let coverage: Vec<(i64, i64, i64)> = conn
+            .prepare("SELECT check_id, covered_from, frontier FROM coverage")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(read_error)?;
+        for (check, covered_from, frontier) in coverage {
+            checks.entry(check).or_default().coverage = Some(Coverage {
+                covered_from,
+                frontier,
+            });
+        }
+        let bad: Vec<(i64, i64, i64, i64)> = conn
+            .prepare("SELECT check_id, minute, down_us, no_data_us FROM bad_minutes ORDER BY check_id, minute")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .map_err(read_error)?;
+        for (check, minute, down_us, no_data_us) in bad {
+            checks.entry(check).or_default().bad_minutes.push((
+                minute,
+                Tally {
+                    window_us: lookout_model::sla::MINUTE_US,
+                    down_us,
+                    no_data_us,
+                },
+            ));
+        }
+        let read_hists = |sql: &str, since: i64| -> Result<Vec<(i64, i64, Vec<u8>)>, StoreError> {
+            conn.prepare(sql)
+                .and_then(|mut s| {
+                    s.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(read_error)
+        };
+        let days = read_hists(
+            "SELECT check_id, day, hist FROM days WHERE day >= ?1",
+            i64::MIN,
+        )?;
+        for (check, by_day) in merge_by_time(days) {
+            checks.entry(check).or_default().days = by_day;
+        }
+        let hours = read_hists(
+            "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1",
+            hours_since_us,
+        )?;
+        for (check, by_hour) in merge_by_time(hours) {
+            checks.entry(check).or_default().hours = by_hour;
+        }
+        out.checks = checks.into_iter().map(|(id, c)| (name(id), c)).collect();
+        Ok(out)
+    }
+
+    fn prune(&self, r: Retention, max_rows: usize) -> Result<usize, StoreError> {
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
+        // By check, so that the (check, time) index finds the old rows.
+        let checks: Vec<i64> = inner
+            .names
+            .ids
+            .iter()
+            .filter(|((kind, _), _)| *kind == Kind::Check as u8)
+            .map(|(_, id)| *id)
+            .collect();
+        let mut removed = 0;
+        for check in checks {
+            if removed >= max_rows {
+                break;
+            }
+            let left = i64::try_from(max_rows - removed).unwrap_or(i64::MAX);
+            removed += conn
+                .execute(
+                    "DELETE FROM results WHERE id IN
+                     (SELECT id FROM results WHERE check_id = ?1 AND started_us < ?2 LIMIT ?3)",
+                    params![check, r.raw_before_us, left.min(limit)],
+                )
+                .map_err(unavailable)?;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| {
+                conn.execute(
+                    "DELETE FROM hours WHERE hour < ?1",
+                    params![r.hours_before_us],
+                )?;
+                conn.execute(
+                    "DELETE FROM days WHERE day < ?1",
+                    params![r.rollups_before_us],
+                )?;
+                conn.execute(
+                    "DELETE FROM bad_minutes WHERE minute < ?1",
+                    params![r.rollups_before_us],
+                )?;
+                conn.execute(
+                    "UPDATE coverage SET covered_from = MIN(frontier, ?1) WHERE covered_from < ?1",
+                    params![r.rollups_before_us],
+                )?;
+                conn.execute_batch("COMMIT")
+            })
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                unavailable(e)
+            })?;
+        self.count
+            .fetch_sub(removed.min(self.len()), Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        let Some(path) = &self.path else { return 0 };
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+        total
     }
 }

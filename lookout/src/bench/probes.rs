@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lookout_collector::store::{MemoryStore, ResultFilter, ResultStore};
+use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore};
 use lookout_collector::{Collector, CollectorSettings};
 use lookout_model::secret::Secret;
 use lookout_services::{InstanceSpec, ServiceKind};
@@ -158,12 +158,15 @@ async fn lookout_run(
     measure: Duration,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(SqliteStore::in_memory()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let collector = Collector::start(
         CollectorSettings {
             token: Secret::new(TOKEN),
             known: BTreeMap::new(),
+            sinks: Vec::new(),
+            rollup: Default::default(),
+            rollup_every: std::time::Duration::from_secs(60),
         },
         store.clone(),
         listener,
@@ -214,7 +217,7 @@ async fn lookout_run(
         .query(&ResultFilter {
             limit: usize::MAX,
             ..Default::default()
-        })
+        })?
         .into_iter()
         .filter(|r| r.started_at_us >= from_us && r.started_at_us < to_us)
         .collect();

@@ -96,6 +96,8 @@ pub struct PlatformConfig {
 pub struct CollectorConfig {
     pub listen: SocketAddr,
     pub token: Secret,
+    /// Copy every stored result to InfluxDB v2; `None` when not configured.
+    pub influxdb: Option<lookout_collector::sink::InfluxConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -615,6 +617,10 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
             Secret::default()
         }
     };
+    let influxdb = raw
+        .collector
+        .influxdb
+        .map(|i| validate_influx(i.value, report));
     Config {
         log,
         data_dir: raw
@@ -624,6 +630,7 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         collector: CollectorConfig {
             listen: collector_listen.value,
             token,
+            influxdb,
         },
         probes: ProbesConfig {
             regions,
@@ -643,6 +650,82 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
             services,
             analytics_queue_capacity,
         },
+    }
+}
+
+/// `collector.influxdb`, held to the sink's own rules so that it starts without a complaint.
+fn validate_influx(
+    i: raw::RawInflux,
+    report: &mut Report,
+) -> lookout_collector::sink::InfluxConfig {
+    use lookout_collector::sink;
+    if let Err(e) = sink::check_base_url(&i.url.value) {
+        report(i.url.loc(), "collector.influxdb.url", e);
+    }
+    for (v, key) in [
+        (&i.org, "collector.influxdb.org"),
+        (&i.bucket, "collector.influxdb.bucket"),
+    ] {
+        if v.value.trim().is_empty() {
+            report(v.loc(), key, "must not be empty".into());
+        }
+    }
+    if i.token.value.is_empty() {
+        report(
+            i.token.loc(),
+            "collector.influxdb.token",
+            "must not be empty: InfluxDB authenticates writes with it (e.g. `token: ${INFLUX_TOKEN}`)".into(),
+        );
+    }
+    let mut config =
+        sink::InfluxConfig::new(&i.url.value, &i.org.value, &i.bucket.value, i.token.value);
+    let d = &mut config.delivery;
+    d.batch_size = count_in(
+        report,
+        i.batch_size.as_ref(),
+        "collector.influxdb.batch_size",
+        50_000,
+        sink::DEFAULT_BATCH_SIZE,
+    );
+    d.max_buffered = count_in(
+        report,
+        i.max_buffered.as_ref(),
+        "collector.influxdb.max_buffered",
+        10_000_000,
+        sink::DEFAULT_MAX_BUFFERED,
+    );
+    if let Some(f) = &i.flush_interval {
+        check_duration(
+            report,
+            f,
+            "collector.influxdb.flush_interval",
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        );
+        d.flush_interval = f.value.0;
+    }
+    config
+}
+
+/// A count from 1 to `max`, or `default` when not given.
+fn count_in(
+    report: &mut Report,
+    v: Option<&raw::Spanned<usize>>,
+    path: &str,
+    max: usize,
+    default: usize,
+) -> usize {
+    match v {
+        Some(n) if !(1..=max).contains(&n.value) => {
+            report(
+                n.loc(),
+                path,
+                format!("must be from 1 to {max}, got {}", n.value),
+            );
+            default
+        }
+        Some(n) => n.value,
+        None => default,
     }
 }
 

@@ -96,6 +96,20 @@ pub struct RawCollector {
     pub listen: Option<Spanned<SocketAddr>>,
     /// Agents send it; the collector's API requires it.
     pub token: Option<Spanned<Secret>>,
+    /// Copy every stored result to InfluxDB v2 (or a server that speaks its write API).
+    pub influxdb: Option<Spanned<RawInflux>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInflux {
+    pub url: Spanned<String>,
+    pub org: Spanned<String>,
+    pub bucket: Spanned<String>,
+    pub token: Spanned<Secret>,
+    pub batch_size: Option<Spanned<usize>>,
+    pub flush_interval: Option<Spanned<Dur>>,
+    pub max_buffered: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

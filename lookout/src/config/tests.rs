@@ -44,3 +44,31 @@ fn collects_every_semantic_error_in_file_order() {
         ]
     );
 }
+
+#[test]
+fn the_influxdb_sink_is_off_unless_configured_and_takes_its_token_from_the_environment() {
+    let base = "platform:\n  admin_token: x\n  gateway: {api_keys: [k]}\n";
+    assert!(parse(base).unwrap().collector.influxdb.is_none());
+    let text = format!(
+        "{base}collector:\n  influxdb:\n    url: http://influx:8086\n    org: lookout\n    bucket: probes\n    token: ${{SECRET}}\n    batch_size: 1000\n"
+    );
+    let influx = parse(&text).unwrap().collector.influxdb.unwrap();
+    assert_eq!(
+        (
+            influx.url.as_str(),
+            influx.org.as_str(),
+            influx.bucket.as_str()
+        ),
+        ("http://influx:8086", "lookout", "probes")
+    );
+    assert_eq!(influx.token.expose(), "tok=[123456");
+    let d = influx.delivery;
+    assert_eq!(
+        (d.batch_size, d.flush_interval, d.max_buffered),
+        (1000, Duration::from_secs(1), 100_000)
+    );
+    assert_eq!(
+        (d.retry_initial, d.retry_max),
+        (Duration::from_secs(1), Duration::from_secs(60))
+    );
+}

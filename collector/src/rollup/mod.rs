@@ -1,0 +1,448 @@
+//! Rollups: what makes a 90-day question cost microseconds instead of a scan of a billion
+//! results.
+//!
+//! A pass (once a minute, and at start) turns the raw results of minutes that are complete
+//! into: the minutes of each check that had downtime or no data (a healthy minute is not
+//! stored at all), per-region latency histograms per hour and per day, and the check's
+//! coverage (every minute in `[covered_from, frontier)` is rolled up). Results that arrive for
+//! minutes already rolled up (a spool replaying an hour) are found by their store id, and the
+//! minutes, hours and days they touch are computed again from the raw results.
+//!
+//! In memory each check keeps its bad minutes, per-day sums of them, latency per day and, for
+//! the last two days, per hour (regions merged), and the raw results after its frontier (the
+//! live tail). Queries read only memory: rollups up to the frontier, exact math after it.
+
+mod query;
+mod state;
+
+pub use query::{Computed, Latency};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use lookout_model::latency::{Accumulator, Sparse};
+use lookout_model::probe::ProbeResult;
+use lookout_model::sla::{self, MINUTE_US, Observation, Rules};
+
+use crate::ingest::{CheckInfo, Known};
+use crate::store::{CheckRollup, Coverage, ResultStore, Retention, StoreError, Stored};
+use state::CheckState;
+
+pub const HOUR_US: i64 = 60 * MINUTE_US;
+pub const DAY_US: i64 = 24 * HOUR_US;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RollupSettings {
+    /// Raw results older than this are removed (the rollups stay).
+    pub raw_retention_us: i64,
+    /// Rollups older than this are removed.
+    pub rollup_retention_us: i64,
+    /// How long after a minute ends its results are expected to have arrived.
+    pub settle_us: i64,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        RollupSettings {
+            raw_retention_us: 14 * DAY_US,
+            rollup_retention_us: 400 * DAY_US,
+            settle_us: 15_000_000,
+        }
+    }
+}
+
+/// Hourly latency kept in memory for this long; older windows use days.
+const HOURS_IN_MEMORY_US: i64 = 2 * DAY_US;
+/// Raw results removed per pass at most, so a pass never holds the store for long.
+const PRUNE_PER_PASS: usize = 200_000;
+
+pub fn floor_to(t: i64, step: i64) -> i64 {
+    t - t.rem_euclid(step)
+}
+
+/// The figures of one pass, for logs and the collector's own metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PassReport {
+    pub checks: usize,
+    pub minutes: i64,
+    pub raw_removed: usize,
+}
+
+pub struct Rollups {
+    store: Arc<dyn ResultStore>,
+    known: Known,
+    settings: RollupSettings,
+    checks: RwLock<HashMap<String, Arc<Mutex<CheckState>>>>,
+    /// Every result with a store id up to this is rolled up; also keeps passes one at a time.
+    rolled_id: Mutex<i64>,
+    /// Set when results arrived for minutes already rolled up: the next answer waits for a
+    /// pass, so that what was acknowledged is what is answered.
+    late: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Rollups {
+    /// Loads what the store holds and the raw results after each check's frontier.
+    pub fn open(
+        store: Arc<dyn ResultStore>,
+        known: Known,
+        settings: RollupSettings,
+        now_us: i64,
+    ) -> Result<Rollups, StoreError> {
+        let loaded = store.load_rollups(now_us - HOURS_IN_MEMORY_US - DAY_US)?;
+        let mut checks = HashMap::new();
+        let mut names: Vec<String> = known.keys().cloned().collect();
+        names.extend(loaded.checks.keys().cloned());
+        names.sort();
+        names.dedup();
+        for name in names {
+            let info = known.get(&name).cloned().unwrap_or_else(CheckInfo::unknown);
+            let mut st = CheckState::new(info);
+            if let Some(l) = loaded.checks.get(&name) {
+                st.load(l);
+            }
+            let since = st.live_from();
+            for o in store.observations(&name, since, i64::MAX)? {
+                st.push_recent(&o.region, o.start_us, o.ok, o.duration_us);
+            }
+            checks.insert(name, Arc::new(Mutex::new(st)));
+        }
+        Ok(Rollups {
+            store,
+            known,
+            settings,
+            checks: RwLock::new(checks),
+            rolled_id: Mutex::new(loaded.rolled_id),
+            // What was stored but not rolled up before a restart is as good as late.
+            late: AtomicBool::new(true),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ResultStore> {
+        &self.store
+    }
+
+    pub(crate) fn state(&self, check: &str) -> Option<Arc<Mutex<CheckState>>> {
+        self.checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(check)
+            .cloned()
+    }
+
+    fn state_or_new(&self, check: &str) -> Arc<Mutex<CheckState>> {
+        if let Some(s) = self.state(check) {
+            return s;
+        }
+        let info = self
+            .known
+            .get(check)
+            .cloned()
+            .unwrap_or_else(CheckInfo::unknown);
+        self.checks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(check.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(CheckState::new(info))))
+            .clone()
+    }
+
+    /// Takes results just stored (`inserted[i]`: result `i` was new) into the live tails.
+    pub fn observe(&self, results: &[ProbeResult], inserted: &[bool]) {
+        for (r, new) in results.iter().zip(inserted) {
+            if !*new {
+                continue;
+            }
+            let st = self.state_or_new(&r.check);
+            let mut st = lock(&st);
+            // Before the frontier, a result changes minutes already rolled up; shortly before
+            // it, it also decides the state the live tail starts from.
+            if r.started_at_us < st.frontier() {
+                self.late.store(true, Ordering::Release);
+            }
+            if r.started_at_us >= st.live_from() {
+                st.push_recent(
+                    &r.region,
+                    r.started_at_us,
+                    r.outcome.is_ok(),
+                    i64::try_from(r.duration_us).unwrap_or(i64::MAX),
+                );
+            }
+        }
+    }
+
+    /// Rolls up every complete minute, corrects those that late results touched, and applies
+    /// retention. Blocking: run it on a blocking thread.
+    pub fn pass(&self, now_us: i64) -> Result<PassReport, StoreError> {
+        let mut rolled_id = lock(&self.rolled_id);
+        // Cleared before reading what is new: a result flagged after this is read next time.
+        let was_late = self.late.swap(false, Ordering::AcqRel);
+        let outcome = self.pass_locked(&mut rolled_id, now_us);
+        if outcome.is_err() && was_late {
+            self.late.store(true, Ordering::Release);
+        }
+        outcome
+    }
+
+    /// Runs a pass first if results arrived late since the last one; answers then reflect
+    /// every acknowledged result. Blocking.
+    pub fn settle(&self, now_us: i64) {
+        if self.late.load(Ordering::Acquire)
+            && let Err(e) = self.pass(now_us)
+        {
+            tracing::error!(error = %e, "rollup pass failed; answering from the rollups held");
+        }
+    }
+
+    fn pass_locked(&self, rolled_id: &mut i64, now_us: i64) -> Result<PassReport, StoreError> {
+        let new = self.store.stored_since(*rolled_id)?;
+        let mut names: Vec<String> = self
+            .checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.extend(new.earliest.keys().cloned());
+        names.sort();
+        names.dedup();
+        let mut writes = Vec::new();
+        let mut report = PassReport::default();
+        for name in names {
+            let st = self.state_or_new(&name);
+            let plan = {
+                let st = lock(&st);
+                plan(
+                    &st,
+                    new.earliest.get(&name).copied(),
+                    now_us,
+                    &self.settings,
+                )
+            };
+            let Some(plan) = plan else { continue };
+            let computed = self.roll_up(&name, &st, &plan)?;
+            report.checks += 1;
+            report.minutes += (plan.end - plan.start) / MINUTE_US;
+            writes.push((st, plan, computed));
+        }
+        let rollups: Vec<CheckRollup> = writes.iter().map(|(_, _, c)| c.write.clone()).collect();
+        self.store.save_rollups(new.max_id, &rollups)?;
+        *rolled_id = new.max_id;
+        let hours_from = now_us - HOURS_IN_MEMORY_US - DAY_US;
+        for (st, plan, computed) in writes {
+            lock(&st).apply(
+                &plan,
+                computed.write,
+                &computed.merged_hours,
+                &computed.merged_days,
+                hours_from,
+            );
+        }
+        // Results stored while this pass ran, for minutes it has just rolled up, were missed
+        // by it and by the live tails: the next answer must wait for another pass.
+        let during = self.store.stored_since(new.max_id)?;
+        for (check, earliest) in &during.earliest {
+            if self
+                .state(check)
+                .is_some_and(|st| *earliest < lock(&st).frontier())
+            {
+                self.late.store(true, Ordering::Release);
+            }
+        }
+        report.raw_removed = self.store.prune(
+            Retention {
+                raw_before_us: now_us - self.settings.raw_retention_us,
+                hours_before_us: now_us
+                    - self.settings.raw_retention_us.max(HOURS_IN_MEMORY_US)
+                    - DAY_US,
+                rollups_before_us: now_us - self.settings.rollup_retention_us,
+            },
+            PRUNE_PER_PASS,
+        )?;
+        Ok(report)
+    }
+
+    /// The rollups of one check's planned range, from its raw results.
+    fn roll_up(
+        &self,
+        name: &str,
+        st: &Arc<Mutex<CheckState>>,
+        plan: &Plan,
+    ) -> Result<RolledUp, StoreError> {
+        let hour_from = floor_to(plan.start, HOUR_US);
+        let raw =
+            self.store
+                .observations(name, (plan.start - plan.silence).min(hour_from), plan.end)?;
+        let regions = {
+            let mut st = lock(st);
+            for o in &raw {
+                st.region_index(&o.region);
+            }
+            st.regions.clone()
+        };
+        let rules = Rules::new(regions.len(), plan.interval_us, plan.timeout_us);
+        let observations: Vec<Observation> = raw
+            .iter()
+            .filter_map(|o| {
+                regions
+                    .iter()
+                    .position(|r| *r == o.region)
+                    .map(|region| Observation {
+                        region,
+                        start_us: o.start_us,
+                        ok: o.ok,
+                    })
+            })
+            .collect();
+        let bad_minutes = sla::minute_rollups(&rules, &observations, plan.start, plan.end)
+            .into_iter()
+            .filter(|(_, t)| t.down_us > 0 || t.no_data_us > 0)
+            .collect();
+        let hours = hour_histograms(&raw, &regions, hour_from, plan.end);
+        // A day's histogram merges all its hours: those held and those just computed.
+        let mut per_day: BTreeMap<(i64, String), Accumulator> = BTreeMap::new();
+        let day_from = floor_to(hour_from, DAY_US);
+        for (region, hour, hist) in self.store.hours(name, day_from, hour_from)? {
+            per_day
+                .entry((floor_to(hour, DAY_US), region))
+                .or_default()
+                .add(&hist);
+        }
+        for (region, hour, hist) in &hours {
+            per_day
+                .entry((floor_to(*hour, DAY_US), region.clone()))
+                .or_default()
+                .add(hist);
+        }
+        let days: Vec<(String, i64, Sparse)> = per_day
+            .into_iter()
+            .map(|((day, region), acc)| (region, day, acc.to_sparse()))
+            .collect();
+        let merged_hours = merge_regions(&hours);
+        let merged_days = merge_regions(&days);
+        Ok(RolledUp {
+            write: CheckRollup {
+                check: name.to_owned(),
+                coverage: Some(Coverage {
+                    covered_from: plan.covered_from,
+                    frontier: plan.end,
+                }),
+                minutes: (plan.start, plan.end),
+                bad_minutes,
+                hours,
+                days,
+            },
+            merged_hours,
+            merged_days,
+        })
+    }
+
+    /// The checks the rollups know of: configured ones and any seen.
+    pub fn checks(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// What a pass does for one check: roll up `[start, end)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub start: i64,
+    pub end: i64,
+    pub covered_from: i64,
+    pub silence: i64,
+    pub interval_us: i64,
+    pub timeout_us: i64,
+}
+
+struct RolledUp {
+    write: CheckRollup,
+    merged_hours: BTreeMap<i64, Sparse>,
+    merged_days: BTreeMap<i64, Sparse>,
+}
+
+fn plan(st: &CheckState, dirty: Option<i64>, now: i64, s: &RollupSettings) -> Option<Plan> {
+    let info = &st.info;
+    let target = floor_to(now - info.timeout_us - s.settle_us, MINUTE_US);
+    let (covered_from, frontier) = match (st.coverage, dirty) {
+        (Some(c), _) => (c.covered_from, c.frontier),
+        (None, Some(d)) => (floor_to(d, MINUTE_US), floor_to(d, MINUTE_US)),
+        (None, None) => return None,
+    };
+    // Raw results older than the retention are gone; what they made stays as it was.
+    let oldest = floor_to(now - s.raw_retention_us, MINUTE_US);
+    let start = match dirty {
+        Some(d) if d < frontier => floor_to(d, MINUTE_US).max(oldest).min(frontier),
+        _ => frontier,
+    };
+    let end = target.max(frontier);
+    // A check seen for the first time gets its coverage even before a minute of it is complete:
+    // its results are past the rolled-up id from now on.
+    if start >= end && st.coverage.is_some() {
+        return None;
+    }
+    Some(Plan {
+        start,
+        end,
+        covered_from: covered_from.min(start),
+        silence: sla::silence_us(info.interval_us, info.timeout_us),
+        interval_us: info.interval_us,
+        timeout_us: info.timeout_us,
+    })
+}
+
+/// Per region and hour in `[hour_from, end)`: the successful runs' latency. Every region and
+/// hour is listed, empty ones too, so that what they replace is replaced.
+fn hour_histograms(
+    raw: &[Stored],
+    regions: &[String],
+    hour_from: i64,
+    end: i64,
+) -> Vec<(String, i64, Sparse)> {
+    let mut by: BTreeMap<(usize, i64), Vec<u64>> = BTreeMap::new();
+    for o in raw
+        .iter()
+        .filter(|o| o.ok && o.start_us >= hour_from && o.start_us < end)
+    {
+        if let Some(region) = regions.iter().position(|r| *r == o.region) {
+            by.entry((region, floor_to(o.start_us, HOUR_US)))
+                .or_default()
+                .push(u64::try_from(o.duration_us).unwrap_or(0));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let mut hour = hour_from;
+        while hour < end {
+            let hist = by
+                .remove(&(i, hour))
+                .map(Sparse::from_durations)
+                .unwrap_or_default();
+            out.push((region.clone(), hour, hist));
+            hour += HOUR_US;
+        }
+    }
+    out
+}
+
+fn merge_regions(rows: &[(String, i64, Sparse)]) -> BTreeMap<i64, Sparse> {
+    let mut acc: BTreeMap<i64, Accumulator> = BTreeMap::new();
+    for (_, at, hist) in rows {
+        acc.entry(*at).or_default().add(hist);
+    }
+    acc.into_iter().map(|(at, a)| (at, a.to_sparse())).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+//! Answers from memory: rollups up to a check's frontier, the SLA math on the live tail after.
+//!
+//! Precision, as the docs state it: downtime and time without data are exact to the
+//! microsecond for the live tail and at minute resolution before it (a window edge inside a
+//! rolled-up minute with downtime takes its share pro rata). Latency percentiles come from
+//! histograms with two significant digits; before the live tail a window's edges are rounded
+//! to the nearest hour within the last two days, and to the nearest day before that.
+
+use lookout_model::latency::Accumulator;
+use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
+use serde::Serialize;
+
+use super::state::{CheckState, pro_rata};
+use super::{DAY_US, HOUR_US, HOURS_IN_MEMORY_US, Rollups, floor_to, lock};
+
+/// Latency of the successful journeys in a window.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub objective_ms: f64,
+    /// The latency SLI: the share of successful journeys faster than the objective.
+    pub share_under_objective: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub tally: Tally,
+    pub regions: Vec<String>,
+    pub quorum: usize,
+    pub latency: Latency,
+}
+
+/// A region's latest result, for the current state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionNow {
+    pub region: String,
+    /// `None` while the region is silent.
+    pub failing: Option<bool>,
+    pub last_result_us: Option<i64>,
+}
+
+/// Exact down and no-data time of a part of a rolled-up minute, from raw results, or `None`
+/// when they are no longer kept.
+pub(crate) type Edge<'a> = dyn Fn(&CheckState, i64, i64) -> Option<Tally> + 'a;
+
+fn round_to(t: i64, step: i64) -> i64 {
+    floor_to(t + step / 2, step)
+}
+
+fn ceil_to(t: i64, step: i64) -> i64 {
+    let f = floor_to(t, step);
+    if f == t { t } else { f + step }
+}
+
+impl CheckState {
+    fn rules(&self) -> Rules {
+        Rules::new(
+            self.regions.len(),
+            self.info.interval_us,
+            self.info.timeout_us,
+        )
+    }
+
+    fn live_observations(&self) -> Vec<Observation> {
+        self.recent
+            .iter()
+            .map(|r| Observation {
+                region: r.region,
+                start_us: r.start_us,
+                ok: r.ok,
+            })
+            .collect()
+    }
+
+    /// Down and no-data time of rolled-up `[a, b)` (within the coverage). `edge` answers a
+    /// part of a minute exactly from raw results while they are kept.
+    fn rolled(&self, a: i64, b: i64, edge: &Edge<'_>) -> (i64, i64) {
+        let (mut down, mut no_data) = (0, 0);
+        let mut add_part = |minute: i64, from: i64, to: i64| {
+            if let Some((d, n)) = self.bad.get(&minute) {
+                let (d, n) = edge(self, from, to)
+                    .map(|t| (t.down_us, t.no_data_us))
+                    .unwrap_or_else(|| (pro_rata(*d, from, to), pro_rata(*n, from, to)));
+                down += d;
+                no_data += n;
+            }
+        };
+        let (ma, mb) = (ceil_to(a, MINUTE_US), floor_to(b, MINUTE_US));
+        if ma > mb {
+            add_part(mb, a, b);
+            return (down, no_data);
+        }
+        if a < ma {
+            add_part(floor_to(a, MINUTE_US), a, ma);
+        }
+        if mb < b {
+            add_part(mb, mb, b);
+        }
+        let (da, db) = (ceil_to(ma, DAY_US), floor_to(mb, DAY_US));
+        let mut sum = |from: i64, to: i64| {
+            for (d, n) in self.bad.range(from..to).map(|(_, v)| v) {
+                down += d;
+                no_data += n;
+            }
+        };
+        if da < db {
+            sum(ma, da);
+            sum(db, mb);
+            for (d, n) in self.day_tally.range(da..db).map(|(_, v)| v) {
+                down += d;
+                no_data += n;
+            }
+        } else {
+            sum(ma, mb);
+        }
+        (down, no_data)
+    }
+
+    pub(crate) fn tally(&self, from: i64, to: i64, edge: &Edge<'_>) -> Tally {
+        let mut t = Tally {
+            window_us: to - from,
+            down_us: 0,
+            no_data_us: 0,
+        };
+        let frontier = self.frontier();
+        let (covered_from, rolled_to) = match self.coverage {
+            Some(c) => (c.covered_from, c.frontier.min(to)),
+            None => (from, from),
+        };
+        if self.coverage.is_some() {
+            // Before the first rollup there was nothing: no data.
+            t.no_data_us += (covered_from.min(to) - from).max(0);
+            let a = from.max(covered_from);
+            if a < rolled_to {
+                let (d, n) = self.rolled(a, rolled_to, edge);
+                t.down_us += d;
+                t.no_data_us += n;
+            }
+        }
+        let live_from = from.max(frontier);
+        if live_from < to {
+            let live = sla::tally(&self.rules(), &self.live_observations(), live_from, to);
+            t.down_us += live.down_us;
+            t.no_data_us += live.no_data_us;
+        }
+        t
+    }
+
+    /// `raw` gives the successful runs' durations of a part of an hour while raw results are
+    /// kept, so that windows within the raw retention are exact.
+    pub(crate) fn latency(
+        &self,
+        from: i64,
+        to: i64,
+        now: i64,
+        raw: &dyn Fn(i64, i64) -> Option<Vec<u64>>,
+    ) -> Latency {
+        let mut acc = Accumulator::new();
+        let frontier = self.frontier();
+        let rolled_to = to.min(frontier);
+        if from < rolled_to {
+            let hour_floor = ceil_to(now - HOURS_IN_MEMORY_US, DAY_US);
+            let day_from = round_to(from, DAY_US);
+            let day_to = round_to(rolled_to, DAY_US).min(hour_floor);
+            if day_from < day_to {
+                for h in self.day_hist.range(day_from..day_to).map(|(_, h)| h) {
+                    acc.add(h);
+                }
+            }
+            let mut hour_from = if from < hour_floor {
+                hour_floor
+            } else {
+                round_to(from, HOUR_US)
+            };
+            // Up to the frontier the partial hour holds exactly the results before it.
+            let mut hour_to = if to >= frontier {
+                frontier
+            } else {
+                round_to(to, HOUR_US)
+            };
+            if from >= hour_floor && from % HOUR_US != 0 {
+                let whole = ceil_to(from, HOUR_US);
+                if let Some(d) = raw(from, whole.min(rolled_to)) {
+                    d.into_iter().for_each(|v| acc.record(v));
+                    hour_from = whole;
+                }
+            }
+            if to < frontier && to % HOUR_US != 0 {
+                let whole = floor_to(to, HOUR_US);
+                if whole >= hour_from
+                    && let Some(d) = raw(whole, to)
+                {
+                    d.into_iter().for_each(|v| acc.record(v));
+                    hour_to = whole;
+                }
+            }
+            if hour_from < hour_to {
+                for h in self.hour_hist.range(hour_from..hour_to).map(|(_, h)| h) {
+                    acc.add(h);
+                }
+            }
+        }
+        let live_from = from.max(frontier);
+        for r in &self.recent {
+            if r.ok && r.start_us >= live_from && r.start_us < to {
+                acc.record(u64::try_from(r.duration_us).unwrap_or(0));
+            }
+        }
+        let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
+        let objective = u64::try_from(self.info.objective_us).unwrap_or(0);
+        let count = acc.count();
+        Latency {
+            count,
+            p50_ms: ms(acc.quantile(0.50)),
+            p95_ms: ms(acc.quantile(0.95)),
+            p99_ms: ms(acc.quantile(0.99)),
+            max_ms: ms(acc.max()),
+            objective_ms: self.info.objective_us as f64 / 1e3,
+            share_under_objective: (count > 0)
+                .then(|| acc.count_below(objective) as f64 / count as f64),
+        }
+    }
+
+    pub(crate) fn regions_now(&self, now: i64) -> Vec<RegionNow> {
+        let silence = self.silence_us();
+        self.regions
+            .iter()
+            .enumerate()
+            .map(|(i, region)| {
+                let last = self
+                    .recent
+                    .iter()
+                    .rev()
+                    .find(|r| r.region == i && r.start_us <= now);
+                RegionNow {
+                    region: region.clone(),
+                    failing: last.filter(|r| r.start_us + silence > now).map(|r| !r.ok),
+                    last_result_us: last.map(|r| r.start_us),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Rollups {
+    /// Raw results of `[from, to)` with the lookback the math needs, while they are kept.
+    fn raw_edge(
+        &self,
+        check: &str,
+        now: i64,
+    ) -> impl Fn(&CheckState, i64, i64) -> Option<Tally> + '_ {
+        let check = check.to_owned();
+        move |st: &CheckState, from: i64, to: i64| {
+            if from < now - self.settings.raw_retention_us + MINUTE_US {
+                return None;
+            }
+            let raw = self
+                .store
+                .observations(&check, from - st.silence_us(), to)
+                .ok()?;
+            let obs: Vec<Observation> = raw
+                .iter()
+                .filter_map(|o| {
+                    st.regions
+                        .iter()
+                        .position(|r| *r == o.region)
+                        .map(|region| Observation {
+                            region,
+                            start_us: o.start_us,
+                            ok: o.ok,
+                        })
+                })
+                .collect();
+            Some(sla::tally(&st.rules(), &obs, from, to))
+        }
+    }
+
+    /// Availability, downtime and latency of `check` over `[from, to)`; `None` for a check
+    /// the collector has never heard of.
+    pub fn compute(&self, check: &str, from: i64, to: i64, now: i64) -> Option<Computed> {
+        let st = self.state(check)?;
+        let st = lock(&st);
+        let edge = self.raw_edge(check, now);
+        let durations = |a: i64, b: i64| -> Option<Vec<u64>> {
+            if a < now - self.settings.raw_retention_us + MINUTE_US {
+                return None;
+            }
+            let raw = self.store.observations(check, a, b).ok()?;
+            Some(
+                raw.iter()
+                    .filter(|o| o.ok)
+                    .map(|o| u64::try_from(o.duration_us).unwrap_or(0))
+                    .collect(),
+            )
+        };
+        Some(Computed {
+            tally: st.tally(from, to, &edge),
+            regions: st.regions.clone(),
+            quorum: st.rules().quorum,
+            latency: st.latency(from, to, now, &durations),
+        })
+    }
+
+    /// Down and no-data time only: what `/metrics` and the daily bars need.
+    pub fn tally(&self, check: &str, from: i64, to: i64, now: i64) -> Option<Tally> {
+        let st = self.state(check)?;
+        let st = lock(&st);
+        Some(st.tally(from, to, &self.raw_edge(check, now)))
+    }
+
+    /// One tally per UTC day for the `days` days up to and including today's (partial) one.
+    pub fn daily(&self, check: &str, days: i64, now: i64) -> Option<Vec<(i64, Tally)>> {
+        let st = self.state(check)?;
+        let st = lock(&st);
+        let edge = self.raw_edge(check, now);
+        let today = floor_to(now, DAY_US);
+        Some(
+            (0..days)
+                .rev()
+                .map(|back| {
+                    let d = today - back * DAY_US;
+                    (d, st.tally(d, (d + DAY_US).min(now), &edge))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn regions_now(&self, check: &str, now: i64) -> Option<Vec<RegionNow>> {
+        let st = self.state(check)?;
+        let st = lock(&st);
+        Some(st.regions_now(now))
+    }
+}

@@ -1,0 +1,168 @@
+//! One check's rollups in memory, and how a pass updates them.
+
+use std::collections::BTreeMap;
+
+use lookout_model::latency::Sparse;
+use lookout_model::sla::{self, MINUTE_US};
+
+use super::{DAY_US, Plan, floor_to};
+use crate::ingest::CheckInfo;
+use crate::store::{CheckRollup, Coverage, LoadedCheck};
+
+/// A raw result after the frontier (or just before it: it decides the state at the frontier).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recent {
+    pub region: usize,
+    pub start_us: i64,
+    pub ok: bool,
+    pub duration_us: i64,
+}
+
+pub(crate) struct CheckState {
+    pub info: CheckInfo,
+    /// The configured regions, then any other seen, in the order first seen.
+    pub regions: Vec<String>,
+    pub coverage: Option<Coverage>,
+    /// Minutes with downtime or no data: (down, no data) in microseconds.
+    pub bad: BTreeMap<i64, (i64, i64)>,
+    /// The same, summed per day.
+    pub day_tally: BTreeMap<i64, (i64, i64)>,
+    /// Latency of successful runs, regions merged.
+    pub day_hist: BTreeMap<i64, Sparse>,
+    pub hour_hist: BTreeMap<i64, Sparse>,
+    /// Raw results from `live_from()` on, by start time.
+    pub recent: Vec<Recent>,
+}
+
+impl CheckState {
+    pub fn new(info: CheckInfo) -> Self {
+        CheckState {
+            regions: info.regions.clone(),
+            info,
+            coverage: None,
+            bad: BTreeMap::new(),
+            day_tally: BTreeMap::new(),
+            day_hist: BTreeMap::new(),
+            hour_hist: BTreeMap::new(),
+            recent: Vec::new(),
+        }
+    }
+
+    pub fn silence_us(&self) -> i64 {
+        sla::silence_us(self.info.interval_us, self.info.timeout_us)
+    }
+
+    pub fn frontier(&self) -> i64 {
+        self.coverage.map_or(i64::MIN, |c| c.frontier)
+    }
+
+    /// The earliest start the live tail must hold.
+    pub fn live_from(&self) -> i64 {
+        self.coverage
+            .map_or(i64::MIN, |c| c.frontier.saturating_sub(self.silence_us()))
+    }
+
+    pub fn region_index(&mut self, region: &str) -> usize {
+        match self.regions.iter().position(|r| r == region) {
+            Some(i) => i,
+            None => {
+                self.regions.push(region.to_owned());
+                self.regions.len() - 1
+            }
+        }
+    }
+
+    pub fn push_recent(&mut self, region: &str, start_us: i64, ok: bool, duration_us: i64) {
+        let region = self.region_index(region);
+        let r = Recent {
+            region,
+            start_us,
+            ok,
+            duration_us,
+        };
+        // Results mostly arrive in order; a late one is put in its place.
+        let at = self.recent.partition_point(|x| x.start_us <= start_us);
+        self.recent.insert(at, r);
+    }
+
+    pub fn load(&mut self, l: &LoadedCheck) {
+        self.coverage = l.coverage;
+        for (minute, t) in &l.bad_minutes {
+            self.bad.insert(*minute, (t.down_us, t.no_data_us));
+        }
+        self.day_tally = sum_days(&self.bad, i64::MIN, i64::MAX);
+        self.day_hist = l.days.clone();
+        self.hour_hist = l.hours.clone();
+    }
+
+    /// Takes in what a pass computed for `plan` (already saved).
+    pub fn apply(
+        &mut self,
+        plan: &Plan,
+        write: CheckRollup,
+        hours: &BTreeMap<i64, Sparse>,
+        days: &BTreeMap<i64, Sparse>,
+        keep_hours_from: i64,
+    ) {
+        self.coverage = write.coverage;
+        let stale: Vec<i64> = self
+            .bad
+            .range(plan.start..plan.end)
+            .map(|(m, _)| *m)
+            .collect();
+        for m in stale {
+            self.bad.remove(&m);
+        }
+        for (minute, t) in write.bad_minutes {
+            self.bad.insert(minute, (t.down_us, t.no_data_us));
+        }
+        let (day_from, day_to) = (floor_to(plan.start, DAY_US), plan.end);
+        let stale: Vec<i64> = self
+            .day_tally
+            .range(day_from..day_to)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in stale {
+            self.day_tally.remove(&d);
+        }
+        let end_day = floor_to(plan.end - 1, DAY_US) + DAY_US;
+        self.day_tally
+            .extend(sum_days(&self.bad, day_from, end_day));
+        for (hour, hist) in hours {
+            if hist.is_empty() {
+                self.hour_hist.remove(hour);
+            } else {
+                self.hour_hist.insert(*hour, hist.clone());
+            }
+        }
+        self.hour_hist = self.hour_hist.split_off(&keep_hours_from);
+        for (day, hist) in days {
+            if hist.is_empty() {
+                self.day_hist.remove(day);
+            } else {
+                self.day_hist.insert(*day, hist.clone());
+            }
+        }
+        let keep = self.live_from();
+        let first = self.recent.partition_point(|r| r.start_us < keep);
+        self.recent.drain(..first);
+    }
+}
+
+/// Bad minutes in `[from, to)` summed per day.
+fn sum_days(bad: &BTreeMap<i64, (i64, i64)>, from: i64, to: i64) -> BTreeMap<i64, (i64, i64)> {
+    let mut out: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (minute, (down, no_data)) in bad.range(from..to) {
+        let e = out.entry(floor_to(*minute, DAY_US)).or_default();
+        e.0 += down;
+        e.1 += no_data;
+    }
+    out
+}
+
+/// A minute's share of `[from, to)` within it, for window edges inside a rolled-up minute.
+pub(crate) fn pro_rata(value: i64, from: i64, to: i64) -> i64 {
+    let len = (to - from).clamp(0, MINUTE_US);
+    // i128: a whole minute times a minute's worth of microseconds overflows nothing there.
+    i64::try_from(i128::from(value) * i128::from(len) / i128::from(MINUTE_US)).unwrap_or(0)
+}

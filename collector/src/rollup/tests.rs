@@ -1,0 +1,283 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use lookout_model::probe::{Outcome, ProbeResult};
+use lookout_model::sla::{self, MINUTE_US, Observation, Rules};
+use proptest::prelude::*;
+
+use super::*;
+use crate::store::SqliteStore;
+
+const T0: i64 = 1_800_000_000 * 1_000_000 - 1_800_000_000 * 1_000_000 % DAY_US;
+/// A "now" for queries after every pass of the tests, with raw results still kept.
+const NOW: i64 = T0 + 4 * DAY_US;
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+fn info() -> CheckInfo {
+    CheckInfo {
+        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        interval_us: 10_000_000,
+        timeout_us: 5_000_000,
+        target: 0.9999,
+        objective_us: 800_000,
+    }
+}
+
+fn result(seq: u64, region: usize, start: i64, ok: bool, duration_us: u64) -> ProbeResult {
+    ProbeResult {
+        check: "search".into(),
+        region: REGIONS[region].into(),
+        agent: format!("agent-{region}"),
+        seq,
+        started_at_us: start,
+        outcome: if ok {
+            Outcome::Ok
+        } else {
+            Outcome::Fail(lookout_model::probe::Failure {
+                kind: lookout_model::probe::FailureKind::Refused,
+                message: "refused".into(),
+                step: None,
+            })
+        },
+        duration_us,
+        steps: vec![],
+        confirmation: false,
+    }
+}
+
+fn rollups() -> Rollups {
+    let store: Arc<dyn ResultStore> = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = Known::from([("search".to_string(), info())]);
+    Rollups::open(store, known, RollupSettings::default(), T0).unwrap()
+}
+
+fn truth(all: &[ProbeResult], from: i64, to: i64) -> sla::Tally {
+    let rules = Rules::new(3, 10_000_000, 5_000_000);
+    let obs: Vec<Observation> = all
+        .iter()
+        .map(|r| Observation {
+            region: REGIONS.iter().position(|x| *x == r.region).unwrap(),
+            start_us: r.started_at_us,
+            ok: r.outcome.is_ok(),
+        })
+        .collect();
+    sla::tally(&rules, &obs, from, to)
+}
+
+/// Runs of three regions every 10 s over `minutes`, each region failing where `fails` says.
+fn history(
+    minutes: i64,
+    fails: &[(usize, i64, i64)],
+    silent: &[(usize, i64, i64)],
+) -> Vec<ProbeResult> {
+    let mut out = Vec::new();
+    let mut seq = [0u64; 3];
+    for step in 0..minutes * 6 {
+        for (region, seq) in seq.iter_mut().enumerate() {
+            let start = T0 + step * 10_000_000 + region as i64 * 1_000_000;
+            let at = start - T0;
+            if silent
+                .iter()
+                .any(|(r, a, b)| *r == region && at >= *a && at < *b)
+            {
+                continue;
+            }
+            let fail = fails
+                .iter()
+                .any(|(r, a, b)| *r == region && at >= *a && at < *b);
+            *seq += 1;
+            out.push(result(
+                *seq,
+                region,
+                start,
+                !fail,
+                100_000 + (step as u64 % 50) * 1000,
+            ));
+        }
+    }
+    out
+}
+
+fn ingest(r: &Rollups, batch: &[ProbeResult]) {
+    let inserted = r.store().insert(batch).unwrap();
+    r.observe(batch, &inserted);
+}
+
+#[test]
+fn a_healthy_hour_is_all_up_and_stores_no_minutes() {
+    let r = rollups();
+    let all = history(60, &[], &[]);
+    ingest(&r, &all);
+    r.pass(T0 + 61 * MINUTE_US).unwrap();
+    let st = r.state("search").unwrap();
+    let st = st.lock().unwrap();
+    // Only the first second has no data (one region reporting until the second starts).
+    assert_eq!(st.bad, BTreeMap::from([(T0, (0, 1_000_000))]));
+    assert!(st.coverage.unwrap().frontier >= T0 + 60 * MINUTE_US);
+    drop(st);
+    let t = r.tally("search", T0, T0 + 60 * MINUTE_US, NOW).unwrap();
+    assert_eq!((t.down_us, t.no_data_us), (0, 1_000_000));
+    assert_eq!(t, truth(&all, T0, T0 + 60 * MINUTE_US));
+    let c = r
+        .compute("search", T0, T0 + 60 * MINUTE_US, T0 + 61 * MINUTE_US)
+        .unwrap();
+    assert_eq!(c.latency.count, 60 * 6 * 3);
+    let p99 = c.latency.p99_ms.unwrap();
+    assert!((148.0..=151.0).contains(&p99), "{p99}");
+    assert_eq!(c.latency.share_under_objective, Some(1.0));
+}
+
+#[test]
+fn late_results_correct_the_minutes_they_belong_to_and_survive_a_reopen() {
+    let store: Arc<dyn ResultStore> = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = Known::from([("search".to_string(), info())]);
+    let r = Rollups::open(store.clone(), known.clone(), RollupSettings::default(), T0).unwrap();
+    // Two regions fail from minute 10 to 12, but region "us" reports that only later.
+    let all = history(
+        30,
+        &[(0, 600_000_000, 720_000_000), (1, 600_000_000, 720_000_000)],
+        &[],
+    );
+    let (late, early): (Vec<_>, Vec<_>) = all
+        .iter()
+        .cloned()
+        .partition(|x| x.region == "us" && x.started_at_us < T0 + 15 * MINUTE_US);
+    ingest(&r, &early);
+    r.pass(T0 + 31 * MINUTE_US).unwrap();
+    let before = r.tally("search", T0, T0 + 30 * MINUTE_US, NOW).unwrap();
+    // Without "us", "eu" fails alone: not down.
+    assert_eq!(before.down_us, 0);
+    assert_eq!(before, truth(&early, T0, T0 + 30 * MINUTE_US));
+    ingest(&r, &late);
+    r.pass(T0 + 32 * MINUTE_US).unwrap();
+    let after = r.tally("search", T0, T0 + 30 * MINUTE_US, NOW).unwrap();
+    assert_eq!(after, truth(&all, T0, T0 + 30 * MINUTE_US));
+    assert!(after.down_us >= 119_000_000, "{after:?}");
+    // What a fresh start loads answers the same.
+    let again =
+        Rollups::open(store, known, RollupSettings::default(), T0 + 32 * MINUTE_US).unwrap();
+    assert_eq!(
+        again.tally("search", T0, T0 + 30 * MINUTE_US, NOW).unwrap(),
+        after
+    );
+}
+
+#[test]
+fn windows_across_days_use_day_sums_and_still_equal_the_math() {
+    let r = rollups();
+    // Three days, with an outage at the end of day 1 running into day 2.
+    let outage = (DAY_US - 30 * MINUTE_US, DAY_US + 20 * MINUTE_US);
+    let all = history(
+        3 * 24 * 60,
+        &[(0, outage.0, outage.1), (2, outage.0, outage.1)],
+        &[(1, 2 * DAY_US, 2 * DAY_US + 5 * MINUTE_US)],
+    );
+    for chunk in all.chunks(5_000) {
+        ingest(&r, chunk);
+    }
+    r.pass(T0 + 3 * DAY_US + 2 * MINUTE_US).unwrap();
+    for (from, to) in [
+        (T0, T0 + 3 * DAY_US),
+        (T0 + 7 * MINUTE_US, T0 + 2 * DAY_US + 13 * MINUTE_US),
+        (T0 + DAY_US - 31 * MINUTE_US, T0 + DAY_US + 21 * MINUTE_US),
+    ] {
+        assert_eq!(
+            r.tally("search", from, to, NOW).unwrap(),
+            truth(&all, from, to),
+            "[{from}, {to})"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Rollups of any minute-aligned window equal the math applied to the raw results, however
+    /// the results were split between passes and whatever arrived late.
+    #[test]
+    fn rollups_equal_the_math_on_raw_results(
+        fails in proptest::collection::vec((0usize..3, 0i64..120, 1i64..15), 0..6),
+        silent in proptest::collection::vec((0usize..3, 0i64..120, 1i64..15), 0..3),
+        late_from in 0i64..100,
+        windows in proptest::collection::vec((0i64..130, 1i64..130), 1..6),
+        passes in proptest::collection::vec(1i64..130, 1..4),
+    ) {
+        let span = |v: &[(usize, i64, i64)]| -> Vec<(usize, i64, i64)> {
+            v.iter().map(|(r, a, len)| (*r, a * MINUTE_US, (a + len) * MINUTE_US)).collect()
+        };
+        let all = history(120, &span(&fails), &span(&silent));
+        let r = rollups();
+        let cut = T0 + late_from * MINUTE_US;
+        // Region "ap" holds back everything after `cut` until the end (a spool replaying).
+        let (held, sent): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|x| x.region == "ap" && x.started_at_us >= cut);
+        let mut passes = passes;
+        passes.sort_unstable();
+        let mut i = 0;
+        for p in passes {
+            let now = T0 + p * MINUTE_US;
+            let upto: Vec<_> = sent.iter().filter(|x| x.started_at_us < now - 2_000_000).cloned().collect();
+            if i < upto.len() {
+                ingest(&r, &upto[i..]);
+                i = upto.len();
+            }
+            r.pass(now).unwrap();
+        }
+        ingest(&r, &sent[i..]);
+        ingest(&r, &held);
+        let end = T0 + 135 * MINUTE_US;
+        r.pass(end).unwrap();
+        for (a, len) in windows {
+            let from = T0 + a * MINUTE_US;
+            let to = (from + len * MINUTE_US).min(end);
+            prop_assert_eq!(r.tally("search", from, to, NOW).unwrap(), truth(&all, from, to));
+        }
+    }
+}
+
+#[test]
+fn unaligned_windows_after_a_restart_mid_ingest_are_exact() {
+    let all = history(
+        120,
+        &[
+            (0, 50 * MINUTE_US, 60 * MINUTE_US),
+            (1, 50 * MINUTE_US, 60 * MINUTE_US),
+        ],
+        &[],
+    );
+    let store: Arc<dyn ResultStore> = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = Known::from([("search".to_string(), info())]);
+    let now = T0 + 120 * MINUTE_US + 7_000_000;
+    let r = Rollups::open(store.clone(), known.clone(), RollupSettings::default(), now).unwrap();
+    r.pass(now).unwrap();
+    for chunk in all.chunks(30).take(20) {
+        ingest(&r, chunk);
+    }
+    drop(r);
+    let r = Rollups::open(store, known, RollupSettings::default(), now).unwrap();
+    r.pass(now).unwrap();
+    for (i, chunk) in all.chunks(30).enumerate() {
+        ingest(&r, chunk);
+        if i % 50 == 7 {
+            r.pass(now).unwrap();
+        }
+    }
+    r.settle(now);
+    let from = T0 + 4 * MINUTE_US + 17_000_000;
+    let to = now;
+    assert_eq!(
+        r.tally("search", from, to, NOW).unwrap(),
+        truth(&all, from, to)
+    );
+    // Latency too is exact while the raw results are kept: no hour rounding at the edges.
+    for (from, to) in [(from, to), (from, T0 + 61 * MINUTE_US + 3_000_000)] {
+        let ok = all
+            .iter()
+            .filter(|x| x.outcome.is_ok() && x.started_at_us >= from && x.started_at_us < to)
+            .count() as u64;
+        assert_eq!(
+            r.compute("search", from, to, now).unwrap().latency.count,
+            ok
+        );
+    }
+}
