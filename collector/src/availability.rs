@@ -11,6 +11,7 @@ use lookout_model::sla;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::ingest::CheckInfo;
 use crate::rollup::{Computed, Latency};
 
 /// The longest window served (the rollups' retention).
@@ -82,34 +83,17 @@ pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> 
     Ok((from, to))
 }
 
-pub async fn get_availability(
-    State(s): State<Arc<AppState>>,
-    ApiPath(check): ApiPath<String>,
-    ApiQuery(q): ApiQuery<WindowQuery>,
-) -> ApiResult<ApiJson<AvailabilityBody>> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let (from, to) = window(&q, now)?;
-    let info = s.check_info(&check)?;
+fn body(check: String, info: &CheckInfo, from: i64, to: i64, c: Computed) -> AvailabilityBody {
     let Computed {
         tally,
         regions,
         quorum,
         latency,
-    } = {
-        let (s, name) = (s.clone(), check.clone());
-        // Settling may run a rollup pass (store reads): a blocking thread.
-        tokio::task::spawn_blocking(move || {
-            s.rollups.settle(now);
-            s.rollups.compute(&name, from, to, now)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("rollup task failed: {e}")))?
-        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?
-    };
-    let budget = sla::error_budget_us(info.target, tally.window_us - tally.no_data_us);
+    } = c;
     let observed = tally.window_us - tally.no_data_us;
+    let budget = sla::error_budget_us(info.target, observed);
     let secs = |us: i64| us as f64 / 1e6;
-    Ok(ApiJson(AvailabilityBody {
+    AvailabilityBody {
         check,
         from_us: from,
         to_us: to,
@@ -125,5 +109,122 @@ pub async fn get_availability(
         regions,
         quorum,
         latency,
+    }
+}
+
+/// Runs `f` on a blocking thread after settling late results (which may read the store).
+async fn settled<T: Send + 'static>(
+    s: &Arc<AppState>,
+    now: i64,
+    f: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || {
+        s.rollups.settle(now);
+        f(&s)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("rollup task failed: {e}")))
+}
+
+pub async fn get_availability(
+    State(s): State<Arc<AppState>>,
+    ApiPath(check): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<ApiJson<AvailabilityBody>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (from, to) = window(&q, now)?;
+    let info = s.check_info(&check)?;
+    let name = check.clone();
+    let computed = settled(&s, now, move |s| s.rollups.compute(&name, from, to, now))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
+    Ok(ApiJson(body(check, &info, from, to, computed)))
+}
+
+#[derive(Serialize)]
+pub struct AllBody {
+    from_us: i64,
+    to_us: i64,
+    checks: Vec<AvailabilityBody>,
+}
+
+/// `GET /api/v1/checks`: every check's figures over one window, worst availability first.
+pub async fn get_all(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<ApiJson<AllBody>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (from, to) = window(&q, now)?;
+    let mut checks = settled(&s, now, move |s| {
+        s.rollups
+            .checks()
+            .into_iter()
+            .filter_map(|check| {
+                let info = s.check_info(&check).ok()?;
+                let c = s.rollups.compute(&check, from, to, now)?;
+                Some(body(check, &info, from, to, c))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    checks.sort_by(|a, b| {
+        a.availability
+            .unwrap_or(1.0)
+            .total_cmp(&b.availability.unwrap_or(1.0))
+            .then_with(|| a.check.cmp(&b.check))
+    });
+    Ok(ApiJson(AllBody {
+        from_us: from,
+        to_us: to,
+        checks,
     }))
+}
+
+#[derive(Deserialize)]
+pub struct DailyQuery {
+    days: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct Day {
+    /// The UTC day, `YYYY-MM-DD`.
+    date: String,
+    availability: Option<f64>,
+    down_seconds: f64,
+    no_data_seconds: f64,
+}
+
+/// `GET /api/v1/checks/{check}/daily?days=90`: one figure per UTC day, oldest first, today
+/// (so far) last: the status page's bars.
+pub async fn get_daily(
+    State(s): State<Arc<AppState>>,
+    ApiPath(check): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DailyQuery>,
+) -> ApiResult<ApiJson<Vec<Day>>> {
+    let days = q.days.unwrap_or(90);
+    if !(1..=400).contains(&days) {
+        return Err(ApiError::BadRequest(format!(
+            "`days` must be from 1 to 400, got {days}"
+        )));
+    }
+    s.check_info(&check)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let name = check.clone();
+    let daily = settled(&s, now, move |s| s.rollups.daily(&name, days, now))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
+    Ok(ApiJson(
+        daily
+            .into_iter()
+            .map(|(day, t)| Day {
+                date: chrono::DateTime::from_timestamp_micros(day)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+                availability: t.availability(),
+                down_seconds: t.down_us as f64 / 1e6,
+                no_data_seconds: t.no_data_us as f64 / 1e6,
+            })
+            .collect(),
+    ))
 }

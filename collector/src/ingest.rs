@@ -11,7 +11,6 @@ pub const MAX_BATCH: usize = 5_000;
 const MAX_DURATION_US: u64 = 3_600 * 1_000_000;
 /// How far from the collector's clock a start time may be.
 const MAX_FUTURE_US: i64 = 5 * 60 * 1_000_000;
-const MAX_PAST_US: i64 = 30 * 24 * 3_600 * 1_000_000;
 
 /// What the collector knows of a check: where it runs, how often, and its target.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +45,13 @@ fn text_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
 }
 
-pub fn validate(batch: &ResultBatch, known: &Known, now_us: i64) -> Result<(), String> {
+/// `max_past_us`: the raw retention; an older result could not correct its rollups.
+pub fn validate(
+    batch: &ResultBatch,
+    known: &Known,
+    now_us: i64,
+    max_past_us: i64,
+) -> Result<(), String> {
     if batch.results.is_empty() {
         return Err("the batch holds no results".into());
     }
@@ -57,13 +62,13 @@ pub fn validate(batch: &ResultBatch, known: &Known, now_us: i64) -> Result<(), S
         ));
     }
     for (i, r) in batch.results.iter().enumerate() {
-        check_one(r, known, now_us)
+        check_one(r, known, now_us, max_past_us)
             .map_err(|e| format!("results[{i}] ({} seq {}): {e}", r.agent, r.seq))?;
     }
     Ok(())
 }
 
-fn check_one(r: &ProbeResult, known: &Known, now_us: i64) -> Result<(), String> {
+fn check_one(r: &ProbeResult, known: &Known, now_us: i64, max_past_us: i64) -> Result<(), String> {
     for (field, v) in [
         ("check", &r.check),
         ("region", &r.region),
@@ -91,8 +96,11 @@ fn check_one(r: &ProbeResult, known: &Known, now_us: i64) -> Result<(), String> 
             (r.started_at_us - now_us) / 1_000_000
         ));
     }
-    if r.started_at_us < now_us - MAX_PAST_US {
-        return Err("`started_at_us` is more than 30 days old".into());
+    if r.started_at_us < now_us.saturating_sub(max_past_us) {
+        return Err(format!(
+            "`started_at_us` is older than the collector keeps raw results ({} days)",
+            max_past_us / 86_400_000_000
+        ));
     }
     if r.duration_us > MAX_DURATION_US {
         return Err(format!(

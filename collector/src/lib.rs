@@ -381,7 +381,12 @@ async fn post_results(
     ApiJson(batch): ApiJson<ResultBatch>,
 ) -> ApiResult<Response> {
     let now = chrono::Utc::now().timestamp_micros();
-    if let Err(e) = ingest::validate(&batch, &s.settings.known, now) {
+    if let Err(e) = ingest::validate(
+        &batch,
+        &s.settings.known,
+        now,
+        s.settings.rollup.raw_retention_us,
+    ) {
         s.metrics
             .results
             .with_label_values(&["rejected"])
@@ -390,10 +395,13 @@ async fn post_results(
     }
     // SQLite's commit syncs to disk: off the async workers, so a slow disk never stalls polls.
     let store = s.store().clone();
-    let results = batch.results.clone();
-    let inserted = tokio::task::spawn_blocking(move || store.insert(&results))
-        .await
-        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?;
+    // The batch goes to the blocking thread and comes back: no copy of it is made.
+    let (batch, inserted) = tokio::task::spawn_blocking(move || {
+        let inserted = store.insert(&batch.results);
+        (batch, inserted)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?;
     let inserted = match inserted {
         Ok(x) => x,
         Err(e) => {
@@ -569,10 +577,12 @@ fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/api/v1/results", post(post_results).get(get_results))
         .route("/api/v1/agents", get(get_agents))
+        .route("/api/v1/checks", get(availability::get_all))
         .route(
             "/api/v1/checks/{check}/availability",
             get(availability::get_availability),
         )
+        .route("/api/v1/checks/{check}/daily", get(availability::get_daily))
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
         .route_layer(middleware::from_fn_with_state(
             token,

@@ -179,7 +179,7 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("written by store schema version 99; this Lookout reads version 2"),
+        err.contains("written by store schema version 99; this Lookout reads version 3"),
         "{err}"
     );
 }

@@ -68,7 +68,11 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
         token: config.collector.token.clone(),
         known: known_checks(config),
         sinks,
-        rollup: Default::default(),
+        rollup: lookout_collector::RollupSettings {
+            raw_retention_us: i64::try_from(config.collector.raw_retention.as_micros())
+                .unwrap_or(i64::MAX),
+            ..Default::default()
+        },
         rollup_every: std::time::Duration::from_secs(60),
     };
     Ok(Collector::start(settings, store, listener).await?)

@@ -90,6 +90,12 @@ impl Accumulator {
         self.hist.saturating_record(duration_us.clamp(1, MAX_US));
     }
 
+    /// `count` runs of `duration_us` each.
+    pub fn record_n(&mut self, duration_us: u64, count: u64) {
+        self.hist
+            .saturating_record_n(duration_us.clamp(1, MAX_US), count);
+    }
+
     pub fn add(&mut self, sparse: &Sparse) {
         for (value, count) in &sparse.buckets {
             self.hist

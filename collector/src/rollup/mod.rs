@@ -56,6 +56,8 @@ impl Default for RollupSettings {
 const HOURS_IN_MEMORY_US: i64 = 2 * DAY_US;
 /// Raw results removed per pass at most, so a pass never holds the store for long.
 const PRUNE_PER_PASS: usize = 200_000;
+/// The most one pass rolls up of a check.
+const MAX_SPAN_US: i64 = HOUR_US;
 
 pub fn floor_to(t: i64, step: i64) -> i64 {
     t - t.rem_euclid(step)
@@ -67,6 +69,8 @@ pub struct PassReport {
     pub checks: usize,
     pub minutes: i64,
     pub raw_removed: usize,
+    /// Passes run (more than one when there was more than a pass's worth to do).
+    pub passes: usize,
 }
 
 pub struct Rollups {
@@ -181,11 +185,26 @@ impl Rollups {
         let mut rolled_id = lock(&self.rolled_id);
         // Cleared before reading what is new: a result flagged after this is read next time.
         let was_late = self.late.swap(false, Ordering::AcqRel);
-        let outcome = self.pass_locked(&mut rolled_id, now_us);
-        if outcome.is_err() && was_late {
-            self.late.store(true, Ordering::Release);
+        let mut total = PassReport::default();
+        loop {
+            match self.pass_locked(&mut rolled_id, now_us) {
+                Ok((report, more)) => {
+                    total.checks = total.checks.max(report.checks);
+                    total.minutes += report.minutes;
+                    total.raw_removed += report.raw_removed;
+                    total.passes += 1;
+                    if !more {
+                        return Ok(total);
+                    }
+                }
+                Err(e) => {
+                    if was_late {
+                        self.late.store(true, Ordering::Release);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        outcome
     }
 
     /// Runs a pass first if results arrived late since the last one; answers then reflect
@@ -198,7 +217,11 @@ impl Rollups {
         }
     }
 
-    fn pass_locked(&self, rolled_id: &mut i64, now_us: i64) -> Result<PassReport, StoreError> {
+    fn pass_locked(
+        &self,
+        rolled_id: &mut i64,
+        now_us: i64,
+    ) -> Result<(PassReport, bool), StoreError> {
         let new = self.store.stored_since(*rolled_id)?;
         let mut names: Vec<String> = self
             .checks
@@ -212,6 +235,7 @@ impl Rollups {
         names.dedup();
         let mut writes = Vec::new();
         let mut report = PassReport::default();
+        let mut plans = Vec::new();
         for name in names {
             let st = self.state_or_new(&name);
             let plan = {
@@ -223,8 +247,27 @@ impl Rollups {
                     &self.settings,
                 )
             };
-            let Some(plan) = plan else { continue };
-            let computed = self.roll_up(&name, &st, &plan)?;
+            if let Some(plan) = plan {
+                plans.push((name, st, plan));
+            }
+        }
+        // One read of the store for every check: the range that covers all plans.
+        let read_from = plans.iter().map(|(_, _, p)| p.read_from()).min();
+        let read_to = plans.iter().map(|(_, _, p)| p.end).max();
+        let mut raw: HashMap<String, Vec<Stored>> = HashMap::new();
+        if let (Some(from), Some(to)) = (read_from, read_to) {
+            for (check, o) in self.store.observations_all(from, to)? {
+                raw.entry(check).or_default().push(o);
+            }
+        }
+        let more = plans.iter().any(|(_, _, p)| p.more);
+        for (name, st, plan) in plans {
+            let all = raw.remove(&name).unwrap_or_default();
+            let mine: Vec<Stored> = all
+                .into_iter()
+                .filter(|o| o.start_us >= plan.read_from() && o.start_us < plan.end)
+                .collect();
+            let computed = self.roll_up(&name, &st, &plan, &mine)?;
             report.checks += 1;
             report.minutes += (plan.end - plan.start) / MINUTE_US;
             writes.push((st, plan, computed));
@@ -263,7 +306,7 @@ impl Rollups {
             },
             PRUNE_PER_PASS,
         )?;
-        Ok(report)
+        Ok((report, more))
     }
 
     /// The rollups of one check's planned range, from its raw results.
@@ -272,14 +315,12 @@ impl Rollups {
         name: &str,
         st: &Arc<Mutex<CheckState>>,
         plan: &Plan,
+        raw: &[Stored],
     ) -> Result<RolledUp, StoreError> {
         let hour_from = floor_to(plan.start, HOUR_US);
-        let raw =
-            self.store
-                .observations(name, (plan.start - plan.silence).min(hour_from), plan.end)?;
         let regions = {
             let mut st = lock(st);
-            for o in &raw {
+            for o in raw {
                 st.region_index(&o.region);
             }
             st.regions.clone()
@@ -302,7 +343,7 @@ impl Rollups {
             .into_iter()
             .filter(|(_, t)| t.down_us > 0 || t.no_data_us > 0)
             .collect();
-        let hours = hour_histograms(&raw, &regions, hour_from, plan.end);
+        let hours = hour_histograms(raw, &regions, hour_from, plan.end);
         // A day's histogram merges all its hours: those held and those just computed.
         let mut per_day: BTreeMap<(i64, String), Accumulator> = BTreeMap::new();
         let day_from = floor_to(hour_from, DAY_US);
@@ -329,7 +370,8 @@ impl Rollups {
                 check: name.to_owned(),
                 coverage: Some(Coverage {
                     covered_from: plan.covered_from,
-                    frontier: plan.end,
+                    frontier: plan.frontier,
+                    dirty_from: plan.dirty_from,
                 }),
                 minutes: (plan.start, plan.end),
                 bad_minutes,
@@ -360,10 +402,24 @@ impl Rollups {
 pub(crate) struct Plan {
     pub start: i64,
     pub end: i64,
+    /// The coverage after this plan: the frontier never goes back, and minutes from
+    /// `dirty_from` still wait for their turn.
+    pub frontier: i64,
+    pub dirty_from: Option<i64>,
+    /// Whether another pass has work right away.
+    pub more: bool,
     pub covered_from: i64,
     pub silence: i64,
     pub interval_us: i64,
     pub timeout_us: i64,
+}
+
+impl Plan {
+    /// The earliest start the plan needs: the lookback before `start`, and whole hours for
+    /// the latency histograms.
+    fn read_from(&self) -> i64 {
+        (self.start - self.silence).min(floor_to(self.start, HOUR_US))
+    }
 }
 
 struct RolledUp {
@@ -375,26 +431,37 @@ struct RolledUp {
 fn plan(st: &CheckState, dirty: Option<i64>, now: i64, s: &RollupSettings) -> Option<Plan> {
     let info = &st.info;
     let target = floor_to(now - info.timeout_us - s.settle_us, MINUTE_US);
-    let (covered_from, frontier) = match (st.coverage, dirty) {
-        (Some(c), _) => (c.covered_from, c.frontier),
-        (None, Some(d)) => (floor_to(d, MINUTE_US), floor_to(d, MINUTE_US)),
+    let (covered_from, frontier, held_dirty) = match (st.coverage, dirty) {
+        (Some(c), _) => (c.covered_from, c.frontier, c.dirty_from),
+        (None, Some(d)) => (floor_to(d, MINUTE_US), floor_to(d, MINUTE_US), None),
         (None, None) => return None,
     };
     // Raw results older than the retention are gone; what they made stays as it was.
     let oldest = floor_to(now - s.raw_retention_us, MINUTE_US);
+    let dirty = match (dirty, held_dirty) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let start = match dirty {
         Some(d) if d < frontier => floor_to(d, MINUTE_US).max(oldest).min(frontier),
         _ => frontier,
     };
-    let end = target.max(frontier);
+    // At most MAX_SPAN per pass, so that a pass never reads more than a couple of hours of
+    // raw results; what is left is taken by the next pass, which follows at once.
+    let end = target.min(start.saturating_add(MAX_SPAN_US)).max(start);
+    let frontier_after = frontier.max(end);
+    let dirty_after = (end < frontier).then_some(end);
     // A check seen for the first time gets its coverage even before a minute of it is complete:
     // its results are past the rolled-up id from now on.
-    if start >= end && st.coverage.is_some() {
+    if start >= end && st.coverage.is_some() && dirty_after == held_dirty {
         return None;
     }
     Some(Plan {
         start,
         end,
+        frontier: frontier_after,
+        dirty_from: dirty_after,
+        more: dirty_after.is_some() || frontier_after < target,
         covered_from: covered_from.min(start),
         silence: sla::silence_us(info.interval_us, info.timeout_us),
         interval_us: info.interval_us,

@@ -153,7 +153,7 @@ impl CheckState {
     /// `raw` gives the successful runs' durations of a part of an hour while raw results are
     /// kept, so that windows within the raw retention are exact.
     pub(crate) fn latency(
-        &self,
+        &mut self,
         from: i64,
         to: i64,
         now: i64,
@@ -167,8 +167,19 @@ impl CheckState {
             let day_from = round_to(from, DAY_US);
             let day_to = round_to(rolled_to, DAY_US).min(hour_floor);
             if day_from < day_to {
-                for h in self.day_hist.range(day_from..day_to).map(|(_, h)| h) {
-                    acc.add(h);
+                // Days before the last two rarely change and long windows are asked again and
+                // again (status page, alerter): their merge is kept until a pass changes them.
+                match &self.day_memo {
+                    Some((key, merged)) if *key == (day_from, day_to) => acc.add(merged),
+                    _ => {
+                        let mut days = Accumulator::new();
+                        for h in self.day_hist.range(day_from..day_to).map(|(_, h)| h) {
+                            days.add(h);
+                        }
+                        let merged = days.to_sparse();
+                        acc.add(&merged);
+                        self.day_memo = Some(((day_from, day_to), merged));
+                    }
                 }
             }
             let mut hour_from = if from < hour_floor {
@@ -283,7 +294,7 @@ impl Rollups {
     /// the collector has never heard of.
     pub fn compute(&self, check: &str, from: i64, to: i64, now: i64) -> Option<Computed> {
         let st = self.state(check)?;
-        let st = lock(&st);
+        let mut st = lock(&st);
         let edge = self.raw_edge(check, now);
         let durations = |a: i64, b: i64| -> Option<Vec<u64>> {
             if a < now - self.settings.raw_retention_us + MINUTE_US {

@@ -30,6 +30,8 @@ pub(crate) struct CheckState {
     /// Latency of successful runs, regions merged.
     pub day_hist: BTreeMap<i64, Sparse>,
     pub hour_hist: BTreeMap<i64, Sparse>,
+    /// The merge of `day_hist` over the last range a query asked for.
+    pub day_memo: Option<((i64, i64), Sparse)>,
     /// Raw results from `live_from()` on, by start time.
     pub recent: Vec<Recent>,
 }
@@ -44,6 +46,7 @@ impl CheckState {
             day_tally: BTreeMap::new(),
             day_hist: BTreeMap::new(),
             hour_hist: BTreeMap::new(),
+            day_memo: None,
             recent: Vec::new(),
         }
     }
@@ -136,6 +139,11 @@ impl CheckState {
             }
         }
         self.hour_hist = self.hour_hist.split_off(&keep_hours_from);
+        if let Some(((from, to), _)) = &self.day_memo
+            && days.keys().any(|d| (*from..*to).contains(d))
+        {
+            self.day_memo = None;
+        }
         for (day, hist) in days {
             if hist.is_empty() {
                 self.day_hist.remove(day);

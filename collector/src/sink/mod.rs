@@ -7,8 +7,8 @@
 //! the bounded queue is dropped and counted, so an outage of the external store costs memory
 //! up to a known bound and then data in that store, never ingest.
 //!
-//! Adding a sink: `FILE.rs` implementing [`ResultSink`] (with [`queue::Queue`] and
-//! [`queue::deliver`] doing the queueing, batching and retrying), its config struct, and its
+//! Adding a sink: `FILE.rs` implementing [`ResultSink`] (with `queue::Queue` and
+//! `queue::deliver` doing the queueing, batching and retrying), its config struct, and its
 //! `mod` line below.
 
 #[cfg(feature = "influxdb")]

@@ -45,11 +45,13 @@ pub fn counts(inserted: &[bool]) -> (usize, usize) {
     (stored, inserted.len() - stored)
 }
 
-/// Which minutes of a check are rolled up: every minute in `[covered_from, frontier)`.
+/// Which minutes of a check are rolled up: every minute in `[covered_from, frontier)`; those
+/// from `dirty_from` on wait to be rolled up again for results that arrived late.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Coverage {
     pub covered_from: i64,
     pub frontier: i64,
+    pub dirty_from: Option<i64>,
 }
 
 /// What one rollup pass writes for one check.
@@ -114,6 +116,13 @@ pub trait ResultStore: Send + Sync {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<Stored>, StoreError>;
+
+    /// Every check's results started in `[from, to)`, by start time: one read for a pass.
+    fn observations_all(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, Stored)>, StoreError>;
 
     fn len(&self) -> usize;
 

@@ -7,6 +7,11 @@
 //!
 //! Check, region and agent names are stored once each and referred to by number, and a
 //! result's detail is kept compact (`row.rs`): raw results are most of the file.
+//!
+//! Results are indexed by start time, not by check and time: the results of one moment
+//! arrive together, so each commit appends to the same few index pages (a per-check index
+//! would touch a page per check in every commit, and the write-ahead log would carry each of
+//! them). The rollup pass reads all checks' results of a time range at once anyway.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,7 +30,7 @@ use super::{
 };
 
 /// Bumped when the layout changes; a store written by another version is refused by name.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -47,11 +52,12 @@ const SCHEMA: &str = "
         body BLOB NOT NULL,
         UNIQUE (agent, seq)
     );
-    CREATE INDEX IF NOT EXISTS results_by_check_time ON results (check_id, started_us);
+    CREATE INDEX IF NOT EXISTS results_by_time ON results (started_us);
     CREATE TABLE IF NOT EXISTS coverage (
         check_id INTEGER PRIMARY KEY,
         covered_from INTEGER NOT NULL,
-        frontier INTEGER NOT NULL
+        frontier INTEGER NOT NULL,
+        dirty_from INTEGER
     );
     CREATE TABLE IF NOT EXISTS bad_minutes (
         check_id INTEGER NOT NULL,
@@ -82,10 +88,11 @@ enum Kind {
     Agent = 2,
 }
 
-/// Names by number and numbers by name, as held in the `names` table.
+/// Names by number and numbers by name, as held in the `names` table. One map per kind, so
+/// that a lookup borrows the name instead of building a key: ingest looks up three per result.
 #[derive(Default)]
 struct Names {
-    ids: HashMap<(u8, String), i64>,
+    ids: [HashMap<String, i64>; 3],
     names: HashMap<i64, String>,
 }
 
@@ -187,7 +194,9 @@ impl SqliteStore {
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| open_error(shown, e))?;
             for (id, kind, name) in rows {
-                names.ids.insert((kind, name.clone()), id);
+                if let Some(ids) = names.ids.get_mut(usize::from(kind)) {
+                    ids.insert(name.clone(), id);
+                }
                 names.names.insert(id, name);
             }
         }
@@ -210,7 +219,7 @@ impl SqliteStore {
 impl Names {
     /// The number of a name, adding it (inside the caller's transaction) when new.
     fn intern(&mut self, tx: &Transaction<'_>, kind: Kind, name: &str) -> rusqlite::Result<i64> {
-        if let Some(id) = self.ids.get(&(kind as u8, name.to_owned())) {
+        if let Some(id) = self.ids[kind as usize].get(name) {
             return Ok(*id);
         }
         tx.execute(
@@ -218,13 +227,13 @@ impl Names {
             params![kind as u8, name],
         )?;
         let id = tx.last_insert_rowid();
-        self.ids.insert((kind as u8, name.to_owned()), id);
+        self.ids[kind as usize].insert(name.to_owned(), id);
         self.names.insert(id, name.to_owned());
         Ok(id)
     }
 
     fn id(&self, kind: Kind, name: &str) -> Option<i64> {
-        self.ids.get(&(kind as u8, name.to_owned())).copied()
+        self.ids[kind as usize].get(name).copied()
     }
 
     fn name(&self, id: i64) -> String {
@@ -233,7 +242,9 @@ impl Names {
 
     /// Forgets names added by a transaction that rolled back.
     fn forget_after(&mut self, last_kept: i64) {
-        self.ids.retain(|_, id| *id <= last_kept);
+        for ids in &mut self.ids {
+            ids.retain(|_, id| *id <= last_kept);
+        }
         self.names.retain(|id, _| *id <= last_kept);
     }
 
@@ -292,10 +303,10 @@ fn write_rollups(
         let check = names.intern(tx, Kind::Check, &c.check)?;
         if let Some(cov) = c.coverage {
             tx.prepare_cached(
-                "INSERT INTO coverage (check_id, covered_from, frontier) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (check_id) DO UPDATE SET covered_from = ?2, frontier = ?3",
+                "INSERT INTO coverage (check_id, covered_from, frontier, dirty_from) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (check_id) DO UPDATE SET covered_from = ?2, frontier = ?3, dirty_from = ?4",
             )?
-            .execute(params![check, cov.covered_from, cov.frontier])?;
+            .execute(params![check, cov.covered_from, cov.frontier, cov.dirty_from])?;
         }
         let (from, to) = c.minutes;
         tx.prepare_cached(
@@ -334,25 +345,40 @@ fn write_rollups(
     Ok(())
 }
 
-/// Sparse histograms of many regions merged into one per time bucket.
-fn merge_by_time(rows: Vec<(i64, i64, Vec<u8>)>) -> BTreeMap<i64, BTreeMap<i64, Sparse>> {
-    let mut acc: BTreeMap<i64, BTreeMap<i64, Accumulator>> = BTreeMap::new();
-    for (check, at, blob) in rows {
-        if let Some(s) = Sparse::decode(&blob) {
-            acc.entry(check).or_default().entry(at).or_default().add(&s);
+/// Sparse histograms of many regions merged into one per (check, time) bucket, from rows
+/// that come ordered by check and time: one dense accumulator at a time, never one per bucket.
+#[derive(Default)]
+struct MergeByTime {
+    out: BTreeMap<i64, BTreeMap<i64, Sparse>>,
+    current: Option<(i64, i64, Accumulator)>,
+}
+
+impl MergeByTime {
+    fn push(&mut self, check: i64, at: i64, blob: &[u8]) {
+        let Some(s) = Sparse::decode(blob) else {
+            return;
+        };
+        match &mut self.current {
+            Some((c, t, acc)) if *c == check && *t == at => acc.add(&s),
+            _ => {
+                self.flush();
+                let mut acc = Accumulator::new();
+                acc.add(&s);
+                self.current = Some((check, at, acc));
+            }
         }
     }
-    acc.into_iter()
-        .map(|(check, by_time)| {
-            (
-                check,
-                by_time
-                    .into_iter()
-                    .map(|(at, a)| (at, a.to_sparse()))
-                    .collect(),
-            )
-        })
-        .collect()
+
+    fn flush(&mut self) {
+        if let Some((c, t, acc)) = self.current.take() {
+            self.out.entry(c).or_default().insert(t, acc.to_sparse());
+        }
+    }
+
+    fn finish(mut self) -> BTreeMap<i64, BTreeMap<i64, Sparse>> {
+        self.flush();
+        self.out
+    }
 }
 
 impl ResultStore for SqliteStore {
@@ -448,8 +474,8 @@ impl ResultStore for SqliteStore {
         let rows = inner
             .conn
             .prepare_cached(
-                "SELECT region, started_us, ok, duration_us FROM results
-                 WHERE check_id = ?1 AND started_us >= ?2 AND started_us < ?3 ORDER BY started_us",
+                "SELECT region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
+                 WHERE started_us >= ?2 AND started_us < ?3 AND check_id = ?1 ORDER BY started_us",
             )
             .and_then(|mut stmt| {
                 stmt.query_map(params![check, from_us, to_us], |r| {
@@ -470,6 +496,47 @@ impl ResultStore for SqliteStore {
                 start_us,
                 ok,
                 duration_us,
+            })
+            .collect())
+    }
+
+    fn observations_all(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        let inner = self.lock();
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
+                 WHERE started_us >= ?1 AND started_us < ?2 ORDER BY started_us",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![from_us, to_us], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(check, region, start_us, ok, duration_us)| {
+                (
+                    inner.names.name(check),
+                    Stored {
+                        region: inner.names.name(region),
+                        start_us,
+                        ok,
+                        duration_us,
+                    },
+                )
             })
             .collect())
     }
@@ -574,17 +641,18 @@ impl ResultStore for SqliteStore {
         };
         let name = |id: i64| inner.names.name(id);
         let mut checks: BTreeMap<i64, LoadedCheck> = BTreeMap::new();
-        let coverage: Vec<(i64, i64, i64)> = conn
-            .prepare("SELECT check_id, covered_from, frontier FROM coverage")
+        let coverage: Vec<(i64, i64, i64, Option<i64>)> = conn
+            .prepare("SELECT check_id, covered_from, frontier, dirty_from FROM coverage")
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
             })
             .map_err(read_error)?;
-        for (check, covered_from, frontier) in coverage {
+        for (check, covered_from, frontier, dirty_from) in coverage {
             checks.entry(check).or_default().coverage = Some(Coverage {
                 covered_from,
                 frontier,
+                dirty_from,
             });
         }
         let bad: Vec<(i64, i64, i64, i64)> = conn
@@ -604,26 +672,38 @@ impl ResultStore for SqliteStore {
                 },
             ));
         }
-        let read_hists = |sql: &str, since: i64| -> Result<Vec<(i64, i64, Vec<u8>)>, StoreError> {
-            conn.prepare(sql)
-                .and_then(|mut s| {
-                    s.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
-                })
-                .map_err(read_error)
-        };
+        // Streamed: 400 days of histograms are far more than what they merge into.
+        let read_hists =
+            |sql: &str, since: i64| -> Result<BTreeMap<i64, BTreeMap<i64, Sparse>>, StoreError> {
+                let mut merge = MergeByTime::default();
+                let mut stmt = conn.prepare(sql).map_err(read_error)?;
+                let mut rows = stmt.query(params![since]).map_err(read_error)?;
+                while let Some(row) = rows.next().map_err(read_error)? {
+                    let (check, at): (i64, i64) = (
+                        row.get(0).map_err(read_error)?,
+                        row.get(1).map_err(read_error)?,
+                    );
+                    let blob = row
+                        .get_ref(2)
+                        .map_err(read_error)?
+                        .as_blob()
+                        .map_err(read_error)?;
+                    merge.push(check, at, blob);
+                }
+                Ok(merge.finish())
+            };
         let days = read_hists(
-            "SELECT check_id, day, hist FROM days WHERE day >= ?1",
+            "SELECT check_id, day, hist FROM days WHERE day >= ?1 ORDER BY check_id, day",
             i64::MIN,
         )?;
-        for (check, by_day) in merge_by_time(days) {
+        for (check, by_day) in days {
             checks.entry(check).or_default().days = by_day;
         }
         let hours = read_hists(
-            "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1",
+            "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1 ORDER BY check_id, hour",
             hours_since_us,
         )?;
-        for (check, by_hour) in merge_by_time(hours) {
+        for (check, by_hour) in hours {
             checks.entry(check).or_default().hours = by_hour;
         }
         out.checks = checks.into_iter().map(|(id, c)| (name(id), c)).collect();
@@ -634,28 +714,13 @@ impl ResultStore for SqliteStore {
         let inner = self.lock();
         let conn = &inner.conn;
         let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
-        // By check, so that the (check, time) index finds the old rows.
-        let checks: Vec<i64> = inner
-            .names
-            .ids
-            .iter()
-            .filter(|((kind, _), _)| *kind == Kind::Check as u8)
-            .map(|(_, id)| *id)
-            .collect();
-        let mut removed = 0;
-        for check in checks {
-            if removed >= max_rows {
-                break;
-            }
-            let left = i64::try_from(max_rows - removed).unwrap_or(i64::MAX);
-            removed += conn
-                .execute(
-                    "DELETE FROM results WHERE id IN
-                     (SELECT id FROM results WHERE check_id = ?1 AND started_us < ?2 LIMIT ?3)",
-                    params![check, r.raw_before_us, left.min(limit)],
-                )
-                .map_err(unavailable)?;
-        }
+        let removed = conn
+            .execute(
+                "DELETE FROM results WHERE id IN
+                 (SELECT id FROM results INDEXED BY results_by_time WHERE started_us < ?1 LIMIT ?2)",
+                params![r.raw_before_us, limit],
+            )
+            .map_err(unavailable)?;
         conn.execute_batch("BEGIN IMMEDIATE")
             .and_then(|()| {
                 conn.execute(

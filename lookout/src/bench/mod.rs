@@ -1,6 +1,7 @@
 //! `lookout bench NAME`: whole-system benchmarks. Each prints its figures beside a reference
 //! measured in the same run on the same machine, since a lone absolute figure says little.
 
+mod collector;
 mod load;
 mod platform;
 mod probes;
@@ -11,11 +12,14 @@ pub enum Bench {
     Platform(platform::Args),
     /// Many checks at once against a delayed target, beside blackbox_exporter in the same run.
     Probes(probes::Args),
+    /// Durable ingest beside the disk's sync rate; 90-day answers for 500 checks beside a raw scan.
+    Collector(collector::Args),
 }
 
 pub async fn run(which: Bench) -> anyhow::Result<()> {
     match which {
         Bench::Platform(args) => platform::run(args).await,
         Bench::Probes(args) => probes::run(args).await,
+        Bench::Collector(args) => collector::run(args).await,
     }
 }

@@ -81,7 +81,7 @@ pub fn validate_variables(
     out
 }
 
-fn duration_in(
+pub(super) fn duration_in(
     report: &mut Report,
     v: &Option<Spanned<super::raw::Dur>>,
     path: &str,

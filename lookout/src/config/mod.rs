@@ -98,6 +98,8 @@ pub struct CollectorConfig {
     pub token: Secret,
     /// Copy every stored result to InfluxDB v2; `None` when not configured.
     pub influxdb: Option<lookout_collector::sink::InfluxConfig>,
+    /// How long raw results are kept; results older than this are refused.
+    pub raw_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -621,6 +623,14 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         .collector
         .influxdb
         .map(|i| validate_influx(i.value, report));
+    let raw_retention = checks::duration_in(
+        report,
+        &raw.collector.raw_retention,
+        "collector.raw_retention",
+        Duration::from_secs(14 * 86_400),
+        Duration::from_secs(3_600),
+        Duration::from_secs(400 * 86_400),
+    );
     Config {
         log,
         data_dir: raw
@@ -631,6 +641,7 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
             listen: collector_listen.value,
             token,
             influxdb,
+            raw_retention,
         },
         probes: ProbesConfig {
             regions,

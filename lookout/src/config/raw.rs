@@ -98,6 +98,8 @@ pub struct RawCollector {
     pub token: Option<Spanned<Secret>>,
     /// Copy every stored result to InfluxDB v2 (or a server that speaks its write API).
     pub influxdb: Option<Spanned<RawInflux>>,
+    /// How long raw results are kept (rollups are kept for 400 days).
+    pub raw_retention: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Deserialize)]
