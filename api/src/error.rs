@@ -158,6 +158,41 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// `ApiJson` for large bodies on hot paths (agents' batches): parsed with plain serde_json,
+/// several times faster than the path-tracking parse of `axum::Json`. Only a body that fails
+/// is parsed again with path tracking, so that the error still names the field at fault.
+#[derive(Debug)]
+pub struct ApiFastJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiFastJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == "application"
+                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a JSON body with `Content-Type: application/json`".into(),
+            ));
+        }
+        let body = bytes::Bytes::from_request(req, state).await?;
+        match serde_json::from_slice(&body) {
+            Ok(v) => Ok(ApiFastJson(v)),
+            Err(_) => match axum::Json::<T>::from_bytes(&body) {
+                Ok(axum::Json(v)) => Ok(ApiFastJson(v)),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
 /// `axum::extract::Query` with JSON rejections.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

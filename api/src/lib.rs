@@ -7,4 +7,4 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 
-pub use error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+pub use error::{ApiBytes, ApiError, ApiFastJson, ApiJson, ApiPath, ApiQuery, ApiResult};

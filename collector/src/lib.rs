@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod availability;
+mod commit;
 pub mod confirm;
 pub mod ingest;
 pub mod rollup;
@@ -20,7 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
-use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use lookout_api::{ApiError, ApiFastJson, ApiJson, ApiPath, ApiQuery, ApiResult};
 use lookout_model::health::{Health, HealthStatus};
 use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
@@ -267,6 +268,7 @@ impl Metrics {
 pub(crate) struct AppState {
     pub(crate) settings: CollectorSettings,
     pub(crate) rollups: Arc<Rollups>,
+    committer: commit::Committer,
     hub: confirm::Hub,
     metrics: Metrics,
     started: Instant,
@@ -338,9 +340,11 @@ impl Collector {
                 .map_err(std::io::Error::other)?;
         let rollups = Arc::new(rollups);
         let passes = tokio::spawn(rollup_passes(rollups.clone(), settings.rollup_every));
+        let committer = commit::Committer::start(rollups.store().clone())?;
         let state = Arc::new(AppState {
             settings,
             rollups,
+            committer,
             hub: confirm::Hub::default(),
             metrics,
             started: Instant::now(),
@@ -378,7 +382,7 @@ impl Collector {
 
 async fn post_results(
     State(s): State<Arc<AppState>>,
-    ApiJson(batch): ApiJson<ResultBatch>,
+    ApiFastJson(batch): ApiFastJson<ResultBatch>,
 ) -> ApiResult<Response> {
     let now = chrono::Utc::now().timestamp_micros();
     if let Err(e) = ingest::validate(
@@ -393,15 +397,13 @@ async fn post_results(
             .inc_by(batch.results.len() as u64);
         return Err(ApiError::BadRequest(e));
     }
-    // SQLite's commit syncs to disk: off the async workers, so a slow disk never stalls polls.
-    let store = s.store().clone();
-    // The batch goes to the blocking thread and comes back: no copy of it is made.
-    let (batch, inserted) = tokio::task::spawn_blocking(move || {
-        let inserted = store.insert(&batch.results);
-        (batch, inserted)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?;
+    // Stored by the commit thread (a sync to disk never stalls the async workers), together
+    // with whatever else arrived meanwhile; the results come back, uncopied.
+    let (results, inserted) = match s.committer.insert(batch.results).await {
+        Ok(x) => x,
+        Err(e) => (Vec::new(), Err(e)),
+    };
+    let batch = ResultBatch { results };
     let inserted = match inserted {
         Ok(x) => x,
         Err(e) => {

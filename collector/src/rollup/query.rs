@@ -245,8 +245,8 @@ impl CheckState {
                 let last = self
                     .recent
                     .iter()
-                    .rev()
-                    .find(|r| r.region == i && r.start_us <= now);
+                    .filter(|r| r.region == i && r.start_us <= now)
+                    .max_by_key(|r| r.start_us);
                 RegionNow {
                     region: region.clone(),
                     failing: last.filter(|r| r.start_us + silence > now).map(|r| !r.ok),

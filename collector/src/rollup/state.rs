@@ -32,7 +32,7 @@ pub(crate) struct CheckState {
     pub hour_hist: BTreeMap<i64, Sparse>,
     /// The merge of `day_hist` over the last range a query asked for.
     pub day_memo: Option<((i64, i64), Sparse)>,
-    /// Raw results from `live_from()` on, by start time.
+    /// Raw results from `live_from()` on, in the order they arrived.
     pub recent: Vec<Recent>,
 }
 
@@ -83,9 +83,9 @@ impl CheckState {
             ok,
             duration_us,
         };
-        // Results mostly arrive in order; a late one is put in its place.
-        let at = self.recent.partition_point(|x| x.start_us <= start_us);
-        self.recent.insert(at, r);
+        // Kept in arrival order: the math sorts what it reads, and a busy ingest never pays
+        // for keeping a long tail in order.
+        self.recent.push(r);
     }
 
     pub fn load(&mut self, l: &LoadedCheck) {
@@ -152,8 +152,7 @@ impl CheckState {
             }
         }
         let keep = self.live_from();
-        let first = self.recent.partition_point(|r| r.start_us < keep);
-        self.recent.drain(..first);
+        self.recent.retain(|r| r.start_us >= keep);
     }
 }
 

@@ -104,7 +104,14 @@ pub trait ResultStore: Send + Sync {
     /// Stores a batch all or nothing; results already held (same agent and seq) are not
     /// stored again. Answers once the batch is as durable as the store is.
     /// Says, for each result, whether it was stored now (`false`: it was already held).
-    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError>;
+    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError> {
+        self.insert_many(&[results])
+            .map(|mut v| v.pop().unwrap_or_default())
+    }
+
+    /// Stores several batches in one commit (group commit: concurrent agents share the cost
+    /// of making their batches durable), all or nothing; one answer per batch.
+    fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError>;
 
     /// Results in the order they were stored, oldest first, the last `limit` of them.
     fn query(&self, filter: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError>;

@@ -16,12 +16,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::probe::ProbeResult;
 use lookout_model::sla::Tally;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::row::{self, Columns};
 use super::{
@@ -41,7 +44,7 @@ const SCHEMA: &str = "
         UNIQUE (kind, name)
     );
     CREATE TABLE IF NOT EXISTS results (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         agent INTEGER NOT NULL,
         seq INTEGER NOT NULL,
         check_id INTEGER NOT NULL,
@@ -105,6 +108,39 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
     count: AtomicUsize,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _checkpoints: Option<mpsc::Sender<()>>,
+}
+
+/// How often the log is copied into the database file, off the committing thread.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Our own connections are each used by one thread at a time (the store's mutex, the
+/// checkpoint thread): SQLite's own locking would only cost time.
+fn flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Copies the write-ahead log into the database on its own connection and thread, so that a
+/// commit never waits for a checkpoint (SQLite would otherwise run them in the committing
+/// thread, every 4 MB of log).
+fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let shown = path.display().to_string();
+    let conn = Connection::open_with_flags(path, flags()).map_err(|e| open_error(&shown, e))?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("lookout-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %e, "checkpoint failed; the log grows until the next one");
+                }
+            }
+        })
+        .map_err(|e| open_error(&shown, e))?;
+    Ok(stop)
 }
 
 fn open_error(path: &str, e: impl std::fmt::Display) -> StoreError {
@@ -125,8 +161,15 @@ impl SqliteStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| open_error(&shown, e))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(&shown, e))?;
-        Self::setup(conn, &shown, Some(path.to_owned()))
+        let conn = Connection::open_with_flags(path, flags()).map_err(|e| open_error(&shown, e))?;
+        let mut store = Self::setup(conn, &shown, Some(path.to_owned()))?;
+        store
+            .lock()
+            .conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| open_error(&shown, e))?;
+        store._checkpoints = Some(start_checkpoints(path)?);
+        Ok(store)
     }
 
     /// A store that lives as long as the value: for tests and trying things out.
@@ -136,11 +179,12 @@ impl SqliteStore {
     }
 
     fn setup(conn: Connection, shown: &str, path: Option<PathBuf>) -> Result<Self, StoreError> {
-        // A large page cache keeps the index tails that every batch touches in memory.
+        // Every commit walks the whole page cache (SQLite truncates it at the end of a
+        // transaction), so it is kept moderate: ingest appends, it does not need many pages.
         let pragmas = "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -65536;";
+             PRAGMA cache_size = -16384;";
         conn.execute_batch(pragmas)
             .and_then(|()| conn.execute_batch(SCHEMA))
             .map_err(|e| {
@@ -204,6 +248,7 @@ impl SqliteStore {
             path,
             inner: Mutex::new(Inner { conn, names }),
             count: AtomicUsize::new(usize::try_from(count).unwrap_or(0)),
+            _checkpoints: None,
         })
     }
 
@@ -382,7 +427,7 @@ impl MergeByTime {
 }
 
 impl ResultStore for SqliteStore {
-    fn insert(&self, results: &[ProbeResult]) -> Result<Vec<bool>, StoreError> {
+    fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut inner = self.lock();
         let Inner { conn, names } = &mut *inner;
         let last_name = names.last_id();
@@ -390,15 +435,18 @@ impl ResultStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let inserted = insert_batch(&tx, names, results)?;
-            // Nothing is acknowledged before this returns: the batch is in the log, synced.
+            let mut inserted = Vec::with_capacity(batches.len());
+            for batch in batches {
+                inserted.push(insert_batch(&tx, names, batch)?);
+            }
+            // Nothing is acknowledged before this returns: the batches are in the log, synced.
             tx.commit().map_err(unavailable)?;
             Ok(inserted)
         })();
         match outcome {
             Ok(inserted) => {
-                self.count
-                    .fetch_add(inserted.iter().filter(|n| **n).count(), Ordering::Relaxed);
+                let new = inserted.iter().flatten().filter(|n| **n).count();
+                self.count.fetch_add(new, Ordering::Relaxed);
                 Ok(inserted)
             }
             Err(e) => {
@@ -547,6 +595,12 @@ impl ResultStore for SqliteStore {
 
     fn stored_since(&self, after_id: i64) -> Result<NewResults, StoreError> {
         let inner = self.lock();
+        // Ids start again at 1 only after retention emptied the table: all is new then.
+        let max: i64 = inner
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM results", [], |r| r.get(0))
+            .map_err(read_error)?;
+        let after_id = if max < after_id { 0 } else { after_id };
         let rows = inner
             .conn
             .prepare_cached(
@@ -716,8 +770,11 @@ impl ResultStore for SqliteStore {
         let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
         let removed = conn
             .execute(
+                // The newest row stays, so that ids never go back while the table has rows
+                // (the rollups find new results by id).
                 "DELETE FROM results WHERE id IN
-                 (SELECT id FROM results INDEXED BY results_by_time WHERE started_us < ?1 LIMIT ?2)",
+                 (SELECT id FROM results INDEXED BY results_by_time WHERE started_us < ?1 LIMIT ?2)
+                 AND id < (SELECT MAX(id) FROM results)",
                 params![r.raw_before_us, limit],
             )
             .map_err(unavailable)?;

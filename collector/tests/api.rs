@@ -1,0 +1,203 @@
+//! The collector's HTTP API against a real collector on loopback: bad input gets a clear 4xx
+//! naming what was wrong and nothing of it is stored; good batches are acknowledged once; the
+//! query endpoints answer from what was stored.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lookout_collector::store::{ResultStore, SqliteStore};
+use lookout_collector::{CheckInfo, Collector, CollectorSettings};
+use lookout_model::secret::Secret;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "api-test-token";
+
+async fn collector() -> (Collector, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = BTreeMap::from([(
+        "search".to_string(),
+        CheckInfo {
+            regions: vec!["eu".into(), "us".into(), "ap".into()],
+            ..CheckInfo::unknown()
+        },
+    )]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = Collector::start(
+        CollectorSettings::new(Secret::new(TOKEN), known),
+        store.clone(),
+        listener,
+    )
+    .await
+    .unwrap();
+    (c, store)
+}
+
+fn result(region: &str, seq: u64, t: i64, ok: bool) -> Value {
+    let outcome = if ok {
+        json!({"status": "ok"})
+    } else {
+        json!({"status": "fail", "kind": "refused", "message": "connection refused", "step": 0})
+    };
+    json!({"check": "search", "region": region, "agent": format!("{region}-1"), "seq": seq,
+        "started_at_us": t, "outcome": outcome, "duration_us": 120_000, "steps": []})
+}
+
+async fn post(http: &reqwest::Client, c: &Collector, body: String, token: &str) -> (u16, Value) {
+    let r = http
+        .post(format!("{}/api/v1/results", c.url()))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_batches_are_refused_by_name_and_nothing_of_them_is_stored() {
+    let (c, store) = collector().await;
+    let http = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp_micros();
+    let good = result("eu", 1, now - 60_000_000, true);
+
+    let (status, _) = post(&http, &c, json!({"results": [good]}).to_string(), "wrong").await;
+    assert_eq!(status, 403, "a wrong token");
+    let r = http
+        .post(format!("{}/api/v1/results", c.url()))
+        .header("content-type", "application/json")
+        .body(json!({"results": [good]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "no token");
+
+    let r = http
+        .post(format!("{}/api/v1/results", c.url()))
+        .bearer_auth(TOKEN)
+        .body(json!({"results": [good]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415, "no JSON content type");
+
+    let mut bad_type = good.clone();
+    bad_type["seq"] = json!("seven");
+    let (status, body) = post(
+        &http,
+        &c,
+        json!({"results": [good, bad_type]}).to_string(),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("results[1].seq"), "{message}");
+
+    let mut unknown = good.clone();
+    unknown["check"] = json!("nope");
+    let (status, body) = post(
+        &http,
+        &c,
+        json!({"results": [good, unknown]}).to_string(),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown check \"nope\""),
+        "{body}"
+    );
+
+    let future = result("us", 1, now + 3_600_000_000, true);
+    let (status, body) = post(&http, &c, json!({"results": [future]}).to_string(), TOKEN).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the collector's clock"),
+        "{body}"
+    );
+
+    let (status, _) = post(&http, &c, "{\"results\": [".into(), TOKEN).await;
+    assert_eq!(status, 400, "truncated JSON");
+    assert_eq!(store.len(), 0, "nothing of a refused batch is stored");
+
+    let (status, ack) = post(&http, &c, json!({"results": [good]}).to_string(), TOKEN).await;
+    assert_eq!((status, ack["accepted"].as_u64()), (200, Some(1)));
+    let (_, ack) = post(&http, &c, json!({"results": [good]}).to_string(), TOKEN).await;
+    assert_eq!(
+        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_query_endpoints_answer_from_what_was_stored() {
+    let (c, _store) = collector().await;
+    let http = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp_micros();
+    // Ten minutes from three regions every 10 s; two regions fail for the middle two minutes.
+    let start = now - 10 * 60_000_000;
+    let mut results = Vec::new();
+    for i in 0..60i64 {
+        let t = start + i * 10_000_000;
+        for (r, region) in ["eu", "us", "ap"].iter().enumerate() {
+            let failing = (24..36).contains(&i) && r < 2;
+            results.push(result(region, i as u64 + 1, t + r as i64, !failing));
+        }
+    }
+    let (status, _) = post(&http, &c, json!({ "results": results }).to_string(), TOKEN).await;
+    assert_eq!(status, 200);
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(path).bearer_auth(TOKEN).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, a) = get(format!(
+        "{}/api/v1/checks/search/availability?from_us={start}&to_us={}",
+        c.url(),
+        start + 10 * 60_000_000
+    ))
+    .await;
+    assert_eq!(status, 200, "{a}");
+    // Down from us's first failure (1 µs after eu's) until eu's first success.
+    assert_eq!(a["down_seconds"], json!(119.999999), "{a}");
+    assert_eq!(a["latency"]["count"], json!(180 - 24));
+
+    let (status, all) = get(format!("{}/api/v1/checks?window=1h", c.url())).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["checks"][0]["check"], "search");
+    assert!(all["checks"][0]["availability"].as_f64().unwrap() < 1.0);
+
+    let (status, days) = get(format!("{}/api/v1/checks/search/daily?days=3", c.url())).await;
+    assert_eq!(status, 200, "{days}");
+    let days = days.as_array().unwrap();
+    assert_eq!(days.len(), 3);
+    assert!(
+        days[2]["down_seconds"].as_f64().unwrap() >= 119.0,
+        "today: {days:?}"
+    );
+    assert_eq!(days[0]["availability"], Value::Null, "no data two days ago");
+
+    for (path, status) in [
+        ("/api/v1/checks/search/availability?window=soon", 400),
+        ("/api/v1/checks/nope/availability?window=1h", 404),
+        ("/api/v1/checks/search/daily?days=0", 400),
+        ("/api/v1/checks?window=500d", 400),
+    ] {
+        let (got, body) = get(format!("{}{path}", c.url())).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].as_str().is_some(), "{path}: {body}");
+    }
+    c.shutdown().await;
+}
