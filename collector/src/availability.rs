@@ -228,3 +228,34 @@ pub async fn get_daily(
             .collect(),
     ))
 }
+
+#[derive(Serialize)]
+pub struct IncidentsBody {
+    check: String,
+    from_us: i64,
+    to_us: i64,
+    /// Newest first.
+    incidents: Vec<crate::rollup::Incident>,
+}
+
+/// `GET /api/v1/checks/{check}/incidents?window=90d`: the intervals the check was down.
+pub async fn get_incidents(
+    State(s): State<Arc<AppState>>,
+    ApiPath(check): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<ApiJson<IncidentsBody>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (from, to) = window(&q, now)?;
+    s.check_info(&check)?;
+    let name = check.clone();
+    let mut incidents = settled(&s, now, move |s| s.rollups.incidents(&name, from, to, now))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
+    incidents.reverse();
+    Ok(ApiJson(IncidentsBody {
+        check,
+        from_us: from,
+        to_us: to,
+        incidents,
+    }))
+}

@@ -11,7 +11,7 @@ pub mod rollup;
 pub mod sink;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +81,7 @@ struct Metrics {
     no_data: GaugeVec,
     region_failing: GaugeVec,
     sinks: sink::SinkMetrics,
+    clock_offset: GaugeVec,
 }
 
 /// The windows `/metrics` reports availability over.
@@ -185,6 +186,14 @@ impl Metrics {
                 )?,
             )?,
             sinks: sink::SinkMetrics::new(&r)?,
+            clock_offset: reg(
+                &r,
+                gauge(
+                    "lookout_collector_agent_clock_offset_seconds",
+                    "Least time from a run's end (agent's clock) to its arrival (collector's clock) in the agent's last batch; negative means the agent's clock is ahead.",
+                    &["agent"],
+                )?,
+            )?,
             registry: r,
         })
     }
@@ -269,6 +278,8 @@ pub(crate) struct AppState {
     pub(crate) settings: CollectorSettings,
     pub(crate) rollups: Arc<Rollups>,
     committer: commit::Committer,
+    /// Each agent's clock offset from its last batch.
+    clock: std::sync::Mutex<BTreeMap<String, f64>>,
     hub: confirm::Hub,
     metrics: Metrics,
     started: Instant,
@@ -345,6 +356,7 @@ impl Collector {
             settings,
             rollups,
             committer,
+            clock: std::sync::Mutex::new(BTreeMap::new()),
             hub: confirm::Hub::default(),
             metrics,
             started: Instant::now(),
@@ -429,6 +441,21 @@ async fn post_results(
         .inc_by(duplicates as u64);
     s.metrics.stored.set(s.store().len() as i64);
     s.rollups.observe(&batch.results, &inserted);
+    if let Some(agent) = batch.results.first().map(|r| r.agent.clone())
+        && let Some(offset) = clock_offset(&batch.results, now)
+    {
+        s.metrics
+            .clock_offset
+            .with_label_values(&[agent.as_str()])
+            .set(offset);
+        if offset < -1.0 {
+            tracing::warn!(%agent, ahead_seconds = -offset, "the agent's clock is ahead of the collector's: its results' times are off");
+        }
+        s.clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(agent, offset);
+    }
     for (r, new) in batch.results.iter().zip(&inserted) {
         // A replay is acknowledged, not counted again.
         if *new {
@@ -524,20 +551,45 @@ struct AgentView {
     agent: String,
     region: String,
     last_poll_seconds_ago: f64,
+    /// See [`clock_offset`]; `null` before the agent's first batch.
+    clock_offset_seconds: Option<f64>,
 }
 
 async fn get_agents(State(s): State<Arc<AppState>>) -> ApiJson<Vec<AgentView>> {
+    let offsets = s
+        .clock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     ApiJson(
         s.hub
             .agents()
             .into_iter()
             .map(|(agent, region, ago)| AgentView {
+                clock_offset_seconds: offsets.get(&agent).copied(),
                 agent,
                 region,
                 last_poll_seconds_ago: ago,
             })
             .collect(),
     )
+}
+
+/// How far an agent's clock seems behind the collector's, in seconds, from one batch: the
+/// least time between a run's end (by the agent's clock) and its arrival (by ours). Delivery
+/// makes it a little positive (a second or so); a negative figure can only be the agent's
+/// clock running ahead, and a large positive one on a fresh batch, behind (or a spool being
+/// replayed).
+fn clock_offset(results: &[ProbeResult], now_us: i64) -> Option<f64> {
+    results
+        .iter()
+        .map(|r| {
+            now_us
+                - r.started_at_us
+                    .saturating_add(i64::try_from(r.duration_us).unwrap_or(0))
+        })
+        .min()
+        .map(|us| us as f64 / 1e6)
 }
 
 async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
@@ -570,6 +622,14 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// The API described (OpenAPI 3.0); open, like `/healthcheck`: it holds nothing secret.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
@@ -585,6 +645,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(availability::get_availability),
         )
         .route("/api/v1/checks/{check}/daily", get(availability::get_daily))
+        .route(
+            "/api/v1/checks/{check}/incidents",
+            get(availability::get_incidents),
+        )
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
         .route_layer(middleware::from_fn_with_state(
             token,
@@ -592,6 +656,7 @@ fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(api)
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthcheck", get(healthcheck))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -136,6 +136,26 @@ async fn bad_batches_are_refused_by_name_and_nothing_of_them_is_stored() {
         (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
         (Some(0), Some(1))
     );
+
+    // An agent whose clock runs 30 s ahead: accepted (within 5 minutes), and reported.
+    let ahead = result("ap", 1, chrono::Utc::now().timestamp_micros() + 30_000_000, true);
+    let (status, _) = post(&http, &c, json!({"results": [ahead]}).to_string(), TOKEN).await;
+    assert_eq!(status, 200);
+    let metrics = http
+        .get(format!("{}/metrics", c.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let offset: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lookout_collector_agent_clock_offset_seconds{agent=\"ap-1\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((-30.2..=-29.9).contains(&offset), "{offset}");
     c.shutdown().await;
 }
 
@@ -189,6 +209,22 @@ async fn the_query_endpoints_answer_from_what_was_stored() {
     );
     assert_eq!(days[0]["availability"], Value::Null, "no data two days ago");
 
+    let (status, inc) = get(format!(
+        "{}/api/v1/checks/search/incidents?window=1h",
+        c.url()
+    ))
+    .await;
+    assert_eq!(status, 200, "{inc}");
+    let list = inc["incidents"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{inc}");
+    assert_eq!(list[0]["start_us"], json!(start + 240_000_001));
+    assert_eq!(list[0]["end_us"], json!(start + 360_000_000));
+    assert_eq!(list[0]["down_seconds"], json!(119.999999));
+    assert_eq!(list[0]["regions"], json!(["eu", "us"]));
+    assert_eq!(list[0]["first_failure"]["region"], "eu");
+    assert_eq!(list[0]["first_failure"]["kind"], "refused");
+    assert_eq!(list[0]["exact"], true);
+
     for (path, status) in [
         ("/api/v1/checks/search/availability?window=soon", 400),
         ("/api/v1/checks/nope/availability?window=1h", 404),
@@ -199,5 +235,33 @@ async fn the_query_endpoints_answer_from_what_was_stored() {
         assert_eq!(got, status, "{path}: {body}");
         assert!(body["error"].as_str().is_some(), "{path}: {body}");
     }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_is_served_without_a_token() {
+    let (c, _store) = collector().await;
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", c.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort_unstable();
+    // Every route the collector serves, and nothing it does not (lib.rs `router`).
+    let source = include_str!("../src/lib.rs");
+    let mut routed: Vec<&str> = source
+        .match_indices(".route(")
+        .filter_map(|(i, _)| source[i..].split('"').nth(1))
+        .collect();
+    routed.sort_unstable();
+    assert_eq!(paths, routed);
     c.shutdown().await;
 }

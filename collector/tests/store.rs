@@ -120,7 +120,7 @@ fn conformance(store: &dyn ResultStore) {
 }
 
 #[test]
-fn the_memory_store_conforms() {
+fn the_in_memory_store_conforms() {
     conformance(&SqliteStore::in_memory().unwrap());
 }
 

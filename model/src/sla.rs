@@ -183,6 +183,48 @@ pub fn tally_split(
     pieces
 }
 
+/// The intervals of `[from, to)` during which the check was down, in order. Their lengths add
+/// up to [`tally`]'s downtime for the same window.
+pub fn down_intervals(
+    rules: &Rules,
+    observations: &[Observation],
+    from: i64,
+    to: i64,
+) -> Vec<(i64, i64)> {
+    let mut events: Vec<(i64, i32)> = Vec::new();
+    for (a, b, ok, _) in segments(rules, observations) {
+        let (a, b) = (a.max(from), b.min(to));
+        if a < b && !ok {
+            events.push((a, 1));
+            events.push((b, -1));
+        }
+    }
+    events.sort_unstable();
+    let quorum = rules.quorum as i32;
+    let (mut failing, mut open, mut out) = (0i32, None, Vec::new());
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].0;
+        while i < events.len() && events[i].0 == at {
+            failing += events[i].1;
+            i += 1;
+        }
+        let down = quorum > 0 && failing >= quorum;
+        match (down, open) {
+            (true, None) => open = Some(at),
+            (false, Some(start)) => {
+                out.push((start, at));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = open {
+        out.push((start, to));
+    }
+    out
+}
+
 /// Down and no-data time in `[from, to)`.
 pub fn tally(rules: &Rules, observations: &[Observation], from: i64, to: i64) -> Tally {
     let mut total = Tally::default();

@@ -12,9 +12,11 @@
 //! the last two days, per hour (regions merged), and the raw results after its frontier (the
 //! live tail). Queries read only memory: rollups up to the frontier, exact math after it.
 
+mod incidents;
 mod query;
 mod state;
 
+pub use incidents::{FirstFailure, Incident};
 pub use query::{Computed, Latency};
 
 use std::collections::{BTreeMap, HashMap};
@@ -98,23 +100,55 @@ impl Rollups {
         now_us: i64,
     ) -> Result<Rollups, StoreError> {
         let loaded = store.load_rollups(now_us - HOURS_IN_MEMORY_US - DAY_US)?;
-        let mut checks = HashMap::new();
         let mut names: Vec<String> = known.keys().cloned().collect();
         names.extend(loaded.checks.keys().cloned());
         names.sort();
         names.dedup();
+        let mut states = BTreeMap::new();
         for name in names {
             let info = known.get(&name).cloned().unwrap_or_else(CheckInfo::unknown);
             let mut st = CheckState::new(info);
             if let Some(l) = loaded.checks.get(&name) {
                 st.load(l);
             }
-            let since = st.live_from();
-            for o in store.observations(&name, since, i64::MAX)? {
-                st.push_recent(&o.region, o.start_us, o.ok, o.duration_us);
-            }
-            checks.insert(name, Arc::new(Mutex::new(st)));
+            states.insert(name, st);
         }
+        // The live tails, from one read: results are indexed by time, not by check. Results
+        // stored but not rolled up before a restart may belong to checks without coverage.
+        let unrolled = store.stored_since(loaded.rolled_id)?;
+        let lookback = states
+            .values()
+            .map(CheckState::silence_us)
+            .chain([CheckState::new(CheckInfo::unknown()).silence_us()])
+            .max()
+            .unwrap_or(0);
+        let since = states
+            .values()
+            .map(CheckState::live_from)
+            .chain(
+                unrolled
+                    .earliest
+                    .values()
+                    .map(|t| t.saturating_sub(lookback)),
+            )
+            .min();
+        if let Some(since) = since {
+            for (check, o) in store.observations_all(since, i64::MAX)? {
+                let st = match states.get_mut(&check) {
+                    Some(st) => st,
+                    None => states
+                        .entry(check.clone())
+                        .or_insert_with(|| CheckState::new(CheckInfo::unknown())),
+                };
+                if o.start_us >= st.live_from() {
+                    st.push_recent(&o.region, o.start_us, o.ok, o.duration_us);
+                }
+            }
+        }
+        let checks: HashMap<String, Arc<Mutex<CheckState>>> = states
+            .into_iter()
+            .map(|(name, st)| (name, Arc::new(Mutex::new(st))))
+            .collect();
         Ok(Rollups {
             store,
             known,

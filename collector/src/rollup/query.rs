@@ -57,7 +57,7 @@ fn ceil_to(t: i64, step: i64) -> i64 {
 }
 
 impl CheckState {
-    fn rules(&self) -> Rules {
+    pub(crate) fn rules(&self) -> Rules {
         Rules::new(
             self.regions.len(),
             self.info.interval_us,
@@ -65,7 +65,7 @@ impl CheckState {
         )
     }
 
-    fn live_observations(&self) -> Vec<Observation> {
+    pub(crate) fn live(&self) -> Vec<Observation> {
         self.recent
             .iter()
             .map(|r| Observation {
@@ -143,7 +143,7 @@ impl CheckState {
         }
         let live_from = from.max(frontier);
         if live_from < to {
-            let live = sla::tally(&self.rules(), &self.live_observations(), live_from, to);
+            let live = sla::tally(&self.rules(), &self.live(), live_from, to);
             t.down_us += live.down_us;
             t.no_data_us += live.no_data_us;
         }

@@ -124,6 +124,15 @@ pub trait ResultStore: Send + Sync {
         to_us: i64,
     ) -> Result<Vec<Stored>, StoreError>;
 
+    /// The failed runs of `check` started in `[from, to)`, by start time, at most `limit`.
+    fn failures(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+        limit: usize,
+    ) -> Result<Vec<ProbeResult>, StoreError>;
+
     /// Every check's results started in `[from, to)`, by start time: one read for a pass.
     fn observations_all(
         &self,

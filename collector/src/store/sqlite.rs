@@ -114,6 +114,8 @@ pub struct SqliteStore {
 
 /// How often the log is copied into the database file, off the committing thread.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Pages of log (4 KiB each) past which a checkpoint makes the log start over: 64 MiB.
+const MAX_LOG_FRAMES: i64 = 16_384;
 
 /// Our own connections are each used by one thread at a time (the store's mutex, the
 /// checkpoint thread): SQLite's own locking would only cost time.
@@ -134,7 +136,19 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
         .name("lookout-checkpoint".into())
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                // A passive checkpoint never blocks a commit, but under steady ingest it never
+                // catches the log's end either, and the log only starts over once one has. When
+                // the log is long, a restarting checkpoint holds commits back for the moment it
+                // takes to finish, and the log starts over.
+                let frames: rusqlite::Result<i64> =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |r| r.get(1));
+                let outcome = match frames {
+                    Ok(n) if n > MAX_LOG_FRAMES => conn
+                        .query_row("PRAGMA wal_checkpoint(RESTART);", [], |r| r.get::<_, i64>(0))
+                        .map(|_| ()),
+                    other => other.map(|_| ()),
+                };
+                if let Err(e) = outcome {
                     tracing::warn!(error = %e, "checkpoint failed; the log grows until the next one");
                 }
             }
@@ -166,7 +180,7 @@ impl SqliteStore {
         store
             .lock()
             .conn
-            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
             .map_err(|e| open_error(&shown, e))?;
         store._checkpoints = Some(start_checkpoints(path)?);
         Ok(store)
@@ -546,6 +560,54 @@ impl ResultStore for SqliteStore {
                 duration_us,
             })
             .collect())
+    }
+
+    fn failures(
+        &self,
+        check: &str,
+        from_us: i64,
+        to_us: i64,
+        limit: usize,
+    ) -> Result<Vec<ProbeResult>, StoreError> {
+        let inner = self.lock();
+        let Some(check_id) = inner.names.id(Kind::Check, check) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = inner
+            .conn
+            .prepare_cached(
+                "SELECT agent, seq, region, started_us, duration_us, body FROM results INDEXED BY results_by_time
+                 WHERE started_us >= ?2 AND started_us < ?3 AND check_id = ?1 AND ok = 0
+                 ORDER BY started_us LIMIT ?4",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![check_id, from_us, to_us, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(read_error)?;
+        rows.into_iter()
+            .map(|(agent, seq, region, started, duration, body)| {
+                let columns = Columns {
+                    check: check.to_owned(),
+                    region: inner.names.name(region),
+                    agent: inner.names.name(agent),
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    started_at_us: started,
+                    duration_us: u64::try_from(duration).unwrap_or(0),
+                };
+                row::decode(columns, &body).map_err(read_error)
+            })
+            .collect()
     }
 
     fn observations_all(

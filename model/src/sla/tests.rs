@@ -108,6 +108,20 @@ fn observations() -> impl Strategy<Value = Vec<Observation>> {
 
 proptest! {
     #[test]
+    fn down_intervals_are_ordered_apart_and_add_up_to_the_downtime(obs in observations(), a in 0i64..300, len in 1i64..400) {
+        let (from, to) = (a * S, (a + len) * S);
+        let intervals = down_intervals(&rules3(), &obs, from, to);
+        let total: i64 = intervals.iter().map(|(s, e)| e - s).sum();
+        prop_assert_eq!(total, tally(&rules3(), &obs, from, to).down_us);
+        for w in intervals.windows(2) {
+            prop_assert!(w[0].1 < w[1].0, "{:?}", intervals);
+        }
+        for (s, e) in &intervals {
+            prop_assert!(from <= *s && s < e && *e <= to);
+        }
+    }
+
+    #[test]
     fn downtime_never_exceeds_the_window(obs in observations(), a in 0i64..300, len in 1i64..400) {
         let (from, to) = (a * S, (a + len) * S);
         let t = tally(&rules3(), &obs, from, to);
