@@ -138,7 +138,12 @@ async fn bad_batches_are_refused_by_name_and_nothing_of_them_is_stored() {
     );
 
     // An agent whose clock runs 30 s ahead: accepted (within 5 minutes), and reported.
-    let ahead = result("ap", 1, chrono::Utc::now().timestamp_micros() + 30_000_000, true);
+    let ahead = result(
+        "ap",
+        1,
+        chrono::Utc::now().timestamp_micros() + 30_000_000,
+        true,
+    );
     let (status, _) = post(&http, &c, json!({"results": [ahead]}).to_string(), TOKEN).await;
     assert_eq!(status, 200);
     let metrics = http
@@ -151,7 +156,9 @@ async fn bad_batches_are_refused_by_name_and_nothing_of_them_is_stored() {
         .unwrap();
     let offset: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("lookout_collector_agent_clock_offset_seconds{agent=\"ap-1\"} "))
+        .find_map(|l| {
+            l.strip_prefix("lookout_collector_agent_clock_offset_seconds{agent=\"ap-1\"} ")
+        })
         .unwrap()
         .parse()
         .unwrap();
