@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::ingest::CheckInfo;
-use crate::rollup::{Computed, Latency};
+use crate::rollup::{Computed, Current, Latency};
 
 /// The longest window served (the rollups' retention).
 const MAX_WINDOW_US: i64 = 400 * 24 * 3_600 * 1_000_000;
@@ -44,6 +44,8 @@ pub struct AvailabilityBody {
     regions: Vec<String>,
     quorum: usize,
     latency: Latency,
+    /// The state now, whatever the window.
+    current: Option<Current>,
 }
 
 pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
@@ -83,7 +85,14 @@ pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> 
     Ok((from, to))
 }
 
-fn body(check: String, info: &CheckInfo, from: i64, to: i64, c: Computed) -> AvailabilityBody {
+fn body(
+    check: String,
+    info: &CheckInfo,
+    from: i64,
+    to: i64,
+    c: Computed,
+    current: Option<Current>,
+) -> AvailabilityBody {
     let Computed {
         tally,
         regions,
@@ -109,6 +118,7 @@ fn body(check: String, info: &CheckInfo, from: i64, to: i64, c: Computed) -> Ava
         regions,
         quorum,
         latency,
+        current,
     }
 }
 
@@ -136,10 +146,16 @@ pub async fn get_availability(
     let (from, to) = window(&q, now)?;
     let info = s.check_info(&check)?;
     let name = check.clone();
-    let computed = settled(&s, now, move |s| s.rollups.compute(&name, from, to, now))
-        .await?
+    let (computed, current) = settled(&s, now, move |s| {
+        (
+            s.rollups.compute(&name, from, to, now),
+            s.rollups.current(&name, now),
+        )
+    })
+    .await?;
+    let computed = computed
         .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
-    Ok(ApiJson(body(check, &info, from, to, computed)))
+    Ok(ApiJson(body(check, &info, from, to, computed, current)))
 }
 
 #[derive(Serialize)]
@@ -163,7 +179,8 @@ pub async fn get_all(
             .filter_map(|check| {
                 let info = s.check_info(&check).ok()?;
                 let c = s.rollups.compute(&check, from, to, now)?;
-                Some(body(check, &info, from, to, c))
+                let current = s.rollups.current(&check, now);
+                Some(body(check, &info, from, to, c, current))
             })
             .collect::<Vec<_>>()
     })

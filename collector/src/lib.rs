@@ -77,6 +77,9 @@ struct Metrics {
     /// Per check, computed at scrape time from the store.
     availability: GaugeVec,
     budget_remaining: GaugeVec,
+    burn_rate: GaugeVec,
+    store_bytes: IntGauge,
+    rollup_lag: prometheus::Gauge,
     up: GaugeVec,
     no_data: GaugeVec,
     region_failing: GaugeVec,
@@ -85,7 +88,17 @@ struct Metrics {
 }
 
 /// The windows `/metrics` reports availability over.
-const METRIC_WINDOWS: [(&str, i64); 2] = [("1h", 3_600_000_000), ("24h", 86_400_000_000)];
+/// Those of multiwindow burn-rate alerts (5m/1h, 30m/6h, 6h/3d) and of SLA reports (30d, 90d).
+const METRIC_WINDOWS: [(&str, i64); 8] = [
+    ("5m", 300_000_000),
+    ("30m", 1_800_000_000),
+    ("1h", 3_600_000_000),
+    ("6h", 21_600_000_000),
+    ("24h", 86_400_000_000),
+    ("3d", 259_200_000_000),
+    ("30d", 2_592_000_000_000),
+    ("90d", 7_776_000_000_000),
+];
 
 use lookout_api::metrics::register as reg;
 
@@ -153,6 +166,28 @@ impl Metrics {
                     &["check", "window"],
                 )?,
             )?,
+            burn_rate: reg(
+                &r,
+                gauge(
+                    "lookout_check_burn_rate",
+                    "The window's bad fraction over the target's allowed one (1: the budget lasts exactly the SLA period).",
+                    &["check", "window"],
+                )?,
+            )?,
+            store_bytes: reg(
+                &r,
+                IntGauge::new(
+                    "lookout_collector_store_bytes",
+                    "Bytes the store takes on disk.",
+                )?,
+            )?,
+            rollup_lag: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "lookout_collector_rollup_lag_seconds",
+                    "How far the oldest rollup frontier is behind now (about a minute plus a check's timeout when all is well).",
+                )?,
+            )?,
             budget_remaining: reg(
                 &r,
                 gauge(
@@ -218,9 +253,15 @@ impl Metrics {
     fn refresh(&self, state: &AppState) {
         let now = chrono::Utc::now().timestamp_micros();
         state.rollups.settle(now);
+        self.store_bytes
+            .set(i64::try_from(state.store().size_bytes()).unwrap_or(i64::MAX));
+        if let Some(frontier) = state.rollups.oldest_frontier() {
+            self.rollup_lag.set((now - frontier) as f64 / 1e6);
+        }
         for g in [
             &self.availability,
             &self.budget_remaining,
+            &self.burn_rate,
             &self.up,
             &self.no_data,
             &self.region_failing,
@@ -251,6 +292,13 @@ impl Metrics {
                             .with_label_values(&[check.as_str(), name])
                             .set(1.0 - t.down_us as f64 / budget);
                     }
+                    let observed = t.window_us - t.no_data_us;
+                    self.burn_rate
+                        .with_label_values(&[check.as_str(), name])
+                        .set(lookout_model::sla::burn_rate(
+                            t.down_us as f64 / observed as f64,
+                            info.target,
+                        ));
                 }
             }
             if let Some(t) = state.rollups.tally(&check, now - 1, now, now) {

@@ -200,6 +200,26 @@ async fn the_query_endpoints_answer_from_what_was_stored() {
     // Down from us's first failure (1 µs after eu's) until eu's first success.
     assert_eq!(a["down_seconds"], json!(119.999999), "{a}");
     assert_eq!(a["latency"]["count"], json!(180 - 24));
+    assert_eq!(a["current"]["state"], "up", "{a}");
+    assert_eq!(a["current"]["regions"][1]["region"], "us");
+    assert_eq!(a["current"]["regions"][1]["failing"], false);
+
+    let metrics = http
+        .get(format!("{}/metrics", c.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let burn: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lookout_check_burn_rate{check=\"search\",window=\"1h\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // About 120 s down of 600 s observed, over an allowed 0.01 %.
+    assert!((1900.0..2100.0).contains(&burn), "{burn}");
 
     let (status, all) = get(format!("{}/api/v1/checks?window=1h", c.url())).await;
     assert_eq!(status, 200, "{all}");

@@ -17,7 +17,7 @@ mod query;
 mod state;
 
 pub use incidents::{FirstFailure, Incident};
-pub use query::{Computed, Latency};
+pub use query::{Computed, Current, Latency, RegionNow};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -415,6 +415,16 @@ impl Rollups {
             merged_hours,
             merged_days,
         })
+    }
+
+    /// The frontier furthest behind, among checks with rollups.
+    pub fn oldest_frontier(&self) -> Option<i64> {
+        self.checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|st| lock(st).coverage.map(|c| c.frontier))
+            .min()
     }
 
     /// The checks the rollups know of: configured ones and any seen.

@@ -257,7 +257,31 @@ impl CheckState {
     }
 }
 
+/// A check's state now: `up`, `down` or `no_data`, and each region's latest result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Current {
+    pub state: &'static str,
+    pub regions: Vec<RegionNow>,
+}
+
 impl Rollups {
+    pub fn current(&self, check: &str, now: i64) -> Option<Current> {
+        let st = self.state(check)?;
+        let st = lock(&st);
+        let t = sla::tally(&st.rules(), &st.live(), now - 1, now);
+        let state = if t.down_us > 0 {
+            "down"
+        } else if t.no_data_us > 0 {
+            "no_data"
+        } else {
+            "up"
+        };
+        Some(Current {
+            state,
+            regions: st.regions_now(now),
+        })
+    }
+
     /// Raw results of `[from, to)` with the lookback the math needs, while they are kept.
     fn raw_edge(
         &self,
