@@ -5,7 +5,7 @@
 use lookout_model::sla::{self, MINUTE_US, Observation};
 use serde::Serialize;
 
-use super::state::CheckState;
+use super::state::{CheckState, to_observations};
 use super::{Rollups, lock};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,20 +55,7 @@ impl Rollups {
         let silence = st.silence_us();
         let observations = |a: i64, b: i64| -> Option<Vec<Observation>> {
             let raw = self.store.observations(check, a, b).ok()?;
-            Some(
-                raw.iter()
-                    .filter_map(|o| {
-                        st.regions
-                            .iter()
-                            .position(|r| *r == o.region)
-                            .map(|region| Observation {
-                                region,
-                                start_us: o.start_us,
-                                ok: o.ok,
-                            })
-                    })
-                    .collect(),
-            )
+            Some(to_observations(&st.regions, &raw))
         };
         // (start, end, exact)
         let mut spans: Vec<(i64, i64, bool)> = Vec::new();

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::probe::ProbeResult;
-use lookout_model::sla::{self, MINUTE_US, Observation, Rules};
+use lookout_model::sla::{self, MINUTE_US, Rules};
 
 use crate::ingest::{CheckInfo, Known};
 use crate::store::{CheckRollup, Coverage, ResultStore, Retention, StoreError, Stored};
@@ -257,13 +257,7 @@ impl Rollups {
         now_us: i64,
     ) -> Result<(PassReport, bool), StoreError> {
         let new = self.store.stored_since(*rolled_id)?;
-        let mut names: Vec<String> = self
-            .checks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
+        let mut names = self.checks();
         names.extend(new.earliest.keys().cloned());
         names.sort();
         names.dedup();
@@ -360,19 +354,7 @@ impl Rollups {
             st.regions.clone()
         };
         let rules = Rules::new(regions.len(), plan.interval_us, plan.timeout_us);
-        let observations: Vec<Observation> = raw
-            .iter()
-            .filter_map(|o| {
-                regions
-                    .iter()
-                    .position(|r| *r == o.region)
-                    .map(|region| Observation {
-                        region,
-                        start_us: o.start_us,
-                        ok: o.ok,
-                    })
-            })
-            .collect();
+        let observations = state::to_observations(&regions, raw);
         let bad_minutes = sla::minute_rollups(&rules, &observations, plan.start, plan.end)
             .into_iter()
             .filter(|(_, t)| t.down_us > 0 || t.no_data_us > 0)

@@ -10,7 +10,7 @@ use lookout_model::latency::Accumulator;
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
 use serde::Serialize;
 
-use super::state::{CheckState, pro_rata};
+use super::state::{CheckState, pro_rata, to_observations};
 use super::{DAY_US, HOUR_US, HOURS_IN_MEMORY_US, Rollups, floor_to, lock};
 
 /// Latency of the successful journeys in a window.
@@ -297,19 +297,7 @@ impl Rollups {
                 .store
                 .observations(&check, from - st.silence_us(), to)
                 .ok()?;
-            let obs: Vec<Observation> = raw
-                .iter()
-                .filter_map(|o| {
-                    st.regions
-                        .iter()
-                        .position(|r| *r == o.region)
-                        .map(|region| Observation {
-                            region,
-                            start_us: o.start_us,
-                            ok: o.ok,
-                        })
-                })
-                .collect();
+            let obs = to_observations(&st.regions, &raw);
             Some(sla::tally(&st.rules(), &obs, from, to))
         }
     }

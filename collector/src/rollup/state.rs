@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use lookout_model::latency::Sparse;
-use lookout_model::sla::{self, MINUTE_US};
+use lookout_model::sla::{self, MINUTE_US, Observation};
 
 use super::{DAY_US, Plan, floor_to};
 use crate::ingest::CheckInfo;
-use crate::store::{CheckRollup, Coverage, LoadedCheck};
+use crate::store::{CheckRollup, Coverage, LoadedCheck, Stored};
 
 /// A raw result after the frontier (or just before it: it decides the state at the frontier).
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +154,23 @@ impl CheckState {
         let keep = self.live_from();
         self.recent.retain(|r| r.start_us >= keep);
     }
+}
+
+/// Stored results as the SLA math wants them: regions by their index in `regions` (results of
+/// other regions left out).
+pub(crate) fn to_observations(regions: &[String], raw: &[Stored]) -> Vec<Observation> {
+    raw.iter()
+        .filter_map(|o| {
+            regions
+                .iter()
+                .position(|r| *r == o.region)
+                .map(|region| Observation {
+                    region,
+                    start_us: o.start_us,
+                    ok: o.ok,
+                })
+        })
+        .collect()
 }
 
 /// Bad minutes in `[from, to)` summed per day.

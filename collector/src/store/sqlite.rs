@@ -440,6 +440,49 @@ impl MergeByTime {
     }
 }
 
+/// Results started in `[from, to)`, of one check or all, by start time, through the time index.
+fn read_observations(
+    inner: &Inner,
+    check: Option<i64>,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<(i64, Stored)>, StoreError> {
+    let rows = inner
+        .conn
+        .prepare_cached(
+            "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
+             WHERE started_us >= ?2 AND started_us < ?3 AND (?1 IS NULL OR check_id = ?1)
+             ORDER BY started_us",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![check, from_us, to_us], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(read_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(check, region, start_us, ok, duration_us)| {
+            (
+                check,
+                Stored {
+                    region: inner.names.name(region),
+                    start_us,
+                    ok,
+                    duration_us,
+                },
+            )
+        })
+        .collect())
+}
+
 impl ResultStore for SqliteStore {
     fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut inner = self.lock();
@@ -533,32 +576,9 @@ impl ResultStore for SqliteStore {
         let Some(check) = inner.names.id(Kind::Check, check) else {
             return Ok(Vec::new());
         };
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
-                 WHERE started_us >= ?2 AND started_us < ?3 AND check_id = ?1 ORDER BY started_us",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![check, from_us, to_us], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, bool>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
-        Ok(rows
+        Ok(read_observations(&inner, Some(check), from_us, to_us)?
             .into_iter()
-            .map(|(region, start_us, ok, duration_us)| Stored {
-                region: inner.names.name(region),
-                start_us,
-                ok,
-                duration_us,
-            })
+            .map(|(_, o)| o)
             .collect())
     }
 
@@ -616,38 +636,9 @@ impl ResultStore for SqliteStore {
         to_us: i64,
     ) -> Result<Vec<(String, Stored)>, StoreError> {
         let inner = self.lock();
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
-                 WHERE started_us >= ?1 AND started_us < ?2 ORDER BY started_us",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![from_us, to_us], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, bool>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
-        Ok(rows
+        Ok(read_observations(&inner, None, from_us, to_us)?
             .into_iter()
-            .map(|(check, region, start_us, ok, duration_us)| {
-                (
-                    inner.names.name(check),
-                    Stored {
-                        region: inner.names.name(region),
-                        start_us,
-                        ok,
-                        duration_us,
-                    },
-                )
-            })
+            .map(|(check, o)| (inner.names.name(check), o))
             .collect())
     }
 
