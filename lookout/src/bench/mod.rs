@@ -2,6 +2,7 @@
 //! measured in the same run on the same machine, since a lone absolute figure says little.
 
 mod collector;
+mod exact_target;
 mod load;
 mod platform;
 mod probes;
@@ -14,6 +15,9 @@ pub enum Bench {
     Probes(probes::Args),
     /// Durable ingest beside the disk's sync rate; 90-day answers for 500 checks beside a raw scan.
     Collector(collector::Args),
+    /// The probe benchmark's target: an HTTP server whose delay is exact (run by `bench probes`).
+    #[command(hide = true)]
+    ExactTarget(exact_target::Args),
 }
 
 pub async fn run(which: Bench) -> anyhow::Result<()> {
@@ -21,5 +25,8 @@ pub async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Platform(args) => platform::run(args).await,
         Bench::Probes(args) => probes::run(args).await,
         Bench::Collector(args) => collector::run(args).await,
+        Bench::ExactTarget(args) => {
+            tokio::task::spawn_blocking(move || exact_target::run(&args)).await?
+        }
     }
 }
