@@ -6,7 +6,9 @@
 //! histograms with two significant digits; before the live tail a window's edges are rounded
 //! to the nearest hour within the last two days, and to the nearest day before that.
 
-use lookout_model::latency::Accumulator;
+use std::collections::BTreeMap;
+
+use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
 use serde::Serialize;
 
@@ -169,18 +171,7 @@ impl CheckState {
             if day_from < day_to {
                 // Days before the last two rarely change and long windows are asked again and
                 // again (status page, alerter): their merge is kept until a pass changes them.
-                match &self.day_memo {
-                    Some((key, merged)) if *key == (day_from, day_to) => acc.add(merged),
-                    _ => {
-                        let mut days = Accumulator::new();
-                        for h in self.day_hist.range(day_from..day_to).map(|(_, h)| h) {
-                            days.add(h);
-                        }
-                        let merged = days.to_sparse();
-                        acc.add(&merged);
-                        self.day_memo = Some(((day_from, day_to), merged));
-                    }
-                }
+                acc.add(merged(&self.day_hist, &mut self.day_memo, day_from, day_to));
             }
             let mut hour_from = if from < hour_floor {
                 hour_floor
@@ -210,7 +201,22 @@ impl CheckState {
                 }
             }
             if hour_from < hour_to {
-                for h in self.hour_hist.range(hour_from..hour_to).map(|(_, h)| h) {
+                // Complete hours change only with late results: their merge is kept as well;
+                // the hour the frontier is in is added as it is.
+                let complete_to = hour_to.min(floor_to(frontier, HOUR_US));
+                if hour_from < complete_to {
+                    acc.add(merged(
+                        &self.hour_hist,
+                        &mut self.hour_memo,
+                        hour_from,
+                        complete_to,
+                    ));
+                }
+                for h in self
+                    .hour_hist
+                    .range(complete_to.max(hour_from)..hour_to)
+                    .map(|(_, h)| h)
+                {
                     acc.add(h);
                 }
             }
@@ -255,6 +261,28 @@ impl CheckState {
             })
             .collect()
     }
+}
+
+/// The merge of `hists` over `[from, to)`, from `memo` when it holds that range: a long
+/// window merges hundreds of histograms, a repeated one none.
+fn merged<'m>(
+    hists: &BTreeMap<i64, Sparse>,
+    memo: &'m mut Option<((i64, i64), Sparse)>,
+    from: i64,
+    to: i64,
+) -> &'m Sparse {
+    if memo.as_ref().is_some_and(|(key, _)| *key != (from, to)) {
+        *memo = None;
+    }
+    &memo
+        .get_or_insert_with(|| {
+            let mut acc = Accumulator::new();
+            for h in hists.range(from..to).map(|(_, h)| h) {
+                acc.add(h);
+            }
+            ((from, to), acc.to_sparse())
+        })
+        .1
 }
 
 /// A check's state now: `up`, `down` or `no_data`, and each region's latest result.

@@ -32,6 +32,8 @@ pub(crate) struct CheckState {
     pub hour_hist: BTreeMap<i64, Sparse>,
     /// The merge of `day_hist` over the last range a query asked for.
     pub day_memo: Option<((i64, i64), Sparse)>,
+    /// The same for `hour_hist`.
+    pub hour_memo: Option<((i64, i64), Sparse)>,
     /// Raw results from `live_from()` on, in the order they arrived.
     pub recent: Vec<Recent>,
 }
@@ -47,6 +49,7 @@ impl CheckState {
             day_hist: BTreeMap::new(),
             hour_hist: BTreeMap::new(),
             day_memo: None,
+            hour_memo: None,
             recent: Vec::new(),
         }
     }
@@ -139,6 +142,11 @@ impl CheckState {
             }
         }
         self.hour_hist = self.hour_hist.split_off(&keep_hours_from);
+        if let Some(((from, to), _)) = &self.hour_memo
+            && hours.keys().any(|h| (*from..*to).contains(h))
+        {
+            self.hour_memo = None;
+        }
         if let Some(((from, to), _)) = &self.day_memo
             && days.keys().any(|d| (*from..*to).contains(d))
         {

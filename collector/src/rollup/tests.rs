@@ -281,3 +281,37 @@ fn unaligned_windows_after_a_restart_mid_ingest_are_exact() {
         );
     }
 }
+
+#[test]
+fn kept_merges_of_days_and_hours_follow_late_results() {
+    let r = rollups();
+    let all = history(3 * 24 * 60, &[], &[]);
+    for chunk in all.chunks(5_000) {
+        ingest(&r, chunk);
+    }
+    let now = T0 + 3 * DAY_US + 2 * MINUTE_US;
+    r.pass(now).unwrap();
+    let ok = all.iter().filter(|x| x.outcome.is_ok()).count() as u64;
+    let count = |r: &Rollups| {
+        r.compute("search", T0, T0 + 3 * DAY_US, now)
+            .unwrap()
+            .latency
+            .count
+    };
+    assert_eq!(count(&r), ok);
+    assert_eq!(count(&r), ok, "asked again, from the kept merges");
+    // Late results in a complete hour of the last two days, and in an older day.
+    let late = [
+        result(
+            1_000_000,
+            2,
+            T0 + 2 * DAY_US + 30 * MINUTE_US + 500_000,
+            true,
+            90_000,
+        ),
+        result(1_000_001, 2, T0 + DAY_US / 2 + 500_000, true, 90_000),
+    ];
+    ingest(&r, &late);
+    r.settle(now);
+    assert_eq!(count(&r), ok + 2);
+}
