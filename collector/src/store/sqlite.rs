@@ -440,6 +440,18 @@ impl MergeByTime {
     }
 }
 
+/// Every row of a query, each made into a `T` by `row`.
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_map(params, row)?.collect())
+        .map_err(read_error)
+}
+
 /// Results started in `[from, to)`, of one check or all, by start time, through the time index.
 fn read_observations(
     inner: &Inner,
@@ -447,15 +459,13 @@ fn read_observations(
     from_us: i64,
     to_us: i64,
 ) -> Result<Vec<(i64, Stored)>, StoreError> {
-    let rows = inner
-        .conn
-        .prepare_cached(
+    let rows = rows(
+            &inner.conn,
             "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
              WHERE started_us >= ?2 AND started_us < ?3 AND (?1 IS NULL OR check_id = ?1)
              ORDER BY started_us",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_map(params![check, from_us, to_us], |r| {
+            params![check, from_us, to_us],
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -463,10 +473,8 @@ fn read_observations(
                     r.get::<_, bool>(3)?,
                     r.get::<_, i64>(4)?,
                 ))
-            })?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(read_error)?;
+            },
+        )?;
     Ok(rows
         .into_iter()
         .map(|(check, region, start_us, ok, duration_us)| {
@@ -594,15 +602,13 @@ impl ResultStore for SqliteStore {
             return Ok(Vec::new());
         };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT agent, seq, region, started_us, duration_us, body FROM results INDEXED BY results_by_time
+        let rows = rows(
+            &inner.conn,
+            "SELECT agent, seq, region, started_us, duration_us, body FROM results INDEXED BY results_by_time
                  WHERE started_us >= ?2 AND started_us < ?3 AND check_id = ?1 AND ok = 0
                  ORDER BY started_us LIMIT ?4",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![check_id, from_us, to_us, limit], |r| {
+            params![check_id, from_us, to_us, limit],
+            |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, i64>(1)?,
@@ -611,10 +617,8 @@ impl ResultStore for SqliteStore {
                         r.get::<_, i64>(4)?,
                         r.get::<_, Vec<u8>>(5)?,
                     ))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
+            },
+        )?;
         rows.into_iter()
             .map(|(agent, seq, region, started, duration, body)| {
                 let columns = Columns {
@@ -654,22 +658,18 @@ impl ResultStore for SqliteStore {
             .query_row("SELECT COALESCE(MAX(id), 0) FROM results", [], |r| r.get(0))
             .map_err(read_error)?;
         let after_id = if max < after_id { 0 } else { after_id };
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT check_id, MIN(started_us), MAX(id) FROM results WHERE id > ?1 GROUP BY check_id",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![after_id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
+        let rows = rows(
+            &inner.conn,
+            "SELECT check_id, MIN(started_us), MAX(id) FROM results WHERE id > ?1 GROUP BY check_id",
+            params![after_id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
         let mut out = NewResults {
             max_id: after_id,
             earliest: BTreeMap::new(),
@@ -691,22 +691,18 @@ impl ResultStore for SqliteStore {
         let Some(check) = inner.names.id(Kind::Check, check) else {
             return Ok(Vec::new());
         };
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT region, hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![check, from_us, to_us], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
+        let rows = rows(
+            &inner.conn,
+            "SELECT region, hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3",
+            params![check, from_us, to_us],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            },
+        )?;
         Ok(rows
             .into_iter()
             .filter_map(|(region, hour, blob)| {
