@@ -440,6 +440,36 @@ impl MergeByTime {
     }
 }
 
+/// The columns a whole result is read back from, in the order of [`ResultRow`].
+const RESULT_COLUMNS: &str = "agent, seq, check_id, region, started_us, duration_us, body";
+
+type ResultRow = (i64, i64, i64, i64, i64, i64, Vec<u8>);
+
+fn result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn decode_result(names: &Names, row: ResultRow) -> Result<ProbeResult, StoreError> {
+    let (agent, seq, check, region, started, duration, body) = row;
+    let columns = Columns {
+        check: names.name(check),
+        region: names.name(region),
+        agent: names.name(agent),
+        seq: u64::try_from(seq).unwrap_or(0),
+        started_at_us: started,
+        duration_us: u64::try_from(duration).unwrap_or(0),
+    };
+    row::decode(columns, &body).map_err(read_error)
+}
+
 /// Every row of a query, each made into a `T` by `row`.
 fn rows<T>(
     conn: &Connection,
@@ -529,49 +559,25 @@ impl ResultStore for SqliteStore {
             name.as_deref()
                 .map(|n| inner.names.id(kind, n).unwrap_or(-1))
         };
-        let rows = inner
-            .conn
-            .prepare_cached(
-                "SELECT agent, seq, check_id, region, started_us, duration_us, body FROM results
+        let rows = rows(
+            &inner.conn,
+            &format!(
+                "SELECT {RESULT_COLUMNS} FROM results
                  WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR agent = ?3)
-                 ORDER BY id DESC LIMIT ?4",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(
-                    params![
-                        id(Kind::Check, &f.check),
-                        id(Kind::Region, &f.region),
-                        id(Kind::Agent, &f.agent),
-                        limit
-                    ],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, Vec<u8>>(6)?,
-                        ))
-                    },
-                )?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(read_error)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (agent, seq, check, region, started, duration, body) in rows.into_iter().rev() {
-            let columns = Columns {
-                check: inner.names.name(check),
-                region: inner.names.name(region),
-                agent: inner.names.name(agent),
-                seq: u64::try_from(seq).unwrap_or(0),
-                started_at_us: started,
-                duration_us: u64::try_from(duration).unwrap_or(0),
-            };
-            out.push(row::decode(columns, &body).map_err(read_error)?);
-        }
-        Ok(out)
+                 ORDER BY id DESC LIMIT ?4"
+            ),
+            params![
+                id(Kind::Check, &f.check),
+                id(Kind::Region, &f.region),
+                id(Kind::Agent, &f.agent),
+                limit
+            ],
+            result_row,
+        )?;
+        rows.into_iter()
+            .rev()
+            .map(|row| decode_result(&inner.names, row))
+            .collect()
     }
 
     fn observations(
@@ -604,33 +610,16 @@ impl ResultStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = rows(
             &inner.conn,
-            "SELECT agent, seq, region, started_us, duration_us, body FROM results INDEXED BY results_by_time
+            &format!(
+                "SELECT {RESULT_COLUMNS} FROM results INDEXED BY results_by_time
                  WHERE started_us >= ?2 AND started_us < ?3 AND check_id = ?1 AND ok = 0
-                 ORDER BY started_us LIMIT ?4",
+                 ORDER BY started_us LIMIT ?4"
+            ),
             params![check_id, from_us, to_us, limit],
-            |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, Vec<u8>>(5)?,
-                    ))
-            },
+            result_row,
         )?;
         rows.into_iter()
-            .map(|(agent, seq, region, started, duration, body)| {
-                let columns = Columns {
-                    check: check.to_owned(),
-                    region: inner.names.name(region),
-                    agent: inner.names.name(agent),
-                    seq: u64::try_from(seq).unwrap_or(0),
-                    started_at_us: started,
-                    duration_us: u64::try_from(duration).unwrap_or(0),
-                };
-                row::decode(columns, &body).map_err(read_error)
-            })
+            .map(|row| decode_result(&inner.names, row))
             .collect()
     }
 
