@@ -1,3 +1,282 @@
-//! Placeholder: filled by its own issue (see `issues`). It sits above `lookout-model` and
-//! below the `lookout` binary; it talks to other components only over their HTTP APIs.
+//! Lookout's alerter: Seyren-style threshold checks over Lookout's series (or PromQL), SLO
+//! burn-rate alerts, subscriptions with quiet windows, a persistent outbox, and notifiers.
+//! It sits above `lookout-model` and below the `lookout` binary, and talks to the collector
+//! only over its HTTP API.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod check;
+pub mod engine;
+pub mod generate;
+pub mod metrics;
+pub mod notify;
+pub mod outbox;
+pub mod plan;
+pub mod problem;
+pub mod source;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod subscription;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lookout_model::secret::Secret;
+use tokio::sync::{Mutex, Notify, watch};
+
+use check::Check;
+use engine::{Engine, EngineSettings, Feed, LinkSettings, Shared};
+use notify::{Notifier, NotifierConfig};
+use problem::Silence;
+use source::Sources;
+use store::{Store, StoreError};
+use subscription::Subscription;
+
+/// Everything the alerter needs, validated (the `lookout` binary builds it from the config).
+#[derive(Clone)]
+pub struct AlerterSettings {
+    pub collector: url::Url,
+    pub collector_token: Secret,
+    /// Guards the API.
+    pub token: Secret,
+    /// The store file; `None` keeps everything in memory (tests).
+    pub store: Option<PathBuf>,
+    pub prometheus: Option<url::Url>,
+    pub checks: Vec<Check>,
+    pub subscriptions: Vec<Subscription>,
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Maintenance windows and silences from the config.
+    pub silences: Vec<Silence>,
+    pub reminder_every: Option<Duration>,
+    /// A down seen again this long after it began, in fresh runs of a quorum of regions,
+    /// pages; a shorter blip does not.
+    pub confirm_after: Duration,
+    pub recheck_every: Duration,
+    pub links: LinkSettings,
+    pub delivery: outbox::DeliverySettings,
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
+/// someone outside knows when it dies.
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    pub url: Secret,
+    pub every: Duration,
+}
+
+impl AlerterSettings {
+    pub fn new(collector: url::Url, collector_token: Secret, token: Secret) -> Self {
+        AlerterSettings {
+            collector,
+            collector_token,
+            token,
+            store: None,
+            prometheus: None,
+            checks: Vec::new(),
+            subscriptions: Vec::new(),
+            notifiers: BTreeMap::from([("log".to_owned(), NotifierConfig::Log)]),
+            silences: Vec::new(),
+            reminder_every: Some(Duration::from_secs(3600)),
+            confirm_after: Duration::from_secs(7),
+            recheck_every: Duration::from_secs(3),
+            links: LinkSettings::default(),
+            delivery: outbox::DeliverySettings::default(),
+            heartbeat: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("notifier {name:?}: {message}")]
+    Notifier { name: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("alerter: cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running alerter.
+pub struct Alerter {
+    addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Alerter {
+    pub async fn start(
+        settings: AlerterSettings,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Alerter, StartError> {
+        let store = match &settings.store {
+            Some(p) => Store::open(p)?,
+            None => Store::in_memory()?,
+        };
+        let mut notifiers: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
+        for (name, config) in &settings.notifiers {
+            let n = notify::build(config).map_err(|message| StartError::Notifier {
+                name: name.clone(),
+                message,
+            })?;
+            notifiers.insert(name.clone(), n);
+        }
+        let sources = Sources::new(
+            settings.collector.clone(),
+            settings.collector_token.clone(),
+            settings.prometheus.clone(),
+            settings.confirm_after,
+        )
+        .map_err(|e| StartError::Invalid(e.0))?;
+        let mut checks = settings.checks.clone();
+        let mut api_specs = BTreeMap::new();
+        for spec in store.api_checks().await? {
+            match spec.to_check(check::Origin::Api) {
+                Ok(c) if !checks.iter().any(|x| x.id == c.id) => {
+                    api_specs.insert(c.id.clone(), spec);
+                    checks.push(c);
+                }
+                Ok(c) => {
+                    tracing::warn!(check = %c.id, "alerter: a check made through the API has the id of one in the config; the config's is used")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerter: a stored API check no longer validates; skipped")
+                }
+            }
+        }
+        let mut subscriptions = settings.subscriptions.clone();
+        subscriptions.extend(store.api_subscriptions().await?);
+        let mut silences = settings.silences.clone();
+        silences.extend(store.silences().await?);
+        let engine = Engine::new(
+            checks,
+            api_specs,
+            store.check_states().await?,
+            subscriptions,
+            store.open_problems().await?,
+            silences,
+        );
+        let metrics = metrics::Metrics::new().map_err(|e| StartError::Invalid(e.to_string()))?;
+        for (id, st) in &engine.states {
+            metrics.set_state(id, st.level);
+        }
+        let (feed_tx, feed_rx) = watch::channel(Feed::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            store,
+            sources: sources.clone(),
+            notifiers,
+            metrics,
+            feed: feed_rx,
+            wake: Notify::new(),
+            outbox_wake: Notify::new(),
+            settings: EngineSettings {
+                reminder_every: settings.reminder_every,
+                recheck_every: settings.recheck_every,
+                links: settings.links.clone(),
+            },
+            started: Instant::now(),
+        });
+        let addr = listener.local_addr()?;
+        let mut tasks = vec![
+            tokio::spawn(engine::follow_feed(
+                sources,
+                feed_tx,
+                shared.metrics.collector_up.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(engine::run(shared.clone(), stop_rx.clone())),
+            tokio::spawn(outbox::run(
+                shared.clone(),
+                settings.delivery.clone(),
+                stop_rx.clone(),
+            )),
+        ];
+        if let Some(h) = settings.heartbeat.clone() {
+            tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
+        }
+        let app = api::router(shared.clone(), settings.token.clone());
+        let mut serve_stop = stop_rx;
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = serve_stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "alerter: the API server stopped");
+            }
+        }));
+        tracing::info!(%addr, "alerter: listening");
+        Ok(Alerter {
+            addr,
+            stop,
+            tasks,
+            shared,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Evaluates every due check now (tests and the benchmark use it to skip waiting).
+    pub async fn tick(&self) -> Result<(), StoreError> {
+        engine::tick(&self.shared, true).await
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// Calls the dead-man's switch while the alerter can see the collector.
+async fn heartbeat(shared: Arc<Shared>, h: Heartbeat, mut stop: watch::Receiver<bool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let Ok(http) = http else {
+        tracing::error!("alerter: cannot build the heartbeat's HTTP client");
+        return;
+    };
+    loop {
+        let healthy = shared
+            .feed
+            .borrow()
+            .answered
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+        if healthy {
+            let outcome = match http.get(h.url.expose()).send().await {
+                Ok(r) if r.status().is_success() => "ok",
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), "alerter: the heartbeat was refused");
+                    "error"
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.without_url(), "alerter: the heartbeat failed");
+                    "error"
+                }
+            };
+            shared
+                .metrics
+                .heartbeats
+                .with_label_values(&[outcome])
+                .inc();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(h.every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

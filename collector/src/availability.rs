@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::ingest::CheckInfo;
-use crate::rollup::{Computed, Current, Latency};
+use crate::rollup::{Computed, Current, Latency, RegionLatencyError};
 
 /// The longest window served (the rollups' retention).
 const MAX_WINDOW_US: i64 = 400 * 24 * 3_600 * 1_000_000;
@@ -24,6 +24,17 @@ pub struct WindowQuery {
     /// Or an explicit range, in microseconds since the epoch.
     from_us: Option<i64>,
     to_us: Option<i64>,
+}
+
+/// [`WindowQuery`] and, for one check, a region to take the latency of. Not flattened: the
+/// query-string parser cannot read numbers through `#[serde(flatten)]`.
+#[derive(Deserialize)]
+pub struct AvailabilityQuery {
+    window: Option<String>,
+    from_us: Option<i64>,
+    to_us: Option<i64>,
+    /// Latency of this region's journeys only; availability stays the check's.
+    region: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -44,6 +55,9 @@ pub struct AvailabilityBody {
     regions: Vec<String>,
     quorum: usize,
     latency: Latency,
+    /// The region `latency` is of, when one was asked for; absent: all regions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_region: Option<String>,
     /// The state now, whatever the window.
     current: Option<Current>,
 }
@@ -118,6 +132,7 @@ fn body(
         regions,
         quorum,
         latency,
+        latency_region: None,
         current,
     }
 }
@@ -140,22 +155,55 @@ async fn settled<T: Send + 'static>(
 pub async fn get_availability(
     State(s): State<Arc<AppState>>,
     ApiPath(check): ApiPath<String>,
-    ApiQuery(q): ApiQuery<WindowQuery>,
+    ApiQuery(q): ApiQuery<AvailabilityQuery>,
 ) -> ApiResult<ApiJson<AvailabilityBody>> {
     let now = chrono::Utc::now().timestamp_micros();
-    let (from, to) = window(&q, now)?;
+    let AvailabilityQuery {
+        window: w,
+        from_us,
+        to_us,
+        region,
+    } = q;
+    let (from, to) = window(
+        &WindowQuery {
+            window: w,
+            from_us,
+            to_us,
+        },
+        now,
+    )?;
     let info = s.check_info(&check)?;
     let name = check.clone();
-    let (computed, current) = settled(&s, now, move |s| {
+    let asked = region.clone();
+    let (computed, current, latency) = settled(&s, now, move |s| {
+        let latency = asked.map(|r| s.rollups.region_latency(&name, &r, from, to, now));
         (
             s.rollups.compute(&name, from, to, now),
             s.rollups.current(&name, now),
+            latency,
         )
     })
     .await?;
     let computed = computed
         .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
-    Ok(ApiJson(body(check, &info, from, to, computed, current)))
+    let mut out = body(check, &info, from, to, computed, current);
+    if let Some(latency) = latency {
+        match latency {
+            Ok(Some(l)) => out.latency = l,
+            Ok(None) => {
+                return Err(ApiError::NotFound(format!(
+                    "no results for a check named {:?} yet",
+                    out.check
+                )));
+            }
+            Err(e @ RegionLatencyError::Unknown { .. }) => {
+                return Err(ApiError::BadRequest(e.to_string()));
+            }
+            Err(RegionLatencyError::Store(e)) => return Err(ApiError::Internal(e.to_string())),
+        }
+        out.latency_region = region;
+    }
+    Ok(ApiJson(out))
 }
 
 #[derive(Serialize)]

@@ -69,6 +69,31 @@ impl Hub {
         asked
     }
 
+    /// Asks every live agent that runs `check`, whatever its region, to run it now (a
+    /// recheck: fresh evidence from everywhere, to tell a blip from an outage or to see a
+    /// recovery early). An agent that already has a run of it pending is not asked twice.
+    /// Answers the agents that will run it, sorted, and how many of them were asked now.
+    pub fn ask_all(&self, check: &str, reason: &str) -> (Vec<String>, usize) {
+        let mut s = self.lock();
+        let (mut asked, mut queued) = (Vec::new(), 0);
+        for (id, agent) in s.agents.iter_mut() {
+            if !agent.checks.contains(check) || agent.last_seen.elapsed() >= AGENT_STALE {
+                continue;
+            }
+            if !agent.pending.iter().any(|p| p.check == check) {
+                agent.pending.push(RunNow {
+                    check: check.to_owned(),
+                    reason_region: reason.to_owned(),
+                });
+                agent.notify.notify_one();
+                queued += 1;
+            }
+            asked.push(id.clone());
+        }
+        asked.sort();
+        (asked, queued)
+    }
+
     /// An agent's long poll: pending commands at once, or whatever arrives within `wait`.
     pub async fn poll(
         &self,
@@ -197,6 +222,34 @@ mod tests {
             hub.observe(&result("eu-west", true, 1, false)).is_empty(),
             "late results are ignored"
         );
+    }
+
+    #[tokio::test]
+    async fn a_recheck_asks_every_region_once() {
+        let hub = Arc::new(Hub::default());
+        let checks: HashSet<String> = ["search".to_string()].into();
+        for (agent, region) in [("eu-west-1", "eu-west"), ("us-east-1", "us-east")] {
+            hub.poll(agent, region, checks.clone(), Duration::ZERO)
+                .await;
+        }
+        hub.poll("ap-south-1", "ap-south", HashSet::new(), Duration::ZERO)
+            .await;
+        assert_eq!(
+            hub.ask_all("search", "recheck"),
+            (vec!["eu-west-1".to_string(), "us-east-1".to_string()], 2),
+            "not the agent that does not run it"
+        );
+        assert_eq!(
+            hub.ask_all("search", "recheck").1,
+            0,
+            "already pending: not queued twice"
+        );
+        hub.observe(&result("eu-west", false, 2, false));
+        let got = hub
+            .poll("us-east-1", "us-east", checks.clone(), Duration::ZERO)
+            .await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].reason_region, "recheck");
     }
 
     #[tokio::test]

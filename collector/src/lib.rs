@@ -7,6 +7,7 @@ mod availability;
 mod commit;
 pub mod confirm;
 pub mod ingest;
+pub mod live;
 pub mod rollup;
 pub mod sink;
 pub mod store;
@@ -23,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use lookout_api::{ApiError, ApiFastJson, ApiJson, ApiPath, ApiQuery, ApiResult};
 use lookout_model::health::{Health, HealthStatus};
-use lookout_model::probe::{BatchAck, Commands, ProbeResult, ResultBatch};
+use lookout_model::probe::{BatchAck, Commands, Outcome, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use ingest::{CheckInfo, Known};
+use rollup::LiveTail;
 pub use rollup::{RollupSettings, Rollups};
 use store::{ResultFilter, ResultStore};
 
@@ -40,6 +42,13 @@ use store::{ResultFilter, ResultStore};
 const MAX_BODY: usize = 16 << 20;
 /// The longest an agent's command poll is held.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long a states poll is held by default: under the 30 s or so after which proxies
+/// commonly cut an idle request; a change is answered at once anyway.
+const STATES_WAIT: Duration = Duration::from_secs(25);
+/// The longest a states poll is held.
+const MAX_STATES_WAIT: Duration = Duration::from_secs(60);
+/// What a recheck's runs carry as `reason_region`: no region's failure asked for them.
+const RECHECK_REASON: &str = "recheck";
 
 #[derive(Clone)]
 pub struct CollectorSettings {
@@ -85,6 +94,7 @@ struct Metrics {
     region_failing: GaugeVec,
     sinks: sink::SinkMetrics,
     clock_offset: GaugeVec,
+    state_changes: IntCounterVec,
 }
 
 /// The windows `/metrics` reports availability over.
@@ -229,6 +239,16 @@ impl Metrics {
                     &["agent"],
                 )?,
             )?,
+            state_changes: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_check_state_changes_total",
+                        "Changes of a check's live state (up, down, no_data), by check and the state entered.",
+                    ),
+                    &["check", "state"],
+                )?,
+            )?,
             registry: r,
         })
     }
@@ -329,6 +349,9 @@ pub(crate) struct AppState {
     /// Each agent's clock offset from its last batch.
     clock: std::sync::Mutex<BTreeMap<String, f64>>,
     hub: confirm::Hub,
+    live: Arc<live::Live>,
+    /// Set when the collector stops: long polls answer at once instead of holding it up.
+    stopping: watch::Receiver<bool>,
     metrics: Metrics,
     started: Instant,
     /// One scrape at a time: a refresh resets the gauges before it fills them again.
@@ -355,6 +378,7 @@ pub struct Collector {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     passes: JoinHandle<()>,
+    ticker: JoinHandle<()>,
 }
 
 /// Rolls up now, then at every interval, off the async workers.
@@ -382,6 +406,41 @@ async fn rollup_passes(rollups: Arc<Rollups>, every: Duration) {
     }
 }
 
+/// Looks for regions gone silent every second: silence comes with no request to notice it.
+async fn live_ticks(live: Arc<live::Live>) {
+    let mut tick = tokio::time::interval(live::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        live.advance(chrono::Utc::now().timestamp_micros());
+    }
+}
+
+/// After a restart: the live state from the rollups' live tails, with the reasons of the
+/// failures still current read back from the store. Blocking.
+fn replay_live(rollups: &Rollups, live: &live::Live, now: i64) {
+    for LiveTail {
+        check,
+        regions,
+        results,
+    } in rollups.tails()
+    {
+        let reason = |region: &str, start: i64| {
+            rollups
+                .store()
+                .failures(&check, start, start.saturating_add(1), 64)
+                .ok()?
+                .into_iter()
+                .find(|r| r.region == region)
+                .and_then(|r| match r.outcome {
+                    Outcome::Fail(f) => Some(f),
+                    Outcome::Ok => None,
+                })
+        };
+        live.replay(&check, &regions, results, reason, now);
+    }
+}
+
 impl Collector {
     pub async fn start(
         settings: CollectorSettings,
@@ -390,15 +449,27 @@ impl Collector {
     ) -> Result<Collector, std::io::Error> {
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let (known, rollup_settings) = (settings.known.clone(), settings.rollup);
+        let live = Arc::new(live::Live::new(
+            &settings.known,
+            metrics.state_changes.clone(),
+        ));
         let now = chrono::Utc::now().timestamp_micros();
         // Loading reads the store: a blocking thread.
-        let rollups =
-            tokio::task::spawn_blocking(move || Rollups::open(store, known, rollup_settings, now))
-                .await
-                .map_err(std::io::Error::other)?
-                .map_err(std::io::Error::other)?;
+        let rollups = tokio::task::spawn_blocking({
+            let live = live.clone();
+            move || {
+                let r = Rollups::open(store, known, rollup_settings, now)?;
+                replay_live(&r, &live, now);
+                Ok::<_, store::StoreError>(r)
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
         let rollups = Arc::new(rollups);
         let passes = tokio::spawn(rollup_passes(rollups.clone(), settings.rollup_every));
+        let ticker = tokio::spawn(live_ticks(live.clone()));
+        let (stop, stopping) = watch::channel(false);
         let committer = commit::Committer::start(rollups.store().clone())?;
         let state = Arc::new(AppState {
             settings,
@@ -406,12 +477,14 @@ impl Collector {
             committer,
             clock: std::sync::Mutex::new(BTreeMap::new()),
             hub: confirm::Hub::default(),
+            live,
+            stopping: stopping.clone(),
             metrics,
             started: Instant::now(),
             scrape: std::sync::Mutex::new(()),
         });
         let addr = listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
+        let mut stopped = stopping;
         let app = router(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -426,6 +499,7 @@ impl Collector {
             stop,
             task,
             passes,
+            ticker,
         })
     }
 
@@ -435,6 +509,7 @@ impl Collector {
 
     pub async fn shutdown(self) {
         self.passes.abort();
+        self.ticker.abort();
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
@@ -489,6 +564,12 @@ async fn post_results(
         .inc_by(duplicates as u64);
     s.metrics.stored.set(s.store().len() as i64);
     s.rollups.observe(&batch.results, &inserted);
+    // Only once stored: a waiter told of a change must find it in every answer after.
+    s.live.observe(
+        &batch.results,
+        &inserted,
+        chrono::Utc::now().timestamp_micros(),
+    );
     if let Some(agent) = batch.results.first().map(|r| r.agent.clone())
         && let Some(offset) = clock_offset(&batch.results, now)
     {
@@ -592,6 +673,73 @@ async fn get_commands(
         .collect();
     let run = s.hub.poll(&agent, &q.region, checks, wait).await;
     Ok(ApiJson(Commands { run }))
+}
+
+#[derive(Deserialize)]
+struct StatesQuery {
+    after: Option<String>,
+    wait: Option<String>,
+}
+
+/// `GET /api/v1/states?after=N&wait=25s`: every check's live state, at once when it differs
+/// from version `after` (or without `after`), else as soon as it changes or after `wait`.
+async fn get_states(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<StatesQuery>,
+) -> ApiResult<ApiJson<live::States>> {
+    let wait = match q.wait.as_deref() {
+        None => STATES_WAIT,
+        Some(w) => humantime::parse_duration(w).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "`wait`: {w:?} is not a duration ({e}); write e.g. `25s`"
+            ))
+        })?,
+    }
+    .min(MAX_STATES_WAIT);
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(a) => Some(a.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`after`: {a:?} is not a version (the `version` of an earlier answer)"
+            ))
+        })?),
+    };
+    if let Some(after) = after {
+        let mut changes = s.live.subscribe();
+        let mut stopping = s.stopping.clone();
+        // Any other version answers at once, a lower one too: a version from before a
+        // restart of the collector must not hold the poll.
+        tokio::select! {
+            _ = tokio::time::timeout(wait, changes.wait_for(|v| *v != after)) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+    Ok(ApiJson(
+        s.live.states(chrono::Utc::now().timestamp_micros()),
+    ))
+}
+
+#[derive(Serialize)]
+struct RecheckBody {
+    check: String,
+    /// The agents that will run it now, sorted (empty when none runs it or none polls).
+    asked: Vec<String>,
+}
+
+/// `POST /api/v1/checks/{check}/recheck`: every live agent that runs the check, in every
+/// region, runs it now; their results come in as confirmation runs.
+async fn post_recheck(
+    State(s): State<Arc<AppState>>,
+    ApiPath(check): ApiPath<String>,
+) -> ApiResult<(StatusCode, ApiJson<RecheckBody>)> {
+    s.check_info(&check)?;
+    let (asked, queued) = s.hub.ask_all(&check, RECHECK_REASON);
+    tracing::info!(%check, agents = ?asked, "recheck asked");
+    s.metrics
+        .confirmations
+        .with_label_values(&[check.as_str()])
+        .inc_by(queued as u64);
+    Ok((StatusCode::ACCEPTED, ApiJson(RecheckBody { check, asked })))
 }
 
 #[derive(Serialize)]
@@ -698,6 +846,8 @@ fn router(state: Arc<AppState>) -> Router {
             get(availability::get_incidents),
         )
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
+        .route("/api/v1/states", get(get_states))
+        .route("/api/v1/checks/{check}/recheck", post(post_recheck))
         .route_layer(middleware::from_fn_with_state(
             token,
             lookout_api::auth::require_bearer,

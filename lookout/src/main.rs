@@ -44,6 +44,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Run the collector alone.
     Collector(probe::CollectorArgs),
+    /// Run the alerter alone, against a collector.
+    Alerting(probe::AlertingArgs),
     /// Whole-system benchmarks; each prints its figures beside a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -97,6 +99,12 @@ fn main() -> ExitCode {
             .and_then(|cfg| {
                 logging::init(cfg.log.format, &cfg.log.level);
                 runtime()?.block_on(probe::run_collector(cfg, args))
+            }),
+        Command::Alerting(args) => load(args.config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                runtime()?.block_on(probe::run_alerting(cfg, args))
             }),
         Command::Bench { which } => {
             logging::init(config::LogFormat::Text, "warn");

@@ -17,6 +17,11 @@ use reqwest::Url;
 
 use crate::UsageError;
 use crate::config::Config;
+use crate::config::alerting::AlertingConfig;
+use lookout_alerting::generate::{self, Watched};
+use lookout_alerting::spec::SubscriptionSpec;
+use lookout_alerting::subscription::Subscription;
+use lookout_alerting::{Alerter, AlerterSettings};
 
 /// The checks the collector accepts, with their regions.
 pub fn known_checks(config: &Config) -> Known {
@@ -125,9 +130,100 @@ pub async fn start_agent(settings: AgentSettings, listen: SocketAddr) -> anyhow:
         .context("probe agent could not start")
 }
 
+/// The alerter's settings from the config, watching the collector at `collector`.
+pub fn alerter_settings(
+    config: &Config,
+    alerting: &AlertingConfig,
+    collector: &str,
+) -> anyhow::Result<AlerterSettings> {
+    let collector_url = url::Url::parse(collector)
+        .map_err(|e| UsageError(format!("collector URL {collector:?}: {e}")))?;
+    let watched: Vec<Watched> = config
+        .checks
+        .iter()
+        .map(|c| Watched {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            regions: if c.regions.is_empty() {
+                config.probes.regions.clone()
+            } else {
+                c.regions.clone()
+            },
+            latency_objective: c.latency_objective,
+            target: DEFAULT_TARGET,
+        })
+        .collect();
+    let generated = generate::checks(&watched, &alerting.generate);
+    let mut checks = alerting.checks.clone();
+    let mut subscriptions = alerting.subscriptions.clone();
+    let defaults: Vec<SubscriptionSpec> = if alerting.subscribe.is_empty() {
+        vec![SubscriptionSpec {
+            id: None,
+            notifier: "log".into(),
+            target: None,
+            ignore_warn: false,
+            ignore_error: false,
+            ignore_ok: false,
+            window: None,
+            enabled: true,
+        }]
+    } else {
+        alerting.subscribe.clone()
+    };
+    for g in generated {
+        if checks.iter().any(|c| c.id == g.id) {
+            continue; // the config's own check of that id wins
+        }
+        for (i, spec) in defaults.iter().enumerate() {
+            subscriptions.push(Subscription {
+                id: format!("{}/{}/{i}", g.id, spec.notifier),
+                check_id: g.id.clone(),
+                notifier: spec.notifier.clone(),
+                target: spec.target.clone(),
+                ignore_warn: spec.ignore_warn,
+                ignore_error: spec.ignore_error,
+                ignore_ok: spec.ignore_ok,
+                window: spec.window.clone().unwrap_or_default(),
+                enabled: spec.enabled,
+            });
+        }
+        checks.push(g);
+    }
+    let mut settings = AlerterSettings::new(
+        collector_url,
+        config.collector.token.clone(),
+        alerting.token.clone(),
+    );
+    settings.store = Some(config.data_dir.join("alerting.db"));
+    settings.prometheus = alerting.prometheus.clone();
+    settings.checks = checks;
+    settings.subscriptions = subscriptions;
+    settings.notifiers = alerting.notifiers.clone();
+    settings.silences = alerting.maintenance.clone();
+    settings.reminder_every = alerting.reminder_every;
+    settings.confirm_after = alerting.confirm_after;
+    settings.recheck_every = alerting.recheck_every;
+    settings.links = alerting.links.clone();
+    settings.heartbeat = alerting.heartbeat.clone();
+    Ok(settings)
+}
+
+pub async fn start_alerter(
+    settings: AlerterSettings,
+    listen: SocketAddr,
+) -> anyhow::Result<Alerter> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| UsageError(format!("alerter: cannot listen on {listen}: {e}")))?;
+    Alerter::start(settings, listener)
+        .await
+        .map_err(|e| UsageError(format!("alerter: {e}")).into())
+}
+
 /// The monitoring side of `lookout up`.
 pub struct Monitor {
     pub collector: Collector,
+    pub alerter: Option<Alerter>,
     pub links: BTreeMap<String, Link>,
     pub agents: BTreeMap<String, Agent>,
 }
@@ -153,14 +249,25 @@ impl Monitor {
                 agent_settings(config, region, &agent_id, &collector.url(), Some(target))?;
             agents.insert(region.clone(), start_agent(settings, any).await?);
         }
+        let alerter = match config.alerting.as_ref().filter(|a| a.enabled) {
+            Some(a) => {
+                let settings = alerter_settings(config, a, &collector.url())?;
+                Some(start_alerter(settings, a.listen).await?)
+            }
+            None => None,
+        };
         Ok(Monitor {
             collector,
+            alerter,
             links,
             agents,
         })
     }
 
     pub async fn stop(self) {
+        if let Some(a) = self.alerter {
+            a.shutdown().await;
+        }
         for (_, agent) in self.agents {
             agent.shutdown().await;
         }

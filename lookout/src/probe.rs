@@ -34,6 +34,18 @@ pub struct CollectorArgs {
     listen: Option<SocketAddr>,
 }
 
+#[derive(clap::Args)]
+pub struct AlertingArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The collector's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    collector: String,
+    /// Overrides alerting.listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -84,5 +96,27 @@ pub async fn run_collector(config: Config, args: CollectorArgs) -> anyhow::Resul
     println!("collector {}", collector.url());
     crate::service::shutdown_signal().await;
     collector.shutdown().await;
+    Ok(())
+}
+
+pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<()> {
+    let Some(alerting) = config.alerting.clone() else {
+        return Err(UsageError(
+            "the config has no `alerting:` section: nothing to alert on (see docs/alerting.md)"
+                .into(),
+        )
+        .into());
+    };
+    if alerting.token.is_empty() {
+        return Err(UsageError(
+            "alerting.token (or collector.token) is required: it guards the alerter's API".into(),
+        )
+        .into());
+    }
+    let settings = monitor::alerter_settings(&config, &alerting, &args.collector)?;
+    let alerter = monitor::start_alerter(settings, args.listen.unwrap_or(alerting.listen)).await?;
+    println!("alerting {} -> {}", alerter.url(), args.collector);
+    crate::service::shutdown_signal().await;
+    alerter.shutdown().await;
     Ok(())
 }

@@ -276,6 +276,9 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     if let Some(m) = &monitor {
         say!("  {:<16} {:<24} admin -", "collector", m.collector.url());
+        if let Some(a) = &m.alerter {
+            say!("  {:<16} {:<24} admin -", "alerting", a.url());
+        }
         for (region, link) in &m.links {
             say!(
                 "  {:<16} {:<24} admin {}",

@@ -17,7 +17,7 @@ mod query;
 mod state;
 
 pub use incidents::{FirstFailure, Incident};
-pub use query::{Computed, Current, Latency, RegionNow};
+pub use query::{Computed, Current, Latency, LiveTail, RegionLatencyError, RegionNow};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,8 +12,9 @@ use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
 use serde::Serialize;
 
-use super::state::{CheckState, pro_rata, to_observations};
+use super::state::{CheckState, Recent, pro_rata, to_observations};
 use super::{DAY_US, HOUR_US, HOURS_IN_MEMORY_US, Rollups, floor_to, lock};
+use crate::store::{Bucket, StoreError};
 
 /// Latency of the successful journeys in a window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -161,85 +162,51 @@ impl CheckState {
         now: i64,
         raw: &dyn Fn(i64, i64) -> Option<Vec<u64>>,
     ) -> Latency {
-        let mut acc = Accumulator::new();
         let frontier = self.frontier();
-        let rolled_to = to.min(frontier);
-        if from < rolled_to {
-            let hour_floor = ceil_to(now - HOURS_IN_MEMORY_US, DAY_US);
-            let day_from = round_to(from, DAY_US);
-            let day_to = round_to(rolled_to, DAY_US).min(hour_floor);
-            if day_from < day_to {
-                // Days before the last two rarely change and long windows are asked again and
-                // again (status page, alerter): their merge is kept until a pass changes them.
-                acc.add(merged(&self.day_hist, &mut self.day_memo, day_from, day_to));
-            }
-            let mut hour_from = if from < hour_floor {
-                hour_floor
-            } else {
-                round_to(from, HOUR_US)
-            };
-            // Up to the frontier the partial hour holds exactly the results before it.
-            let mut hour_to = if to >= frontier {
-                frontier
-            } else {
-                round_to(to, HOUR_US)
-            };
-            if from >= hour_floor && from % HOUR_US != 0 {
-                let whole = ceil_to(from, HOUR_US);
-                if let Some(d) = raw(from, whole.min(rolled_to)) {
-                    d.into_iter().for_each(|v| acc.record(v));
-                    hour_from = whole;
-                }
-            }
-            if to < frontier && to % HOUR_US != 0 {
-                let whole = floor_to(to, HOUR_US);
-                if whole >= hour_from
-                    && let Some(d) = raw(whole, to)
-                {
-                    d.into_iter().for_each(|v| acc.record(v));
-                    hour_to = whole;
-                }
-            }
-            if hour_from < hour_to {
-                // Complete hours change only with late results: their merge is kept as well;
-                // the hour the frontier is in is added as it is.
-                let complete_to = hour_to.min(floor_to(frontier, HOUR_US));
-                if hour_from < complete_to {
-                    acc.add(merged(
-                        &self.hour_hist,
-                        &mut self.hour_memo,
-                        hour_from,
-                        complete_to,
-                    ));
-                }
-                for h in self
-                    .hour_hist
-                    .range(complete_to.max(hour_from)..hour_to)
-                    .map(|(_, h)| h)
-                {
-                    acc.add(h);
-                }
-            }
-        }
-        let live_from = from.max(frontier);
-        for r in &self.recent {
-            if r.ok && r.start_us >= live_from && r.start_us < to {
-                acc.record(u64::try_from(r.duration_us).unwrap_or(0));
-            }
-        }
-        let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
-        let objective = u64::try_from(self.info.objective_us).unwrap_or(0);
-        let count = acc.count();
-        Latency {
-            count,
-            p50_ms: ms(acc.quantile(0.50)),
-            p95_ms: ms(acc.quantile(0.95)),
-            p99_ms: ms(acc.quantile(0.99)),
-            max_ms: ms(acc.max()),
-            objective_ms: self.info.objective_us as f64 / 1e3,
-            share_under_objective: (count > 0)
-                .then(|| acc.count_below(objective) as f64 / count as f64),
-        }
+        let hists = Hists {
+            days: &self.day_hist,
+            day_memo: &mut self.day_memo,
+            hours: &self.hour_hist,
+            hour_memo: &mut self.hour_memo,
+        };
+        latency_of(
+            hists,
+            frontier,
+            self.recent.iter(),
+            self.info.objective_us,
+            (from, to, now),
+            raw,
+        )
+    }
+
+    /// The same for one region (its index in `regions`), from that region's histograms per
+    /// day and per hour (`days`, `hours`: those the store holds around the window); `raw`
+    /// gives that region's durations only.
+    pub(crate) fn region_latency(
+        &self,
+        region: usize,
+        days: &BTreeMap<i64, Sparse>,
+        hours: &BTreeMap<i64, Sparse>,
+        (from, to, now): (i64, i64, i64),
+        raw: &dyn Fn(i64, i64) -> Option<Vec<u64>>,
+    ) -> Latency {
+        // A region's merges are not kept: such questions are rare, and a merge is made of
+        // at most a window's days and two days of hours.
+        let (mut day_memo, mut hour_memo) = (None, None);
+        let hists = Hists {
+            days,
+            day_memo: &mut day_memo,
+            hours,
+            hour_memo: &mut hour_memo,
+        };
+        latency_of(
+            hists,
+            self.frontier(),
+            self.recent.iter().filter(|r| r.region == region),
+            self.info.objective_us,
+            (from, to, now),
+            raw,
+        )
     }
 
     pub(crate) fn regions_now(&self, now: i64) -> Vec<RegionNow> {
@@ -263,6 +230,101 @@ impl CheckState {
     }
 }
 
+/// The histograms a latency answer reads up to the frontier, with their kept merges.
+pub(crate) struct Hists<'a> {
+    pub days: &'a BTreeMap<i64, Sparse>,
+    pub day_memo: &'a mut Option<((i64, i64), Sparse)>,
+    pub hours: &'a BTreeMap<i64, Sparse>,
+    pub hour_memo: &'a mut Option<((i64, i64), Sparse)>,
+}
+
+/// Latency of the successful runs of `[from, to)`: histograms up to the frontier (days, then
+/// the last two days' hours), the live tail after it. `raw` gives the successful runs'
+/// durations of a part of an hour while raw results are kept, so that windows within the raw
+/// retention are exact.
+fn latency_of<'r>(
+    h: Hists<'_>,
+    frontier: i64,
+    recent: impl Iterator<Item = &'r Recent>,
+    objective_us: i64,
+    (from, to, now): (i64, i64, i64),
+    raw: &dyn Fn(i64, i64) -> Option<Vec<u64>>,
+) -> Latency {
+    let mut acc = Accumulator::new();
+    let rolled_to = to.min(frontier);
+    if from < rolled_to {
+        let hour_floor = ceil_to(now - HOURS_IN_MEMORY_US, DAY_US);
+        let day_from = round_to(from, DAY_US);
+        let day_to = round_to(rolled_to, DAY_US).min(hour_floor);
+        if day_from < day_to {
+            // Days before the last two rarely change and long windows are asked again and
+            // again (status page, alerter): their merge is kept until a pass changes them.
+            acc.add(merged(h.days, h.day_memo, day_from, day_to));
+        }
+        let mut hour_from = if from < hour_floor {
+            hour_floor
+        } else {
+            round_to(from, HOUR_US)
+        };
+        // Up to the frontier the partial hour holds exactly the results before it.
+        let mut hour_to = if to >= frontier {
+            frontier
+        } else {
+            round_to(to, HOUR_US)
+        };
+        if from >= hour_floor && from % HOUR_US != 0 {
+            let whole = ceil_to(from, HOUR_US);
+            if let Some(d) = raw(from, whole.min(rolled_to)) {
+                d.into_iter().for_each(|v| acc.record(v));
+                hour_from = whole;
+            }
+        }
+        if to < frontier && to % HOUR_US != 0 {
+            let whole = floor_to(to, HOUR_US);
+            if whole >= hour_from
+                && let Some(d) = raw(whole, to)
+            {
+                d.into_iter().for_each(|v| acc.record(v));
+                hour_to = whole;
+            }
+        }
+        if hour_from < hour_to {
+            // Complete hours change only with late results: their merge is kept as well;
+            // the hour the frontier is in is added as it is.
+            let complete_to = hour_to.min(floor_to(frontier, HOUR_US));
+            if hour_from < complete_to {
+                acc.add(merged(h.hours, h.hour_memo, hour_from, complete_to));
+            }
+            for hist in h
+                .hours
+                .range(complete_to.max(hour_from)..hour_to)
+                .map(|(_, hist)| hist)
+            {
+                acc.add(hist);
+            }
+        }
+    }
+    let live_from = from.max(frontier);
+    for r in recent {
+        if r.ok && r.start_us >= live_from && r.start_us < to {
+            acc.record(u64::try_from(r.duration_us).unwrap_or(0));
+        }
+    }
+    let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
+    let objective = u64::try_from(objective_us).unwrap_or(0);
+    let count = acc.count();
+    Latency {
+        count,
+        p50_ms: ms(acc.quantile(0.50)),
+        p95_ms: ms(acc.quantile(0.95)),
+        p99_ms: ms(acc.quantile(0.99)),
+        max_ms: ms(acc.max()),
+        objective_ms: objective_us as f64 / 1e3,
+        share_under_objective: (count > 0)
+            .then(|| acc.count_below(objective) as f64 / count as f64),
+    }
+}
+
 /// The merge of `hists` over `[from, to)`, from `memo` when it holds that range: a long
 /// window merges hundreds of histograms, a repeated one none.
 fn merged<'m>(
@@ -283,6 +345,27 @@ fn merged<'m>(
             ((from, to), acc.to_sparse())
         })
         .1
+}
+
+/// A check's regions and the results after its frontier, see [`Rollups::tails`].
+#[derive(Debug, Clone)]
+pub struct LiveTail {
+    pub check: String,
+    pub regions: Vec<String>,
+    /// (region, start, ok).
+    pub results: Vec<(String, i64, bool)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegionLatencyError {
+    #[error("`region`: check {check:?} does not run in region {region:?} (its regions: {regions})")]
+    Unknown {
+        check: String,
+        region: String,
+        regions: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A check's state now: `up`, `down` or `no_data`, and each region's latest result.
@@ -354,6 +437,94 @@ impl Rollups {
             quorum: st.rules().quorum,
             latency: st.latency(from, to, now, &durations),
         })
+    }
+
+    /// Latency of one region's successful journeys over `[from, to)`: what [`Self::compute`]
+    /// answers for all regions, from that region's histograms, which the store keeps per
+    /// region (memory holds them merged). `Ok(None)` for a check the collector has never
+    /// heard of. Blocking: it reads the store.
+    pub fn region_latency(
+        &self,
+        check: &str,
+        region: &str,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<Option<Latency>, RegionLatencyError> {
+        let Some(st) = self.state(check) else {
+            return Ok(None);
+        };
+        // No pass between reading the store's histograms and the frontier in memory: a pass
+        // saves its rollups before it moves the frontier, and the runs in between would
+        // count twice.
+        let _no_pass = lock(&self.rolled_id);
+        let st = lock(&st);
+        let Some(index) = st.regions.iter().position(|r| r == region) else {
+            return Err(RegionLatencyError::Unknown {
+                check: check.to_owned(),
+                region: region.to_owned(),
+                regions: st.regions.join(", "),
+            });
+        };
+        // Buckets around the window: the rounding of its edges may take the next one.
+        let days = self.store.region_hists(
+            check,
+            region,
+            Bucket::Day,
+            floor_to(from, DAY_US) - DAY_US,
+            to.saturating_add(DAY_US),
+        )?;
+        let hours = self.store.region_hists(
+            check,
+            region,
+            Bucket::Hour,
+            floor_to(from, HOUR_US) - HOUR_US,
+            to.saturating_add(HOUR_US),
+        )?;
+        let durations = |a: i64, b: i64| -> Option<Vec<u64>> {
+            if a < now - self.settings.raw_retention_us + MINUTE_US {
+                return None;
+            }
+            let raw = self.store.observations(check, a, b).ok()?;
+            Some(
+                raw.iter()
+                    .filter(|o| o.ok && o.region == region)
+                    .map(|o| u64::try_from(o.duration_us).unwrap_or(0))
+                    .collect(),
+            )
+        };
+        Ok(Some(st.region_latency(
+            index,
+            &days,
+            &hours,
+            (from, to, now),
+            &durations,
+        )))
+    }
+
+    /// Each check's regions and live tail (region, start, ok), in no order: what the live
+    /// state is rebuilt from after a restart.
+    pub fn tails(&self) -> Vec<LiveTail> {
+        self.checks()
+            .into_iter()
+            .filter_map(|name| {
+                let st = self.state(&name)?;
+                let st = lock(&st);
+                let results = st
+                    .recent
+                    .iter()
+                    .filter_map(|r| {
+                        let region = st.regions.get(r.region)?;
+                        Some((region.clone(), r.start_us, r.ok))
+                    })
+                    .collect();
+                Some(LiveTail {
+                    check: name,
+                    regions: st.regions.clone(),
+                    results,
+                })
+            })
+            .collect()
     }
 
     /// Down and no-data time only: what `/metrics` and the daily bars need.

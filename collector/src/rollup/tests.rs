@@ -315,3 +315,89 @@ fn kept_merges_of_days_and_hours_follow_late_results() {
     r.settle(now);
     assert_eq!(count(&r), ok + 2);
 }
+
+#[test]
+fn one_regions_latency_is_that_of_its_runs_alone() {
+    let r = rollups();
+    // Three days; each region with its own journey times, eu the fastest.
+    let mut all = history(3 * 24 * 60, &[(1, DAY_US, DAY_US + 3_600_000_000)], &[]);
+    for x in &mut all {
+        let region = REGIONS.iter().position(|g| *g == x.region).unwrap() as u64;
+        x.duration_us += region * 200_000;
+    }
+    for chunk in all.chunks(5_000) {
+        ingest(&r, chunk);
+    }
+    let now = T0 + 3 * DAY_US + 2 * MINUTE_US;
+    r.pass(now).unwrap();
+    // Runs after the frontier stay in the live tail.
+    assert_eq!(
+        lock(&r.state("search").unwrap()).frontier(),
+        T0 + 3 * DAY_US + MINUTE_US
+    );
+    let tail: Vec<ProbeResult> = (0..6)
+        .flat_map(|i| {
+            (0..3).map(move |g| {
+                result(
+                    9_000_000 + i * 3 + g as u64,
+                    g,
+                    T0 + 3 * DAY_US + MINUTE_US + i as i64 * 5_000_000 + g as i64,
+                    true,
+                    50_000 + g as u64 * 200_000,
+                )
+            })
+        })
+        .collect();
+    ingest(&r, &tail);
+    all.extend(tail);
+    // Before the last two days a window's far edge is rounded to a day, for one region as for
+    // all: these windows start on one, so that the truth is plain counting.
+    for (from, to) in [
+        (T0, T0 + 3 * DAY_US + MINUTE_US),
+        (T0 + 2 * DAY_US + 30 * MINUTE_US + 17_000_000, now),
+        (T0 + DAY_US, T0 + 2 * DAY_US + 5 * HOUR_US + 3_000_000),
+        (T0 + 3 * DAY_US, now),
+    ] {
+        let mut total = 0;
+        for (g, region) in REGIONS.iter().enumerate() {
+            let mut truth: Vec<u64> = all
+                .iter()
+                .filter(|x| {
+                    x.region == *region
+                        && x.outcome.is_ok()
+                        && x.started_at_us >= from
+                        && x.started_at_us < to
+                })
+                .map(|x| x.duration_us)
+                .collect();
+            truth.sort_unstable();
+            let l = r
+                .region_latency("search", region, from, to, now)
+                .unwrap()
+                .unwrap();
+            assert_eq!(l.count, truth.len() as u64, "{region} {from} {to}");
+            let p50 = l.p50_ms.unwrap();
+            let want = truth[(truth.len() - 1) / 2] as f64 / 1e3;
+            assert!(
+                (p50 - want).abs() <= want * 0.011,
+                "{region}: {p50} vs {want}"
+            );
+            assert!(
+                (p50 - (50.0 + g as f64 * 200.0)).abs() < 150.0,
+                "{region}: {p50}"
+            );
+            total += l.count;
+        }
+        let all_regions = r.compute("search", from, to, now).unwrap().latency;
+        assert_eq!(total, all_regions.count, "the regions add up to the check");
+    }
+    assert!(matches!(
+        r.region_latency("search", "mars", T0, now, now),
+        Err(RegionLatencyError::Unknown { .. })
+    ));
+    assert!(
+        r.region_latency("nope", "eu", T0, now, now)
+            .unwrap()
+            .is_none()
+    );
+}

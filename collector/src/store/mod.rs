@@ -92,6 +92,13 @@ pub struct NewResults {
     pub earliest: BTreeMap<String, i64>,
 }
 
+/// The span of a latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+}
+
 /// What retention removes.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
@@ -156,6 +163,17 @@ pub trait ResultStore: Send + Sync {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(String, i64, Sparse)>, StoreError>;
+
+    /// One region's latency histograms of `check`, per hour or per day, for the buckets
+    /// starting in `[from, to)`, by their start.
+    fn region_hists(
+        &self,
+        check: &str,
+        region: &str,
+        bucket: Bucket,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<BTreeMap<i64, Sparse>, StoreError>;
 
     /// Writes a rollup pass all or nothing, with the id it rolled up to.
     fn save_rollups(&self, rolled_id: i64, checks: &[CheckRollup]) -> Result<(), StoreError>;

@@ -28,8 +28,8 @@ use rusqlite::{
 
 use super::row::{self, Columns};
 use super::{
-    CheckRollup, Coverage, LoadedCheck, LoadedRollups, NewResults, ResultFilter, ResultStore,
-    Retention, StoreError, Stored,
+    Bucket, CheckRollup, Coverage, LoadedCheck, LoadedRollups, NewResults, ResultFilter,
+    ResultStore, Retention, StoreError, Stored,
 };
 
 /// Bumped when the layout changes; a store written by another version is refused by name.
@@ -697,6 +697,41 @@ impl ResultStore for SqliteStore {
             .filter_map(|(region, hour, blob)| {
                 Sparse::decode(&blob).map(|s| (inner.names.name(region), hour, s))
             })
+            .collect())
+    }
+
+    fn region_hists(
+        &self,
+        check: &str,
+        region: &str,
+        bucket: Bucket,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<BTreeMap<i64, Sparse>, StoreError> {
+        let inner = self.lock();
+        let (Some(check), Some(region)) = (
+            inner.names.id(Kind::Check, check),
+            inner.names.id(Kind::Region, region),
+        ) else {
+            return Ok(BTreeMap::new());
+        };
+        let sql = match bucket {
+            Bucket::Hour => {
+                "SELECT hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3 AND region = ?4"
+            }
+            Bucket::Day => {
+                "SELECT day, hist FROM days WHERE check_id = ?1 AND day >= ?2 AND day < ?3 AND region = ?4"
+            }
+        };
+        let rows = rows(
+            &inner.conn,
+            sql,
+            params![check, from_us, to_us, region],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(at, blob)| Sparse::decode(&blob).map(|s| (at, s)))
             .collect())
     }
 

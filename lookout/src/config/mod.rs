@@ -2,6 +2,7 @@
 //! with its file, line and column before anything starts, and turned into validated types
 //! that the rest of the program uses without checking again.
 
+pub mod alerting;
 mod checks;
 mod interpolate;
 mod raw;
@@ -123,6 +124,8 @@ pub struct Config {
     pub probes: ProbesConfig,
     pub variables: BTreeMap<String, String>,
     pub checks: Vec<std::sync::Arc<lookout_probes::check::Check>>,
+    /// `None` when the config has no `alerting:` section.
+    pub alerting: Option<alerting::AlertingConfig>,
 }
 
 impl Config {
@@ -631,7 +634,22 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         Duration::from_secs(3_600),
         Duration::from_secs(400 * 86_400),
     );
+    let alerting = raw.alerting.map(|a| {
+        let listen = a.listen.clone();
+        let mut cfg = alerting::validate(a, report);
+        if let Some(l) = listen
+            && cfg.enabled
+        {
+            claim(&l, "alerting.listen", report);
+        }
+        if cfg.token.is_empty() {
+            // One token for the whole suite unless the alerter is given its own.
+            cfg.token = token.clone();
+        }
+        cfg
+    });
     Config {
+        alerting,
         log,
         data_dir: raw
             .data_dir

@@ -88,6 +88,8 @@ pub struct RawConfig {
     pub probes: RawProbes,
     pub variables: std::collections::BTreeMap<String, Spanned<String>>,
     pub checks: Vec<Spanned<RawCheck>>,
+    /// The alerter: runs in `lookout up` when this section is there.
+    pub alerting: Option<super::alerting::RawAlerting>,
 }
 
 #[derive(Debug, Default, Deserialize)]

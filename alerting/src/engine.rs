@@ -1,0 +1,675 @@
+//! The alerter's loop: evaluates checks on their schedules and at once when the collector's
+//! live state changes (the fast path), turns changes into alerts and problems, asks the
+//! collector for fresh evidence while a check is down, and queues notifications.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Notify, watch};
+
+use crate::check::{Check, Measure};
+use crate::metrics::Metrics;
+use crate::notify::{Kind, Level, Links, Notification, Notifier};
+use crate::plan::{self, Hold};
+use crate::problem::{AlertRecord, Problem, Silence};
+use crate::source::{SourceError, Sources, States};
+use crate::spec::CheckSpec;
+use crate::state::{self, CheckState};
+use crate::store::{Batch, NewDelivery, Store, StoreError, rfc3339};
+use crate::subscription::Subscription;
+
+/// The longest the loop sleeps: holds, silences and reminders are looked at this often.
+const TICK: Duration = Duration::from_secs(1);
+/// A feed that has not answered for this long makes the monitoring blind.
+const FEED_STALE: Duration = Duration::from_secs(30);
+/// Regions without results right after start are not yet "blind".
+const BLIND_GRACE: Duration = Duration::from_secs(60);
+
+/// The latest answer of the collector's live feed.
+#[derive(Debug, Clone, Default)]
+pub struct Feed {
+    pub states: States,
+    /// When the feed last answered; `None` before it ever did.
+    pub answered: Option<Instant>,
+}
+
+/// What the engine knows; behind one lock, never held across a network call.
+pub struct Engine {
+    pub checks: BTreeMap<String, Check>,
+    pub api_specs: BTreeMap<String, CheckSpec>,
+    pub states: BTreeMap<String, CheckState>,
+    pub next_due: BTreeMap<String, DateTime<Utc>>,
+    pub subscriptions: Vec<Subscription>,
+    /// Open problems by group key.
+    pub problems: BTreeMap<String, Problem>,
+    pub silences: Vec<Silence>,
+    /// Last recheck asked per collector check.
+    rechecked: HashMap<String, i64>,
+    /// The last source error per check, for the API.
+    pub errors: BTreeMap<String, String>,
+}
+
+pub struct Shared {
+    pub engine: Mutex<Engine>,
+    pub store: Store,
+    pub sources: Sources,
+    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
+    pub metrics: Metrics,
+    pub feed: watch::Receiver<Feed>,
+    /// Wakes the loop (a change through the API).
+    pub wake: Notify,
+    /// Wakes the outbox (new deliveries).
+    pub outbox_wake: Notify,
+    pub settings: EngineSettings,
+    pub started: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub reminder_every: Option<Duration>,
+    /// While a check is down, ask every region to run it again this often (quicker resolves).
+    pub recheck_every: Duration,
+    pub links: LinkSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LinkSettings {
+    pub status_page: Option<String>,
+    /// `{check}` is replaced by the check's collector name.
+    pub dashboard: Option<String>,
+    /// Where the alerter is reached by people, for links to its page.
+    pub alerter: Option<String>,
+}
+
+fn us(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    pub fn new(
+        checks: Vec<Check>,
+        api_specs: BTreeMap<String, CheckSpec>,
+        states: Vec<(String, CheckState)>,
+        subscriptions: Vec<Subscription>,
+        problems: Vec<Problem>,
+        silences: Vec<Silence>,
+    ) -> Engine {
+        let now = Utc::now();
+        let checks: BTreeMap<String, Check> =
+            checks.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let next_due = checks.keys().map(|id| (id.clone(), now)).collect();
+        Engine {
+            checks,
+            api_specs,
+            states: states.into_iter().collect(),
+            next_due,
+            subscriptions,
+            problems: problems
+                .into_iter()
+                .map(|p| (p.group_key.clone(), p))
+                .collect(),
+            silences,
+            rechecked: HashMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    pub fn add_check(&mut self, c: Check) {
+        self.next_due.insert(c.id.clone(), Utc::now());
+        self.checks.insert(c.id.clone(), c);
+    }
+
+    pub fn remove_check(&mut self, id: &str) {
+        self.checks.remove(id);
+        self.next_due.remove(id);
+        self.subscriptions.retain(|s| s.check_id != id);
+    }
+
+    fn subscriptions_of(&self, check_id: &str) -> impl Iterator<Item = &Subscription> {
+        self.subscriptions
+            .iter()
+            .filter(move |s| s.check_id == check_id)
+    }
+
+    fn silenced(&self, check: &Check, now: i64) -> bool {
+        self.silences
+            .iter()
+            .any(|s| s.active(now) && s.matches(&check.id, check.group.as_deref()))
+    }
+
+    /// Whether a dependency of the check is not OK (and not part of the same problem).
+    fn held_by_dependency(&self, check: &Check, group_key: &str) -> bool {
+        check.depends_on.iter().any(|d| {
+            let bad = self.states.get(d).is_some_and(|s| s.level != Level::Ok);
+            let same_problem = self
+                .checks
+                .get(d)
+                .is_some_and(|c| c.group_key() == group_key);
+            bad && !same_problem
+        })
+    }
+}
+
+/// The loop; returns when `stop` turns true.
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut feed = shared.feed.clone();
+    let mut last_version = None;
+    loop {
+        let fast = {
+            let f = feed.borrow_and_update();
+            let changed = last_version != Some(f.states.clone());
+            last_version = Some(f.states.clone());
+            changed
+        };
+        if let Err(e) = tick(&shared, fast).await {
+            tracing::error!(error = %e, "alerter: could not record an evaluation; retrying");
+        }
+        let sleep = next_sleep(&shared).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            r = feed.changed() => { if r.is_err() { return; } }
+            _ = shared.wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn next_sleep(shared: &Shared) -> Duration {
+    let e = shared.engine.lock().await;
+    let now = Utc::now();
+    e.next_due
+        .values()
+        .min()
+        .map(|t| (*t - now).to_std().unwrap_or(Duration::ZERO))
+        .unwrap_or(TICK)
+        .min(TICK)
+}
+
+/// One round: due (and, on a feed change, fast-path) checks evaluated, changes recorded,
+/// problems updated, notifications queued, rechecks asked.
+pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let feed = shared.feed.borrow().clone();
+    let due: Vec<Check> = {
+        let mut e = shared.engine.lock().await;
+        let ids: Vec<String> = e
+            .checks
+            .values()
+            .filter(|c| c.enabled)
+            .filter(|c| {
+                e.next_due.get(&c.id).is_none_or(|t| *t <= now) || (feed_changed && c.fast_path())
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &ids {
+            if let Some(c) = e.checks.get(id) {
+                let next = c.schedule.next_after(now);
+                e.next_due.insert(id.clone(), next);
+            }
+        }
+        ids.iter()
+            .filter_map(|id| e.checks.get(id).cloned())
+            .collect()
+    };
+    let evaluated = futures_util::future::join_all(
+        due.iter()
+            .map(|c| evaluate(shared, c, &feed, now.timestamp_micros())),
+    )
+    .await;
+    let mut batch = Batch::default();
+    let mut e = shared.engine.lock().await;
+    let now_us = now.timestamp_micros();
+    for (check, result) in due.iter().zip(evaluated) {
+        let (value, bad_allowed) = match result {
+            Ok(v) => {
+                shared.metrics.evaluations.with_label_values(&["ok"]).inc();
+                e.errors.remove(&check.id);
+                v
+            }
+            Err(err) => {
+                // A source that cannot be read says nothing about the platform: the state is
+                // kept (the blind check reports an unreachable collector).
+                shared
+                    .metrics
+                    .evaluations
+                    .with_label_values(&["error"])
+                    .inc();
+                if e.errors.get(&check.id) != Some(&err.0) {
+                    tracing::warn!(check = %check.id, error = %err, "alerter: cannot evaluate");
+                }
+                e.errors.insert(check.id.clone(), err.0);
+                continue;
+            }
+        };
+        let st = e
+            .states
+            .entry(check.id.clone())
+            .or_insert_with(|| CheckState::new(now_us));
+        let change = state::step(check, st, value, bad_allowed, now_us);
+        let st = st.clone();
+        shared.metrics.set_state(&check.id, st.level);
+        batch.states.push((check.id.clone(), st));
+        if let Some(ch) = change {
+            shared
+                .metrics
+                .changes
+                .with_label_values(&[ch.to.as_str()])
+                .inc();
+            tracing::info!(check = %check.id, from = %ch.from, to = %ch.to, value = ?ch.value, "alerter: state changed");
+            batch.alerts.push(AlertRecord {
+                id: 0,
+                check_id: check.id.clone(),
+                target: check.target_text.clone(),
+                value: ch.value,
+                warn: check.thresholds.warn,
+                error: check.thresholds.error,
+                from: ch.from,
+                to: ch.to,
+                time_us: now_us,
+                time: rfc3339(now_us),
+            });
+            update_problem(&mut e, check, ch.to, &feed, now_us);
+        }
+    }
+    plan_notifications(shared, &mut e, &mut batch, &feed, now_us);
+    let rechecks = due_rechecks(shared, &mut e, &feed, now_us);
+    shared.metrics.problems_open.set(e.problems.len() as i64);
+    let touched_outbox = !batch.deliveries.is_empty();
+    // Written while the lock is held: the next round sees what this one recorded.
+    shared.store.apply(batch).await?;
+    drop(e);
+    if touched_outbox {
+        shared.outbox_wake.notify_one();
+    }
+    for check in rechecks {
+        let sources = shared.sources.clone();
+        tokio::spawn(async move {
+            if let Err(err) = sources.recheck(&check).await {
+                tracing::warn!(check = %check, error = %err, "alerter: recheck not asked");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The value of a check now, and whether a bad value may count (SLO alerts need enough
+/// bad minutes).
+async fn evaluate(
+    shared: &Shared,
+    check: &Check,
+    feed: &Feed,
+    now_us: i64,
+) -> Result<(Option<f64>, bool), SourceError> {
+    if feed.answered.is_none() && check.fast_path() && !matches!(check.measure, Measure::Blind) {
+        return Err(SourceError("waiting for the collector's live state".into()));
+    }
+    let value = match &check.measure {
+        Measure::Blind => blind(shared, feed),
+        Measure::Target(expr) => shared.sources.evaluate(expr, &feed.states, now_us).await?,
+    };
+    let raw = state::raw_level(check, value);
+    let bad_allowed = match (&check.min_bad_minutes, raw) {
+        (Some(m), Level::Warn | Level::Error) => {
+            shared.sources.bad_minutes(m, now_us).await? >= m.count
+        }
+        _ => true,
+    };
+    Ok((value, bad_allowed))
+}
+
+/// How many regions are blind: all of them when the feed is stale, else those silent on
+/// every check they run.
+fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
+    if shared.started.elapsed() < BLIND_GRACE {
+        return None;
+    }
+    let regions: BTreeSet<&str> = feed
+        .states
+        .checks
+        .iter()
+        .flat_map(|c| c.regions.iter().map(|r| r.region.as_str()))
+        .collect();
+    let stale = feed.answered.is_none_or(|t| t.elapsed() > FEED_STALE);
+    if stale {
+        return Some(regions.len().max(1) as f64);
+    }
+    let silent = regions
+        .iter()
+        .filter(|region| {
+            feed.states.checks.iter().all(|c| {
+                c.regions
+                    .iter()
+                    .filter(|r| r.region == **region)
+                    .all(|r| r.state == "silent")
+            })
+        })
+        .count();
+    Some(silent as f64)
+}
+
+fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us: i64) {
+    let key = check.group_key();
+    let live = check
+        .about
+        .as_ref()
+        .and_then(|a| feed.states.checks.iter().find(|c| &c.check == a));
+    match (to, e.problems.get_mut(&key)) {
+        (Level::Ok, Some(p)) => {
+            p.members.insert(check.id.clone(), Level::Ok);
+            if p.level() == Level::Ok {
+                p.closed_us = Some(now_us);
+            }
+        }
+        (Level::Ok, None) => {}
+        (bad, Some(p)) => {
+            p.members.insert(check.id.clone(), bad);
+        }
+        (bad, None) => {
+            let mut p = Problem::open(&key, &check.id, bad, now_us);
+            if let Some(l) = live {
+                p.regions = l.failing().iter().map(|r| r.region.clone()).collect();
+                p.reason = l.failing().iter().find_map(|r| r.reason.clone());
+            }
+            e.problems.insert(key.clone(), p);
+        }
+    }
+    if let (Some(p), Some(l)) = (e.problems.get_mut(&key), live) {
+        for r in l.failing() {
+            if !p.regions.contains(&r.region) {
+                p.regions.push(r.region.clone());
+            }
+        }
+    }
+}
+
+/// Queues what every open problem needs now, and the resolves of those just closed.
+fn plan_notifications(
+    shared: &Shared,
+    e: &mut Engine,
+    batch: &mut Batch,
+    feed: &Feed,
+    now_us: i64,
+) {
+    let now = DateTime::from_timestamp_micros(now_us).unwrap_or_default();
+    let keys: Vec<String> = e.problems.keys().cloned().collect();
+    for key in keys {
+        let Some(mut p) = e.problems.get(&key).cloned() else {
+            continue;
+        };
+        let before = p.clone();
+        let members: Vec<&Check> = p.members.keys().filter_map(|id| e.checks.get(id)).collect();
+        let bad: Vec<&Check> = members
+            .iter()
+            .copied()
+            .filter(|c| p.members.get(&c.id).is_some_and(|l| *l != Level::Ok))
+            .collect();
+        let silenced = !bad.is_empty() && bad.iter().all(|c| e.silenced(c, now_us));
+        let dependent = !bad.is_empty() && bad.iter().all(|c| e.held_by_dependency(c, &key));
+        // One message per receiver, however many of the problem's checks it subscribes to.
+        let mut dests: BTreeMap<String, (Subscription, Option<Hold>)> = BTreeMap::new();
+        for m in &members {
+            for s in e.subscriptions_of(&m.id) {
+                let hold = if silenced {
+                    Some(Hold::Silenced)
+                } else if dependent {
+                    Some(Hold::Dependency)
+                } else if s.window.parse().is_ok_and(|w| !w.contains(now)) {
+                    Some(Hold::Window)
+                } else {
+                    None
+                };
+                let k = destination(s);
+                match dests.get_mut(&k) {
+                    None => {
+                        let mut rep = s.clone();
+                        rep.id = k.clone();
+                        dests.insert(k, (rep, hold));
+                    }
+                    Some((rep, h)) => {
+                        rep.ignore_warn &= s.ignore_warn;
+                        rep.ignore_error &= s.ignore_error;
+                        rep.ignore_ok &= s.ignore_ok;
+                        rep.enabled |= s.enabled;
+                        if hold.is_none() {
+                            *h = None;
+                        }
+                    }
+                }
+            }
+        }
+        let subs: Vec<&Subscription> = dests.values().map(|(s, _)| s).collect();
+        let planned = if p.is_open() {
+            let with_holds: Vec<(&Subscription, Option<Hold>)> =
+                dests.values().map(|(s, h)| (s, *h)).collect();
+            plan::open_problem(&mut p, &with_holds, shared.settings.reminder_every, now_us)
+        } else {
+            plan::closed_problem(&p, &subs, &|s| {
+                shared.notifiers.get(&s.notifier).map(|n| n.kind())
+            })
+        };
+        for pl in planned {
+            let Some(sub) = subs.iter().find(|s| s.id == pl.subscription_id) else {
+                continue;
+            };
+            let n = notification(shared, e, &p, sub, pl.kind, feed, now);
+            batch.deliveries.push(NewDelivery {
+                problem_id: p.id.clone(),
+                subscription_id: sub.id.clone(),
+                kind: pl.kind,
+                level: pl.level,
+                notification: n,
+                not_before_us: now_us,
+            });
+        }
+        if p != before || !p.is_open() {
+            batch.problems.push(p.clone());
+        }
+        if p.is_open() {
+            e.problems.insert(key, p);
+        } else {
+            e.problems.remove(&key);
+        }
+    }
+}
+
+/// The message of one notification.
+pub fn notification(
+    shared: &Shared,
+    e: &Engine,
+    p: &Problem,
+    sub: &Subscription,
+    kind: Kind,
+    feed: &Feed,
+    now: DateTime<Utc>,
+) -> Notification {
+    let lead = e.checks.get(&p.lead);
+    let state = e.states.get(&p.lead);
+    let level = if kind == Kind::Resolve {
+        Level::Ok
+    } else {
+        p.level()
+    };
+    let previous = p.notified.get(&sub.id).map_or(Level::Ok, |n| n.level);
+    let others: Vec<String> = p
+        .bad_members()
+        .into_iter()
+        .filter(|c| *c != p.lead)
+        .map(|c| e.checks.get(c).map_or(c.to_owned(), |x| x.name.clone()))
+        .collect();
+    let mut description = lead.map(|c| c.description.clone()).unwrap_or_default();
+    if !others.is_empty() {
+        description.push_str(&format!(
+            "\nAlso failing in this problem: {}",
+            others.join(", ")
+        ));
+    }
+    let about = lead.and_then(|c| c.about.clone());
+    let reason = p.reason.clone().or_else(|| {
+        let a = about.as_ref()?;
+        let live = feed.states.checks.iter().find(|c| &c.check == a)?;
+        live.failing().iter().find_map(|r| r.reason.clone())
+    });
+    let links = &shared.settings.links;
+    let severity = if p.level() == Level::Error {
+        "page"
+    } else {
+        "ticket"
+    };
+    let mut labels = BTreeMap::from([
+        ("check".to_owned(), p.lead.clone()),
+        ("severity".to_owned(), severity.to_owned()),
+        ("problem".to_owned(), p.id.clone()),
+    ]);
+    if let Some(g) = lead.and_then(|c| c.group.clone()) {
+        labels.insert("group".into(), g);
+    }
+    let (warn, error, worse) = lead.map_or((None, None, "higher"), |c| {
+        (
+            c.thresholds.warn,
+            c.thresholds.error,
+            match c.thresholds.worse {
+                crate::check::Worse::Higher => "higher",
+                crate::check::Worse::Lower => "lower",
+            },
+        )
+    });
+    Notification {
+        id: format!(
+            "{}/{}/{}/{}",
+            p.id,
+            sub.id,
+            kind_name(kind),
+            now.timestamp_micros()
+        ),
+        problem_id: p.id.clone(),
+        kind,
+        check_id: p.lead.clone(),
+        check_name: lead.map_or(p.lead.clone(), |c| c.name.clone()),
+        description,
+        target: lead.map(|c| c.target_text.clone()).unwrap_or_default(),
+        state: level,
+        previous,
+        value: state.and_then(|s| s.value),
+        warn,
+        error,
+        worse: worse.into(),
+        regions: p.regions.clone(),
+        since: DateTime::from_timestamp_micros(p.opened_us).unwrap_or_default(),
+        at: now,
+        reason,
+        severity: severity.into(),
+        labels,
+        links: Links {
+            status_page: links.status_page.clone(),
+            dashboard: links
+                .dashboard
+                .as_ref()
+                .map(|d| d.replace("{check}", about.as_deref().unwrap_or(&p.lead))),
+            alerter: links
+                .alerter
+                .as_ref()
+                .map(|a| format!("{}/#check-{}", a.trim_end_matches('/'), p.lead)),
+        },
+    }
+}
+
+/// A receiver: a notifier and its target. Problems notify each receiver once.
+pub fn destination(s: &Subscription) -> String {
+    format!("{}>{}", s.notifier, s.target.as_deref().unwrap_or(""))
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Trigger => "trigger",
+        Kind::Reminder => "reminder",
+        Kind::Resolve => "resolve",
+        Kind::Test => "test",
+    }
+}
+
+/// Collector checks to run again in every region: once `confirm_after` past the start of a
+/// down (the second round that tells an outage from a blip), then every `recheck_every`
+/// while it lasts (so the resolve is seen within seconds of recovery).
+fn due_rechecks(shared: &Shared, e: &mut Engine, feed: &Feed, now_us: i64) -> Vec<String> {
+    let confirm = us(shared.sources.confirm_after);
+    let every = us(shared.settings.recheck_every);
+    let watched: BTreeSet<&str> = e
+        .checks
+        .values()
+        .filter_map(|c| c.about.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for c in &feed.states.checks {
+        if c.state != "down" || !watched.contains(c.check.as_str()) {
+            continue;
+        }
+        let Some(since) = c.since_us else { continue };
+        let first = since + confirm;
+        if now_us < first {
+            continue;
+        }
+        let last = e.rechecked.get(&c.check).copied().unwrap_or(i64::MIN);
+        if last < first || now_us - last >= every {
+            e.rechecked.insert(c.check.clone(), now_us);
+            out.push(c.check.clone());
+        }
+    }
+    out
+}
+
+/// While a down check waits for its confirmation, the feed is read every second instead of
+/// waiting for a change: a new failure from an already failing region changes nothing the
+/// feed reports as a change.
+pub fn feed_wait(states: &States, confirm_after: Duration) -> Duration {
+    let pending = states.checks.iter().any(|c| c.state == "down");
+    let _ = confirm_after;
+    if pending {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(25)
+    }
+}
+
+/// Keeps the latest feed in `tx`: long polls, quicker while something is down.
+pub async fn follow_feed(
+    sources: Sources,
+    tx: watch::Sender<Feed>,
+    metrics_up: prometheus::IntGauge,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut version = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let wait = feed_wait(&tx.borrow().states, sources.confirm_after);
+        let fetch = sources.states(version, wait);
+        let result = tokio::select! {
+            r = fetch => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match result {
+            Ok(states) => {
+                metrics_up.set(1);
+                backoff = Duration::from_millis(200);
+                version = Some(states.version);
+                tx.send_modify(|f| {
+                    f.states = states;
+                    f.answered = Some(Instant::now());
+                });
+            }
+            Err(e) => {
+                metrics_up.set(0);
+                tracing::warn!(error = %e, "alerter: the collector's live state feed failed; retrying");
+                version = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // Wake the loop so the blind check sees the feed go stale.
+                tx.send_modify(|_| {});
+            }
+        }
+    }
+}

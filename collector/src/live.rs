@@ -1,0 +1,659 @@
+//! Live check state: every check's `up` / `down` / `no_data` now, each region's `ok` /
+//! `failing` / `silent`, and a version that moves on every change, so that the alerter can
+//! long-poll `GET /api/v1/states` and learn of a confirmed outage the moment the batch that
+//! confirms it is stored, instead of polling on a schedule.
+//!
+//! The rules are DESIGN.md's, as `lookout_model::sla` states them: a region's state is its
+//! latest result's outcome, held until the next result or until it goes silent
+//! (`2 x interval + timeout` later); a check is down while at least `quorum` regions fail and
+//! has no data while fewer than `quorum` report. Only the latest result per region matters
+//! here, so the state is kept as such rather than recomputed from the live tail on each call.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use lookout_model::probe::{Failure, Outcome, ProbeResult};
+use lookout_model::sla::{self, Rules};
+use prometheus::IntCounterVec;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::ingest::{CheckInfo, Known};
+
+/// How often silence is looked for: a region goes silent with no result to announce it.
+pub const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Up,
+    Down,
+    NoData,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Up => "up",
+            CheckStatus::Down => "down",
+            CheckStatus::NoData => "no_data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    Ok,
+    Failing,
+    Silent,
+}
+
+/// A region's latest result, reduced to what the state and the alerter need.
+#[derive(Debug, Clone)]
+struct Latest {
+    start_us: i64,
+    /// Why it failed; `None` when it passed, or when the reason is not known (a failure
+    /// replayed at start whose row could not be read).
+    failure: Option<Failure>,
+}
+
+#[derive(Debug, Clone)]
+struct Region {
+    name: String,
+    latest: Option<Latest>,
+    status: RegionStatus,
+    /// When `status` began; `None` for a region that never reported.
+    since_us: Option<i64>,
+}
+
+impl Region {
+    fn new(name: &str) -> Self {
+        Region {
+            name: name.to_owned(),
+            latest: None,
+            status: RegionStatus::Silent,
+            since_us: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    name: String,
+    interval_us: i64,
+    timeout_us: i64,
+    /// The configured regions, then any other seen, in the order first seen (as the rollups
+    /// hold them: the quorum depends on how many there are).
+    regions: Vec<Region>,
+    status: CheckStatus,
+    since_us: Option<i64>,
+}
+
+/// What one update changed: each change moves the version by one.
+#[derive(Default)]
+struct Changes {
+    count: u64,
+    /// (check, state entered), for `lookout_check_state_changes_total`.
+    entered: Vec<(String, CheckStatus)>,
+}
+
+impl Check {
+    fn new(name: &str, info: &CheckInfo) -> Self {
+        Check {
+            name: name.to_owned(),
+            interval_us: info.interval_us,
+            timeout_us: info.timeout_us,
+            regions: info.regions.iter().map(|r| Region::new(r)).collect(),
+            status: CheckStatus::NoData,
+            since_us: None,
+        }
+    }
+
+    fn rules(&self) -> Rules {
+        Rules::new(self.regions.len(), self.interval_us, self.timeout_us)
+    }
+
+    fn region_index(&mut self, name: &str) -> usize {
+        match self.regions.iter().position(|r| r.name == name) {
+            Some(i) => i,
+            None => {
+                self.regions.push(Region::new(name));
+                self.regions.len() - 1
+            }
+        }
+    }
+
+    /// The state the regions make, by the instant rule of `sla::tally_split`.
+    fn derive(&self) -> CheckStatus {
+        let quorum = self.rules().quorum;
+        let reporting = self
+            .regions
+            .iter()
+            .filter(|r| r.status != RegionStatus::Silent)
+            .count();
+        let failing = self
+            .regions
+            .iter()
+            .filter(|r| r.status == RegionStatus::Failing)
+            .count();
+        if quorum > 0 && failing >= quorum {
+            CheckStatus::Down
+        } else if reporting < quorum.max(1) {
+            CheckStatus::NoData
+        } else {
+            CheckStatus::Up
+        }
+    }
+
+    /// Re-derives the check's state after its regions changed at `at`.
+    fn settle(&mut self, at: i64, ch: &mut Changes) {
+        let status = self.derive();
+        if status != self.status {
+            self.status = status;
+            self.since_us = Some(at);
+            ch.count += 1;
+            ch.entered.push((self.name.clone(), status));
+        }
+    }
+
+    /// Silences the regions whose latest result is too old at `now`, one at a time in the
+    /// order they went silent, so that the check's state changes at the right instant.
+    fn advance(&mut self, now: i64, ch: &mut Changes) {
+        let silence = sla::silence_us(self.interval_us, self.timeout_us);
+        loop {
+            let next = self
+                .regions
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.status != RegionStatus::Silent)
+                .filter_map(|(i, r)| {
+                    r.latest
+                        .as_ref()
+                        .map(|l| (l.start_us.saturating_add(silence), i))
+                })
+                .filter(|(at, _)| *at <= now)
+                .min();
+            let Some((at, i)) = next else { break };
+            if let Some(r) = self.regions.get_mut(i) {
+                r.status = RegionStatus::Silent;
+                r.since_us = Some(at);
+                ch.count += 1;
+            }
+            self.settle(at, ch);
+        }
+    }
+
+    /// Takes a region's new result, unless it is older than the one held: a late result (a
+    /// replayed spool) says nothing about now.
+    fn apply(
+        &mut self,
+        region: &str,
+        start_us: i64,
+        failure: Option<Failure>,
+        ok: bool,
+        now: i64,
+        ch: &mut Changes,
+    ) {
+        self.advance(now, ch);
+        let silence = sla::silence_us(self.interval_us, self.timeout_us);
+        let i = self.region_index(region);
+        let Some(r) = self.regions.get_mut(i) else {
+            return;
+        };
+        if r.latest.as_ref().is_some_and(|l| l.start_us > start_us) {
+            return;
+        }
+        r.latest = Some(Latest { start_us, failure });
+        // A result older than the silence is stored history: the region stays silent.
+        let silent_at = start_us.saturating_add(silence);
+        let (status, since) = if silent_at <= now {
+            (RegionStatus::Silent, silent_at)
+        } else if ok {
+            (RegionStatus::Ok, start_us)
+        } else {
+            (RegionStatus::Failing, start_us)
+        };
+        if status != r.status {
+            r.status = status;
+            r.since_us = Some(since);
+            ch.count += 1;
+        } else if r.since_us.is_none() {
+            r.since_us = Some(since);
+        }
+        // A region seen for the first time changes the quorum as well.
+        self.settle(start_us, ch);
+    }
+
+    fn view(&self) -> CheckView {
+        CheckView {
+            check: self.name.clone(),
+            state: self.status,
+            since_us: self.since_us,
+            quorum: self.rules().quorum,
+            regions: self
+                .regions
+                .iter()
+                .map(|r| {
+                    let failure = r
+                        .latest
+                        .as_ref()
+                        .filter(|_| r.status == RegionStatus::Failing)
+                        .and_then(|l| l.failure.as_ref());
+                    RegionView {
+                        region: r.name.clone(),
+                        state: r.status,
+                        since_us: r.since_us,
+                        last_result_us: r.latest.as_ref().map(|l| l.start_us),
+                        reason: failure.map(|f| f.message.clone()),
+                        kind: failure.map(|f| f.kind.as_str()),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One region in `GET /api/v1/states`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionView {
+    pub region: String,
+    pub state: RegionStatus,
+    /// When the region's current state began (for `silent`: when it went silent); `null`
+    /// for a region that has never reported.
+    pub since_us: Option<i64>,
+    /// The start of its latest result.
+    pub last_result_us: Option<i64>,
+    /// While `failing`: the latest failure's message and kind.
+    pub reason: Option<String>,
+    pub kind: Option<&'static str>,
+}
+
+/// One check in `GET /api/v1/states`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckView {
+    pub check: String,
+    pub state: CheckStatus,
+    /// When the current state began: the start of the result that brought it, or the instant
+    /// a region went silent; `null` for a check that has had no data since the start.
+    pub since_us: Option<i64>,
+    pub quorum: usize,
+    pub regions: Vec<RegionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct States {
+    pub version: u64,
+    /// By name.
+    pub checks: Vec<CheckView>,
+}
+
+struct Inner {
+    version: u64,
+    checks: BTreeMap<String, Check>,
+    known: Known,
+}
+
+impl Inner {
+    fn check_mut(&mut self, name: &str, ch: &mut Changes) -> &mut Check {
+        let known = &self.known;
+        self.checks.entry(name.to_owned()).or_insert_with(|| {
+            // A check seen for the first time is news to a waiter too.
+            ch.count += 1;
+            let info = known.get(name).cloned().unwrap_or_else(CheckInfo::unknown);
+            Check::new(name, &info)
+        })
+    }
+}
+
+/// The live state of every check, shared by ingest, the ticker and the long polls.
+pub struct Live {
+    inner: Mutex<Inner>,
+    version: watch::Sender<u64>,
+    /// Check-level changes, by check and the state entered.
+    changes: IntCounterVec,
+}
+
+impl Live {
+    /// Every known check, with no data until its regions report.
+    pub fn new(known: &Known, changes: IntCounterVec) -> Self {
+        let checks = known
+            .iter()
+            .map(|(name, info)| (name.clone(), Check::new(name, info)))
+            .collect();
+        Live {
+            inner: Mutex::new(Inner {
+                version: 0,
+                checks,
+                known: known.clone(),
+            }),
+            version: watch::Sender::new(0),
+            changes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes what an update changed; called with the lock held, so that versions are sent
+    /// in order.
+    fn publish(&self, inner: &mut Inner, ch: Changes, count: bool) {
+        if ch.count == 0 {
+            return;
+        }
+        inner.version += ch.count;
+        self.version.send_replace(inner.version);
+        if count {
+            for (check, status) in ch.entered {
+                self.changes
+                    .with_label_values(&[check.as_str(), status.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Takes results just stored (`inserted[i]`: result `i` was new; a replayed one was
+    /// already taken when it was first stored).
+    pub fn observe(&self, results: &[ProbeResult], inserted: &[bool], now: i64) {
+        let mut inner = self.lock();
+        let mut ch = Changes::default();
+        for (r, new) in results.iter().zip(inserted) {
+            if !*new {
+                continue;
+            }
+            let (ok, failure) = match &r.outcome {
+                Outcome::Ok => (true, None),
+                Outcome::Fail(f) => (false, Some(f.clone())),
+            };
+            inner.check_mut(&r.check, &mut ch).apply(
+                &r.region,
+                r.started_at_us,
+                failure,
+                ok,
+                now,
+                &mut ch,
+            );
+        }
+        self.publish(&mut inner, ch, true);
+    }
+
+    /// Looks for regions gone silent by `now`.
+    pub fn advance(&self, now: i64) {
+        let mut inner = self.lock();
+        let mut ch = Changes::default();
+        for c in inner.checks.values_mut() {
+            c.advance(now, &mut ch);
+        }
+        self.publish(&mut inner, ch, true);
+    }
+
+    /// The state of every check at `now`.
+    pub fn states(&self, now: i64) -> States {
+        let mut inner = self.lock();
+        let mut ch = Changes::default();
+        for c in inner.checks.values_mut() {
+            c.advance(now, &mut ch);
+        }
+        self.publish(&mut inner, ch, true);
+        States {
+            version: inner.version,
+            checks: inner.checks.values().map(Check::view).collect(),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// Wakes on every change of the version.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// After a restart: replays a check's live tail (`(region, start, ok)`, any order) so
+    /// that its state, and since when, are what they were. `reason(region, start)` reads a
+    /// failure's reason back, asked only for the regions failing at the end.
+    pub fn replay(
+        &self,
+        check: &str,
+        regions: &[String],
+        mut tail: Vec<(String, i64, bool)>,
+        reason: impl Fn(&str, i64) -> Option<Failure>,
+        now: i64,
+    ) {
+        let mut inner = self.lock();
+        // The store may hold checks since removed from the configuration: not live.
+        if !inner.known.is_empty() && !inner.known.contains_key(check) {
+            return;
+        }
+        let mut ch = Changes::default();
+        let c = inner.check_mut(check, &mut ch);
+        for r in regions {
+            c.region_index(r);
+        }
+        tail.sort_by_key(|(_, start, _)| *start);
+        for (region, start, ok) in tail {
+            c.apply(&region, start, None, ok, start, &mut ch);
+        }
+        c.advance(now, &mut ch);
+        for r in &mut c.regions {
+            if r.status == RegionStatus::Failing
+                && let Some(l) = &mut r.latest
+                && l.failure.is_none()
+            {
+                l.failure = reason(&r.name, l.start_us);
+            }
+        }
+        // History, not news: not counted as changes seen by this collector.
+        self.publish(&mut inner, ch, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use lookout_model::probe::FailureKind;
+    use lookout_model::sla::Observation;
+    use prometheus::Opts;
+
+    const S: i64 = 1_000_000;
+    const T0: i64 = 1_800_000_000 * S;
+
+    fn info(regions: &[&str]) -> CheckInfo {
+        CheckInfo {
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            interval_us: 10 * S,
+            timeout_us: 5 * S,
+            ..CheckInfo::unknown()
+        }
+    }
+
+    fn live(regions: &[&str]) -> Live {
+        let counter =
+            IntCounterVec::new(Opts::new("changes", "test"), &["check", "state"]).unwrap();
+        Live::new(
+            &Known::from([("search".to_string(), info(regions))]),
+            counter,
+        )
+    }
+
+    fn result(region: &str, start: i64, ok: bool) -> ProbeResult {
+        ProbeResult {
+            check: "search".into(),
+            region: region.into(),
+            agent: format!("{region}-1"),
+            seq: start as u64,
+            started_at_us: start,
+            outcome: if ok {
+                Outcome::Ok
+            } else {
+                Outcome::Fail(Failure {
+                    kind: FailureKind::Refused,
+                    message: format!("refused in {region}"),
+                    step: Some(0),
+                })
+            },
+            duration_us: 1,
+            steps: vec![],
+            confirmation: false,
+        }
+    }
+
+    fn check(l: &Live, now: i64) -> CheckView {
+        l.states(now).checks.remove(0)
+    }
+
+    #[test]
+    fn a_quorum_failing_is_down_since_the_result_that_made_it() {
+        let l = live(&["eu", "us", "ap"]);
+        assert_eq!(check(&l, T0).state, CheckStatus::NoData);
+        let ok: Vec<_> = ["eu", "us", "ap"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| result(r, T0 + i as i64, true))
+            .collect();
+        l.observe(&ok, &[true; 3], T0 + S);
+        let c = check(&l, T0 + S);
+        assert_eq!((c.state, c.since_us), (CheckStatus::Up, Some(T0 + 1)));
+        let v = l.version();
+        l.observe(&[result("eu", T0 + 10 * S, false)], &[true], T0 + 11 * S);
+        let c = check(&l, T0 + 11 * S);
+        assert_eq!(c.state, CheckStatus::Up, "one region alone is regional");
+        assert_eq!(c.regions[0].state, RegionStatus::Failing);
+        assert_eq!(c.regions[0].reason.as_deref(), Some("refused in eu"));
+        assert_eq!(c.regions[0].kind, Some("refused"));
+        assert!(l.version() > v, "a region's change moves the version");
+        let v = l.version();
+        l.observe(&[result("eu", T0 + 12 * S, false)], &[true], T0 + 12 * S);
+        assert_eq!(l.version(), v, "still failing: nothing changed");
+        l.observe(&[result("us", T0 + 13 * S, false)], &[true], T0 + 14 * S);
+        let c = check(&l, T0 + 14 * S);
+        assert_eq!(
+            (c.state, c.since_us),
+            (CheckStatus::Down, Some(T0 + 13 * S))
+        );
+        assert_eq!(c.regions[0].since_us, Some(T0 + 10 * S));
+        // Late and replayed results say nothing about now.
+        let v = l.version();
+        l.observe(&[result("us", T0 + 5 * S, true)], &[true], T0 + 15 * S);
+        l.observe(&[result("us", T0 + 20 * S, true)], &[false], T0 + 15 * S);
+        assert_eq!(l.version(), v);
+        assert_eq!(check(&l, T0 + 15 * S).state, CheckStatus::Down);
+    }
+
+    #[test]
+    fn silence_turns_a_check_to_no_data_when_the_region_went_silent() {
+        let l = live(&["eu", "us", "ap"]);
+        let ok: Vec<_> = ["eu", "us", "ap"]
+            .iter()
+            .map(|r| result(r, T0, true))
+            .collect();
+        l.observe(&ok, &[true; 3], T0);
+        l.observe(&[result("eu", T0 + 10 * S, true)], &[true], T0 + 10 * S);
+        // us and ap go silent at T0 + 25 s: with two of three silent, fewer than 2 report.
+        let c = check(&l, T0 + 30 * S);
+        assert_eq!(c.state, CheckStatus::NoData);
+        assert_eq!(c.since_us, Some(T0 + 25 * S));
+        assert_eq!(c.regions[1].state, RegionStatus::Silent);
+        assert_eq!(c.regions[1].since_us, Some(T0 + 25 * S));
+        // A spool replayed from long ago leaves the region silent.
+        l.observe(&[result("us", T0 + 2 * S, true)], &[true], T0 + 31 * S);
+        assert_eq!(
+            check(&l, T0 + 31 * S).regions[1].state,
+            RegionStatus::Silent
+        );
+        l.observe(&[result("us", T0 + 31 * S, true)], &[true], T0 + 31 * S);
+        let c = check(&l, T0 + 31 * S);
+        assert_eq!((c.state, c.since_us), (CheckStatus::Up, Some(T0 + 31 * S)));
+    }
+
+    #[test]
+    fn a_replayed_tail_gives_the_state_and_its_start() {
+        let l = live(&["eu", "us", "ap"]);
+        let mut tail = Vec::new();
+        for i in 0..10 {
+            for (r, region) in ["eu", "us", "ap"].iter().enumerate() {
+                let failing = i >= 6 && r < 2;
+                tail.push((region.to_string(), T0 + i * 10 * S + r as i64, !failing));
+            }
+        }
+        tail.reverse();
+        l.replay(
+            "search",
+            &["eu".into(), "us".into(), "ap".into()],
+            tail,
+            |region, _| {
+                Some(Failure {
+                    kind: FailureKind::Timeout,
+                    message: format!("slow {region}"),
+                    step: None,
+                })
+            },
+            T0 + 95 * S,
+        );
+        let c = check(&l, T0 + 95 * S);
+        assert_eq!(
+            (c.state, c.since_us),
+            (CheckStatus::Down, Some(T0 + 60 * S + 1))
+        );
+        assert_eq!(c.regions[0].since_us, Some(T0 + 60 * S));
+        assert_eq!(c.regions[1].reason.as_deref(), Some("slow us"));
+        assert_eq!(c.regions[2].reason, None);
+    }
+
+    /// The state held here is the SLA math's at every instant, whatever the order of events.
+    #[test]
+    fn the_state_agrees_with_the_sla_math() {
+        let regions = ["a", "b", "c", "d"];
+        let rules = Rules::new(4, 10 * S, 5 * S);
+        // A fixed pseudo-random history: gaps (silences), failures, and regions out of step.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut obs = Vec::new();
+        for (i, _) in regions.iter().enumerate() {
+            let mut t = T0 + i as i64 * 700_000;
+            while t < T0 + 600 * S {
+                let gap = if next() % 10 == 0 { 40 * S } else { 10 * S };
+                t += gap + (next() % 3) as i64 * S;
+                obs.push(Observation {
+                    region: i,
+                    start_us: t,
+                    ok: next() % 3 != 0,
+                });
+            }
+        }
+        obs.sort_by_key(|o| o.start_us);
+        let l = Live::new(
+            &Known::from([("search".to_string(), info(&regions))]),
+            IntCounterVec::new(Opts::new("c", "t"), &["check", "state"]).unwrap(),
+        );
+        let mut seen = 0;
+        let mut t = T0;
+        while t < T0 + 700 * S {
+            while seen < obs.len() && obs[seen].start_us <= t {
+                let o = obs[seen];
+                l.observe(&[result(regions[o.region], o.start_us, o.ok)], &[true], t);
+                seen += 1;
+            }
+            let tally = sla::tally(&rules, &obs[..seen], t, t + 1);
+            let expected = if tally.down_us > 0 {
+                CheckStatus::Down
+            } else if tally.no_data_us > 0 {
+                CheckStatus::NoData
+            } else {
+                CheckStatus::Up
+            };
+            assert_eq!(check(&l, t).state, expected, "at {}", t - T0);
+            t += 250_000;
+        }
+    }
+}

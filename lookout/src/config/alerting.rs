@@ -1,0 +1,590 @@
+//! `alerting:` in the config: the alerter's listener and token, its notifiers (channels, with
+//! their secrets), checks with their subscriptions, subscriptions for the generated checks,
+//! maintenance windows, and the generated checks' settings. Every notifier is built and every
+//! target parsed here, so `lookout check-config` finds what the alerter would refuse.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lookout_alerting::check::{Check, Origin};
+use lookout_alerting::generate::{BurnAlert, GenerateSettings};
+use lookout_alerting::notify::{
+    self, AlertmanagerConfig, EmailConfig, NotifierConfig, PagerDutyConfig, SlackConfig, SmtpTls,
+    WebhookConfig,
+};
+use lookout_alerting::problem::Silence;
+use lookout_alerting::spec::{CheckSpec, SubscriptionSpec};
+use lookout_alerting::subscription::Subscription;
+use lookout_alerting::target::Percentile;
+use lookout_model::secret::Secret;
+use serde::Deserialize;
+
+use super::Report;
+use super::raw::{Dur, Spanned};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerting {
+    /// Whether `lookout up` runs the alerter (default true).
+    pub enabled: Option<bool>,
+    pub listen: Option<Spanned<SocketAddr>>,
+    /// Guards the alerter's API.
+    pub token: Option<Spanned<Secret>>,
+    pub prometheus: Option<Spanned<RawPrometheus>>,
+    pub confirm_after: Option<Spanned<Dur>>,
+    pub recheck_every: Option<Spanned<Dur>>,
+    /// `0s` turns reminders off.
+    pub reminder_every: Option<Spanned<Dur>>,
+    pub links: RawLinks,
+    pub heartbeat: Option<Spanned<RawHeartbeat>>,
+    pub generate: RawGenerate,
+    /// Subscriptions for every generated check.
+    pub subscribe: Vec<Spanned<SubscriptionSpec>>,
+    pub notifiers: BTreeMap<String, Spanned<RawNotifier>>,
+    pub checks: Vec<Spanned<CheckSpec>>,
+    pub maintenance: Vec<Spanned<RawMaintenance>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrometheus {
+    pub url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLinks {
+    pub status_page: Option<String>,
+    pub dashboard: Option<String>,
+    pub alerter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub url: Secret,
+    pub every: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGenerate {
+    pub enabled: Option<bool>,
+    /// The group of the generated down checks; `none` for one problem per check.
+    pub down_group: Option<String>,
+    pub latency_percentile: Option<Spanned<String>>,
+    pub latency_window: Option<Spanned<Dur>>,
+    pub latency_error_factor: Option<Spanned<f64>>,
+    pub slo_window: Option<Spanned<Dur>>,
+    pub min_bad_minutes: Option<Spanned<u32>>,
+    pub regional_after: Option<Spanned<Dur>>,
+    pub burn_rates: Option<Spanned<Vec<Spanned<RawBurn>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurn {
+    pub long: Dur,
+    pub short: Dur,
+    /// The share of the SLO window's budget burnt over `long`, e.g. `2%` or 0.02.
+    pub budget: String,
+    /// `page` or `ticket`.
+    pub severity: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    pub starts: String,
+    pub ends: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawNotifier {
+    Log,
+    Email {
+        host: String,
+        port: Option<u16>,
+        /// `starttls` (default), `tls` or `none`.
+        tls: Option<String>,
+        username: Option<String>,
+        password: Option<Secret>,
+        from: String,
+        #[serde(default)]
+        to: Vec<String>,
+        timeout: Option<Dur>,
+    },
+    Pagerduty {
+        routing_key: Secret,
+        url: Option<String>,
+        timeout: Option<Dur>,
+    },
+    Slack {
+        webhook_url: Secret,
+        timeout: Option<Dur>,
+    },
+    Webhook {
+        url: Secret,
+        hmac_secret: Option<Secret>,
+        #[serde(default)]
+        headers: BTreeMap<String, Secret>,
+        timeout: Option<Dur>,
+    },
+    Alertmanager {
+        url: String,
+        timeout: Option<Dur>,
+    },
+}
+
+/// The validated `alerting:` section.
+#[derive(Clone)]
+pub struct AlertingConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub token: Secret,
+    pub prometheus: Option<url::Url>,
+    pub confirm_after: Duration,
+    pub recheck_every: Duration,
+    pub reminder_every: Option<Duration>,
+    pub links: lookout_alerting::engine::LinkSettings,
+    pub heartbeat: Option<lookout_alerting::Heartbeat>,
+    pub generate: GenerateSettings,
+    pub subscribe: Vec<SubscriptionSpec>,
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Checks from the config, with their subscriptions.
+    pub checks: Vec<Check>,
+    pub subscriptions: Vec<Subscription>,
+    pub maintenance: Vec<Silence>,
+}
+
+impl std::fmt::Debug for AlertingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertingConfig")
+            .field("listen", &self.listen)
+            .field("checks", &self.checks.len())
+            .field("notifiers", &self.notifiers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timeout(t: &Option<Dur>) -> Duration {
+    t.map_or(DEFAULT_TIMEOUT, |d| d.0)
+}
+
+fn notifier_config(raw: &RawNotifier) -> Result<NotifierConfig, String> {
+    Ok(match raw {
+        RawNotifier::Log => NotifierConfig::Log,
+        RawNotifier::Email {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+            to,
+            timeout: t,
+        } => {
+            let tls = match tls.as_deref().unwrap_or("starttls") {
+                "starttls" => SmtpTls::StartTls,
+                "tls" => SmtpTls::Implicit,
+                "none" => SmtpTls::None,
+                other => {
+                    return Err(format!(
+                        "`tls`: {other:?} is not one of starttls, tls, none"
+                    ));
+                }
+            };
+            if username.is_some() != password.is_some() {
+                return Err("give both `username` and `password`, or neither".into());
+            }
+            NotifierConfig::Email(EmailConfig {
+                host: host.clone(),
+                port: port.unwrap_or(match tls {
+                    SmtpTls::Implicit => 465,
+                    SmtpTls::StartTls => 587,
+                    SmtpTls::None => 25,
+                }),
+                tls,
+                username: username.clone(),
+                password: password.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                timeout: timeout(t),
+            })
+        }
+        RawNotifier::Pagerduty {
+            routing_key,
+            url,
+            timeout: t,
+        } => NotifierConfig::PagerDuty(PagerDutyConfig {
+            routing_key: routing_key.clone(),
+            url: url
+                .clone()
+                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into()),
+            timeout: timeout(t),
+        }),
+        RawNotifier::Slack {
+            webhook_url,
+            timeout: t,
+        } => NotifierConfig::Slack(SlackConfig {
+            webhook_url: webhook_url.clone(),
+            timeout: timeout(t),
+        }),
+        RawNotifier::Webhook {
+            url,
+            hmac_secret,
+            headers,
+            timeout: t,
+        } => NotifierConfig::Webhook(WebhookConfig {
+            url: url.clone(),
+            hmac_secret: hmac_secret.clone(),
+            headers: headers.clone(),
+            timeout: timeout(t),
+        }),
+        RawNotifier::Alertmanager { url, timeout: t } => {
+            NotifierConfig::Alertmanager(AlertmanagerConfig {
+                url: url.clone(),
+                timeout: timeout(t),
+            })
+        }
+    })
+}
+
+fn percentile(s: &str) -> Option<Percentile> {
+    Some(match s {
+        "p50" => Percentile::P50,
+        "p95" => Percentile::P95,
+        "p99" => Percentile::P99,
+        "max" => Percentile::Max,
+        _ => return None,
+    })
+}
+
+fn share(s: &str) -> Option<f64> {
+    let v = match s.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => s.trim().parse::<f64>().ok()?,
+    };
+    (v > 0.0 && v <= 1.0).then_some(v)
+}
+
+fn time_us(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+pub fn validate(raw: RawAlerting, report: &mut Report) -> AlertingConfig {
+    use super::checks::duration_in;
+    let listen = raw
+        .listen
+        .as_ref()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 8091)), |l| l.value);
+    let token = match raw.token {
+        Some(t) if t.value.is_empty() => {
+            report(
+                t.loc(),
+                "alerting.token",
+                "must not be empty: it guards the alerter's API".into(),
+            );
+            t.value
+        }
+        Some(t) => t.value,
+        None => Secret::default(),
+    };
+    let prometheus = raw
+        .prometheus
+        .and_then(|p| match url::Url::parse(&p.value.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                report(
+                    p.loc(),
+                    "alerting.prometheus.url",
+                    format!("{:?} is not an http(s) URL", p.value.url),
+                );
+                None
+            }
+        });
+    let s = Duration::from_secs;
+    let confirm_after = duration_in(
+        report,
+        &raw.confirm_after,
+        "alerting.confirm_after",
+        s(7),
+        Duration::ZERO,
+        s(600),
+    );
+    let recheck_every = duration_in(
+        report,
+        &raw.recheck_every,
+        "alerting.recheck_every",
+        s(3),
+        s(1),
+        s(600),
+    );
+    let reminder = duration_in(
+        report,
+        &raw.reminder_every,
+        "alerting.reminder_every",
+        s(3600),
+        Duration::ZERO,
+        s(7 * 86_400),
+    );
+    if let Some(r) = &raw.reminder_every
+        && !r.value.0.is_zero()
+        && r.value.0 < s(60)
+    {
+        report(
+            r.loc(),
+            "alerting.reminder_every",
+            "must be at least 1m (or 0s for no reminders)".into(),
+        );
+    }
+    let heartbeat = raw.heartbeat.and_then(|h| {
+        if url::Url::parse(h.value.url.expose()).is_err() {
+            report(h.loc(), "alerting.heartbeat.url", "is not a URL".into());
+            return None;
+        }
+        Some(lookout_alerting::Heartbeat {
+            url: h.value.url,
+            every: h.value.every.map_or(s(60), |d| d.0),
+        })
+    });
+    let generate = validate_generate(raw.generate, report);
+
+    let mut notifiers: BTreeMap<String, NotifierConfig> =
+        BTreeMap::from([("log".to_owned(), NotifierConfig::Log)]);
+    let mut built: BTreeMap<String, std::sync::Arc<dyn notify::Notifier>> = BTreeMap::new();
+    for (name, n) in &raw.notifiers {
+        let path = format!("alerting.notifiers.{name}");
+        if !lookout_alerting::check::valid_id(name) {
+            report(n.loc(), &path, format!("{name:?} is not a notifier name"));
+            continue;
+        }
+        match notifier_config(&n.value).and_then(|c| notify::build(&c).map(|b| (c, b))) {
+            Ok((c, b)) => {
+                notifiers.insert(name.clone(), c);
+                built.insert(name.clone(), b);
+            }
+            Err(e) => report(n.loc(), &path, e),
+        }
+    }
+    built.entry("log".into()).or_insert_with(|| {
+        notify::build(&NotifierConfig::Log)
+            .unwrap_or_else(|_| std::sync::Arc::new(notify::log::LogNotifier))
+    });
+
+    for (i, sub) in raw.subscribe.iter().enumerate() {
+        if let Err(e) =
+            lookout_alerting::api::subscription(&built, "any", sub.value.clone(), "check".into())
+        {
+            report(sub.loc(), &format!("alerting.subscribe[{i}]"), e);
+        }
+    }
+
+    let mut checks = Vec::new();
+    let mut subscriptions = Vec::new();
+    for (i, c) in raw.checks.iter().enumerate() {
+        let path = format!("alerting.checks[{i}]");
+        match c.value.to_check(Origin::Config) {
+            Ok(check) => {
+                if checks.iter().any(|x: &Check| x.id == check.id) {
+                    report(
+                        c.loc(),
+                        &path,
+                        format!("the id {:?} is used twice", check.id),
+                    );
+                }
+                for (j, sub) in c.value.subscriptions.iter().enumerate() {
+                    let id = sub
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/{}/{j}", check.id, sub.notifier));
+                    match lookout_alerting::api::subscription(&built, &check.id, sub.clone(), id) {
+                        Ok(s) => subscriptions.push(s),
+                        Err(e) => report(c.loc(), &format!("{path}.subscriptions[{j}]"), e),
+                    }
+                }
+                checks.push(check);
+            }
+            Err(e) => report(c.loc(), &format!("{path}.{}", e.field), e.message),
+        }
+    }
+    for (i, c) in checks.iter().enumerate() {
+        for d in &c.depends_on {
+            if !checks.iter().any(|x| &x.id == d) && !d.ends_with("-down") {
+                report(
+                    raw.checks.get(i).and_then(|x| x.loc()),
+                    &format!("alerting.checks[{i}].depends_on"),
+                    format!(
+                        "no check with id {d:?} (generated ones are named CHECK-down, CHECK-latency, ...)"
+                    ),
+                );
+            }
+        }
+    }
+
+    let mut maintenance = Vec::new();
+    for (i, m) in raw.maintenance.iter().enumerate() {
+        let path = format!("alerting.maintenance[{i}]");
+        let (Some(starts), Some(ends)) = (time_us(&m.value.starts), time_us(&m.value.ends)) else {
+            report(
+                m.loc(),
+                &path,
+                "`starts` and `ends` must be RFC 3339 times, e.g. 2026-12-01T02:00:00Z".into(),
+            );
+            continue;
+        };
+        if ends <= starts {
+            report(m.loc(), &path, "ends before it starts".into());
+            continue;
+        }
+        maintenance.push(Silence {
+            id: format!("config-maintenance-{i}"),
+            matchers: m.value.matchers.clone(),
+            starts_us: starts,
+            ends_us: ends,
+            created_by: "config".into(),
+            comment: m.value.comment.clone(),
+            kind: "maintenance".into(),
+        });
+    }
+
+    AlertingConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        listen,
+        token,
+        prometheus,
+        confirm_after,
+        recheck_every,
+        reminder_every: (!reminder.is_zero()).then_some(reminder),
+        links: lookout_alerting::engine::LinkSettings {
+            status_page: raw.links.status_page,
+            dashboard: raw.links.dashboard,
+            alerter: raw.links.alerter,
+        },
+        heartbeat,
+        generate,
+        subscribe: raw.subscribe.into_iter().map(|s| s.value).collect(),
+        notifiers,
+        checks,
+        subscriptions,
+        maintenance,
+    }
+}
+
+fn validate_generate(g: RawGenerate, report: &mut Report) -> GenerateSettings {
+    use super::checks::duration_in;
+    let d = GenerateSettings::default();
+    let s = Duration::from_secs;
+    let latency_percentile = match &g.latency_percentile {
+        None => d.latency_percentile,
+        Some(p) => percentile(&p.value).unwrap_or_else(|| {
+            report(
+                p.loc(),
+                "alerting.generate.latency_percentile",
+                format!("{:?} is not one of p50, p95, p99, max", p.value),
+            );
+            d.latency_percentile
+        }),
+    };
+    let latency_error_factor = match &g.latency_error_factor {
+        Some(f) if !(f.value >= 1.0 && f.value <= 100.0) => {
+            report(
+                f.loc(),
+                "alerting.generate.latency_error_factor",
+                format!("must be from 1 to 100, got {}", f.value),
+            );
+            d.latency_error_factor
+        }
+        Some(f) => f.value,
+        None => d.latency_error_factor,
+    };
+    let burn_alerts = match &g.burn_rates {
+        None => d.burn_alerts.clone(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, b) in list.value.iter().enumerate() {
+                let path = format!("alerting.generate.burn_rates[{i}]");
+                let Some(budget_share) = share(&b.value.budget) else {
+                    report(
+                        b.loc(),
+                        &format!("{path}.budget"),
+                        format!(
+                            "{:?} is not a share of the budget such as 2% or 0.02",
+                            b.value.budget
+                        ),
+                    );
+                    continue;
+                };
+                let page = match b.value.severity.as_str() {
+                    "page" => true,
+                    "ticket" => false,
+                    other => {
+                        report(
+                            b.loc(),
+                            &format!("{path}.severity"),
+                            format!("{other:?} is not page or ticket"),
+                        );
+                        continue;
+                    }
+                };
+                if b.value.short.0 >= b.value.long.0 {
+                    report(b.loc(), &path, "`short` must be shorter than `long`".into());
+                    continue;
+                }
+                out.push(BurnAlert {
+                    long: b.value.long.0,
+                    short: b.value.short.0,
+                    budget_share,
+                    page,
+                });
+            }
+            out
+        }
+    };
+    GenerateSettings {
+        enabled: g.enabled.unwrap_or(true),
+        down_group: match g.down_group.as_deref() {
+            None => d.down_group.clone(),
+            Some("none") => None,
+            Some(x) => Some(x.to_owned()),
+        },
+        latency_percentile,
+        latency_window: duration_in(
+            report,
+            &g.latency_window,
+            "alerting.generate.latency_window",
+            d.latency_window,
+            s(60),
+            s(86_400),
+        ),
+        latency_error_factor,
+        slo_window: duration_in(
+            report,
+            &g.slo_window,
+            "alerting.generate.slo_window",
+            d.slo_window,
+            s(86_400),
+            s(400 * 86_400),
+        ),
+        burn_alerts,
+        min_bad_minutes: g.min_bad_minutes.map_or(d.min_bad_minutes, |m| m.value),
+        regional_after: duration_in(
+            report,
+            &g.regional_after,
+            "alerting.generate.regional_after",
+            d.regional_after,
+            s(60),
+            s(7 * 86_400),
+        ),
+    }
+}
