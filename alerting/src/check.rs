@@ -212,6 +212,9 @@ pub struct Check {
     pub group: Option<String>,
     /// While any of these checks is not OK, this one records but does not notify.
     pub depends_on: Vec<String>,
+    /// Notifications stay held this long after a dependency recovers: a burn-rate alert
+    /// explained by an outage already paged (and resolved) must not page again afterwards.
+    pub dependency_grace: Option<Duration>,
     /// The collector check this one is about, for regions, reasons and the fast path.
     pub about: Option<String>,
     pub origin: Origin,

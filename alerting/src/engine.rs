@@ -139,15 +139,29 @@ impl Engine {
             .any(|s| s.active(now) && s.matches(&check.id, check.group.as_deref()))
     }
 
-    /// Whether a dependency of the check is not OK (and not part of the same problem).
-    fn held_by_dependency(&self, check: &Check, group_key: &str) -> bool {
+    /// Whether a dependency of the check is not OK (and not part of the same problem), or
+    /// recovered less than the check's grace ago, or is a down check whose outage the
+    /// collector sees now and the confirmation is still deciding on.
+    fn held_by_dependency(&self, check: &Check, group_key: &str, feed: &Feed, now_us: i64) -> bool {
+        let grace = check.dependency_grace.map_or(0, us);
         check.depends_on.iter().any(|d| {
-            let bad = self.states.get(d).is_some_and(|s| s.level != Level::Ok);
-            let same_problem = self
-                .checks
-                .get(d)
-                .is_some_and(|c| c.group_key() == group_key);
-            bad && !same_problem
+            let Some(dep) = self.checks.get(d) else {
+                return false;
+            };
+            if dep.group_key() == group_key {
+                return false;
+            }
+            let st = self.states.get(d);
+            let bad = st.is_some_and(|s| s.level != Level::Ok);
+            let recent = st.is_some_and(|s| s.level == Level::Ok && now_us - s.since_us < grace);
+            let deciding = dep.fast_path()
+                && dep.about.as_ref().is_some_and(|a| {
+                    feed.states
+                        .checks
+                        .iter()
+                        .any(|c| &c.check == a && c.state == "down")
+                });
+            bad || recent || deciding
         })
     }
 }
@@ -271,6 +285,12 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
                 time: rfc3339(now_us),
             });
             update_problem(&mut e, check, ch.to, &feed, now_us);
+            // Recorded now, not only when a notification is planned: a problem opened while
+            // held (silenced, outside a window, no subscriber) must be listed and survive a
+            // restart, and so must a member's new level.
+            if let Some(p) = e.problems.get(&check.group_key()) {
+                batch.problems.push(p.clone());
+            }
         }
     }
     plan_notifications(shared, &mut e, &mut batch, &feed, now_us);
@@ -406,7 +426,10 @@ fn plan_notifications(
             .filter(|c| p.members.get(&c.id).is_some_and(|l| *l != Level::Ok))
             .collect();
         let silenced = !bad.is_empty() && bad.iter().all(|c| e.silenced(c, now_us));
-        let dependent = !bad.is_empty() && bad.iter().all(|c| e.held_by_dependency(c, &key));
+        let dependent = !bad.is_empty()
+            && bad
+                .iter()
+                .all(|c| e.held_by_dependency(c, &key, feed, now_us));
         // One message per receiver, however many of the problem's checks it subscribes to.
         let mut dests: BTreeMap<String, (Subscription, Option<Hold>)> = BTreeMap::new();
         for m in &members {
@@ -453,7 +476,9 @@ fn plan_notifications(
             let Some(sub) = subs.iter().find(|s| s.id == pl.subscription_id) else {
                 continue;
             };
-            let n = notification(shared, e, &p, sub, pl.kind, feed, now);
+            // `before`: what the subscriber was told until now (`previous`), not what
+            // planning has just recorded.
+            let n = notification(shared, e, &before, sub, pl.kind, feed, now);
             batch.deliveries.push(NewDelivery {
                 problem_id: p.id.clone(),
                 subscription_id: sub.id.clone(),

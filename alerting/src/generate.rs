@@ -141,6 +141,7 @@ fn make(
         min_bad_minutes: None,
         group: None,
         depends_on: Vec::new(),
+        dependency_grace: None,
         about: about.map(str::to_owned),
         origin: Origin::Generated,
     }
@@ -227,6 +228,9 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
                 Some(c),
                 true,
             );
+            // The down check pages for an outage at once; its burn is the same problem.
+            check.depends_on = vec![format!("{c}-down")];
+            check.dependency_grace = Some(b.short);
             check.min_bad_minutes = Some(MinBadMinutes {
                 check: c.to_owned(),
                 window: b.long,

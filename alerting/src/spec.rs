@@ -158,6 +158,7 @@ impl CheckSpec {
             min_bad_minutes: None,
             group: self.group.clone(),
             depends_on: self.depends_on.clone(),
+            dependency_grace: None,
             about,
             origin,
         })

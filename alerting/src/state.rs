@@ -157,6 +157,7 @@ mod tests {
             min_bad_minutes: None,
             group: None,
             depends_on: Vec::new(),
+            dependency_grace: None,
             about: None,
             origin: Origin::Config,
         }

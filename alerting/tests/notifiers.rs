@@ -490,58 +490,7 @@ async fn pagerduty_gets_one_dedup_key_from_trigger_through_reminder_to_resolve()
 
 /// An SMTP server that stores each message as JSON in a directory, refuses any recipient
 /// named `refuse@...` with a 550, and accepts AUTH as `lookout` / `right-password`.
-const SMTP_SERVER: &str = r#"
-import asyncio, email, email.policy, json, os, sys, time
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
-out = sys.argv[1]
-
-class Store:
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.lower().startswith("refuse@"):
-            return "550 5.1.1 <%s>: recipient refused" % address
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        # Decoded as a mail client would: headers and the body's transfer encoding.
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        message = {
-            "from": envelope.mail_from,
-            "to": envelope.rcpt_tos,
-            "authenticated": bool(session.authenticated),
-            "headers": {k: str(v) for k, v in parsed.items()},
-            "content_type": parsed.get_content_type(),
-            "charset": parsed.get_content_charset(),
-            "body": parsed.get_content(),
-        }
-        # Named by arrival, so the test reads them in order.
-        path = os.path.join(out, "%020d" % time.time_ns())
-        with open(path + ".tmp", "w") as f:
-            json.dump(message, f)
-        os.rename(path + ".tmp", path + ".json")
-        return "250 2.0.0 stored"
-
-def authenticate(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"lookout", b"right-password")
-    # handled=False: aiosmtpd itself answers 535 to a refusal.
-    return AuthResult(success=ok, handled=False)
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(Store(), hostname="smtp.test", authenticator=authenticate,
-                     auth_require_tls=False),
-        "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    with open(os.path.join(out, "port.tmp"), "w") as f:
-        f.write(str(port))
-    os.rename(os.path.join(out, "port.tmp"), os.path.join(out, "port"))
-    await server.serve_forever()
-
-asyncio.run(main())
-"#;
+const SMTP_SERVER: &str = include_str!("support/smtp_server.py");
 
 const NEED_AIOSMTPD: &str = "the email tests need python3 with aiosmtpd: install python3, then \
                              `python3 -m pip install aiosmtpd` (./scripts/test does both)";

@@ -1,6 +1,7 @@
 //! `lookout bench NAME`: whole-system benchmarks. Each prints its figures beside a reference
 //! measured in the same run on the same machine, since a lone absolute figure says little.
 
+mod alerting;
 mod collector;
 mod exact_target;
 mod load;
@@ -15,6 +16,9 @@ pub enum Bench {
     Probes(probes::Args),
     /// Durable ingest beside the disk's sync rate; 90-day answers for 500 checks beside a raw scan.
     Collector(collector::Args),
+    /// Outages and blips injected into `lookout up`: time to page and to resolve, and false
+    /// pages, beside Prometheus + blackbox_exporter + Alertmanager in the same run.
+    Alerting(alerting::Args),
     /// The probe benchmark's target: an HTTP server whose delay is exact (run by `bench probes`).
     #[command(hide = true)]
     ExactTarget(exact_target::Args),
@@ -25,6 +29,7 @@ pub async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Platform(args) => platform::run(args).await,
         Bench::Probes(args) => probes::run(args).await,
         Bench::Collector(args) => collector::run(args).await,
+        Bench::Alerting(args) => alerting::run(args).await,
         Bench::ExactTarget(args) => {
             tokio::task::spawn_blocking(move || exact_target::run(&args)).await?
         }
