@@ -49,6 +49,11 @@ pub struct Engine {
     rechecked: HashMap<String, i64>,
     /// The last source error per check, for the API.
     pub errors: BTreeMap<String, String>,
+    /// Ticks started, and per check the latest tick whose evaluation was recorded: ticks may
+    /// run at once (the loop's and [`crate::Alerter::tick`]), and an older one must not undo
+    /// what a newer one recorded.
+    ticks: u64,
+    applied: HashMap<String, u64>,
 }
 
 pub struct Shared {
@@ -113,6 +118,8 @@ impl Engine {
             silences,
             rechecked: HashMap::new(),
             errors: BTreeMap::new(),
+            ticks: 0,
+            applied: HashMap::new(),
         }
     }
 
@@ -204,10 +211,13 @@ async fn next_sleep(shared: &Shared) -> Duration {
 /// One round: due (and, on a feed change, fast-path) checks evaluated, changes recorded,
 /// problems updated, notifications queued, rechecks asked.
 pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let feed = shared.feed.borrow().clone();
-    let due: Vec<Check> = {
+    let (now, feed, seq, due) = {
         let mut e = shared.engine.lock().await;
+        // Read under the lock, so that ticks are ordered as they read the feed.
+        let now = Utc::now();
+        let feed = shared.feed.borrow().clone();
+        e.ticks += 1;
+        let seq = e.ticks;
         let ids: Vec<String> = e
             .checks
             .values()
@@ -223,9 +233,11 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
                 e.next_due.insert(id.clone(), next);
             }
         }
-        ids.iter()
+        let due: Vec<Check> = ids
+            .iter()
             .filter_map(|id| e.checks.get(id).cloned())
-            .collect()
+            .collect();
+        (now, feed, seq, due)
     };
     let evaluated = futures_util::future::join_all(
         due.iter()
@@ -236,6 +248,10 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
     let mut e = shared.engine.lock().await;
     let now_us = now.timestamp_micros();
     for (check, result) in due.iter().zip(evaluated) {
+        if e.applied.get(&check.id).is_some_and(|s| *s > seq) {
+            continue; // stale: a newer tick recorded this check already
+        }
+        e.applied.insert(check.id.clone(), seq);
         let (value, bad_allowed) = match result {
             Ok(v) => {
                 shared.metrics.evaluations.with_label_values(&["ok"]).inc();

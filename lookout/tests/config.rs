@@ -9,6 +9,21 @@ const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
 fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
     let cases: &[(&str, &[&str])] = &[
         (
+            "invalid-alerting.yaml",
+            &[
+                r#"6:18: alerting.confirm_after: must be from 0s to 10m, got 20m"#,
+                r#"8:11: alerting.notifiers.mail: `tls`: "sometimes" is not one of starttls, tls, none"#,
+                r#"9:12: alerting.notifiers.pager: pagerduty: routing_key is empty"#,
+                r#"11:7: alerting.subscribe[0]: `notifier`: no notifier named "chat"; configured: log"#,
+                r#"12:7: alerting.subscribe[1]: `window.timezone`: "Mars/Olympus" is not a time zone; write an IANA name such as Europe/London or UTC"#,
+                r#"14:7: alerting.checks[0].target: at column 24: expected ")", found end of input"#,
+                r#"17:7: alerting.checks[1].target: at column 17: unknown percentile "p97": expected p50, p95, p99 or max"#,
+                r#"20:7: alerting.checks[2].gate: a gate needs 1 <= bad <= of <= 100, got 4 out of 3"#,
+                r#"24:7: alerting.checks[3].target: names check "nosuch", but the config has no `checks`"#,
+                r#"28:7: alerting.maintenance[0]: ends before it starts"#,
+            ],
+        ),
+        (
             "invalid-bad-address.yaml",
             &[r#"4:13: expected an address such as 127.0.0.1:8080"#],
         ),

@@ -282,7 +282,8 @@ fn time_us(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
-pub fn validate(raw: RawAlerting, report: &mut Report) -> AlertingConfig {
+/// `known` are the names of the config's probe checks, which targets may name.
+pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> AlertingConfig {
     use super::checks::duration_in;
     let listen = raw
         .listen
@@ -396,6 +397,24 @@ pub fn validate(raw: RawAlerting, report: &mut Report) -> AlertingConfig {
         let path = format!("alerting.checks[{i}]");
         match c.value.to_check(Origin::Config) {
             Ok(check) => {
+                if let lookout_alerting::check::Measure::Target(e) = &check.measure {
+                    for name in e.checks() {
+                        if !known.iter().any(|k| k == name) {
+                            report(
+                                c.loc(),
+                                &format!("{path}.target"),
+                                if known.is_empty() {
+                                    format!("names check {name:?}, but the config has no `checks`")
+                                } else {
+                                    format!(
+                                        "names check {name:?}, which is not among `checks` ({})",
+                                        known.join(", ")
+                                    )
+                                },
+                            );
+                        }
+                    }
+                }
                 if checks.iter().any(|x: &Check| x.id == check.id) {
                     report(
                         c.loc(),
@@ -415,7 +434,12 @@ pub fn validate(raw: RawAlerting, report: &mut Report) -> AlertingConfig {
                 }
                 checks.push(check);
             }
-            Err(e) => report(c.loc(), &format!("{path}.{}", e.field), e.message),
+            // The first line: the caret under the target is for the API's answers.
+            Err(e) => report(
+                c.loc(),
+                &format!("{path}.{}", e.field),
+                e.message.lines().next().unwrap_or_default().to_owned(),
+            ),
         }
     }
     for (i, c) in checks.iter().enumerate() {

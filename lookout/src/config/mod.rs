@@ -636,7 +636,8 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     );
     let alerting = raw.alerting.map(|a| {
         let listen = a.listen.clone();
-        let mut cfg = alerting::validate(a, report);
+        let known: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+        let mut cfg = alerting::validate(a, &known, report);
         if let Some(l) = listen
             && cfg.enabled
         {
