@@ -353,7 +353,7 @@ async fn create_subscription(
             return Err(ApiError::BadRequest(format!("`id`: {x:?} is not an id")));
         }
         None => format!(
-            "{id}/{}/{}",
+            "{id}:{}:{}",
             spec.notifier,
             chrono::Utc::now().timestamp_micros()
         ),
@@ -374,23 +374,24 @@ async fn delete_subscription(
     ApiPath((id, sub)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut e = s.engine.lock().await;
+    if !e
+        .subscriptions
+        .iter()
+        .any(|x| x.id == sub && x.check_id == id)
+    {
+        return Err(ApiError::NotFound(format!(
+            "check {id:?} has no subscription {sub:?}"
+        )));
+    }
     if !s
         .store
         .delete_api_subscription(sub.clone())
         .await
         .map_err(internal)?
     {
-        let exists = e
-            .subscriptions
-            .iter()
-            .any(|x| x.id == sub && x.check_id == id);
-        return Err(if exists {
-            ApiError::Conflict(format!(
-                "subscription {sub:?} comes from the config; change it there"
-            ))
-        } else {
-            ApiError::NotFound(format!("check {id:?} has no subscription {sub:?}"))
-        });
+        return Err(ApiError::Conflict(format!(
+            "subscription {sub:?} comes from the config; change it there"
+        )));
     }
     e.subscriptions.retain(|x| x.id != sub);
     Ok(StatusCode::NO_CONTENT)

@@ -24,8 +24,6 @@ use crate::subscription::Subscription;
 const TICK: Duration = Duration::from_secs(1);
 /// A feed that has not answered for this long makes the monitoring blind.
 const FEED_STALE: Duration = Duration::from_secs(30);
-/// Regions without results right after start are not yet "blind".
-const BLIND_GRACE: Duration = Duration::from_secs(60);
 
 /// The latest answer of the collector's live feed.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +75,7 @@ pub struct EngineSettings {
     /// While a check is down, ask every region to run it again this often (quicker resolves).
     pub recheck_every: Duration,
     pub links: LinkSettings,
+    pub blind_grace: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -358,7 +357,7 @@ async fn evaluate(
 /// How many regions are blind: all of them when the feed is stale, else those silent on
 /// every check they run.
 fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
-    if shared.started.elapsed() < BLIND_GRACE {
+    if shared.started.elapsed() < shared.settings.blind_grace {
         return None;
     }
     let regions: BTreeSet<&str> = feed
@@ -367,9 +366,16 @@ fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
         .iter()
         .flat_map(|c| c.regions.iter().map(|r| r.region.as_str()))
         .collect();
-    let stale = feed.answered.is_none_or(|t| t.elapsed() > FEED_STALE);
+    let stale = match feed.answered {
+        Some(t) => t.elapsed() > FEED_STALE,
+        // Never answered: blind once that has lasted as long as a stale feed would.
+        None => shared.started.elapsed() > FEED_STALE,
+    };
     if stale {
         return Some(regions.len().max(1) as f64);
+    }
+    if feed.answered.is_none() {
+        return None;
     }
     let silent = regions
         .iter()

@@ -59,6 +59,8 @@ pub struct AlerterSettings {
     pub links: LinkSettings,
     pub delivery: outbox::DeliverySettings,
     pub heartbeat: Option<Heartbeat>,
+    /// Regions without results this soon after start are not yet reported blind.
+    pub blind_grace: Duration,
 }
 
 /// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
@@ -87,6 +89,7 @@ impl AlerterSettings {
             links: LinkSettings::default(),
             delivery: outbox::DeliverySettings::default(),
             heartbeat: None,
+            blind_grace: Duration::from_secs(60),
         }
     }
 }
@@ -182,6 +185,7 @@ impl Alerter {
                 reminder_every: settings.reminder_every,
                 recheck_every: settings.recheck_every,
                 links: settings.links.clone(),
+                blind_grace: settings.blind_grace,
             },
             started: Instant::now(),
         });

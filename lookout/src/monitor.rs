@@ -176,7 +176,7 @@ pub fn alerter_settings(
         }
         for (i, spec) in defaults.iter().enumerate() {
             subscriptions.push(Subscription {
-                id: format!("{}/{}/{i}", g.id, spec.notifier),
+                id: format!("{}:{}:{i}", g.id, spec.notifier),
                 check_id: g.id.clone(),
                 notifier: spec.notifier.clone(),
                 target: spec.target.clone(),

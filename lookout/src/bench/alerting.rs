@@ -365,11 +365,20 @@ fn lookout_config(dir: &Path, hook: &str) -> anyhow::Result<(String, Config)> {
 }
 
 /// The alerter's checks: (id, state, evaluated at least once).
+/// One of the alerter's checks, as `GET /api/checks` lists it.
+struct CheckState {
+    id: String,
+    state: String,
+    evaluated: bool,
+    /// A value: the check's series had data when last evaluated.
+    has_value: bool,
+}
+
 async fn lookout_checks(
     http: &reqwest::Client,
     alerting: &str,
     token: &str,
-) -> anyhow::Result<Vec<(String, String, bool)>> {
+) -> anyhow::Result<Vec<CheckState>> {
     let v: Value = http
         .get(format!("{alerting}/api/checks"))
         .bearer_auth(token)
@@ -382,31 +391,29 @@ async fn lookout_checks(
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| {
-            (
-                text(&c["id"]),
-                text(&c["state"]),
-                !c["last_check"].is_null(),
-            )
+        .map(|c| CheckState {
+            id: text(&c["id"]),
+            state: text(&c["state"]),
+            evaluated: !c["last_check"].is_null(),
+            has_value: !c["value"].is_null(),
         })
         .collect())
 }
 
-/// Every down check (and the blind check) evaluated and OK.
+/// Every down check evaluated on probe data and OK, and the blind check OK.
 async fn lookout_quiet(http: &reqwest::Client, alerting: &str, token: &str) -> bool {
-    match lookout_checks(http, alerting, token).await {
-        Ok(checks) => {
-            let watched: Vec<_> = checks
-                .iter()
-                .filter(|(id, _, _)| id.ends_with("-down") || id == "monitoring-blind")
-                .collect();
-            !watched.is_empty()
-                && watched
-                    .iter()
-                    .all(|(_, s, evaluated)| *evaluated && s == "OK")
-        }
-        Err(_) => false,
-    }
+    let Ok(checks) = lookout_checks(http, alerting, token).await else {
+        return false;
+    };
+    let down: Vec<&CheckState> = checks.iter().filter(|c| c.id.ends_with("-down")).collect();
+    !down.is_empty()
+        && down
+            .iter()
+            .all(|c| c.evaluated && c.has_value && c.state == "OK")
+        && checks
+            .iter()
+            .filter(|c| c.id == "monitoring-blind")
+            .all(|c| c.state == "OK")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1032,16 +1039,23 @@ fn report(results: &[RunResult], args: &Args, cut_region: &str, reference: bool)
         },
     );
 
-    let false_pages = |scenario: Scenario, title: String| -> (usize, usize) {
+    // (Lookout's false pages, how many of them from down checks, the reference's.)
+    let false_pages = |scenario: Scenario, title: String| -> (usize, usize, usize) {
         println!();
         println!("{title}");
         println!(
             "{:<8} {:>14} {:>16} {:>16}   details",
             "run", "lookout pages", "lookout tickets", "reference pages"
         );
-        let (mut lt, mut rt) = (0, 0);
+        let (mut lt, mut ld, mut rt) = (0, 0, 0);
         for r in of(scenario) {
             lt += r.lookout.pages.len();
+            ld += r
+                .lookout
+                .pages
+                .iter()
+                .filter(|(_, c)| c.ends_with("-down"))
+                .count();
             let rpages = r.reference.as_ref().map(|s| s.pages.len());
             rt += rpages.unwrap_or(0);
             let mut details = Vec::new();
@@ -1072,9 +1086,9 @@ fn report(results: &[RunResult], args: &Args, cut_region: &str, reference: bool)
                 }
             );
         }
-        (lt, rt)
+        (lt, ld, rt)
     };
-    let (blip_l, blip_r) = false_pages(
+    let (blip_l, blip_ld, blip_r) = false_pages(
         Scenario::Blip,
         format!(
             "== blip: the gateway `down` for {}; a page within {} is a false page ==",
@@ -1082,7 +1096,7 @@ fn report(results: &[RunResult], args: &Args, cut_region: &str, reference: bool)
             humantime::format_duration(BLIP_WATCH)
         ),
     );
-    let (region_l, region_r) = false_pages(
+    let (region_l, region_ld, region_r) = false_pages(
         Scenario::Region,
         format!(
             "== one-region outage: link@{cut_region} blackholed for {}; any page is a false page ==\n   (the reference has one vantage point; its blackbox_exporter probes through link@{cut_region}, so it sits in the cut region)",
@@ -1121,10 +1135,21 @@ fn report(results: &[RunResult], args: &Args, cut_region: &str, reference: bool)
         verdict(all_resolved && lrm.is_some_and(|m| m <= 15.0))
     );
     let blips = of(Scenario::Blip).len();
+    let split = |all: usize, down: usize| {
+        if all == 0 {
+            String::new()
+        } else {
+            format!(
+                " ({down} from down checks, {} from burn-rate or other checks)",
+                all - down
+            )
+        }
+    };
     let regions = of(Scenario::Region).len();
     println!(
-        "{} blips page nobody: {blip_l} false page(s) in {blips} runs{}: {}",
+        "{} blips page nobody: {blip_l} false page(s) in {blips} runs{}{}: {}",
         humantime::format_duration(BLIP),
+        split(blip_l, blip_ld),
         if reference {
             format!("; reference {blip_r}")
         } else {
@@ -1133,7 +1158,8 @@ fn report(results: &[RunResult], args: &Args, cut_region: &str, reference: bool)
         verdict(blip_l == 0)
     );
     println!(
-        "a one-region outage pages nobody: {region_l} false page(s) in {regions} runs{}: {}",
+        "a one-region outage pages nobody: {region_l} false page(s) in {regions} runs{}{}: {}",
+        split(region_l, region_ld),
         if reference {
             format!("; reference (single vantage point in the cut region) {region_r}")
         } else {

@@ -426,7 +426,7 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
                     let id = sub
                         .id
                         .clone()
-                        .unwrap_or_else(|| format!("{}/{}/{j}", check.id, sub.notifier));
+                        .unwrap_or_else(|| format!("{}:{}:{j}", check.id, sub.notifier));
                     match lookout_alerting::api::subscription(&built, &check.id, sub.clone(), id) {
                         Ok(s) => subscriptions.push(s),
                         Err(e) => report(c.loc(), &format!("{path}.subscriptions[{j}]"), e),
