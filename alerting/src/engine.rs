@@ -374,9 +374,7 @@ fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
     if stale {
         return Some(regions.len().max(1) as f64);
     }
-    if feed.answered.is_none() {
-        return None;
-    }
+    feed.answered?;
     let silent = regions
         .iter()
         .filter(|region| {
