@@ -216,63 +216,66 @@ impl Sources {
         }
     }
 
-    async fn figures(&self, s: &Series, now_us: i64) -> Result<Option<Figures>, SourceError> {
-        let window = s.window.unwrap_or(Duration::from_secs(3600));
-        let mut url = self.api(&format!("api/v1/checks/{}/availability", encode(&s.check)))?;
+    /// A collector query for one check over `[from, to)`: its JSON, or `None` when the
+    /// collector has no results for the check yet (an answer, not a failure).
+    async fn check_query<T: serde::de::DeserializeOwned>(
+        &self,
+        check: &str,
+        what: &str,
+        from_us: i64,
+        to_us: i64,
+        region: Option<&str>,
+    ) -> Result<Option<T>, SourceError> {
+        let mut url = self.api(&format!("api/v1/checks/{}/{what}", encode(check)))?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("from_us", &(now_us - us(window)).to_string());
-            q.append_pair("to_us", &now_us.to_string());
-            if let Some(r) = &s.region {
+            q.append_pair("from_us", &from_us.to_string());
+            q.append_pair("to_us", &to_us.to_string());
+            if let Some(r) = region {
                 q.append_pair("region", r);
             }
         }
+        let failed = |e: reqwest::Error| SourceError(format!("{check}: {}", e.without_url()));
         let resp = self
             .http
             .get(url)
             .bearer_auth(self.collector_token.expose())
             .send()
             .await
-            .map_err(|e| SourceError(format!("{}: {}", s.check, e.without_url())))?;
+            .map_err(failed)?;
         match resp.status().as_u16() {
-            200 => resp
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| SourceError(format!("{}: {}", s.check, e.without_url()))),
-            // A check without results yet has no data: an answer, not a failure.
+            200 => resp.json().await.map(Some).map_err(failed),
             404 => Ok(None),
             code => {
                 let body = resp.text().await.unwrap_or_default();
                 Err(SourceError(format!(
-                    "collector answered {code} for {}: {}",
-                    s.check,
+                    "collector answered {code} for {check}: {}",
                     body.chars().take(300).collect::<String>()
                 )))
             }
         }
     }
 
+    async fn figures(&self, s: &Series, now_us: i64) -> Result<Option<Figures>, SourceError> {
+        let window = s.window.unwrap_or(Duration::from_secs(3600));
+        self.check_query(
+            &s.check,
+            "availability",
+            now_us - us(window),
+            now_us,
+            s.region.as_deref(),
+        )
+        .await
+    }
+
     /// Distinct minutes with downtime in the window.
     pub async fn bad_minutes(&self, m: &MinBadMinutes, now_us: i64) -> Result<u32, SourceError> {
-        let mut url = self.api(&format!("api/v1/checks/{}/incidents", encode(&m.check)))?;
-        url.query_pairs_mut()
-            .append_pair("from_us", &(now_us - us(m.window)).to_string())
-            .append_pair("to_us", &now_us.to_string());
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(self.collector_token.expose())
-            .send()
-            .await
-            .map_err(|e| SourceError(format!("{}: {}", m.check, e.without_url())))?;
-        if resp.status().as_u16() == 404 {
+        let Some(body) = self
+            .check_query::<Incidents>(&m.check, "incidents", now_us - us(m.window), now_us, None)
+            .await?
+        else {
             return Ok(0);
-        }
-        let body: Incidents = resp
-            .json()
-            .await
-            .map_err(|e| SourceError(format!("{}: {}", m.check, e.without_url())))?;
+        };
         let mut minutes = BTreeSet::new();
         for i in body.incidents {
             let end = i.end_us.unwrap_or(now_us);

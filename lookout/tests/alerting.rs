@@ -4,10 +4,8 @@
 //! fault API and region links, as an outage would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,38 +14,13 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+mod common;
+use common::{LOOKOUT, Proc, up};
+
 const TOKEN: &str = "page-token";
 const ALERT_TOKEN: &str = "page-alert-token";
 const ADMIN: &str = "page-admin";
 const SMTP_SERVER: &str = include_str!("../../alerting/tests/support/smtp_server.py");
-
-/// A child process stopped (TERM, then KILL) when the test ends however it ends.
-struct Proc(Child);
-
-impl Proc {
-    fn kill_now(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.kill_now();
-    }
-}
 
 /// What the webhook receiver got: (event header, body).
 #[derive(Clone, Default)]
@@ -215,30 +188,6 @@ alerting:
     let path = dir.join("lookout.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn up(config: &Path) -> (Proc, BTreeMap<String, (String, String)>) {
-    let mut child = Command::new(LOOKOUT)
-        .args(["up", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut components = BTreeMap::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-        if let [name, url, "admin", admin] = line.split_whitespace().collect::<Vec<_>>()[..] {
-            components.insert(name.to_owned(), (url.to_owned(), admin.to_owned()));
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), components)
 }
 
 fn alerting(config: &Path, collector: &str, log: &Path) -> Proc {

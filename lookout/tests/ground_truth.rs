@@ -3,37 +3,17 @@
 //! outage seen from one region only is never downtime.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+mod common;
+use common::{Components, Proc, up};
+
 const TOKEN: &str = "truth-token";
 const ADMIN: &str = "truth-admin";
 /// The probe interval: every figure must be within this of the truth.
 const INTERVAL_S: f64 = 10.0;
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -42,35 +22,14 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-fn start(dir: &std::path::Path) -> (Up, BTreeMap<String, (String, String)>) {
+fn start(dir: &std::path::Path) -> (Proc, Components) {
     let config = format!(
         "data_dir: {data}\nplatform:\n  artists: 1000\n  admin_token: {ADMIN}\n  gateway:\n    listen: 127.0.0.1:0\n    admin_listen: 127.0.0.1:0\n    api_keys: [truth-key]\n  catalogue: {{ instances: 1 }}\n  mixes: {{ instances: 1 }}\n  media: {{ instances: 1 }}\n  analytics: {{ instances: 1 }}\ncollector:\n  listen: 127.0.0.1:0\n  token: {TOKEN}\nvariables:\n  gateway: http://unused\nchecks:\n  - name: search\n    interval: 10s\n    timeout: 3s\n    steps:\n      - url: \"{{{{gateway}}}}/1.x/search?q=the\"\n        headers: {{ X-Api-Key: truth-key }}\n        assert:\n          - {{ type: status, equals: 200 }}\n",
         data = dir.join("data").display()
     );
     let path = dir.join("lookout.yaml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(LOOKOUT)
-        .args(["up", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut components = BTreeMap::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-        if let [name, url, "admin", admin] = line.split_whitespace().collect::<Vec<_>>()[..] {
-            components.insert(name.to_owned(), (url.to_owned(), admin.to_owned()));
-        }
-    }
-    // Keep reading, so `lookout up` never writes to a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Up(child), components)
+    up(&path)
 }
 
 async fn availability(http: &reqwest::Client, collector: &str, from_us: i64, to_us: i64) -> Value {

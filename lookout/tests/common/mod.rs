@@ -1,0 +1,72 @@
+//! What the system tests share: `lookout up` started from a config file, with the listeners
+//! it prints, and child processes that never outlive the test.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods
+)] // each test uses a part; waits are synchronous
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+
+/// A child process stopped (TERM, then KILL after 20 s) when the test ends however it ends.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn kill_now(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_now();
+    }
+}
+
+/// Each listener `lookout up` printed: name -> (URL, admin URL).
+pub type Components = BTreeMap<String, (String, String)>;
+
+/// Starts `lookout up --config CONFIG` and waits until it says it is ready.
+pub fn up(config: &Path) -> (Proc, Components) {
+    let mut child = Command::new(LOOKOUT)
+        .args(["up", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut components = BTreeMap::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+        if let [name, url, "admin", admin] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            components.insert(name.to_owned(), (url.to_owned(), admin.to_owned()));
+        }
+    }
+    // Keep reading, so `lookout up` never writes to a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), components)
+}
