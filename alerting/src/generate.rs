@@ -253,6 +253,8 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
             true,
         );
         regional.for_duration = Some(g.regional_after);
+        // An outage everywhere is the down check's page, not also a regional ticket.
+        regional.depends_on = vec![format!("{c}-down")];
         out.push(regional);
     }
     let regions: std::collections::BTreeSet<&String> =
