@@ -230,7 +230,9 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
             );
             // The down check pages for an outage at once; its burn is the same problem.
             check.depends_on = vec![format!("{c}-down")];
-            check.dependency_grace = Some(b.short);
+            // Past the short window the outage no longer counts; two more minutes cover the
+            // evaluation that sees it go, so a stale ERROR never pages as the hold ends.
+            check.dependency_grace = Some(b.short + 2 * MINUTE);
             check.min_bad_minutes = Some(MinBadMinutes {
                 check: c.to_owned(),
                 window: b.long,
