@@ -52,6 +52,8 @@ pub struct Engine {
     /// what a newer one recorded.
     ticks: u64,
     applied: HashMap<String, u64>,
+    /// What the store could not take yet (a full disk): written first next round.
+    unsaved: Option<Batch>,
 }
 
 pub struct Shared {
@@ -67,6 +69,8 @@ pub struct Shared {
     pub outbox_wake: Notify,
     pub settings: EngineSettings,
     pub started: Instant,
+    /// Whether a round of slow checks is under way.
+    pub slow_round: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +108,7 @@ impl Engine {
         let checks: BTreeMap<String, Check> =
             checks.into_iter().map(|c| (c.id.clone(), c)).collect();
         let next_due = checks.keys().map(|id| (id.clone(), now)).collect();
-        Engine {
+        let mut engine = Engine {
             checks,
             api_specs,
             states: states.into_iter().collect(),
@@ -119,18 +123,62 @@ impl Engine {
             errors: BTreeMap::new(),
             ticks: 0,
             applied: HashMap::new(),
+            unsaved: None,
+        };
+        let stale: BTreeSet<String> = engine
+            .problems
+            .values()
+            .flat_map(|p| p.members.keys().map(move |m| (m, &p.group_key)))
+            .filter(|(id, key)| {
+                !engine
+                    .checks
+                    .get(*id)
+                    .is_some_and(|c| c.enabled && &c.group_key() == *key)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            engine.retire(&id);
         }
+        engine
     }
 
     pub fn add_check(&mut self, c: Check) {
+        let moved = self
+            .checks
+            .get(&c.id)
+            .is_some_and(|old| old.group_key() != c.group_key());
+        if moved || !c.enabled {
+            self.retire(&c.id);
+        }
         self.next_due.insert(c.id.clone(), Utc::now());
         self.checks.insert(c.id.clone(), c);
     }
 
     pub fn remove_check(&mut self, id: &str) {
+        self.retire(id);
         self.checks.remove(id);
         self.next_due.remove(id);
+        self.states.remove(id);
         self.subscriptions.retain(|s| s.check_id != id);
+    }
+
+    /// A check that is gone, disabled or moved to another group leaves its problems as if it
+    /// recovered: a problem it alone kept open closes, and its resolve goes out.
+    fn retire(&mut self, id: &str) {
+        let now = Utc::now().timestamp_micros();
+        for p in self.problems.values_mut() {
+            if p.members.get(id).is_some_and(|l| *l != Level::Ok) {
+                p.members.insert(id.to_owned(), Level::Ok);
+                if p.level() == Level::Ok {
+                    p.closed_us = Some(now);
+                }
+            }
+        }
+        if let Some(st) = self.states.get_mut(id) {
+            st.level = Level::Ok;
+            st.since_us = now;
+        }
     }
 
     fn subscriptions_of(&self, check_id: &str) -> impl Iterator<Item = &Subscription> {
@@ -183,8 +231,24 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             last_version = Some(f.states.clone());
             changed
         };
-        if let Err(e) = tick(&shared, fast).await {
+        // The fast path never waits for a slow query (a hung Prometheus, a 3-day window):
+        // slow checks are evaluated in a round of their own, one at a time.
+        if let Err(e) = tick(&shared, fast, Which::Fast).await {
             tracing::error!(error = %e, "alerter: could not record an evaluation; retrying");
+        }
+        if !shared
+            .slow_round
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tick(&shared, false, Which::Slow).await {
+                    tracing::error!(error = %e, "alerter: could not record an evaluation; retrying");
+                }
+                shared
+                    .slow_round
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
         }
         let sleep = next_sleep(&shared).await;
         tokio::select! {
@@ -200,7 +264,16 @@ async fn next_sleep(shared: &Shared) -> Duration {
     let e = shared.engine.lock().await;
     let now = Utc::now();
     e.next_due
-        .values()
+        .iter()
+        // Slow checks due while a slow round runs wait for it, not in a busy loop.
+        .filter(|(id, _)| {
+            e.checks.get(*id).is_some_and(|c| {
+                c.enabled
+                    && (c.fast_path()
+                        || !shared.slow_round.load(std::sync::atomic::Ordering::Acquire))
+            })
+        })
+        .map(|(_, t)| t)
         .min()
         .map(|t| (*t - now).to_std().unwrap_or(Duration::ZERO))
         .unwrap_or(TICK)
@@ -209,7 +282,31 @@ async fn next_sleep(shared: &Shared) -> Duration {
 
 /// One round: due (and, on a feed change, fast-path) checks evaluated, changes recorded,
 /// problems updated, notifications queued, rechecks asked.
-pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreError> {
+/// Which checks a round evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Those reading the live feed (down, failing regions, blind): local and quick.
+    Fast,
+    /// Those querying the collector or Prometheus, which may take seconds.
+    Slow,
+    All,
+}
+
+impl Which {
+    fn takes(self, c: &Check) -> bool {
+        match self {
+            Which::Fast => c.fast_path(),
+            Which::Slow => !c.fast_path(),
+            Which::All => true,
+        }
+    }
+}
+
+pub async fn tick(
+    shared: &Arc<Shared>,
+    feed_changed: bool,
+    which: Which,
+) -> Result<(), StoreError> {
     let (now, feed, seq, due) = {
         let mut e = shared.engine.lock().await;
         // Read under the lock, so that ticks are ordered as they read the feed.
@@ -220,7 +317,7 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
         let ids: Vec<String> = e
             .checks
             .values()
-            .filter(|c| c.enabled)
+            .filter(|c| c.enabled && which.takes(c))
             .filter(|c| {
                 e.next_due.get(&c.id).is_none_or(|t| *t <= now) || (feed_changed && c.fast_path())
             })
@@ -249,6 +346,9 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
     for (check, result) in due.iter().zip(evaluated) {
         if e.applied.get(&check.id).is_some_and(|s| *s > seq) {
             continue; // stale: a newer tick recorded this check already
+        }
+        if !e.checks.get(&check.id).is_some_and(|c| c.enabled) {
+            continue; // deleted or disabled while it was evaluated
         }
         e.applied.insert(check.id.clone(), seq);
         let (value, bad_allowed) = match result {
@@ -312,8 +412,17 @@ pub async fn tick(shared: &Arc<Shared>, feed_changed: bool) -> Result<(), StoreE
     let rechecks = due_rechecks(shared, &mut e, &feed, now_us);
     shared.metrics.problems_open.set(e.problems.len() as i64);
     let touched_outbox = !batch.deliveries.is_empty();
+    // Memory already holds this round's changes: a batch the store refused is kept and
+    // written with the next one, or a page (or a resolve) would be lost with it.
+    if let Some(mut unsaved) = e.unsaved.take() {
+        unsaved.append(batch);
+        batch = unsaved;
+    }
     // Written while the lock is held: the next round sees what this one recorded.
-    shared.store.apply(batch).await?;
+    if let Err(err) = shared.store.apply(batch.clone()).await {
+        e.unsaved = Some(batch);
+        return Err(err);
+    }
     drop(e);
     if touched_outbox {
         shared.outbox_wake.notify_one();
@@ -341,7 +450,7 @@ async fn evaluate(
         return Err(SourceError("waiting for the collector's live state".into()));
     }
     let value = match &check.measure {
-        Measure::Blind => blind(shared, feed),
+        Measure::Blind => blind(shared, check, feed)?,
         Measure::Target(expr) => shared.sources.evaluate(expr, &feed.states, now_us).await?,
     };
     let raw = state::raw_level(check, value);
@@ -356,9 +465,13 @@ async fn evaluate(
 
 /// How many regions are blind: all of them when the feed is stale, else those silent on
 /// every check they run.
-fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
+fn blind(shared: &Shared, check: &Check, feed: &Feed) -> Result<Option<f64>, SourceError> {
     if shared.started.elapsed() < shared.settings.blind_grace {
-        return None;
+        // Keeps the state as it was: a restart during an outage of the collector must
+        // neither resolve the blind page nor page again.
+        return Err(SourceError(
+            "just started: regions may not have reported yet".into(),
+        ));
     }
     let regions: BTreeSet<&str> = feed
         .states
@@ -366,15 +479,22 @@ fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
         .iter()
         .flat_map(|c| c.regions.iter().map(|r| r.region.as_str()))
         .collect();
+    // Everything blind counts as every region, whether or not the regions are known.
+    let all = check
+        .thresholds
+        .error
+        .unwrap_or(regions.len().max(1) as f64);
     let stale = match feed.answered {
         Some(t) => t.elapsed() > FEED_STALE,
         // Never answered: blind once that has lasted as long as a stale feed would.
         None => shared.started.elapsed() > FEED_STALE,
     };
     if stale {
-        return Some(regions.len().max(1) as f64);
+        return Ok(Some(all));
     }
-    feed.answered?;
+    if feed.answered.is_none() {
+        return Err(SourceError("waiting for the collector's live state".into()));
+    }
     let silent = regions
         .iter()
         .filter(|region| {
@@ -386,7 +506,7 @@ fn blind(shared: &Shared, feed: &Feed) -> Option<f64> {
             })
         })
         .count();
-    Some(silent as f64)
+    Ok(Some(silent as f64))
 }
 
 fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us: i64) {
@@ -405,6 +525,8 @@ fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us:
         (Level::Ok, None) => {}
         (bad, Some(p)) => {
             p.members.insert(check.id.clone(), bad);
+            // Another member may have closed it earlier in this same round.
+            p.closed_us = None;
         }
         (bad, None) => {
             let mut p = Problem::open(&key, &check.id, bad, now_us);
@@ -479,6 +601,25 @@ fn plan_notifications(
                             *h = None;
                         }
                     }
+                }
+            }
+        }
+        if !p.is_open() {
+            for key in p.notified.keys() {
+                if !dests.contains_key(key) {
+                    let (notifier, target) = receiver(key);
+                    let rep = Subscription {
+                        id: key.clone(),
+                        check_id: p.lead.clone(),
+                        notifier,
+                        target,
+                        ignore_warn: false,
+                        ignore_error: false,
+                        ignore_ok: false,
+                        window: Default::default(),
+                        enabled: true,
+                    };
+                    dests.insert(key.clone(), (rep, None));
                 }
             }
         }
@@ -557,7 +698,10 @@ pub fn notification(
         live.failing().iter().find_map(|r| r.reason.clone())
     });
     let links = &shared.settings.links;
-    let severity = if p.level() == Level::Error {
+    // What this receiver was paged for decides too, so a resolve carries the labels of its
+    // page (Alertmanager tells alerts apart by their labels).
+    let told = p.notified.get(&sub.id).map_or(Level::Ok, |n| n.level);
+    let severity = if p.level().max(told) == Level::Error {
         "page"
     } else {
         "ticket"
@@ -623,6 +767,16 @@ pub fn notification(
 /// A receiver: a notifier and its target. Problems notify each receiver once.
 pub fn destination(s: &Subscription) -> String {
     format!("{}>{}", s.notifier, s.target.as_deref().unwrap_or(""))
+}
+
+/// The notifier and target of a receiver key (notifier names never hold `>`): deliveries and
+/// resolves go to whoever was paged, even if the subscription is gone since.
+pub fn receiver(key: &str) -> (String, Option<String>) {
+    match key.split_once('>') {
+        Some((n, "")) => (n.to_owned(), None),
+        Some((n, t)) => (n.to_owned(), Some(t.to_owned())),
+        None => (key.to_owned(), None),
+    }
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -716,5 +870,93 @@ pub async fn follow_feed(
                 tx.send_modify(|_| {});
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Origin, Schedule, Thresholds};
+    use crate::target::Expr;
+
+    fn member(id: &str) -> Check {
+        Check {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            target_text: "1".into(),
+            measure: Measure::Target(Expr::Number(1.0)),
+            thresholds: Thresholds::new(None, Some(1.0), None).unwrap(),
+            enabled: true,
+            allow_no_data: false,
+            schedule: Schedule::Every(Duration::from_secs(10)),
+            gate: None,
+            for_duration: None,
+            min_bad_minutes: None,
+            group: Some("storefront".into()),
+            depends_on: Vec::new(),
+            dependency_grace: None,
+            about: None,
+            origin: Origin::Config,
+        }
+    }
+
+    #[test]
+    fn a_member_failing_in_the_round_another_recovers_keeps_the_problem_open() {
+        let (a, b) = (member("a"), member("b"));
+        let mut e = Engine::new(
+            vec![a.clone(), b.clone()],
+            BTreeMap::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let feed = Feed::default();
+        update_problem(&mut e, &a, Level::Error, &feed, 1);
+        update_problem(&mut e, &a, Level::Ok, &feed, 2);
+        update_problem(&mut e, &b, Level::Error, &feed, 2);
+        let p = &e.problems["group:storefront"];
+        assert!(p.is_open(), "{p:?}");
+        assert_eq!(p.level(), Level::Error);
+    }
+
+    #[test]
+    fn a_deleted_or_disabled_member_no_longer_holds_its_problem_open() {
+        let (a, b) = (member("a"), member("b"));
+        let mut e = Engine::new(
+            vec![a.clone(), b.clone()],
+            BTreeMap::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let feed = Feed::default();
+        update_problem(&mut e, &a, Level::Error, &feed, 1);
+        update_problem(&mut e, &b, Level::Error, &feed, 1);
+        e.remove_check("a");
+        assert!(e.problems["group:storefront"].is_open());
+        let mut off = b.clone();
+        off.enabled = false;
+        e.add_check(off);
+        assert!(
+            !e.problems["group:storefront"].is_open(),
+            "closed: its resolve goes out"
+        );
+        // A restart with a problem whose member is gone closes it too.
+        let p = e.problems["group:storefront"].clone();
+        let mut reopened = p.clone();
+        reopened.closed_us = None;
+        reopened.members.insert("gone".into(), Level::Error);
+        let e2 = Engine::new(
+            vec![member("b")],
+            BTreeMap::new(),
+            Vec::new(),
+            Vec::new(),
+            vec![reopened],
+            Vec::new(),
+        );
+        assert!(!e2.problems["group:storefront"].is_open());
     }
 }

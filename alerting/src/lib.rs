@@ -188,6 +188,7 @@ impl Alerter {
                 blind_grace: settings.blind_grace,
             },
             started: Instant::now(),
+            slow_round: std::sync::atomic::AtomicBool::new(false),
         });
         let addr = listener.local_addr()?;
         let mut tasks = vec![
@@ -234,7 +235,7 @@ impl Alerter {
 
     /// Evaluates every due check now (tests and the benchmark use it to skip waiting).
     pub async fn tick(&self) -> Result<(), StoreError> {
-        engine::tick(&self.shared, true).await
+        engine::tick(&self.shared, true, engine::Which::All).await
     }
 
     pub async fn shutdown(self) {

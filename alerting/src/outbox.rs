@@ -100,25 +100,15 @@ async fn deliver(
     d: Delivery,
     n: Notification,
 ) -> bool {
-    match shared.store.earlier_pending(&d.subscription_id, d.id).await {
-        Ok(false) => {}
-        Ok(true) => return false,
+    match shared.store.next_for_receiver(d.id).await {
+        Ok(true) => {}
+        Ok(false) => return false,
         Err(e) => {
             tracing::error!(error = %e, "alerter: cannot read the outbox");
             return false;
         }
     }
-    let target = {
-        let e = shared.engine.lock().await;
-        e.subscriptions
-            .iter()
-            .find(|s| crate::engine::destination(s) == d.subscription_id)
-            .map(|s| (s.notifier.clone(), s.target.clone()))
-    };
-    let Some((notifier_name, target)) = target else {
-        fail(shared, &d, "its subscription was deleted".into(), "unknown").await;
-        return true;
-    };
+    let (notifier_name, target) = crate::engine::receiver(&d.subscription_id);
     let Some(notifier) = shared.notifiers.get(&notifier_name).cloned() else {
         fail(
             shared,

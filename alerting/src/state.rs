@@ -107,12 +107,8 @@ fn counted_level(check: &Check, st: &CheckState, raw: Level, now_us: i64) -> Lev
     if let (Some(d), Some(s)) = (check.for_duration, st.bad_since_us) {
         let held = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         if now_us.saturating_sub(s) < held {
-            // Not yet: keep what was counted before, unless that was a different problem.
-            return if matches!(st.level, Level::Warn | Level::Error) {
-                st.level
-            } else {
-                Level::Ok
-            };
+            // Not yet: what was counted stands (a bad value never makes OK, or a resolve).
+            return st.level;
         }
     }
     let Some(g) = check.gate else {
@@ -129,7 +125,7 @@ fn counted_level(check: &Check, st: &CheckState, raw: Level, now_us: i64) -> Lev
     } else if at_least(Level::Warn) >= g.bad as usize {
         Level::Warn
     } else {
-        Level::Ok
+        st.level
     }
 }
 
@@ -230,6 +226,35 @@ mod tests {
         assert_eq!(
             run(&c, &[s(5.0), s(5.0), s(0.0), s(5.0), s(5.0)]),
             [Level::Ok; 5]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_waiting_for_its_gate_or_for_duration_never_resolves() {
+        let c = check(None, Some(Duration::from_secs(25)), false);
+        let s = |v: f64| Some(v);
+        // ERROR, one evaluation without data (UNKNOWN), then bad again: never OK in between.
+        assert_eq!(
+            run(&c, &[s(5.0), s(5.0), s(5.0), s(5.0), None, s(5.0)]),
+            [
+                Level::Ok,
+                Level::Ok,
+                Level::Ok,
+                Level::Error,
+                Level::Unknown,
+                Level::Unknown
+            ]
+        );
+        let g = check(Some(Gate { bad: 3, of: 3 }), None, false);
+        assert_eq!(
+            run(&g, &[s(5.0), s(5.0), s(5.0), None, s(5.0)]),
+            [
+                Level::Ok,
+                Level::Ok,
+                Level::Error,
+                Level::Unknown,
+                Level::Unknown
+            ]
         );
     }
 }

@@ -35,7 +35,7 @@ pub enum StoreError {
 }
 
 /// A change to apply at once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     pub states: Vec<(String, CheckState)>,
     pub alerts: Vec<AlertRecord>,
@@ -44,6 +44,14 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Adds a later batch: states and problems are written in order, so the later win.
+    pub fn append(&mut self, later: Batch) {
+        self.states.extend(later.states);
+        self.alerts.extend(later.alerts);
+        self.problems.extend(later.problems);
+        self.deliveries.extend(later.deliveries);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()
             && self.alerts.is_empty()
@@ -354,7 +362,9 @@ impl Store {
         .await
     }
 
-    /// Pending deliveries whose time has come, oldest first.
+    /// For each receiver its oldest pending delivery, when its time has come, oldest first:
+    /// deliveries queued behind one that backs off are not even read, so they can never crowd
+    /// out another receiver's.
     pub async fn due(
         &self,
         now_us: i64,
@@ -364,7 +374,10 @@ impl Store {
             let mut stmt = c.prepare(
                 "SELECT id, problem_id, subscription_id, kind, level, status, attempts,
                         next_attempt_us, created_us, sent_us, last_error, notification
-                 FROM outbox WHERE status = 'pending' AND next_attempt_us <= ?1
+                 FROM outbox
+                 WHERE id IN (SELECT min(id) FROM outbox WHERE status = 'pending'
+                              GROUP BY subscription_id)
+                   AND next_attempt_us <= ?1
                  ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now_us, limit], row_delivery)?;
@@ -395,21 +408,22 @@ impl Store {
         .await
     }
 
-    /// Whether an older delivery to the same subscription is still pending: deliveries to one
-    /// subscription go in order, so a resolve never overtakes its page.
-    pub async fn earlier_pending(
-        &self,
-        subscription_id: &str,
-        id: i64,
-    ) -> Result<bool, StoreError> {
-        let sub = subscription_id.to_owned();
+    /// Whether a delivery is still the next to go to its receiver: pending itself (another
+    /// task may have sent it since it was read) and no older one pending, so deliveries to one
+    /// receiver go in order and a resolve never overtakes its page.
+    pub async fn next_for_receiver(&self, id: i64) -> Result<bool, StoreError> {
         self.run(move |c| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM outbox WHERE subscription_id = ?1 AND status = 'pending' AND id < ?2",
-                params![sub, id],
-                |r| r.get(0),
-            )?;
-            Ok(n > 0)
+            let next: Option<bool> = c
+                .query_row(
+                    "SELECT o.status = 'pending' AND NOT EXISTS (
+                         SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id
+                             AND p.status = 'pending' AND p.id < o.id)
+                     FROM outbox o WHERE o.id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(next.unwrap_or(false))
         })
         .await
     }
