@@ -108,6 +108,15 @@ async fn deliver(
             return false;
         }
     }
+    // Reminders queued while the receiver was down would arrive in a burst, some for a
+    // problem already over: a later notification to the same receiver makes them moot.
+    if d.kind == Kind::Reminder {
+        match shared.store.skip_if_superseded(d.id).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "alerter: cannot read the outbox"),
+        }
+    }
     let (notifier_name, target) = crate::engine::receiver(&d.subscription_id);
     let Some(notifier) = shared.notifiers.get(&notifier_name).cloned() else {
         fail(

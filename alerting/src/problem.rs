@@ -100,6 +100,9 @@ pub enum DeliveryStatus {
     Sent,
     /// Refused for good by the receiver, or out of attempts: counted and logged.
     Failed,
+    /// A reminder that a later notification of the same problem to the same receiver made
+    /// pointless while it waited (the receiver was down): not sent.
+    Skipped,
 }
 
 impl DeliveryStatus {
@@ -108,6 +111,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
         }
     }
 
@@ -115,6 +119,7 @@ impl DeliveryStatus {
         match s {
             "sent" => DeliveryStatus::Sent,
             "failed" => DeliveryStatus::Failed,
+            "skipped" => DeliveryStatus::Skipped,
             _ => DeliveryStatus::Pending,
         }
     }
