@@ -729,7 +729,7 @@ pub fn notification(
             "{}/{}/{}/{}",
             p.id,
             sub.id,
-            kind_name(kind),
+            kind.as_str(),
             now.timestamp_micros()
         ),
         problem_id: p.id.clone(),
@@ -779,15 +779,6 @@ pub fn receiver(key: &str) -> (String, Option<String>) {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Trigger => "trigger",
-        Kind::Reminder => "reminder",
-        Kind::Resolve => "resolve",
-        Kind::Test => "test",
-    }
-}
-
 /// Collector checks to run again in every region: once `confirm_after` past the start of a
 /// down (the second round that tells an outage from a blip), then every `recheck_every`
 /// while it lasts (so the resolve is seen within seconds of recovery).
@@ -821,9 +812,8 @@ fn due_rechecks(shared: &Shared, e: &mut Engine, feed: &Feed, now_us: i64) -> Ve
 /// While a down check waits for its confirmation, the feed is read every second instead of
 /// waiting for a change: a new failure from an already failing region changes nothing the
 /// feed reports as a change.
-pub fn feed_wait(states: &States, confirm_after: Duration) -> Duration {
+pub fn feed_wait(states: &States) -> Duration {
     let pending = states.checks.iter().any(|c| c.state == "down");
-    let _ = confirm_after;
     if pending {
         Duration::from_millis(500)
     } else {
@@ -841,7 +831,7 @@ pub async fn follow_feed(
     let mut version = None;
     let mut backoff = Duration::from_millis(200);
     loop {
-        let wait = feed_wait(&tx.borrow().states, sources.confirm_after);
+        let wait = feed_wait(&tx.borrow().states);
         let fetch = sources.states(version, wait);
         let result = tokio::select! {
             r = fetch => r,
@@ -901,17 +891,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_member_failing_in_the_round_another_recovers_keeps_the_problem_open() {
-        let (a, b) = (member("a"), member("b"));
-        let mut e = Engine::new(
-            vec![a.clone(), b.clone()],
+    fn engine(checks: Vec<Check>, problems: Vec<Problem>) -> Engine {
+        Engine::new(
+            checks,
             BTreeMap::new(),
             Vec::new(),
             Vec::new(),
+            problems,
             Vec::new(),
-            Vec::new(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_member_failing_in_the_round_another_recovers_keeps_the_problem_open() {
+        let (a, b) = (member("a"), member("b"));
+        let mut e = engine(vec![a.clone(), b.clone()], Vec::new());
         let feed = Feed::default();
         update_problem(&mut e, &a, Level::Error, &feed, 1);
         update_problem(&mut e, &a, Level::Ok, &feed, 2);
@@ -924,14 +918,7 @@ mod tests {
     #[test]
     fn a_deleted_or_disabled_member_no_longer_holds_its_problem_open() {
         let (a, b) = (member("a"), member("b"));
-        let mut e = Engine::new(
-            vec![a.clone(), b.clone()],
-            BTreeMap::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let mut e = engine(vec![a.clone(), b.clone()], Vec::new());
         let feed = Feed::default();
         update_problem(&mut e, &a, Level::Error, &feed, 1);
         update_problem(&mut e, &b, Level::Error, &feed, 1);
@@ -949,14 +936,7 @@ mod tests {
         let mut reopened = p.clone();
         reopened.closed_us = None;
         reopened.members.insert("gone".into(), Level::Error);
-        let e2 = Engine::new(
-            vec![member("b")],
-            BTreeMap::new(),
-            Vec::new(),
-            Vec::new(),
-            vec![reopened],
-            Vec::new(),
-        );
+        let e2 = engine(vec![member("b")], vec![reopened]);
         assert!(!e2.problems["group:storefront"].is_open());
     }
 }

@@ -140,7 +140,7 @@ async fn deliver(
             message: format!("no answer within {:?}", settings.attempt_timeout),
         })
     });
-    let label = kind_label(d.kind);
+    let label = d.kind.as_str();
     match result {
         Ok(()) => {
             shared
@@ -198,7 +198,7 @@ async fn fail(shared: &Shared, d: &Delivery, message: String, kind: &str) {
     shared
         .metrics
         .notifications
-        .with_label_values(&[kind, kind_label(d.kind), "failed"])
+        .with_label_values(&[kind, d.kind.as_str(), "failed"])
         .inc();
     tracing::error!(
         subscription = %d.subscription_id, problem = %d.problem_id, error = %message,
@@ -206,15 +206,6 @@ async fn fail(shared: &Shared, d: &Delivery, message: String, kind: &str) {
     );
     if let Err(e) = shared.store.mark_failed(d.id, message).await {
         tracing::error!(error = %e, "alerter: cannot record a failed notification");
-    }
-}
-
-fn kind_label(k: Kind) -> &'static str {
-    match k {
-        Kind::Trigger => "trigger",
-        Kind::Reminder => "reminder",
-        Kind::Resolve => "resolve",
-        Kind::Test => "test",
     }
 }
 

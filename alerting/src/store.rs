@@ -83,25 +83,12 @@ fn parse<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     Ok(serde_json::from_str(s)?)
 }
 
-fn level_str(l: Level) -> &'static str {
-    l.as_str()
-}
-
 fn level_parse(s: &str) -> Level {
     match s {
         "WARN" => Level::Warn,
         "ERROR" => Level::Error,
         "UNKNOWN" => Level::Unknown,
         _ => Level::Ok,
-    }
-}
-
-fn kind_str(k: Kind) -> &'static str {
-    match k {
-        Kind::Trigger => "trigger",
-        Kind::Reminder => "reminder",
-        Kind::Resolve => "resolve",
-        Kind::Test => "test",
     }
 }
 
@@ -231,8 +218,8 @@ impl Store {
                         a.value,
                         a.warn,
                         a.error,
-                        level_str(a.from),
-                        level_str(a.to),
+                        a.from.as_str(),
+                        a.to.as_str(),
                         a.time_us
                     ],
                 )?;
@@ -253,8 +240,8 @@ impl Store {
                     params![
                         d.problem_id,
                         d.subscription_id,
-                        kind_str(d.kind),
-                        level_str(d.level),
+                        d.kind.as_str(),
+                        d.level.as_str(),
                         d.not_before_us,
                         d.notification.at.timestamp_micros(),
                         json(&d.notification)?

@@ -217,6 +217,19 @@ struct World {
 }
 
 impl World {
+    /// A world whose `search-down` check pages `hook` (signed or not), evaluated once;
+    /// with the check as that first evaluation left it.
+    async fn paging(hook: &Receiver, signed: bool) -> (World, Value) {
+        let w = World::start(|s| {
+            s.notifiers.insert("hook".into(), hook.notifier(signed));
+        })
+        .await;
+        w.create(down_check("search-down")).await;
+        w.subscribe("search-down", "hook").await;
+        let first = w.until_evaluated("search-down").await;
+        (w, first)
+    }
+
     async fn start(configure: impl FnOnce(&mut AlerterSettings)) -> World {
         let collector = collector().await;
         let mut s = settings(&collector);
@@ -868,13 +881,7 @@ async fn subscriptions_are_validated_test_sent_and_never_show_the_webhook_secret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_down_pages_once_and_its_recovery_resolves_once_signed() {
     let hook = Receiver::start(&[], 200).await;
-    let w = World::start(|s| {
-        s.notifiers.insert("hook".into(), hook.notifier(true));
-    })
-    .await;
-    w.create(down_check("search-down")).await;
-    w.subscribe("search-down", "hook").await;
-    let before = w.until_evaluated("search-down").await;
+    let (w, before) = World::paging(&hook, true).await;
     assert_eq!(
         (before["state"].as_str(), before["value"].as_f64()),
         (Some("OK"), Some(0.0))
@@ -1027,13 +1034,7 @@ async fn threshold_checks_over_the_query_api_follow_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_holds_a_page_until_it_ends_but_never_holds_a_resolve() {
     let hook = Receiver::start(&[], 200).await;
-    let w = World::start(|s| {
-        s.notifiers.insert("hook".into(), hook.notifier(false));
-    })
-    .await;
-    w.create(down_check("search-down")).await;
-    w.subscribe("search-down", "hook").await;
-    w.until_evaluated("search-down").await;
+    let (w, _) = World::paging(&hook, false).await;
 
     let (status, v) = w
         .post(
@@ -1131,13 +1132,7 @@ async fn a_silence_holds_a_page_until_it_ends_but_never_holds_a_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_problems_are_listed_with_their_deliveries_and_acknowledged() {
     let hook = Receiver::start(&[], 200).await;
-    let w = World::start(|s| {
-        s.notifiers.insert("hook".into(), hook.notifier(false));
-    })
-    .await;
-    w.create(down_check("search-down")).await;
-    w.subscribe("search-down", "hook").await;
-    w.until_evaluated("search-down").await;
+    let (w, _) = World::paging(&hook, false).await;
     assert_eq!(w.get("/api/problems?open=true").await, json!([]));
 
     w.take_down().await;
@@ -1218,13 +1213,7 @@ async fn open_problems_are_listed_with_their_deliveries_and_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_notification_is_retried_with_backoff_and_delivered_once() {
     let hook = Receiver::start(&[500, 500], 200).await;
-    let w = World::start(|s| {
-        s.notifiers.insert("hook".into(), hook.notifier(false));
-    })
-    .await;
-    w.create(down_check("search-down")).await;
-    w.subscribe("search-down", "hook").await;
-    w.until_evaluated("search-down").await;
+    let (w, _) = World::paging(&hook, false).await;
     w.take_down().await;
     w.until_state("search-down", "ERROR").await;
     w.until("the third attempt", || hook.hits().len() >= 3)
