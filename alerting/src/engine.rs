@@ -190,7 +190,10 @@ impl Engine {
     fn silenced(&self, check: &Check, now: i64) -> bool {
         self.silences
             .iter()
-            .any(|s| s.active(now) && s.matches(&check.id, check.group.as_deref()))
+            .any(|s| {
+                s.active(now)
+                && s.matches(&check.id, check.group.as_deref(), check.about.as_deref())
+        })
     }
 
     /// Whether a dependency of the check is not OK (and not part of the same problem), or

@@ -131,7 +131,8 @@ impl DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
     pub id: String,
-    /// Check ids, or groups as `group:NAME`; empty matches every check.
+    /// Check ids, groups as `group:NAME`, or `about:CHECK` for every alert check about one
+    /// probe check (its down, latency and burn-rate checks); empty matches every check.
     #[serde(default)]
     pub matchers: Vec<String>,
     pub starts_us: i64,
@@ -154,10 +155,12 @@ impl Silence {
         self.starts_us <= now_us && now_us < self.ends_us
     }
 
-    pub fn matches(&self, check_id: &str, group: Option<&str>) -> bool {
+    pub fn matches(&self, check_id: &str, group: Option<&str>, about: Option<&str>) -> bool {
         self.matchers.is_empty()
             || self.matchers.iter().any(|m| {
-                m == check_id || group.is_some_and(|g| m.strip_prefix("group:") == Some(g))
+                m == check_id
+                    || group.is_some_and(|g| m.strip_prefix("group:") == Some(g))
+                    || about.is_some_and(|a| m.strip_prefix("about:") == Some(a))
             })
     }
 }

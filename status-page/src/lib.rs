@@ -1,3 +1,170 @@
-//! Placeholder: filled by its own issue (see `issues`). It sits above `lookout-model` and
-//! below the `lookout` binary; it talks to other components only over their HTTP APIs.
-#![forbid(unsafe_code)]
+//! Lookout's public status page: the platform's key use cases as components partners
+//! understand, their state now and over 90 days, incidents opened and resolved from the
+//! collector's down intervals and kept up to date by people, scheduled maintenance, the same
+//! in Statuspage's JSON shape, an Atom feed, badges, and monthly SLA reports by mail.
+//!
+//! Everything public is rendered when the data changes ([`refresh`]) and served from memory
+//! ([`server`]); the admin API ([`admin`]) writes to the store and asks for a re-render.
+
+pub mod admin;
+pub mod alerter;
+pub mod collector;
+pub mod metrics;
+pub mod model;
+pub mod refresh;
+pub mod render;
+pub mod report;
+pub mod server;
+pub mod settings;
+pub mod sla;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod sync;
+pub mod text;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+
+pub use settings::StatusPageSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error("status page: {0}")]
+    Setup(String),
+}
+
+/// What the server, the render loop and the admin API share.
+pub struct Shared {
+    pub settings: StatusPageSettings,
+    pub client: collector::CollectorClient,
+    pub alerter: Option<alerter::AlerterClient>,
+    pub store: store::Store,
+    pub templates: render::Templates,
+    pub site: ArcSwap<render::Site>,
+    pub live: Mutex<Option<collector::States>>,
+    pub state: Mutex<refresh::RefreshState>,
+    /// Held by the one refresh running.
+    pub refreshing: Mutex<()>,
+    pub kick: Notify,
+    pub reports: report::Cache,
+    pub metrics: metrics::Metrics,
+    pub started: std::time::Instant,
+}
+
+pub struct StatusPage {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl StatusPage {
+    /// Opens the store, reads the collector once (a collector that is away leaves a page that
+    /// says so), and serves on `listener`.
+    pub async fn start(
+        mut settings: StatusPageSettings,
+        listener: tokio::net::TcpListener,
+    ) -> Result<StatusPage, StartError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Setup(format!("listener: {e}")))?;
+        if settings.public_url.is_none() {
+            settings.public_url = url::Url::parse(&format!("http://{addr}/")).ok();
+        }
+        let store = store::Store::open(settings.store.as_deref())?;
+        admin::sync_config_maintenance(&store, &settings.maintenance, refresh::now_us())?;
+        let shared = Arc::new(Shared {
+            client: collector::CollectorClient::new(
+                settings.collector_url.clone(),
+                settings.collector_token.clone(),
+            ),
+            alerter: settings
+                .alerter
+                .as_ref()
+                .map(|a| alerter::AlerterClient::new(a.url.clone(), a.token.clone())),
+            store,
+            templates: render::Templates::new()?,
+            site: ArcSwap::from_pointee(render::Site::default()),
+            live: Mutex::new(None),
+            state: Mutex::new(refresh::RefreshState::default()),
+            refreshing: Mutex::new(()),
+            kick: Notify::new(),
+            reports: report::Cache::default(),
+            metrics: metrics::Metrics::new()
+                .map_err(|e| StartError::Setup(format!("metrics: {e}")))?,
+            started: std::time::Instant::now(),
+            settings,
+        });
+        refresh::refresh(&shared).await;
+        let mut tasks = vec![
+            tokio::spawn(refresh::follow_feed(shared.clone())),
+            tokio::spawn(refresh::run(shared.clone())),
+        ];
+        if shared.settings.reports.is_some() {
+            tasks.push(tokio::spawn(report::schedule(shared.clone())));
+        }
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let app = server::router(shared.clone());
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "status page server stopped");
+            }
+        });
+        Ok(StatusPage {
+            addr,
+            shared,
+            tasks,
+            server,
+            stop,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Reads and renders now, rather than at the next change or tick (tests, after a write).
+    pub async fn refresh(&self) {
+        refresh::refresh(&self.shared).await;
+    }
+
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await;
+    }
+}
+
+impl Shared {
+    /// What pages outside the rendered site (reports) need for their frame: no components.
+    pub fn bare_snapshot(&self, now_us: i64) -> snapshot::Snapshot {
+        snapshot::Snapshot {
+            groups: Vec::new(),
+            overall: status::overall([]),
+            incidents: Vec::new(),
+            maintenances: Vec::new(),
+            data_as_of_us: Some(now_us),
+            stale: false,
+            now_us,
+        }
+    }
+}

@@ -139,7 +139,8 @@ impl Notifier for EmailNotifier {
     }
 }
 
-fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransportBuilder, String> {
+/// The SMTP transport for these settings; the status page sends its reports through it too.
+pub fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransportBuilder, String> {
     let host = config.host.trim();
     let tls_error = |e: lettre::transport::smtp::Error| format!("email: TLS for {host:?}: {e}");
     let builder = match config.tls {
@@ -163,7 +164,7 @@ fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransportBuilder, String> 
 }
 
 /// One address, refused with what was given so the bad one in a list is plain to see.
-fn mailbox(address: &str) -> Result<Mailbox, String> {
+pub fn mailbox(address: &str) -> Result<Mailbox, String> {
     address
         .trim()
         .parse::<Mailbox>()

@@ -1,0 +1,159 @@
+//! What the status page keeps: incidents with their updates, and scheduled maintenance.
+
+use serde::Serialize;
+
+/// An incident's status, as Statuspage names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Investigating,
+    Identified,
+    Monitoring,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub const ALL: [IncidentStatus; 4] = [
+        IncidentStatus::Investigating,
+        IncidentStatus::Identified,
+        IncidentStatus::Monitoring,
+        IncidentStatus::Resolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Investigating => "investigating",
+            IncidentStatus::Identified => "identified",
+            IncidentStatus::Monitoring => "monitoring",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            IncidentStatus::Investigating => "Investigating",
+            IncidentStatus::Identified => "Identified",
+            IncidentStatus::Monitoring => "Monitoring",
+            IncidentStatus::Resolved => "Resolved",
+        }
+    }
+}
+
+/// How bad an incident is, as Statuspage names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Impact {
+    None,
+    Minor,
+    Major,
+    Critical,
+}
+
+impl Impact {
+    pub const ALL: [Impact; 4] = [Impact::None, Impact::Minor, Impact::Major, Impact::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::None => "none",
+            Impact::Minor => "minor",
+            Impact::Major => "major",
+            Impact::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Update {
+    pub id: i64,
+    pub incident_id: i64,
+    pub status: IncidentStatus,
+    pub body: String,
+    pub created_us: i64,
+    /// Written by the status page from the collector's data, not by a person.
+    pub auto: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    pub name: String,
+    pub status: IncidentStatus,
+    pub impact: Impact,
+    /// When the trouble began (the first down interval's start, or when a person opened it).
+    pub started_us: i64,
+    pub created_us: i64,
+    pub updated_us: i64,
+    pub monitoring_us: Option<i64>,
+    pub resolved_us: Option<i64>,
+    /// Opened from the collector's down intervals.
+    pub auto: bool,
+    /// Public component ids.
+    pub components: Vec<String>,
+    /// Newest first.
+    pub updates: Vec<Update>,
+}
+
+impl Incident {
+    pub fn resolved(&self) -> bool {
+        self.status == IncidentStatus::Resolved
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Maintenance {
+    pub id: i64,
+    pub name: String,
+    pub components: Vec<String>,
+    pub starts_us: i64,
+    pub ends_us: i64,
+    pub message: String,
+    pub created_us: i64,
+    /// Written in the config (kept in step with it), not posted through the API.
+    pub from_config: bool,
+    /// The alerter's silence holding pages for it, once the alerter has taken it.
+    pub silence_id: Option<String>,
+}
+
+/// Where a maintenance window stands at an instant, as Statuspage names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceStatus {
+    Scheduled,
+    InProgress,
+    Completed,
+}
+
+impl Maintenance {
+    pub fn status(&self, now_us: i64) -> MaintenanceStatus {
+        if now_us < self.starts_us {
+            MaintenanceStatus::Scheduled
+        } else if now_us < self.ends_us {
+            MaintenanceStatus::InProgress
+        } else {
+            MaintenanceStatus::Completed
+        }
+    }
+
+    pub fn covers(&self, component: &str, now_us: i64) -> bool {
+        self.status(now_us) == MaintenanceStatus::InProgress
+            && self.components.iter().any(|c| c == component)
+    }
+}
+
+impl MaintenanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaintenanceStatus::Scheduled => "scheduled",
+            MaintenanceStatus::InProgress => "in_progress",
+            MaintenanceStatus::Completed => "completed",
+        }
+    }
+}

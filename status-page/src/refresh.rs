@@ -1,0 +1,240 @@
+//! Keeps the rendered site current: follows the collector's live state (a change re-renders
+//! within a second), re-reads the figures every `refresh_every`, and re-renders at once after
+//! an admin write. A collector that does not answer leaves the last site up, marked stale.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Shared;
+use crate::collector::{CollectorError, States};
+use crate::model::MaintenanceStatus;
+use crate::snapshot::{self, ComponentFigures, Snapshot};
+use crate::sync::{self, Seen};
+
+const DAY_US: i64 = 86_400_000_000;
+/// Long-poll wait on the live state feed.
+const FEED_WAIT: Duration = Duration::from_secs(25);
+/// Changes that come together are rendered together.
+const SETTLE: Duration = Duration::from_millis(150);
+/// The longest a page goes without being made again, so its times stay honest.
+const MAX_AGE_US: i64 = 5 * 60 * 1_000_000;
+
+#[derive(Default)]
+pub struct RefreshState {
+    pub figures: BTreeMap<String, ComponentFigures>,
+    pub data_as_of_us: Option<i64>,
+    pub synced_once: bool,
+    pub last: Option<Snapshot>,
+}
+
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Follows `/api/v1/states`; each new version wakes the renderer.
+pub async fn follow_feed(shared: Arc<Shared>) {
+    let mut after = None;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match shared.client.states(after, FEED_WAIT).await {
+            Ok(states) => {
+                backoff = Duration::from_millis(500);
+                let changed = after != Some(states.version);
+                after = Some(states.version);
+                *shared.live.lock().await = Some(states);
+                if changed {
+                    shared.kick.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "status page: live state unavailable");
+                shared.metrics.collector_errors.inc();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                after = None;
+            }
+        }
+    }
+}
+
+/// The render loop.
+pub async fn run(shared: Arc<Shared>) {
+    loop {
+        let timer = tokio::time::sleep(shared.settings.refresh_every);
+        tokio::select! {
+            _ = timer => {}
+            _ = shared.kick.notified() => tokio::time::sleep(SETTLE).await,
+        }
+        refresh(&shared).await;
+    }
+}
+
+/// Reads everything, renders if anything shown changed, swaps the site in.
+pub async fn refresh(shared: &Shared) {
+    let _one_at_a_time = shared.refreshing.lock().await;
+    let now = now_us();
+    let mut st = shared.state.lock().await;
+    let read = read(shared, &mut st, now).await;
+    let stale = match &read {
+        Ok(()) => {
+            st.data_as_of_us = Some(now);
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "status page: showing the last known state");
+            shared.metrics.collector_errors.inc();
+            true
+        }
+    };
+    shared.metrics.stale.set(i64::from(stale));
+    let (incidents, maintenances) = match (shared.store.incidents(), shared.store.maintenances()) {
+        (Ok(i), Ok(m)) => (i, m),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "status page: store unreadable; the site is left as it was");
+            return;
+        }
+    };
+    let live = shared.live.lock().await.clone();
+    let snap = snapshot::assemble(
+        &shared.settings,
+        live.as_ref(),
+        &st.figures,
+        incidents,
+        maintenances,
+        st.data_as_of_us,
+        stale || st.data_as_of_us.is_none(),
+        now,
+    );
+    let due = match &st.last {
+        None => true,
+        Some(last) => snap.stale || !same_content(last, &snap) || now - last.now_us > MAX_AGE_US,
+    };
+    if !due {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match crate::render::site(&shared.templates, &shared.settings, &snap) {
+        Ok(site) => {
+            shared.site.store(Arc::new(site));
+            shared.metrics.renders.inc();
+            shared.metrics.render_seconds.observe(started.elapsed().as_secs_f64());
+            st.last = Some(snap);
+        }
+        Err(e) => tracing::error!(error = %e, "status page: render failed; the last site stays"),
+    }
+}
+
+/// Whether two snapshots show the same thing (their times aside).
+fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
+    if a.stale || b.stale {
+        return false;
+    }
+    let strip = |s: &Snapshot| Snapshot {
+        now_us: 0,
+        data_as_of_us: None,
+        ..s.clone()
+    };
+    // A new UTC day moves every bar.
+    a.now_us / DAY_US == b.now_us / DAY_US && strip(a) == strip(b)
+}
+
+async fn read(
+    shared: &Shared,
+    st: &mut crate::refresh::RefreshState,
+    now: i64,
+) -> Result<(), CollectorError> {
+    let live: Option<States> = shared.live.lock().await.clone();
+    if live.is_none() {
+        // The feed has not answered yet (or lost the collector): ask once, directly.
+        let states = shared.client.states(None, Duration::ZERO).await?;
+        *shared.live.lock().await = Some(states);
+    }
+    // Down intervals into incidents: the whole 90 days once, then the last two days.
+    let from = if st.synced_once { now - 2 * DAY_US } else { now - 90 * DAY_US };
+    let mut seen = Vec::new();
+    for c in shared.settings.components() {
+        for interval in shared.client.down_intervals(&c.check, from, now).await? {
+            seen.push(Seen { component: c, interval });
+        }
+    }
+    let public = |r: &str| shared.settings.public_region(r).map(str::to_owned);
+    match sync::apply(&shared.store, &mut seen, &public) {
+        Ok(_) => st.synced_once = true,
+        Err(e) => tracing::error!(error = %e, "status page: incidents could not be stored"),
+    }
+    tell_alerter(shared, now).await;
+    let incidents = shared.store.incidents().unwrap_or_default();
+    let maintenances = shared.store.maintenances().unwrap_or_default();
+    for c in shared.settings.components() {
+        let f = snapshot::figures(&shared.client, &shared.settings, c, &maintenances, &incidents, now)
+            .await?;
+        st.figures.insert(c.id.clone(), f);
+    }
+    Ok(())
+}
+
+/// Maintenance the alerter has not taken yet is offered again on every pass.
+async fn tell_alerter(shared: &Shared, now: i64) {
+    let Some(alerter) = &shared.alerter else {
+        return;
+    };
+    let Ok(maintenances) = shared.store.maintenances() else {
+        return;
+    };
+    for m in maintenances
+        .iter()
+        .filter(|m| m.silence_id.is_none() && m.status(now) != MaintenanceStatus::Completed)
+    {
+        let checks: Vec<String> = m
+            .components
+            .iter()
+            .filter_map(|id| shared.settings.component(id))
+            .map(|c| c.check.clone())
+            .collect();
+        match alerter.hold(m, &checks).await {
+            Ok(id) => {
+                if let Err(e) = shared.store.set_silence(m.id, &id) {
+                    tracing::error!(error = %e, "status page: could not record the alerter's silence");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, maintenance = %m.name, "status page: the alerter did not take the maintenance yet"),
+        }
+    }
+}
+
+/// Renders again from the figures already read and the store as it is now: what an admin
+/// write needs, without waiting on the collector.
+pub async fn rerender(shared: &Shared) {
+    let _one_at_a_time = shared.refreshing.lock().await;
+    let now = now_us();
+    let mut st = shared.state.lock().await;
+    let (Ok(incidents), Ok(maintenances)) = (shared.store.incidents(), shared.store.maintenances())
+    else {
+        tracing::error!("status page: store unreadable; the site is left as it was");
+        return;
+    };
+    let live = shared.live.lock().await.clone();
+    let stale = st
+        .last
+        .as_ref()
+        .is_none_or(|l| l.stale);
+    let snap = snapshot::assemble(
+        &shared.settings,
+        live.as_ref(),
+        &st.figures,
+        incidents,
+        maintenances,
+        st.data_as_of_us,
+        stale,
+        now,
+    );
+    match crate::render::site(&shared.templates, &shared.settings, &snap) {
+        Ok(site) => {
+            shared.site.store(Arc::new(site));
+            shared.metrics.renders.inc();
+            st.last = Some(snap);
+        }
+        Err(e) => tracing::error!(error = %e, "status page: render failed; the last site stays"),
+    }
+}

@@ -1,0 +1,517 @@
+//! Monthly SLA reports per component: availability against the target, downtime, no-data and
+//! maintenance minutes, incidents, latency percentiles and the share under the objective, the
+//! error budget used. Served as a printable page, CSV and JSON; mailed on a schedule.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use lettre::AsyncTransport;
+use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart, header::ContentType};
+use lookout_api::error::{ApiError, ApiJson, ApiPath};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::Shared;
+use crate::collector::CollectorError;
+use crate::render::{self, Page};
+use crate::settings::MaintenanceSla;
+use crate::snapshot;
+use crate::text;
+
+/// A report of a month still running is made again after this; a closed month's after
+/// `CLOSED_TTL` (late results, incidents edited by people).
+const OPEN_TTL: Duration = Duration::from_secs(60);
+const CLOSED_TTL: Duration = Duration::from_secs(600);
+/// The months listed on `/reports`.
+const LISTED_MONTHS: u32 = 13;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub component: String,
+    pub name: String,
+    pub availability: Option<f64>,
+    pub availability_text: String,
+    pub target: f64,
+    pub met: bool,
+    pub downtime_minutes: f64,
+    pub no_data_minutes: f64,
+    pub maintenance_minutes: f64,
+    pub incidents: usize,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p50_text: String,
+    pub p95_text: String,
+    pub p99_text: String,
+    pub objective_ms: f64,
+    pub share_under_objective: Option<f64>,
+    pub share_text: String,
+    pub error_budget_minutes: f64,
+    /// Downtime over the budget: 1.0 is all of it.
+    pub error_budget_used: Option<f64>,
+    pub budget_text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `2026-11`.
+    pub month: String,
+    pub month_name: String,
+    pub period: String,
+    pub from: String,
+    pub to: String,
+    /// The month is over.
+    pub complete: bool,
+    pub target: f64,
+    pub maintenance_rule: &'static str,
+    pub rows: Vec<Row>,
+}
+
+/// A month's report in its three forms.
+pub struct Rendered {
+    pub report: Report,
+    pub html: Page,
+    pub csv: Page,
+    pub json: Page,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    months: Mutex<HashMap<String, (Instant, Arc<Rendered>)>>,
+}
+
+/// `2026-11` -> its first instant and the next month's.
+pub fn month_bounds(month: &str) -> Option<(i64, i64)> {
+    let (y, m) = month.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let first = NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)?;
+    let next = first.checked_add_months(chrono::Months::new(1))?;
+    let at = |d: NaiveDate| -> Option<i64> {
+        Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?).timestamp_micros())
+    };
+    Some((at(first)?, at(next)?))
+}
+
+pub fn previous_month(now_us: i64) -> String {
+    let now = text::time(now_us).unwrap_or_default();
+    let first = NaiveDate::from_ymd_opt(now.year(), now.month(), 1).unwrap_or_default();
+    first
+        .checked_sub_months(chrono::Months::new(1))
+        .unwrap_or(first)
+        .format("%Y-%m")
+        .to_string()
+}
+
+fn month_name(month_start_us: i64) -> String {
+    text::time(month_start_us)
+        .map(|t| t.format("%B %Y").to_string())
+        .unwrap_or_default()
+}
+
+/// Reads the collector and the store for one month.
+pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Report>, CollectorError> {
+    let Some((from, next)) = month_bounds(month) else {
+        return Ok(None);
+    };
+    if from > now {
+        return Ok(None);
+    }
+    let to = next.min(now);
+    let settings = &shared.settings;
+    let maintenances = shared.store.maintenances().unwrap_or_default();
+    let incidents = shared.store.incidents().unwrap_or_default();
+    let mut rows = Vec::new();
+    for c in settings.components() {
+        let figures = shared.client.figures(&c.check, from, to, None).await?;
+        let (adjusted, latency) = match &figures {
+            Some(f) => (
+                snapshot::adjusted(&shared.client, settings, c, &maintenances, from, to, snapshot::seconds(f), f.availability)
+                    .await?,
+                f.latency.clone(),
+            ),
+            None => Default::default(),
+        };
+        let window_s = (to - from) as f64 / 1e6;
+        let counted_s = match settings.maintenance_sla {
+            MaintenanceSla::Excluded => window_s - adjusted.no_data - adjusted.maintenance,
+            MaintenanceSla::Counted => window_s - adjusted.no_data,
+        }
+        .max(0.0);
+        let budget_s = (1.0 - settings.target) * counted_s;
+        let used = (budget_s > 0.0 && figures.is_some()).then(|| adjusted.down / budget_s);
+        let objective_ms = c.objective.as_secs_f64() * 1000.0;
+        let ms = |v: Option<f64>| v.map(text::millis).unwrap_or_else(|| "–".into());
+        rows.push(Row {
+            component: c.id.clone(),
+            name: c.name.clone(),
+            availability: adjusted.availability,
+            availability_text: adjusted.availability.map(text::percent).unwrap_or_else(|| "no data".into()),
+            target: settings.target,
+            met: adjusted.availability.is_some_and(|a| a >= settings.target),
+            downtime_minutes: adjusted.down / 60.0,
+            no_data_minutes: adjusted.no_data / 60.0,
+            maintenance_minutes: adjusted.maintenance / 60.0,
+            incidents: incidents
+                .iter()
+                .filter(|i| i.components.contains(&c.id))
+                .filter(|i| i.started_us < to && i.resolved_us.is_none_or(|r| r >= from))
+                .count(),
+            p50_text: ms(latency.p50_ms),
+            p95_text: ms(latency.p95_ms),
+            p99_text: ms(latency.p99_ms),
+            p50_ms: latency.p50_ms,
+            p95_ms: latency.p95_ms,
+            p99_ms: latency.p99_ms,
+            objective_ms,
+            share_under_objective: latency.share_under_objective,
+            share_text: latency
+                .share_under_objective
+                .map(|s| format!("{:.2}% under {}", s * 100.0, text::millis(objective_ms)))
+                .unwrap_or_else(|| "–".into()),
+            error_budget_minutes: budget_s / 60.0,
+            error_budget_used: used,
+            budget_text: used.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "–".into()),
+        });
+    }
+    Ok(Some(Report {
+        month: month.to_owned(),
+        month_name: month_name(from),
+        period: format!("{} to {}", text::clock(from), text::clock(to)),
+        from: text::rfc3339(from),
+        to: text::rfc3339(to),
+        complete: next <= now,
+        target: settings.target,
+        maintenance_rule: match settings.maintenance_sla {
+            MaintenanceSla::Excluded => "Scheduled maintenance is left out of availability, as the contract says.",
+            MaintenanceSla::Counted => "Scheduled maintenance counts as any other time.",
+        },
+        rows,
+    }))
+}
+
+/// RFC 4180: quoted where it must be.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+pub fn csv(r: &Report) -> String {
+    let opt = |v: Option<f64>, places: usize| v.map(|x| format!("{x:.places$}")).unwrap_or_default();
+    let mut out = String::from(
+        "month,component,name,availability,target,target_met,downtime_minutes,no_data_minutes,maintenance_minutes,incidents,p50_ms,p95_ms,p99_ms,objective_ms,share_under_objective,error_budget_minutes,error_budget_used\r\n",
+    );
+    for row in &r.rows {
+        let fields = [
+            r.month.clone(),
+            row.component.clone(),
+            row.name.clone(),
+            opt(row.availability, 6),
+            format!("{}", row.target),
+            row.met.to_string(),
+            format!("{:.2}", row.downtime_minutes),
+            format!("{:.2}", row.no_data_minutes),
+            format!("{:.2}", row.maintenance_minutes),
+            row.incidents.to_string(),
+            opt(row.p50_ms, 1),
+            opt(row.p95_ms, 1),
+            opt(row.p99_ms, 1),
+            format!("{:.0}", row.objective_ms),
+            opt(row.share_under_objective, 6),
+            format!("{:.2}", row.error_budget_minutes),
+            opt(row.error_budget_used, 4),
+        ];
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn render(shared: &Shared, report: Report, now: i64) -> Result<Rendered, render::RenderError> {
+    let snap = shared.bare_snapshot(now);
+    let v = render::views::Views::new(&shared.settings, &snap);
+    let mut ctx = v.common();
+    ctx.insert("r", &report);
+    let html = shared.templates.render("report.html", &ctx)?;
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    Ok(Rendered {
+        html: Page::new(html, render::HTML),
+        csv: Page::new(csv(&report), "text/csv; charset=utf-8"),
+        json: Page::new(json, render::JSON),
+        report,
+    })
+}
+
+/// The month's report, from the cache while it is fresh.
+pub async fn rendered(shared: &Shared, month: &str) -> Result<Option<Arc<Rendered>>, ApiError> {
+    let now = crate::refresh::now_us();
+    let mut cache = shared.reports.months.lock().await;
+    if let Some((at, r)) = cache.get(month) {
+        let ttl = if r.report.complete { CLOSED_TTL } else { OPEN_TTL };
+        if at.elapsed() < ttl {
+            return Ok(Some(r.clone()));
+        }
+    }
+    let report = match compute(shared, month, now).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, month, "status page: report unavailable");
+            // The last one made, however old, beats none.
+            return match cache.get(month) {
+                Some((_, r)) => Ok(Some(r.clone())),
+                None => Err(ApiError::Unavailable(
+                    "the report cannot be made right now; try again in a minute".into(),
+                )),
+            };
+        }
+    };
+    let r = Arc::new(render(shared, report, now).map_err(|e| {
+        tracing::error!(error = %e, "status page: report render failed");
+        ApiError::Internal("the report could not be rendered".into())
+    })?);
+    cache.insert(month.to_owned(), (Instant::now(), r.clone()));
+    Ok(Some(r))
+}
+
+/// `GET /reports/2026-11`, `.csv`, `.json`.
+pub async fn get(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (month, form) = match name.rsplit_once('.') {
+        Some((m, "csv")) => (m, "csv"),
+        Some((m, "json")) => (m, "json"),
+        Some(_) => ("", ""),
+        None => (name.as_str(), "html"),
+    };
+    let not_found = |s: &Shared| match s.site.load().not_found() {
+        Some(p) => crate::server::respond(s, &p, &headers, "public, max-age=10", false),
+        None => (StatusCode::NOT_FOUND, "Not found").into_response(),
+    };
+    match rendered(&s, month).await {
+        Ok(Some(r)) => {
+            let page = match form {
+                "csv" => &r.csv,
+                "json" => &r.json,
+                _ => &r.html,
+            };
+            s.metrics.requests.with_label_values(&["report"]).inc();
+            crate::server::respond(&s, page, &headers, "public, max-age=60", form != "html")
+        }
+        Ok(None) => not_found(&s),
+        Err(e) => {
+            if form == "html" {
+                (StatusCode::SERVICE_UNAVAILABLE, axum::response::Html(format!(
+                    "<!doctype html><meta charset=utf-8><title>Report unavailable</title><p>{e}</p><p><a href=\"/\">Current status</a></p>"
+                )))
+                    .into_response()
+            } else {
+                e.into_response()
+            }
+        }
+    }
+}
+
+/// `GET /reports`: the last months.
+pub async fn index(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let now = crate::refresh::now_us();
+    let t = text::time(now).unwrap_or_default();
+    let first = NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or_default();
+    let months: Vec<serde_json::Value> = (0..LISTED_MONTHS)
+        .filter_map(|back| first.checked_sub_months(chrono::Months::new(back)))
+        .map(|d| serde_json::json!({"id": d.format("%Y-%m").to_string(), "name": d.format("%B %Y").to_string()}))
+        .collect();
+    let snap = s.bare_snapshot(now);
+    let v = render::views::Views::new(&s.settings, &snap);
+    let mut ctx = v.common();
+    ctx.insert("months", &months);
+    match s.templates.render("reports.html", &ctx) {
+        Ok(html) => crate::server::respond(&s, &Page::new(html, render::HTML), &headers, "public, max-age=60", false),
+        Err(e) => {
+            tracing::error!(error = %e, "status page: reports index render failed");
+            ApiError::Internal("the page could not be rendered".into()).into_response()
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Sent {
+    month: String,
+    recipients: usize,
+}
+
+/// `POST /api/v1/reports/{month}/send` (admin): mail the month's report now.
+pub async fn send_now(
+    State(s): State<Arc<Shared>>,
+    ApiPath(month): ApiPath<String>,
+) -> Result<ApiJson<Sent>, ApiError> {
+    if month_bounds(&month).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "{month:?} is not a month; write YYYY-MM, e.g. 2026-11"
+        )));
+    }
+    let recipients = send(&s, &month).await?;
+    Ok(ApiJson(Sent { month, recipients }))
+}
+
+/// Mails the month's report to the configured partners; how many were sent to.
+pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
+    let Some(reports) = &s.settings.reports else {
+        return Err(ApiError::Conflict(
+            "reports are not configured: add status_page.reports to the config".into(),
+        ));
+    };
+    let r = rendered(s, month)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no report for {month}: it has not begun")))?;
+    let email = &reports.email;
+    let from: Mailbox = email
+        .from
+        .trim()
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("reports: `from` is not an address: {e}")))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(format!("{}: SLA report for {}", s.settings.title, r.report.month_name));
+    if email.to.is_empty() {
+        return Err(ApiError::Conflict("reports: no recipients in `to`".into()));
+    }
+    for to in &email.to {
+        builder = builder.to(lookout_alerting::notify::email::mailbox(to).map_err(ApiError::Internal)?);
+    }
+    let link = s
+        .settings
+        .public_url
+        .as_ref()
+        .map(|u| format!("{}reports/{}", u.as_str().trim_end_matches('/').to_owned() + "/", r.report.month))
+        .unwrap_or_default();
+    let message = builder
+        .multipart(
+            MultiPart::mixed()
+                .multipart(
+                    MultiPart::alternative()
+                        .singlepart(SinglePart::plain(plain(&r.report, &link)))
+                        .singlepart(SinglePart::html(String::from_utf8_lossy(&r.html.body).into_owned())),
+                )
+                .singlepart(
+                    Attachment::new(format!("sla-report-{}.csv", r.report.month))
+                        .body(r.csv.body.to_vec(), ContentType::parse("text/csv").unwrap_or(ContentType::TEXT_PLAIN)),
+                ),
+        )
+        .map_err(|e| ApiError::Internal(format!("reports: the message cannot be built: {e}")))?;
+    let transport = lookout_alerting::notify::email::transport(email)
+        .map_err(ApiError::Internal)?
+        .timeout(Some(email.timeout))
+        .build::<lettre::Tokio1Executor>();
+    let sent = tokio::time::timeout(email.timeout, transport.send(message)).await;
+    let server = format!("{}:{}", email.host, email.port);
+    match sent {
+        Ok(Ok(_)) => {
+            s.metrics.reports_sent.inc();
+            let _ = s.store.mark_report_sent(month, crate::refresh::now_us());
+            Ok(email.to.len())
+        }
+        Ok(Err(e)) => {
+            s.metrics.report_failures.inc();
+            let password = email.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            let mut message = format!("reports: {server}: {e}");
+            if !password.is_empty() {
+                message = message.replace(&password, "[redacted]");
+            }
+            Err(ApiError::BadGateway(message))
+        }
+        Err(_) => {
+            s.metrics.report_failures.inc();
+            Err(ApiError::GatewayTimeout(format!("reports: {server} gave no answer in time")))
+        }
+    }
+}
+
+/// The mail's text part: the table, readable in any client.
+fn plain(r: &Report, link: &str) -> String {
+    let mut out = format!(
+        "SLA report for {} ({}).\nTarget: {} availability. {}\n\n",
+        r.month_name,
+        r.period,
+        text::percent(r.target),
+        r.maintenance_rule
+    );
+    for row in &r.rows {
+        out.push_str(&format!(
+            "{}: {} ({}), {:.1} min down, {:.1} min without data, {} incident(s), p95 {}, {}, error budget used {}\n",
+            row.name,
+            row.availability_text,
+            if row.met { "target met" } else if row.availability.is_none() { "no data" } else { "TARGET MISSED" },
+            row.downtime_minutes,
+            row.no_data_minutes,
+            row.incidents,
+            row.p95_text,
+            row.share_text,
+            row.budget_text,
+        ));
+    }
+    if !link.is_empty() {
+        out.push_str(&format!("\nThe report online: {link}\n"));
+    }
+    out.push_str("The CSV attached holds the same figures.\n");
+    out
+}
+
+/// Sends last month's report at each time of the schedule.
+pub async fn schedule(shared: Arc<Shared>) {
+    let Some(reports) = &shared.settings.reports else {
+        return;
+    };
+    loop {
+        let Some(next) = reports.schedule.upcoming(Utc).next() else {
+            tracing::warn!("status page: the report schedule has no next time; no more reports");
+            return;
+        };
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let month = previous_month(next.timestamp_micros());
+        let mut delay = Duration::from_secs(60);
+        // A relay that is away is tried again for a while; the month is not skipped silently.
+        for _ in 0..6 {
+            match send(&shared, &month).await {
+                Ok(n) => {
+                    tracing::info!(month, recipients = n, "status page: SLA report sent");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, month, "status page: SLA report not sent; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        let (a, b) = month_bounds("2026-11").unwrap_or_default();
+        assert_eq!(text::rfc3339(a), "2026-11-01T00:00:00.000Z");
+        assert_eq!(text::rfc3339(b), "2026-12-01T00:00:00.000Z");
+        assert_eq!(month_bounds("2026-13"), None);
+        assert_eq!(month_bounds("26-11"), None);
+        assert_eq!(month_bounds("2026-11x"), None);
+        assert_eq!(previous_month(a), "2026-10");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}
