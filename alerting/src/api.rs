@@ -500,9 +500,13 @@ pub fn silence_from(
         let group_known = m
             .strip_prefix("group:")
             .is_some_and(|g| known.values().any(|c| c.group.as_deref() == Some(g)));
-        if !known.contains_key(m) && !group_known {
+        let about_known = m
+            .strip_prefix("about:")
+            .is_some_and(|a| known.values().any(|c| c.about.as_deref() == Some(a)));
+        if !known.contains_key(m) && !group_known && !about_known {
             return Err(format!(
-                "`matchers`: {m:?} is neither a check id nor a group (write groups as `group:NAME`)"
+                "`matchers`: {m:?} is neither a check id, a group (`group:NAME`) nor a probe \
+                 check that alert checks are about (`about:CHECK`)"
             ));
         }
     }

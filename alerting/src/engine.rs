@@ -188,11 +188,8 @@ impl Engine {
     }
 
     fn silenced(&self, check: &Check, now: i64) -> bool {
-        self.silences
-            .iter()
-            .any(|s| {
-                s.active(now)
-                && s.matches(&check.id, check.group.as_deref(), check.about.as_deref())
+        self.silences.iter().any(|s| {
+            s.active(now) && s.matches(&check.id, check.group.as_deref(), check.about.as_deref())
         })
     }
 

@@ -46,6 +46,8 @@ enum Command {
     Collector(probe::CollectorArgs),
     /// Run the alerter alone, against a collector.
     Alerting(probe::AlertingArgs),
+    /// Run the public status page alone, against a collector.
+    StatusPage(probe::StatusPageArgs),
     /// Whole-system benchmarks; each prints its figures beside a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -105,6 +107,12 @@ fn main() -> ExitCode {
             .and_then(|cfg| {
                 logging::init(cfg.log.format, &cfg.log.level);
                 runtime()?.block_on(probe::run_alerting(cfg, args))
+            }),
+        Command::StatusPage(args) => load(args.config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                runtime()?.block_on(probe::run_status_page(cfg, args))
             }),
         Command::Bench { which } => {
             logging::init(config::LogFormat::Text, "warn");

@@ -18,10 +18,12 @@ use reqwest::Url;
 use crate::UsageError;
 use crate::config::Config;
 use crate::config::alerting::AlertingConfig;
+use crate::config::status_page::StatusPageConfig;
 use lookout_alerting::generate::{self, Watched};
 use lookout_alerting::spec::SubscriptionSpec;
 use lookout_alerting::subscription::Subscription;
 use lookout_alerting::{Alerter, AlerterSettings};
+use lookout_status_page::{StatusPage, StatusPageSettings};
 
 /// The checks the collector accepts, with their regions.
 pub fn known_checks(config: &Config) -> Known {
@@ -220,10 +222,65 @@ pub async fn start_alerter(
         .map_err(|e| UsageError(format!("alerter: {e}")).into())
 }
 
+/// The status page's settings from the config, reading the collector at `collector` and
+/// telling the alerter at `alerter` (when one runs) about maintenance.
+pub fn status_page_settings(
+    config: &Config,
+    sp: &StatusPageConfig,
+    collector: &str,
+    alerter: Option<&str>,
+) -> anyhow::Result<StatusPageSettings> {
+    let parse = |what: &str, u: &str| {
+        let with_slash = if u.ends_with('/') {
+            u.to_owned()
+        } else {
+            format!("{u}/")
+        };
+        url::Url::parse(&with_slash).map_err(|e| UsageError(format!("{what} URL {u:?}: {e}")))
+    };
+    let mut settings = StatusPageSettings::new(
+        parse("collector", collector)?,
+        config.collector.token.clone(),
+        sp.admin_token.clone(),
+    );
+    settings.title = sp.title.clone();
+    settings.public_url = sp.public_url.clone();
+    settings.groups = sp.groups.clone();
+    settings.regions = sp.regions.clone();
+    settings.target = sp.target;
+    settings.maintenance_sla = sp.maintenance_sla;
+    settings.maintenance = sp.maintenance.clone();
+    settings.store = Some(config.data_dir.join("status-page.db"));
+    settings.reports = sp.reports.clone();
+    settings.refresh_every = sp.refresh_every;
+    settings.latency_window = sp.latency_window;
+    settings.history_page_size = sp.history_page_size;
+    if let (Some(a), Some(alerting)) = (alerter, &config.alerting) {
+        settings.alerter = Some(lookout_status_page::settings::AlerterLink {
+            url: parse("alerter", a)?,
+            token: alerting.token.clone(),
+        });
+    }
+    Ok(settings)
+}
+
+pub async fn start_status_page(
+    settings: StatusPageSettings,
+    listen: SocketAddr,
+) -> anyhow::Result<StatusPage> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| UsageError(format!("status page: cannot listen on {listen}: {e}")))?;
+    StatusPage::start(settings, listener)
+        .await
+        .map_err(|e| UsageError(format!("status page: {e}")).into())
+}
+
 /// The monitoring side of `lookout up`.
 pub struct Monitor {
     pub collector: Collector,
     pub alerter: Option<Alerter>,
+    pub status_page: Option<StatusPage>,
     pub links: BTreeMap<String, Link>,
     pub agents: BTreeMap<String, Agent>,
 }
@@ -256,15 +313,28 @@ impl Monitor {
             }
             None => None,
         };
+        let status_page = match config.status_page.as_ref().filter(|s| s.enabled) {
+            Some(sp) => {
+                let alerter_url = alerter.as_ref().map(|a| a.url());
+                let settings =
+                    status_page_settings(config, sp, &collector.url(), alerter_url.as_deref())?;
+                Some(start_status_page(settings, sp.listen).await?)
+            }
+            None => None,
+        };
         Ok(Monitor {
             collector,
             alerter,
+            status_page,
             links,
             agents,
         })
     }
 
     pub async fn stop(self) {
+        if let Some(p) = self.status_page {
+            p.shutdown().await;
+        }
         if let Some(a) = self.alerter {
             a.shutdown().await;
         }

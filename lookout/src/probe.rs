@@ -46,6 +46,21 @@ pub struct AlertingArgs {
     listen: Option<SocketAddr>,
 }
 
+#[derive(clap::Args)]
+pub struct StatusPageArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The collector's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    collector: String,
+    /// The alerter's base URL, told about scheduled maintenance so that it holds pages.
+    #[arg(long)]
+    alerter: Option<String>,
+    /// Overrides status_page.listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -118,5 +133,29 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
     println!("alerting {} -> {}", alerter.url(), args.collector);
     crate::service::shutdown_signal().await;
     alerter.shutdown().await;
+    Ok(())
+}
+
+pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Result<()> {
+    let Some(sp) = config.status_page.clone() else {
+        return Err(UsageError(
+            "the config has no `status_page:` section: nothing to show (see docs/status-page.md)"
+                .into(),
+        )
+        .into());
+    };
+    if sp.admin_token.is_empty() {
+        return Err(UsageError(
+            "status_page.admin_token (or collector.token) is required: it guards the admin API"
+                .into(),
+        )
+        .into());
+    }
+    let settings =
+        monitor::status_page_settings(&config, &sp, &args.collector, args.alerter.as_deref())?;
+    let page = monitor::start_status_page(settings, args.listen.unwrap_or(sp.listen)).await?;
+    println!("status page {} -> {}", page.url(), args.collector);
+    crate::service::shutdown_signal().await;
+    page.shutdown().await;
     Ok(())
 }

@@ -279,6 +279,9 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(a) = &m.alerter {
             say!("  {:<16} {:<24} admin -", "alerting", a.url());
         }
+        if let Some(p) = &m.status_page {
+            say!("  {:<16} {:<24} admin -", "status-page", p.url());
+        }
         for (region, link) in &m.links {
             say!(
                 "  {:<16} {:<24} admin {}",

@@ -29,15 +29,27 @@ const MAX_MAINTENANCE_US: i64 = 31 * 86_400_000_000;
 pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     let token = shared.settings.admin_token.clone();
     Router::new()
-        .route("/api/v1/incidents", get(list_incidents).post(create_incident))
-        .route("/api/v1/incidents/{id}", get(get_incident).patch(patch_incident))
+        .route(
+            "/api/v1/incidents",
+            get(list_incidents).post(create_incident),
+        )
+        .route(
+            "/api/v1/incidents/{id}",
+            get(get_incident).patch(patch_incident),
+        )
         .route("/api/v1/incidents/{id}/updates", post(post_update))
-        .route("/api/v1/maintenances", get(list_maintenances).post(create_maintenance))
+        .route(
+            "/api/v1/maintenances",
+            get(list_maintenances).post(create_maintenance),
+        )
         .route(
             "/api/v1/maintenances/{id}",
             axum::routing::delete(delete_maintenance),
         )
-        .route("/api/v1/reports/{month}/send", post(crate::report::send_now))
+        .route(
+            "/api/v1/reports/{month}/send",
+            post(crate::report::send_now),
+        )
         .layer(middleware::from_fn_with_state(
             token,
             lookout_api::auth::require_bearer,
@@ -144,7 +156,16 @@ async fn create_incident(
     let now = now_us();
     let id = s
         .store
-        .create_incident(&name, impact, status, &message, &components, now, now, false)
+        .create_incident(
+            &name,
+            impact,
+            status,
+            &message,
+            &components,
+            now,
+            now,
+            false,
+        )
         .map_err(internal)?;
     crate::refresh::rerender(&s).await;
     Ok((StatusCode::CREATED, ApiJson(find(&s, id).await?)))
@@ -294,7 +315,9 @@ async fn create_maintenance(
                 s.store.set_silence(m.id, &id).map_err(internal)?;
                 m.silence_id = Some(id);
             }
-            Err(e) => tracing::warn!(error = %e, "status page: the alerter did not take the maintenance yet"),
+            Err(e) => {
+                tracing::warn!(error = %e, "status page: the alerter did not take the maintenance yet")
+            }
         }
     }
     crate::refresh::rerender(&s).await;
@@ -316,10 +339,9 @@ async fn delete_maintenance(State(s): S, ApiPath(id): ApiPath<String>) -> ApiRes
         ));
     }
     if let (Some(alerter), Some(silence)) = (&s.alerter, &m.silence_id) {
-        alerter
-            .release(silence)
-            .await
-            .map_err(|e| ApiError::BadGateway(format!("{e}; the maintenance is kept, try again")))?;
+        alerter.release(silence).await.map_err(|e| {
+            ApiError::BadGateway(format!("{e}; the maintenance is kept, try again"))
+        })?;
     }
     s.store.delete_maintenance(n).map_err(internal)?;
     crate::refresh::rerender(&s).await;

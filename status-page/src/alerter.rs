@@ -59,11 +59,20 @@ impl AlerterClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| AlerterError(if e.is_timeout() { "timed out".into() } else { "cannot reach it".into() }))?;
+            .map_err(|e| {
+                AlerterError(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "cannot reach it".into()
+                })
+            })?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            return Err(AlerterError(format!("answered {status}: {}", text.chars().take(300).collect::<String>())));
+            return Err(AlerterError(format!(
+                "answered {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )));
         }
         let created: Created = response
             .json()

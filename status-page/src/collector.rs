@@ -147,18 +147,27 @@ impl CollectorClient {
     }
 
     /// The live state; with `after`, waits up to `wait` for a version past it.
-    pub async fn states(&self, after: Option<u64>, wait: Duration) -> Result<States, CollectorError> {
+    pub async fn states(
+        &self,
+        after: Option<u64>,
+        wait: Duration,
+    ) -> Result<States, CollectorError> {
         let mut query = Vec::new();
         if let Some(v) = after {
             query.push(("after", v.to_string()));
             query.push(("wait", format!("{}s", wait.as_secs())));
         }
-        self.get("live state", "api/v1/states", &query, wait + REQUEST_TIMEOUT)
-            .await?
-            .ok_or_else(|| CollectorError {
-                what: "live state".into(),
-                message: "not found".into(),
-            })
+        self.get(
+            "live state",
+            "api/v1/states",
+            &query,
+            wait + REQUEST_TIMEOUT,
+        )
+        .await?
+        .ok_or_else(|| CollectorError {
+            what: "live state".into(),
+            message: "not found".into(),
+        })
     }
 
     pub async fn figures(
@@ -168,7 +177,10 @@ impl CollectorClient {
         to_us: i64,
         region: Option<&str>,
     ) -> Result<Option<Figures>, CollectorError> {
-        let mut query = vec![("from_us", from_us.to_string()), ("to_us", to_us.to_string())];
+        let mut query = vec![
+            ("from_us", from_us.to_string()),
+            ("to_us", to_us.to_string()),
+        ];
         if let Some(r) = region {
             query.push(("region", r.to_owned()));
         }
@@ -197,13 +209,13 @@ impl CollectorClient {
         &self,
         check: &str,
         from_us: i64,
-        to_us: i64,
     ) -> Result<Vec<DownInterval>, CollectorError> {
         let body: Option<IncidentsBody> = self
             .get(
                 "down intervals",
                 &format!("api/v1/checks/{}/incidents", path_segment(check)),
-                &[("from_us", from_us.to_string()), ("to_us", to_us.to_string())],
+                // Up to the collector's own now: an outage still on is then reported open.
+                &[("from_us", from_us.to_string())],
                 REQUEST_TIMEOUT,
             )
             .await?;

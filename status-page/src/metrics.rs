@@ -70,7 +70,10 @@ impl Metrics {
             )?,
             reports_sent: register(
                 &registry,
-                IntCounter::new("lookout_status_page_reports_sent_total", "SLA reports mailed.")?,
+                IntCounter::new(
+                    "lookout_status_page_reports_sent_total",
+                    "SLA reports mailed.",
+                )?,
             )?,
             report_failures: register(
                 &registry,

@@ -118,7 +118,10 @@ pub async fn refresh(shared: &Shared) {
         Ok(site) => {
             shared.site.store(Arc::new(site));
             shared.metrics.renders.inc();
-            shared.metrics.render_seconds.observe(started.elapsed().as_secs_f64());
+            shared
+                .metrics
+                .render_seconds
+                .observe(started.elapsed().as_secs_f64());
             st.last = Some(snap);
         }
         Err(e) => tracing::error!(error = %e, "status page: render failed; the last site stays"),
@@ -151,11 +154,18 @@ async fn read(
         *shared.live.lock().await = Some(states);
     }
     // Down intervals into incidents: the whole 90 days once, then the last two days.
-    let from = if st.synced_once { now - 2 * DAY_US } else { now - 90 * DAY_US };
+    let from = if st.synced_once {
+        now - 2 * DAY_US
+    } else {
+        now - 90 * DAY_US
+    };
     let mut seen = Vec::new();
     for c in shared.settings.components() {
-        for interval in shared.client.down_intervals(&c.check, from, now).await? {
-            seen.push(Seen { component: c, interval });
+        for interval in shared.client.down_intervals(&c.check, from).await? {
+            seen.push(Seen {
+                component: c,
+                interval,
+            });
         }
     }
     let public = |r: &str| shared.settings.public_region(r).map(str::to_owned);
@@ -167,8 +177,15 @@ async fn read(
     let incidents = shared.store.incidents().unwrap_or_default();
     let maintenances = shared.store.maintenances().unwrap_or_default();
     for c in shared.settings.components() {
-        let f = snapshot::figures(&shared.client, &shared.settings, c, &maintenances, &incidents, now)
-            .await?;
+        let f = snapshot::figures(
+            &shared.client,
+            &shared.settings,
+            c,
+            &maintenances,
+            &incidents,
+            now,
+        )
+        .await?;
         st.figures.insert(c.id.clone(), f);
     }
     Ok(())
@@ -198,7 +215,9 @@ async fn tell_alerter(shared: &Shared, now: i64) {
                     tracing::error!(error = %e, "status page: could not record the alerter's silence");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, maintenance = %m.name, "status page: the alerter did not take the maintenance yet"),
+            Err(e) => {
+                tracing::warn!(error = %e, maintenance = %m.name, "status page: the alerter did not take the maintenance yet")
+            }
         }
     }
 }
@@ -215,10 +234,7 @@ pub async fn rerender(shared: &Shared) {
         return;
     };
     let live = shared.live.lock().await.clone();
-    let stale = st
-        .last
-        .as_ref()
-        .is_none_or(|l| l.stale);
+    let stale = st.last.as_ref().is_none_or(|l| l.stale);
     let snap = snapshot::assemble(
         &shared.settings,
         live.as_ref(),

@@ -38,6 +38,8 @@ pub struct Row {
     pub availability_text: String,
     pub target: f64,
     pub met: bool,
+    /// `✔ yes`, `✖ no` or `– no data`: never the colour alone.
+    pub met_text: &'static str,
     pub downtime_minutes: f64,
     pub no_data_minutes: f64,
     pub maintenance_minutes: f64,
@@ -94,7 +96,10 @@ pub fn month_bounds(month: &str) -> Option<(i64, i64)> {
     let first = NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)?;
     let next = first.checked_add_months(chrono::Months::new(1))?;
     let at = |d: NaiveDate| -> Option<i64> {
-        Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?).timestamp_micros())
+        Some(
+            Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .timestamp_micros(),
+        )
     };
     Some((at(first)?, at(next)?))
 }
@@ -116,7 +121,11 @@ fn month_name(month_start_us: i64) -> String {
 }
 
 /// Reads the collector and the store for one month.
-pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Report>, CollectorError> {
+pub async fn compute(
+    shared: &Shared,
+    month: &str,
+    now: i64,
+) -> Result<Option<Report>, CollectorError> {
     let Some((from, next)) = month_bounds(month) else {
         return Ok(None);
     };
@@ -132,8 +141,17 @@ pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Re
         let figures = shared.client.figures(&c.check, from, to, None).await?;
         let (adjusted, latency) = match &figures {
             Some(f) => (
-                snapshot::adjusted(&shared.client, settings, c, &maintenances, from, to, snapshot::seconds(f), f.availability)
-                    .await?,
+                snapshot::adjusted(
+                    &shared.client,
+                    settings,
+                    c,
+                    &maintenances,
+                    from,
+                    to,
+                    snapshot::seconds(f),
+                    f.availability,
+                )
+                .await?,
                 f.latency.clone(),
             ),
             None => Default::default(),
@@ -152,9 +170,17 @@ pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Re
             component: c.id.clone(),
             name: c.name.clone(),
             availability: adjusted.availability,
-            availability_text: adjusted.availability.map(text::percent).unwrap_or_else(|| "no data".into()),
+            availability_text: adjusted
+                .availability
+                .map(text::percent)
+                .unwrap_or_else(|| "no data".into()),
             target: settings.target,
             met: adjusted.availability.is_some_and(|a| a >= settings.target),
+            met_text: match adjusted.availability {
+                None => "– no data",
+                Some(a) if a >= settings.target => "✔ yes",
+                Some(_) => "✖ no",
+            },
             downtime_minutes: adjusted.down / 60.0,
             no_data_minutes: adjusted.no_data / 60.0,
             maintenance_minutes: adjusted.maintenance / 60.0,
@@ -177,7 +203,9 @@ pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Re
                 .unwrap_or_else(|| "–".into()),
             error_budget_minutes: budget_s / 60.0,
             error_budget_used: used,
-            budget_text: used.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "–".into()),
+            budget_text: used
+                .map(|u| format!("{:.1}%", u * 100.0))
+                .unwrap_or_else(|| "–".into()),
         });
     }
     Ok(Some(Report {
@@ -189,7 +217,9 @@ pub async fn compute(shared: &Shared, month: &str, now: i64) -> Result<Option<Re
         complete: next <= now,
         target: settings.target,
         maintenance_rule: match settings.maintenance_sla {
-            MaintenanceSla::Excluded => "Scheduled maintenance is left out of availability, as the contract says.",
+            MaintenanceSla::Excluded => {
+                "Scheduled maintenance is left out of availability, as the contract says."
+            }
             MaintenanceSla::Counted => "Scheduled maintenance counts as any other time.",
         },
         rows,
@@ -206,7 +236,8 @@ fn csv_field(v: &str) -> String {
 }
 
 pub fn csv(r: &Report) -> String {
-    let opt = |v: Option<f64>, places: usize| v.map(|x| format!("{x:.places$}")).unwrap_or_default();
+    let opt =
+        |v: Option<f64>, places: usize| v.map(|x| format!("{x:.places$}")).unwrap_or_default();
     let mut out = String::from(
         "month,component,name,availability,target,target_met,downtime_minutes,no_data_minutes,maintenance_minutes,incidents,p50_ms,p95_ms,p99_ms,objective_ms,share_under_objective,error_budget_minutes,error_budget_used\r\n",
     );
@@ -230,7 +261,13 @@ pub fn csv(r: &Report) -> String {
             format!("{:.2}", row.error_budget_minutes),
             opt(row.error_budget_used, 4),
         ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &fields
+                .iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push_str("\r\n");
     }
     out
@@ -256,7 +293,11 @@ pub async fn rendered(shared: &Shared, month: &str) -> Result<Option<Arc<Rendere
     let now = crate::refresh::now_us();
     let mut cache = shared.reports.months.lock().await;
     if let Some((at, r)) = cache.get(month) {
-        let ttl = if r.report.complete { CLOSED_TTL } else { OPEN_TTL };
+        let ttl = if r.report.complete {
+            CLOSED_TTL
+        } else {
+            OPEN_TTL
+        };
         if at.elapsed() < ttl {
             return Ok(Some(r.clone()));
         }
@@ -337,7 +378,13 @@ pub async fn index(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response
     let mut ctx = v.common();
     ctx.insert("months", &months);
     match s.templates.render("reports.html", &ctx) {
-        Ok(html) => crate::server::respond(&s, &Page::new(html, render::HTML), &headers, "public, max-age=60", false),
+        Ok(html) => crate::server::respond(
+            &s,
+            &Page::new(html, render::HTML),
+            &headers,
+            "public, max-age=60",
+            false,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "status page: reports index render failed");
             ApiError::Internal("the page could not be rendered".into()).into_response()
@@ -381,20 +428,28 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         .trim()
         .parse()
         .map_err(|e| ApiError::Internal(format!("reports: `from` is not an address: {e}")))?;
-    let mut builder = Message::builder()
-        .from(from)
-        .subject(format!("{}: SLA report for {}", s.settings.title, r.report.month_name));
+    let mut builder = Message::builder().from(from).subject(format!(
+        "{}: SLA report for {}",
+        s.settings.title, r.report.month_name
+    ));
     if email.to.is_empty() {
         return Err(ApiError::Conflict("reports: no recipients in `to`".into()));
     }
     for to in &email.to {
-        builder = builder.to(lookout_alerting::notify::email::mailbox(to).map_err(ApiError::Internal)?);
+        builder =
+            builder.to(lookout_alerting::notify::email::mailbox(to).map_err(ApiError::Internal)?);
     }
     let link = s
         .settings
         .public_url
         .as_ref()
-        .map(|u| format!("{}reports/{}", u.as_str().trim_end_matches('/').to_owned() + "/", r.report.month))
+        .map(|u| {
+            format!(
+                "{}reports/{}",
+                u.as_str().trim_end_matches('/').to_owned() + "/",
+                r.report.month
+            )
+        })
         .unwrap_or_default();
     let message = builder
         .multipart(
@@ -402,11 +457,15 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
                 .multipart(
                     MultiPart::alternative()
                         .singlepart(SinglePart::plain(plain(&r.report, &link)))
-                        .singlepart(SinglePart::html(String::from_utf8_lossy(&r.html.body).into_owned())),
+                        .singlepart(SinglePart::html(
+                            String::from_utf8_lossy(&r.html.body).into_owned(),
+                        )),
                 )
                 .singlepart(
-                    Attachment::new(format!("sla-report-{}.csv", r.report.month))
-                        .body(r.csv.body.to_vec(), ContentType::parse("text/csv").unwrap_or(ContentType::TEXT_PLAIN)),
+                    Attachment::new(format!("sla-report-{}.csv", r.report.month)).body(
+                        r.csv.body.to_vec(),
+                        ContentType::parse("text/csv").unwrap_or(ContentType::TEXT_PLAIN),
+                    ),
                 ),
         )
         .map_err(|e| ApiError::Internal(format!("reports: the message cannot be built: {e}")))?;
@@ -424,7 +483,11 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         }
         Ok(Err(e)) => {
             s.metrics.report_failures.inc();
-            let password = email.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            let password = email
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default();
             let mut message = format!("reports: {server}: {e}");
             if !password.is_empty() {
                 message = message.replace(&password, "[redacted]");
@@ -433,7 +496,9 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         }
         Err(_) => {
             s.metrics.report_failures.inc();
-            Err(ApiError::GatewayTimeout(format!("reports: {server} gave no answer in time")))
+            Err(ApiError::GatewayTimeout(format!(
+                "reports: {server} gave no answer in time"
+            )))
         }
     }
 }

@@ -40,10 +40,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
@@ -57,7 +66,11 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The site's key for a request: the path, and for the history its page number.
 fn key(path: &str, query: Option<&str>) -> Option<String> {
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     if path == "/history" {
         let page = query
             .into_iter()
@@ -77,8 +90,10 @@ fn key(path: &str, query: Option<&str>) -> Option<String> {
 
 async fn serve(State(s): S, method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::MethodNotAllowed(format!("{method} is not served here: the status page is read-only"))
-            .into_response();
+        return ApiError::MethodNotAllowed(format!(
+            "{method} is not served here: the status page is read-only"
+        ))
+        .into_response();
     }
     let site = s.site.load();
     let found = key(uri.path(), uri.query()).and_then(|k| site.get(&k));
@@ -86,7 +101,11 @@ async fn serve(State(s): S, method: Method, uri: axum::http::Uri, headers: Heade
         Some(page) => {
             let kind = kind(uri.path());
             s.metrics.requests.with_label_values(&[kind]).inc();
-            let cache = if kind == "static" { STATIC_MAX_AGE } else { MAX_AGE };
+            let cache = if kind == "static" {
+                STATIC_MAX_AGE
+            } else {
+                MAX_AGE
+            };
             respond(&s, &page, &headers, cache, kind == "json")
         }
         None if uri.path().starts_with("/api/") => {
@@ -203,7 +222,10 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert_eq!(key("/history", Some("page=2")).as_deref(), Some("/history?page=2"));
+        assert_eq!(
+            key("/history", Some("page=2")).as_deref(),
+            Some("/history?page=2")
+        );
         assert_eq!(key("/history/", None).as_deref(), Some("/history"));
         assert_eq!(key("/history", Some("page=abc")), None);
         assert_eq!(key("/", None).as_deref(), Some("/"));
@@ -212,9 +234,15 @@ mod tests {
     #[test]
     fn gzip_negotiation() {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
         assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, br"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, br"),
+        );
         assert!(!accepts_gzip(&h));
     }
 }

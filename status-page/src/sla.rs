@@ -57,11 +57,14 @@ pub fn adjust(whole: Seconds, inside: &[Seconds], mode: MaintenanceSla) -> Adjus
         ),
         MaintenanceSla::Counted => (whole.down, whole.no_data, 0.0),
     };
-    let counted = whole.window - no_data - excluded - if mode == MaintenanceSla::Excluded {
-        sum.no_data
-    } else {
-        0.0
-    };
+    let counted = whole.window
+        - no_data
+        - excluded
+        - if mode == MaintenanceSla::Excluded {
+            sum.no_data
+        } else {
+            0.0
+        };
     Adjusted {
         availability: (counted > 0.0).then(|| (1.0 - down / counted).clamp(0.0, 1.0)),
         down,
@@ -90,7 +93,11 @@ mod tests {
 
     #[test]
     fn spans_merge_and_clip() {
-        let ms = [m(&["search"], 0, 100), m(&["search"], 50, 150), m(&["other"], 0, 500)];
+        let ms = [
+            m(&["search"], 0, 100),
+            m(&["search"], 50, 150),
+            m(&["other"], 0, 500),
+        ];
         assert_eq!(spans(&ms, "search", 10, 120), vec![(10, 120)]);
         assert!(spans(&ms, "search", 200, 300).is_empty());
     }
@@ -99,8 +106,16 @@ mod tests {
     fn downtime_inside_maintenance_is_left_out_only_when_excluded() {
         // A day with 10 minutes down, 6 of them inside a 60-minute maintenance window that
         // also had 5 minutes without data.
-        let whole = Seconds { window: 86_400.0, down: 600.0, no_data: 300.0 };
-        let inside = [Seconds { window: 3_600.0, down: 360.0, no_data: 300.0 }];
+        let whole = Seconds {
+            window: 86_400.0,
+            down: 600.0,
+            no_data: 300.0,
+        };
+        let inside = [Seconds {
+            window: 3_600.0,
+            down: 360.0,
+            no_data: 300.0,
+        }];
         let ex = adjust(whole, &inside, MaintenanceSla::Excluded);
         assert_eq!(ex.down, 240.0);
         assert_eq!(ex.no_data, 0.0);

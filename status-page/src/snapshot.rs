@@ -101,17 +101,28 @@ pub async fn figures(
     for d in days {
         let start = day_start(&d.date).unwrap_or(now_us);
         let end = (start + DAY_US).min(now_us);
-        let adjusted = adjusted(client, settings, c, maintenances, start, end, Seconds {
-            window: ((end - start) as f64 / 1e6).max(0.0),
-            down: d.down_seconds,
-            no_data: d.no_data_seconds,
-        }, d.availability)
+        let adjusted = adjusted(
+            client,
+            settings,
+            c,
+            maintenances,
+            start,
+            end,
+            Seconds {
+                window: ((end - start) as f64 / 1e6).max(0.0),
+                down: d.down_seconds,
+                no_data: d.no_data_seconds,
+            },
+            d.availability,
+        )
         .await?;
         bars.push(DayBar {
             incidents: incidents
                 .iter()
                 .filter(|i| i.components.contains(&c.id))
-                .filter(|i| i.started_us < start + DAY_US && i.resolved_us.is_none_or(|r| r >= start))
+                .filter(|i| {
+                    i.started_us < start + DAY_US && i.resolved_us.is_none_or(|r| r >= start)
+                })
                 .map(|i| (i.id, i.name.clone()))
                 .collect(),
             date: d.date,
@@ -129,7 +140,17 @@ pub async fn figures(
     let whole = client.figures(&c.check, from, now_us, None).await?;
     let (uptime, down, maintenance) = match whole {
         Some(f) => {
-            let a = adjusted(client, settings, c, maintenances, from, now_us, seconds(&f), f.availability).await?;
+            let a = adjusted(
+                client,
+                settings,
+                c,
+                maintenances,
+                from,
+                now_us,
+                seconds(&f),
+                f.availability,
+            )
+            .await?;
             (a.availability, a.down, a.maintenance)
         }
         None => (None, 0.0, 0.0),
@@ -259,7 +280,11 @@ pub fn assemble(
                 .collect(),
         })
         .collect();
-    let overall = status::overall(groups.iter().flat_map(|g| g.components.iter().map(|c| c.status)));
+    let overall = status::overall(
+        groups
+            .iter()
+            .flat_map(|g| g.components.iter().map(|c| c.status)),
+    );
     Snapshot {
         groups,
         overall,

@@ -104,7 +104,10 @@ pub fn assess(
         },
         _ if !slow_regions.is_empty() => Assessed {
             status: ComponentStatus::DegradedPerformance,
-            note: format!("Slower than usual in {}", crate::text::and_list(slow_regions)),
+            note: format!(
+                "Slower than usual in {}",
+                crate::text::and_list(slow_regions)
+            ),
             no_data: live.state == "no_data",
         },
         "no_data" => Assessed {
@@ -180,10 +183,17 @@ mod tests {
     #[test]
     fn states_map_to_statuspage_statuses_naming_public_regions_only() {
         let all_down = live("down", &[("eu-west", "failing"), ("ap-south", "failing")]);
-        assert_eq!(assess(Some(&all_down), &public, &[]).status, ComponentStatus::MajorOutage);
+        assert_eq!(
+            assess(Some(&all_down), &public, &[]).status,
+            ComponentStatus::MajorOutage
+        );
         let most = live(
             "down",
-            &[("eu-west", "failing"), ("hidden", "failing"), ("ap-south", "ok")],
+            &[
+                ("eu-west", "failing"),
+                ("hidden", "failing"),
+                ("ap-south", "ok"),
+            ],
         );
         let a = assess(Some(&most), &public, &[]);
         assert_eq!(a.status, ComponentStatus::PartialOutage);
@@ -202,9 +212,18 @@ mod tests {
     fn the_banner_is_the_worst_component() {
         use ComponentStatus::*;
         assert_eq!(overall([Operational, Operational]).indicator, "none");
-        assert_eq!(overall([Operational, UnderMaintenance]).indicator, "maintenance");
-        assert_eq!(overall([UnderMaintenance, DegradedPerformance]).indicator, "minor");
-        assert_eq!(overall([PartialOutage, Operational]).description, "Partial System Outage");
+        assert_eq!(
+            overall([Operational, UnderMaintenance]).indicator,
+            "maintenance"
+        );
+        assert_eq!(
+            overall([UnderMaintenance, DegradedPerformance]).indicator,
+            "minor"
+        );
+        assert_eq!(
+            overall([PartialOutage, Operational]).description,
+            "Partial System Outage"
+        );
         assert_eq!(overall([MajorOutage, PartialOutage]).indicator, "critical");
     }
 }

@@ -152,7 +152,9 @@ impl Store {
         let mut components = conn.prepare(
             "SELECT incident_id, component FROM incident_components ORDER BY incident_id, rowid",
         )?;
-        for row in components.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        for row in
+            components.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        {
             let (id, component) = row?;
             if let Some(&i) = index.get(&id) {
                 incidents[i].components.push(component);
@@ -202,7 +204,14 @@ impl Store {
         tx.execute(
             "INSERT INTO incidents (name, status, impact, started_us, created_us, updated_us, auto)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![name, status.as_str(), impact.as_str(), started_us, at_us, auto],
+            params![
+                name,
+                status.as_str(),
+                impact.as_str(),
+                started_us,
+                at_us,
+                auto
+            ],
         )?;
         let id = tx.last_insert_rowid();
         for c in components {
@@ -232,7 +241,12 @@ impl Store {
         Ok(id)
     }
 
-    pub fn set_impact(&self, incident_id: i64, impact: Impact, at_us: i64) -> Result<(), StoreError> {
+    pub fn set_impact(
+        &self,
+        incident_id: i64,
+        impact: Impact,
+        at_us: i64,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE incidents SET impact = ?2, updated_us = ?3 WHERE id = ?1",
             params![incident_id, impact.as_str(), at_us],
@@ -381,7 +395,11 @@ impl Store {
     pub fn report_sent(&self, month: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT 1 FROM reports_sent WHERE month = ?1", [month], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM reports_sent WHERE month = ?1",
+                [month],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -441,14 +459,18 @@ mod tests {
             true,
         )?;
         s.add_update(id, IncidentStatus::Resolved, "fixed", 200, false)?;
-        let i = s.incident(id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        let i = s
+            .incident(id)?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         assert_eq!(i.status, IncidentStatus::Resolved);
         assert_eq!(i.resolved_us, Some(200));
         assert_eq!(i.updates.len(), 2);
         assert_eq!(i.updates[0].body, "fixed");
         assert_eq!(i.components, vec!["search".to_string()]);
         s.add_update(id, IncidentStatus::Identified, "back again", 300, false)?;
-        let i = s.incident(id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        let i = s
+            .incident(id)?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         assert_eq!(i.resolved_us, None);
         Ok(())
     }

@@ -78,12 +78,15 @@ fn joinable(store: &Store, iv: &DownInterval) -> Result<Option<Incident>, StoreE
         if !incident.resolved() {
             return Ok(Some(incident));
         }
-        let touches = store.sources_of(incident.id)?.into_iter().any(|(start, end)| {
-            let end = end.unwrap_or(i64::MAX);
-            let iv_end = iv.end_us.unwrap_or(i64::MAX);
-            iv.start_us <= end.saturating_add(SAME_OUTAGE_US)
-                && start <= iv_end.saturating_add(SAME_OUTAGE_US)
-        });
+        let touches = store
+            .sources_of(incident.id)?
+            .into_iter()
+            .any(|(start, end)| {
+                let end = end.unwrap_or(i64::MAX);
+                let iv_end = iv.end_us.unwrap_or(i64::MAX);
+                iv.start_us <= end.saturating_add(SAME_OUTAGE_US)
+                    && start <= iv_end.saturating_add(SAME_OUTAGE_US)
+            });
         if touches {
             return Ok(Some(incident));
         }
@@ -102,7 +105,11 @@ fn join(
     let new_component = !incident.components.contains(&c.id);
     if new_component {
         store.add_component(incident.id, &c.id)?;
-        store.set_impact(incident.id, Impact::Critical.max(incident.impact), iv.start_us)?;
+        store.set_impact(
+            incident.id,
+            Impact::Critical.max(incident.impact),
+            iv.start_us,
+        )?;
     }
     if incident.resolved() {
         store.add_update(
@@ -172,8 +179,16 @@ fn resolve_if_over(store: &Store, incident_id: i64) -> Result<(), StoreError> {
     if incident.resolved() || !incident.auto {
         return Ok(());
     }
-    let end = sources.iter().filter_map(|(_, e)| *e).max().unwrap_or(incident.started_us);
-    let start = sources.iter().map(|(s, _)| *s).min().unwrap_or(incident.started_us);
+    let end = sources
+        .iter()
+        .filter_map(|(_, e)| *e)
+        .max()
+        .unwrap_or(incident.started_us);
+    let start = sources
+        .iter()
+        .map(|(s, _)| *s)
+        .min()
+        .unwrap_or(incident.started_us);
     store.add_update(
         incident_id,
         IncidentStatus::Resolved,
@@ -226,14 +241,23 @@ mod tests {
     }
 
     #[test]
-    fn an_outage_of_two_components_is_one_incident_resolved_when_both_end()
-    -> Result<(), StoreError> {
+    fn an_outage_of_two_components_is_one_incident_resolved_when_both_end() -> Result<(), StoreError>
+    {
         let store = Store::open(None)?;
-        let (search, artist) = (component("search", "Search"), component("artist", "Artist pages"));
+        let (search, artist) = (
+            component("search", "Search"),
+            component("artist", "Artist pages"),
+        );
         let t0 = 1_800_000_000;
         let mut seen = vec![
-            Seen { component: &search, interval: iv(t0, None) },
-            Seen { component: &artist, interval: iv(t0 + 5, None) },
+            Seen {
+                component: &search,
+                interval: iv(t0, None),
+            },
+            Seen {
+                component: &artist,
+                interval: iv(t0 + 5, None),
+            },
         ];
         assert!(apply(&store, &mut seen, &public)?);
         let all = store.incidents()?;
@@ -248,17 +272,30 @@ mod tests {
         assert!(!apply(&store, &mut seen, &public)?);
 
         let mut seen = vec![
-            Seen { component: &search, interval: iv(t0, Some(t0 + 60)) },
-            Seen { component: &artist, interval: iv(t0 + 5, None) },
+            Seen {
+                component: &search,
+                interval: iv(t0, Some(t0 + 60)),
+            },
+            Seen {
+                component: &artist,
+                interval: iv(t0 + 5, None),
+            },
         ];
         apply(&store, &mut seen, &public)?;
         assert!(!store.incidents()?[0].resolved(), "artist pages still down");
-        let mut seen = vec![Seen { component: &artist, interval: iv(t0 + 5, Some(t0 + 125)) }];
+        let mut seen = vec![Seen {
+            component: &artist,
+            interval: iv(t0 + 5, Some(t0 + 125)),
+        }];
         apply(&store, &mut seen, &public)?;
         let i = &store.incidents()?[0];
         assert!(i.resolved());
         assert_eq!(i.resolved_us, Some((t0 + 125) * 1_000_000));
-        assert!(i.updates[0].body.contains("after 2 minutes"), "{}", i.updates[0].body);
+        assert!(
+            i.updates[0].body.contains("after 2 minutes"),
+            "{}",
+            i.updates[0].body
+        );
         Ok(())
     }
 
@@ -268,8 +305,14 @@ mod tests {
         let search = component("search", "Search");
         let t0 = 1_800_000_000;
         let mut seen = vec![
-            Seen { component: &search, interval: iv(t0, Some(t0 + 30)) },
-            Seen { component: &search, interval: iv(t0 + 3_600, Some(t0 + 3_630)) },
+            Seen {
+                component: &search,
+                interval: iv(t0, Some(t0 + 30)),
+            },
+            Seen {
+                component: &search,
+                interval: iv(t0 + 3_600, Some(t0 + 3_630)),
+            },
         ];
         apply(&store, &mut seen, &public)?;
         let all = store.incidents()?;

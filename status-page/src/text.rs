@@ -62,17 +62,19 @@ pub fn and_list(items: &[String]) -> String {
     }
 }
 
-/// An availability as a percentage with enough places to tell 99.99 % from 99.995 %.
+/// An availability as a percentage with enough places to tell 99.99 % from 99.995 %, and
+/// no trailing zeros (`99.99%`, not `99.990%`).
 pub fn percent(fraction: f64) -> String {
     let p = fraction * 100.0;
-    if p >= 100.0 {
-        "100%".into()
+    let text = if p >= 100.0 {
+        return "100%".into();
     } else if p >= 99.0 {
-        // Never round a miss up to the target.
-        format!("{:.3}%", (p * 1000.0 + 1e-6).floor() / 1000.0)
+        // Rounded down: never round a miss up to the target.
+        format!("{:.3}", (p * 1000.0 + 1e-6).floor() / 1000.0)
     } else {
-        format!("{:.2}%", (p * 100.0 + 1e-6).floor() / 100.0)
-    }
+        format!("{:.2}", (p * 100.0 + 1e-6).floor() / 100.0)
+    };
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// `0.31 s` or `850 ms`.
@@ -93,10 +95,15 @@ mod tests {
         assert_eq!(duration_words(40_000_000), "40 seconds");
         assert_eq!(duration_words(120_000_000), "2 minutes");
         assert_eq!(duration_words(3_900_000_000), "1 hour 5 minutes");
-        assert_eq!(and_list(&["A".into(), "B".into(), "C".into()]), "A, B and C");
+        assert_eq!(
+            and_list(&["A".into(), "B".into(), "C".into()]),
+            "A, B and C"
+        );
         assert_eq!(percent(0.99989), "99.989%");
         assert_eq!(percent(0.999_999_9), "99.999%");
         assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.9999), "99.99%");
+        assert_eq!(percent(0.5), "50%");
         assert_eq!(clock(1_795_348_920_000_000), "22 Nov 2026, 12:02 UTC");
     }
 }

@@ -16,6 +16,11 @@ class Store:
     async def handle_DATA(self, server, session, envelope):
         # Decoded as a mail client would: headers and the body's transfer encoding.
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        # Every leaf part of a multipart message (the status page's reports: text, HTML and
+        # a CSV attachment); the body is the plain-text part.
+        parts = [{"content_type": p.get_content_type(), "filename": p.get_filename(),
+                  "content": p.get_content()} for p in parsed.walk() if not p.is_multipart()]
+        plain = next((p["content"] for p in parts if p["content_type"] == "text/plain"), "")
         message = {
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
@@ -23,7 +28,8 @@ class Store:
             "headers": {k: str(v) for k, v in parsed.items()},
             "content_type": parsed.get_content_type(),
             "charset": parsed.get_content_charset(),
-            "body": parsed.get_content(),
+            "body": plain if parsed.is_multipart() else parsed.get_content(),
+            "parts": parts,
         }
         # Named by arrival, so the test reads them in order.
         path = os.path.join(out, "%020d" % time.time_ns())

@@ -179,7 +179,7 @@ fn timeout(t: &Option<Dur>) -> Duration {
     t.map_or(DEFAULT_TIMEOUT, |d| d.0)
 }
 
-fn notifier_config(raw: &RawNotifier) -> Result<NotifierConfig, String> {
+pub(super) fn notifier_config(raw: &RawNotifier) -> Result<NotifierConfig, String> {
     Ok(match raw {
         RawNotifier::Log => NotifierConfig::Log,
         RawNotifier::Email {

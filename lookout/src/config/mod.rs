@@ -6,6 +6,7 @@ pub mod alerting;
 mod checks;
 mod interpolate;
 mod raw;
+pub mod status_page;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -126,6 +127,8 @@ pub struct Config {
     pub checks: Vec<std::sync::Arc<lookout_probes::check::Check>>,
     /// `None` when the config has no `alerting:` section.
     pub alerting: Option<alerting::AlertingConfig>,
+    /// `None` when the config has no `status_page:` section.
+    pub status_page: Option<status_page::StatusPageConfig>,
 }
 
 impl Config {
@@ -649,8 +652,22 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         }
         cfg
     });
+    let status_page = raw.status_page.map(|sp| {
+        let listen = sp.listen.clone();
+        let mut cfg = status_page::validate(sp, &checks, &regions, report);
+        if let Some(l) = listen
+            && cfg.enabled
+        {
+            claim(&l, "status_page.listen", report);
+        }
+        if cfg.admin_token.is_empty() {
+            cfg.admin_token = token.clone();
+        }
+        cfg
+    });
     Config {
         alerting,
+        status_page,
         log,
         data_dir: raw
             .data_dir

@@ -90,6 +90,8 @@ pub struct RawConfig {
     pub checks: Vec<Spanned<RawCheck>>,
     /// The alerter: runs in `lookout up` when this section is there.
     pub alerting: Option<super::alerting::RawAlerting>,
+    /// The public status page: runs in `lookout up` when this section is there.
+    pub status_page: Option<super::status_page::RawStatusPage>,
 }
 
 #[derive(Debug, Default, Deserialize)]

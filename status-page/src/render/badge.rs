@@ -11,7 +11,12 @@ fn text_width(s: &str) -> usize {
     s.chars().count() * 13 / 2 + 10
 }
 
-fn render(templates: &Templates, label: &str, value: &str, colour: &str) -> Result<String, RenderError> {
+fn render(
+    templates: &Templates,
+    label: &str,
+    value: &str,
+    colour: &str,
+) -> Result<String, RenderError> {
     let (lw, vw) = (text_width(label), text_width(value));
     let mut ctx = Context::new();
     ctx.insert("label", label);
@@ -36,11 +41,21 @@ pub fn status(templates: &Templates, c: &ComponentView) -> Result<String, Render
     render(templates, &c.name, &c.status.label().to_lowercase(), colour)
 }
 
-pub fn uptime(templates: &Templates, c: &ComponentView, target: f64) -> Result<String, RenderError> {
+pub fn uptime(
+    templates: &Templates,
+    c: &ComponentView,
+    target: f64,
+) -> Result<String, RenderError> {
     let (value, colour) = match c.figures.uptime {
         Some(u) => (
             crate::text::percent(u),
-            if u >= target { "#2da44e" } else if u >= 0.999 { "#bf8700" } else { "#cf222e" },
+            if u >= target {
+                "#2da44e"
+            } else if u >= 0.999 {
+                "#bf8700"
+            } else {
+                "#cf222e"
+            },
         ),
         None => ("no data".to_owned(), "#9f9f9f"),
     };

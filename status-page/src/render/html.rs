@@ -8,11 +8,20 @@ use crate::model::Incident;
 
 const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../templates/base.html")),
-    ("incident_item.html", include_str!("../../templates/incident_item.html")),
+    (
+        "incident_item.html",
+        include_str!("../../templates/incident_item.html"),
+    ),
     ("index.html", include_str!("../../templates/index.html")),
     ("history.html", include_str!("../../templates/history.html")),
-    ("incident.html", include_str!("../../templates/incident.html")),
-    ("not_found.html", include_str!("../../templates/not_found.html")),
+    (
+        "incident.html",
+        include_str!("../../templates/incident.html"),
+    ),
+    (
+        "not_found.html",
+        include_str!("../../templates/not_found.html"),
+    ),
     ("report.html", include_str!("../../templates/report.html")),
     ("reports.html", include_str!("../../templates/reports.html")),
     ("feed.xml", include_str!("../../templates/feed.xml")),

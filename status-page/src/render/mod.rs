@@ -125,9 +125,14 @@ pub fn site(
         site.put(format!("/history?page={n}"), page);
     }
     for i in &snap.incidents {
-        site.put(format!("/incidents/{}", i.id), Page::new(templates.incident(&v, i)?, HTML));
+        site.put(
+            format!("/incidents/{}", i.id),
+            Page::new(templates.incident(&v, i)?, HTML),
+        );
     }
-    site.not_found = Some(Arc::new(Page::new(templates.not_found(&v)?, HTML).with_status(404)));
+    site.not_found = Some(Arc::new(
+        Page::new(templates.not_found(&v)?, HTML).with_status(404),
+    ));
     site.put("/history.atom", Page::new(feed::atom(templates, &v)?, ATOM));
     for (path, doc) in statuspage::documents(&v) {
         site.put(path, Page::new(doc, JSON));

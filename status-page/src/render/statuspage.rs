@@ -212,9 +212,18 @@ pub fn documents(v: &Views<'_>) -> Vec<(String, String)> {
                 "status": status(v),
             }),
         ),
-        ("components.json", json!({"page": page(v), "components": components(v)})),
-        ("incidents.json", json!({"page": page(v), "incidents": listed})),
-        ("incidents/unresolved.json", json!({"page": page(v), "incidents": unresolved})),
+        (
+            "components.json",
+            json!({"page": page(v), "components": components(v)}),
+        ),
+        (
+            "incidents.json",
+            json!({"page": page(v), "incidents": listed}),
+        ),
+        (
+            "incidents/unresolved.json",
+            json!({"page": page(v), "incidents": unresolved}),
+        ),
         (
             "scheduled-maintenances.json",
             json!({"page": page(v), "scheduled_maintenances": all_maintenance}),

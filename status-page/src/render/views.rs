@@ -97,13 +97,23 @@ impl<'a> Views<'a> {
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        Views { settings, snap, base }
+        Views {
+            settings,
+            snap,
+            base,
+        }
     }
 
     pub fn common(&self) -> tera::Context {
         let mut ctx = tera::Context::new();
         ctx.insert("title", &self.settings.title);
-        ctx.insert("css_version", &format!("{:x}", xxhash_rust::xxh3::xxh3_64(super::STYLESHEET.as_bytes()) & 0xffff_ffff));
+        ctx.insert(
+            "css_version",
+            &format!(
+                "{:x}",
+                xxhash_rust::xxh3::xxh3_64(super::STYLESHEET.as_bytes()) & 0xffff_ffff
+            ),
+        );
         ctx.insert("generated", &text::clock(self.snap.now_us));
         ctx.insert("stale", &self.snap.stale);
         if let Some(t) = self.snap.data_as_of_us {
@@ -138,7 +148,11 @@ impl<'a> Views<'a> {
     }
 
     fn names(&self, ids: &[String]) -> String {
-        text::and_list(&ids.iter().map(|id| self.component_name(id)).collect::<Vec<_>>())
+        text::and_list(
+            &ids.iter()
+                .map(|id| self.component_name(id))
+                .collect::<Vec<_>>(),
+        )
     }
 
     pub fn groups(&self) -> Vec<GroupRow> {
@@ -164,7 +178,11 @@ impl<'a> Views<'a> {
             icon: c.status.icon(),
             note: c.note.clone(),
             bars: self.bars(c),
-            uptime: c.figures.uptime.map(text::percent).unwrap_or_else(|| "No data".into()),
+            uptime: c
+                .figures
+                .uptime
+                .map(text::percent)
+                .unwrap_or_else(|| "No data".into()),
             misses: c.figures.uptime.is_some_and(|u| u < target),
             maintenance: if c.figures.maintenance_seconds > 0.0 {
                 text::duration_words((c.figures.maintenance_seconds * 1e6) as i64)
@@ -178,7 +196,10 @@ impl<'a> Views<'a> {
                 .iter()
                 .map(|l| LatencyRow {
                     region: l.region.clone(),
-                    p95: l.p95_ms.map(text::millis).unwrap_or_else(|| "no data".into()),
+                    p95: l
+                        .p95_ms
+                        .map(text::millis)
+                        .unwrap_or_else(|| "no data".into()),
                     over: l.p95_ms.is_some_and(|p| p > c.objective_ms),
                     share: l
                         .share_under_objective
@@ -210,7 +231,11 @@ impl<'a> Views<'a> {
                 };
                 let Some(a) = d.availability else {
                     return Bar {
-                        class: if d.maintenance_seconds > 0.0 { "maint" } else { "nodata" },
+                        class: if d.maintenance_seconds > 0.0 {
+                            "maint"
+                        } else {
+                            "nodata"
+                        },
                         label: format!("{shown}: no data"),
                     };
                 };
@@ -226,7 +251,10 @@ impl<'a> Views<'a> {
                     "major"
                 };
                 let down = if d.down_seconds > 0.0 {
-                    format!("{} down", text::duration_words((d.down_seconds * 1e6) as i64))
+                    format!(
+                        "{} down",
+                        text::duration_words((d.down_seconds * 1e6) as i64)
+                    )
                 } else {
                     "no downtime".into()
                 };
@@ -235,7 +263,11 @@ impl<'a> Views<'a> {
                     n => format!(
                         "{n} incident{}: {}",
                         if n == 1 { "" } else { "s" },
-                        d.incidents.iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join("; ")
+                        d.incidents
+                            .iter()
+                            .map(|(_, name)| name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ),
                 };
                 let maintenance = if d.maintenance_seconds > 0.0 {
@@ -248,7 +280,10 @@ impl<'a> Views<'a> {
                 };
                 Bar {
                     class,
-                    label: format!("{shown}: {} available, {down}{maintenance}, {incidents}", text::percent(a)),
+                    label: format!(
+                        "{shown}: {} available, {down}{maintenance}, {incidents}",
+                        text::percent(a)
+                    ),
                 }
             })
             .collect()
