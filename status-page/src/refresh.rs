@@ -168,8 +168,7 @@ async fn read(
             });
         }
     }
-    let public = |r: &str| shared.settings.public_region(r).map(str::to_owned);
-    match sync::apply(&shared.store, &mut seen, &public) {
+    match sync::apply(&shared.store, &mut seen, &shared.settings) {
         Ok(_) => st.synced_once = true,
         Err(e) => tracing::error!(error = %e, "status page: incidents could not be stored"),
     }

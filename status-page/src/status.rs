@@ -40,7 +40,7 @@ impl ComponentStatus {
     pub fn icon(self) -> &'static str {
         match self {
             ComponentStatus::Operational => "✔",
-            ComponentStatus::UnderMaintenance => "🔧",
+            ComponentStatus::UnderMaintenance => "⚙",
             ComponentStatus::DegradedPerformance => "▲",
             ComponentStatus::PartialOutage => "◐",
             ComponentStatus::MajorOutage => "✖",
@@ -89,7 +89,7 @@ pub fn assess(
     match live.state.as_str() {
         "down" if failing.len() >= reporting => Assessed {
             status: ComponentStatus::MajorOutage,
-            note: "Unavailable".into(),
+            note: "Failing from every region".into(),
             no_data: false,
         },
         "down" => Assessed {

@@ -262,6 +262,16 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites an update's text (the page's own first message, made whole while an outage
+    /// spreads); people's updates are never rewritten.
+    pub fn set_update_body(&self, update_id: i64, body: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE updates SET body = ?2 WHERE id = ?1 AND auto = 1",
+            params![update_id, body],
+        )?;
+        Ok(())
+    }
+
     pub fn add_component(&self, incident_id: i64, component: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR IGNORE INTO incident_components (incident_id, component) VALUES (?1, ?2)",

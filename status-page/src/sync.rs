@@ -4,7 +4,7 @@
 
 use crate::collector::DownInterval;
 use crate::model::{Impact, Incident, IncidentStatus};
-use crate::settings::ComponentSpec;
+use crate::settings::{ComponentSpec, StatusPageSettings};
 use crate::store::{Store, StoreError};
 use crate::text;
 
@@ -22,53 +22,177 @@ pub struct Seen<'a> {
 pub fn apply(
     store: &Store,
     seen: &mut [Seen<'_>],
-    public_regions: &dyn Fn(&str) -> Option<String>,
+    settings: &StatusPageSettings,
 ) -> Result<bool, StoreError> {
     seen.sort_by_key(|s| s.interval.start_us);
     let mut changed = false;
+    let mut fresh: Vec<&Seen<'_>> = Vec::new();
     for s in seen.iter() {
         let iv = &s.interval;
-        let c = s.component;
-        match store.source(&c.check, iv.start_us, iv.end_us)? {
+        match store.source(&s.component.check, iv.start_us, iv.end_us)? {
             Some((stored_start, src)) => {
                 if src.end_us != iv.end_us {
-                    store.put_source(&c.check, stored_start, iv.end_us, src.incident_id)?;
+                    store.put_source(
+                        &s.component.check,
+                        stored_start,
+                        iv.end_us,
+                        src.incident_id,
+                    )?;
                     changed = true;
                     if iv.end_us.is_some() {
                         resolve_if_over(store, src.incident_id)?;
                     }
                 }
             }
-            None => {
-                changed = true;
-                let regions = region_list(&iv.regions, public_regions);
-                match joinable(store, iv)? {
-                    Some(incident) => join(store, &incident, c, iv, &regions)?,
-                    None => {
-                        let id = store.create_incident(
-                            &format!("{} unavailable", c.name),
-                            Impact::Major,
-                            IncidentStatus::Investigating,
-                            &format!(
-                                "{} is unavailable{regions} since {}. We are investigating.",
-                                c.name,
-                                text::clock(iv.start_us)
-                            ),
-                            std::slice::from_ref(&c.id),
-                            iv.start_us,
-                            iv.start_us,
-                            true,
-                        )?;
-                        store.put_source(&c.check, iv.start_us, iv.end_us, id)?;
-                        if iv.end_us.is_some() {
-                            resolve_if_over(store, id)?;
-                        }
-                    }
-                }
-            }
+            None => fresh.push(s),
         }
     }
+    // Components that went down together are told together: one update, not one each.
+    let mut outages: Vec<Vec<&Seen<'_>>> = Vec::new();
+    for s in fresh {
+        match outages.last_mut() {
+            Some(o) if s.interval.start_us - o[0].interval.start_us <= SAME_OUTAGE_US => o.push(s),
+            _ => outages.push(vec![s]),
+        }
+    }
+    for outage in outages {
+        changed = true;
+        let first = &outage[0].interval;
+        let mut components: Vec<&ComponentSpec> = Vec::new();
+        for s in &outage {
+            if !components.iter().any(|c| c.id == s.component.id) {
+                components.push(s.component);
+            }
+        }
+        let names: Vec<String> = components.iter().map(|c| c.name.clone()).collect();
+        let regions = region_list(
+            outage.iter().flat_map(|s| s.interval.regions.iter()),
+            settings,
+        );
+        let since = text::clock(first.start_us);
+        let id = match joinable(store, first)? {
+            Some(incident) => {
+                let new: Vec<&&ComponentSpec> = components
+                    .iter()
+                    .filter(|c| !incident.components.contains(&c.id))
+                    .collect();
+                for c in &new {
+                    store.add_component(incident.id, &c.id)?;
+                }
+                let new_names: Vec<String> = new.iter().map(|c| c.name.clone()).collect();
+                if incident.resolved() {
+                    store.add_update(
+                        incident.id,
+                        IncidentStatus::Investigating,
+                        &format!(
+                            "{} {} unavailable again{regions} since {since}. We are investigating.",
+                            text::and_list(&names),
+                            is_are(names.len())
+                        ),
+                        first.start_us,
+                        true,
+                    )?;
+                } else if let (false, Some(u)) = (
+                    new.is_empty(),
+                    incident.updates.first().filter(|u| {
+                        u.auto && first.start_us - incident.started_us <= SAME_OUTAGE_US
+                    }),
+                ) {
+                    // Moments into the outage nobody has written yet: one message naming
+                    // everything that is down reads better than one per component.
+                    let mut all: Vec<String> = incident
+                        .components
+                        .iter()
+                        .filter_map(|id| settings.component(id))
+                        .map(|c| c.name.clone())
+                        .collect();
+                    all.extend(new_names.iter().cloned());
+                    store.set_update_body(
+                        u.id,
+                        &format!(
+                            "{} {} unavailable{regions} since {}. We are investigating.",
+                            text::and_list(&all),
+                            is_are(all.len()),
+                            text::clock(incident.started_us)
+                        ),
+                    )?;
+                } else if !new.is_empty() {
+                    store.add_update(
+                        incident.id,
+                        incident.status,
+                        &format!(
+                            "{} {} also unavailable{regions} since {since}.",
+                            text::and_list(&new_names),
+                            is_are(new_names.len())
+                        ),
+                        first.start_us,
+                        true,
+                    )?;
+                }
+                if !new.is_empty() {
+                    store.set_impact(
+                        incident.id,
+                        Impact::Critical.max(incident.impact),
+                        first.start_us,
+                    )?;
+                    let old_names: Vec<String> = incident
+                        .components
+                        .iter()
+                        .filter_map(|id| settings.component(id))
+                        .map(|c| c.name.clone())
+                        .collect();
+                    // A title a person wrote is theirs; ours follows the components.
+                    if incident.name == title(&old_names) {
+                        let mut all = old_names;
+                        all.extend(new_names);
+                        store.set_name(incident.id, &title(&all), first.start_us)?;
+                    }
+                }
+                incident.id
+            }
+            None => store.create_incident(
+                &title(&names),
+                if components.len() > 1 {
+                    Impact::Critical
+                } else {
+                    Impact::Major
+                },
+                IncidentStatus::Investigating,
+                &format!(
+                    "{} {} unavailable{regions} since {since}. We are investigating.",
+                    text::and_list(&names),
+                    is_are(names.len())
+                ),
+                &components.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+                first.start_us,
+                first.start_us,
+                true,
+            )?,
+        };
+        for s in &outage {
+            store.put_source(
+                &s.component.check,
+                s.interval.start_us,
+                s.interval.end_us,
+                id,
+            )?;
+        }
+        resolve_if_over(store, id)?;
+    }
     Ok(changed)
+}
+
+/// `Search unavailable`, `Search and Playback unavailable`, `Outage of 5 services`.
+pub fn title(names: &[String]) -> String {
+    if names.len() <= 2 {
+        format!("{} unavailable", text::and_list(names))
+    } else {
+        format!("Outage of {} services", names.len())
+    }
+}
+
+fn is_are(n: usize) -> &'static str {
+    if n == 1 { "is" } else { "are" }
 }
 
 /// An automatic incident this interval belongs to: one still open, or one whose own
@@ -94,83 +218,10 @@ fn joinable(store: &Store, iv: &DownInterval) -> Result<Option<Incident>, StoreE
     Ok(None)
 }
 
-fn join(
-    store: &Store,
-    incident: &Incident,
-    c: &ComponentSpec,
-    iv: &DownInterval,
-    regions: &str,
-) -> Result<(), StoreError> {
-    store.put_source(&c.check, iv.start_us, iv.end_us, incident.id)?;
-    let new_component = !incident.components.contains(&c.id);
-    if new_component {
-        store.add_component(incident.id, &c.id)?;
-        store.set_impact(
-            incident.id,
-            Impact::Critical.max(incident.impact),
-            iv.start_us,
-        )?;
-    }
-    if incident.resolved() {
-        store.add_update(
-            incident.id,
-            IncidentStatus::Investigating,
-            &format!(
-                "{} is unavailable again{regions} since {}. We are investigating.",
-                c.name,
-                text::clock(iv.start_us)
-            ),
-            iv.start_us,
-            true,
-        )?;
-    } else if new_component {
-        store.add_update(
-            incident.id,
-            incident.status,
-            &format!(
-                "{} is also unavailable{regions} since {}.",
-                c.name,
-                text::clock(iv.start_us)
-            ),
-            iv.start_us,
-            true,
-        )?;
-    }
-    if new_component
-        && let Some(updated) = store.incident(incident.id)?
-        && incident.name.ends_with(" unavailable")
-    {
-        store.set_name(
-            incident.id,
-            &format!("{} unavailable", text::and_list(&names(&updated, c))),
-            iv.start_us,
-        )?;
-    }
-    if iv.end_us.is_some() {
-        resolve_if_over(store, incident.id)?;
-    }
-    Ok(())
-}
-
-/// The incident's component names as they read in its title so far, plus the new one.
-fn names(incident: &Incident, joining: &ComponentSpec) -> Vec<String> {
-    let mut out: Vec<String> = incident
-        .name
-        .trim_end_matches(" unavailable")
-        .split(", ")
-        .flat_map(|p| p.split(" and "))
-        .map(str::to_owned)
-        .collect();
-    if !out.contains(&joining.name) {
-        out.push(joining.name.clone());
-    }
-    out
-}
-
 /// Resolves an automatic incident once every down interval it came from has ended.
 fn resolve_if_over(store: &Store, incident_id: i64) -> Result<(), StoreError> {
     let sources = store.sources_of(incident_id)?;
-    if sources.iter().any(|(_, end)| end.is_none()) {
+    if sources.is_empty() || sources.iter().any(|(_, end)| end.is_none()) {
         return Ok(());
     }
     let Some(incident) = store.incident(incident_id)? else {
@@ -203,11 +254,23 @@ fn resolve_if_over(store: &Store, incident_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// ` from Europe and Asia Pacific`, or nothing when no region seen is public.
-fn region_list(regions: &[String], public: &dyn Fn(&str) -> Option<String>) -> String {
-    let names: Vec<String> = regions.iter().filter_map(|r| public(r)).collect();
+/// ` from Europe and Asia Pacific` in the page's order of regions, ` from every region`, or
+/// nothing when no region seen is public.
+fn region_list<'a>(
+    regions: impl Iterator<Item = &'a String>,
+    settings: &StatusPageSettings,
+) -> String {
+    let seen: Vec<&String> = regions.collect();
+    let names: Vec<String> = settings
+        .regions
+        .iter()
+        .filter(|(internal, _)| seen.contains(&internal))
+        .map(|(_, public)| public.clone())
+        .collect();
     if names.is_empty() {
         String::new()
+    } else if names.len() == settings.regions.len() && names.len() > 2 {
+        " from every region".into()
     } else {
         format!(" from {}", text::and_list(&names))
     }
@@ -236,8 +299,22 @@ mod tests {
         }
     }
 
-    fn public(r: &str) -> Option<String> {
-        (r == "eu-west").then(|| "Europe".to_string())
+    fn settings() -> StatusPageSettings {
+        let mut s = StatusPageSettings::new(
+            url::Url::parse("http://127.0.0.1:1/").unwrap_or_else(|_| unreachable!()),
+            Default::default(),
+            Default::default(),
+        );
+        s.regions = vec![("eu-west".into(), "Europe".into())];
+        s.groups = vec![crate::settings::GroupSpec {
+            id: "g".into(),
+            name: "G".into(),
+            components: vec![
+                component("search", "Search"),
+                component("artist", "Artist pages"),
+            ],
+        }];
+        s
     }
 
     #[test]
@@ -259,7 +336,7 @@ mod tests {
                 interval: iv(t0 + 5, None),
             },
         ];
-        assert!(apply(&store, &mut seen, &public)?);
+        assert!(apply(&store, &mut seen, &settings())?);
         let all = store.incidents()?;
         assert_eq!(all.len(), 1);
         let i = &all[0];
@@ -269,7 +346,7 @@ mod tests {
         assert!(i.updates.iter().all(|u| !u.body.contains("secret-dc")));
         assert!(i.updates.iter().any(|u| u.body.contains("from Europe")));
         // Nothing new: nothing changes.
-        assert!(!apply(&store, &mut seen, &public)?);
+        assert!(!apply(&store, &mut seen, &settings())?);
 
         let mut seen = vec![
             Seen {
@@ -281,18 +358,81 @@ mod tests {
                 interval: iv(t0 + 5, None),
             },
         ];
-        apply(&store, &mut seen, &public)?;
+        apply(&store, &mut seen, &settings())?;
         assert!(!store.incidents()?[0].resolved(), "artist pages still down");
         let mut seen = vec![Seen {
             component: &artist,
             interval: iv(t0 + 5, Some(t0 + 125)),
         }];
-        apply(&store, &mut seen, &public)?;
+        apply(&store, &mut seen, &settings())?;
         let i = &store.incidents()?[0];
         assert!(i.resolved());
         assert_eq!(i.resolved_us, Some((t0 + 125) * 1_000_000));
         assert!(
             i.updates[0].body.contains("after 2 minutes"),
+            "{}",
+            i.updates[0].body
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_component_failing_later_joins_the_open_incident_and_its_title() -> Result<(), StoreError> {
+        let store = Store::open(None)?;
+        let (search, artist) = (
+            component("search", "Search"),
+            component("artist", "Artist pages"),
+        );
+        let t0 = 1_800_000_000;
+        apply(
+            &store,
+            &mut [Seen {
+                component: &search,
+                interval: iv(t0, None),
+            }],
+            &settings(),
+        )?;
+        assert_eq!(store.incidents()?[0].name, "Search unavailable");
+        apply(
+            &store,
+            &mut [Seen {
+                component: &artist,
+                interval: iv(t0 + 600, None),
+            }],
+            &settings(),
+        )?;
+        let all = store.incidents()?;
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].name, "Search and Artist pages unavailable");
+        assert!(
+            all[0].updates[0]
+                .body
+                .starts_with("Artist pages is also unavailable from Europe")
+        );
+        // Within moments of the start, the first message is made whole instead.
+        let store = Store::open(None)?;
+        apply(
+            &store,
+            &mut [Seen {
+                component: &search,
+                interval: iv(t0, None),
+            }],
+            &settings(),
+        )?;
+        apply(
+            &store,
+            &mut [Seen {
+                component: &artist,
+                interval: iv(t0 + 20, None),
+            }],
+            &settings(),
+        )?;
+        let i = &store.incidents()?[0];
+        assert_eq!(i.updates.len(), 1);
+        assert!(
+            i.updates[0]
+                .body
+                .starts_with("Search and Artist pages are unavailable from Europe"),
             "{}",
             i.updates[0].body
         );
@@ -314,7 +454,7 @@ mod tests {
                 interval: iv(t0 + 3_600, Some(t0 + 3_630)),
             },
         ];
-        apply(&store, &mut seen, &public)?;
+        apply(&store, &mut seen, &settings())?;
         let all = store.incidents()?;
         assert_eq!(all.len(), 2);
         assert!(all.iter().all(Incident::resolved));

@@ -147,7 +147,15 @@ impl<'a> Views<'a> {
             .unwrap_or_else(|| id.to_owned())
     }
 
+    /// Component names in the page's order.
     fn names(&self, ids: &[String]) -> String {
+        let mut ids: Vec<&String> = ids.iter().collect();
+        ids.sort_by_key(|id| {
+            self.snap
+                .components()
+                .position(|c| &c.id == *id)
+                .unwrap_or(usize::MAX)
+        });
         text::and_list(
             &ids.iter()
                 .map(|id| self.component_name(id))
