@@ -147,6 +147,23 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"4:17: unterminated `${`: write `${NAME}`, or `$${` for a literal `${`"#,
             ],
         ),
+        (
+            "invalid-status-page.yaml",
+            &[
+                r#"12:15: status_page.public_url: "not a url" is not an http(s) URL"#,
+                r#"13:11: status_page.target: "101%" is not a share between 0 and 1 or a percentage such as 99.99%"#,
+                r#"14:12: status_page.regions: "mars-1" is not one of probes.regions (eu-west, us-east, ap-south)"#,
+                r#"18:11: status_page.groups[0].components[0].check: "serch" is not a check; the checks are search"#,
+                r#"19:11: status_page.groups[0].components[1].id: "Bad Id" is not a usable id: lower-case letters, digits and `-`"#,
+                r#"20:23: status_page.maintenance_in_sla: "sometimes" is not one of excluded, counted"#,
+                r#"22:7: status_page.maintenance[0].components: "nosuch" is not a component; the components are Bad Id"#,
+                r#"23:7: status_page.maintenance[1]: `ends` must be after `starts`"#,
+                r#"24:7: status_page.maintenance[2]: `starts` and `ends` must be RFC 3339 times, e.g. 2026-12-01T02:00:00Z"#,
+                r#"25:18: status_page.refresh_every: must be from 1s to 1h, got 0s"#,
+                r#"27:5: status_page.reports.schedule: "every day" has 2 fields; write crontab's 5 (`*/5 * * * *`) or 6 with seconds first"#,
+                r#"27:5: status_page.reports.email: `tls`: "sometimes" is not one of starttls, tls, none"#,
+            ],
+        ),
         ("invalid-syntax.yaml", &[r#"3:12: expected mapping start"#]),
         (
             "invalid-unknown-key.yaml",
