@@ -214,7 +214,7 @@ async fn an_outage_shows_on_the_page_the_json_and_the_feed_and_resolves_when_it_
     let cleared = fault.saturating_sub(injected.elapsed());
     tokio::time::sleep(cleared).await;
     let resolved = wait_until("the incident resolved", INTERVAL + CONFIRMATION, || async {
-        page.json(&format!("/api/v2/incidents.json")).await["incidents"][0]["status"] == "resolved"
+        page.json("/api/v2/incidents.json").await["incidents"][0]["status"] == "resolved"
     })
     .await;
     println!("resolved {resolved:?} after the fault cleared");

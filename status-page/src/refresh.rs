@@ -102,9 +102,11 @@ pub async fn refresh(shared: &Shared) {
         &st.figures,
         incidents,
         maintenances,
-        st.data_as_of_us,
-        stale || st.data_as_of_us.is_none(),
-        now,
+        snapshot::Freshness {
+            data_as_of_us: st.data_as_of_us,
+            stale: stale || st.data_as_of_us.is_none(),
+            now_us: now,
+        },
     );
     let due = match &st.last {
         None => true,
@@ -240,9 +242,11 @@ pub async fn rerender(shared: &Shared) {
         &st.figures,
         incidents,
         maintenances,
-        st.data_as_of_us,
-        stale,
-        now,
+        snapshot::Freshness {
+            data_as_of_us: st.data_as_of_us,
+            stale,
+            now_us: now,
+        },
     );
     match crate::render::site(&shared.templates, &shared.settings, &snap) {
         Ok(site) => {

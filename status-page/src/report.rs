@@ -146,10 +146,12 @@ pub async fn compute(
                     settings,
                     c,
                     &maintenances,
-                    from,
-                    to,
-                    snapshot::seconds(f),
-                    f.availability,
+                    snapshot::Measured {
+                        from,
+                        to,
+                        whole: snapshot::seconds(f),
+                        availability: f.availability,
+                    },
                 )
                 .await?,
                 f.latency.clone(),

@@ -106,14 +106,16 @@ pub async fn figures(
             settings,
             c,
             maintenances,
-            start,
-            end,
-            Seconds {
-                window: ((end - start) as f64 / 1e6).max(0.0),
-                down: d.down_seconds,
-                no_data: d.no_data_seconds,
+            Measured {
+                from: start,
+                to: end,
+                whole: Seconds {
+                    window: ((end - start) as f64 / 1e6).max(0.0),
+                    down: d.down_seconds,
+                    no_data: d.no_data_seconds,
+                },
+                availability: d.availability,
             },
-            d.availability,
         )
         .await?;
         bars.push(DayBar {
@@ -145,10 +147,12 @@ pub async fn figures(
                 settings,
                 c,
                 maintenances,
-                from,
-                now_us,
-                seconds(&f),
-                f.availability,
+                Measured {
+                    from,
+                    to: now_us,
+                    whole: seconds(&f),
+                    availability: f.availability,
+                },
             )
             .await?;
             (a.availability, a.down, a.maintenance)
@@ -187,17 +191,29 @@ pub fn seconds(f: &Figures) -> Seconds {
     }
 }
 
+/// A window and the collector's figures for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub from: i64,
+    pub to: i64,
+    pub whole: Seconds,
+    pub availability: Option<f64>,
+}
+
 /// The window's figures with this component's maintenance taken out as the contract says.
 pub async fn adjusted(
     client: &CollectorClient,
     settings: &StatusPageSettings,
     c: &ComponentSpec,
     maintenances: &[Maintenance],
-    from: i64,
-    to: i64,
-    whole: Seconds,
-    availability: Option<f64>,
+    window: Measured,
 ) -> Result<sla::Adjusted, CollectorError> {
+    let Measured {
+        from,
+        to,
+        whole,
+        availability,
+    } = window;
     let spans = sla::spans(maintenances, &c.id, from, to);
     if spans.is_empty() {
         return Ok(sla::Adjusted {
@@ -223,6 +239,14 @@ pub fn day_start(date: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_micros())
 }
 
+/// How current the data is, as the page says.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    pub data_as_of_us: Option<i64>,
+    pub stale: bool,
+    pub now_us: i64,
+}
+
 /// Assembles the snapshot from what was read; `figures` holds each component's last known.
 pub fn assemble(
     settings: &StatusPageSettings,
@@ -230,10 +254,13 @@ pub fn assemble(
     figures: &BTreeMap<String, ComponentFigures>,
     incidents: Vec<Incident>,
     maintenances: Vec<Maintenance>,
-    data_as_of_us: Option<i64>,
-    stale: bool,
-    now_us: i64,
+    freshness: Freshness,
 ) -> Snapshot {
+    let Freshness {
+        data_as_of_us,
+        stale,
+        now_us,
+    } = freshness;
     let public = |r: &str| settings.public_region(r).map(str::to_owned);
     let mut position = 0;
     let groups: Vec<GroupView> = settings

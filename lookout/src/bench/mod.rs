@@ -7,6 +7,7 @@ mod exact_target;
 mod load;
 mod platform;
 mod probes;
+mod status_page;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
@@ -19,6 +20,9 @@ pub enum Bench {
     /// Outages and blips injected into `lookout up`: time to page and to resolve, and false
     /// pages, beside Prometheus + blackbox_exporter + Alertmanager in the same run.
     Alerting(alerting::Args),
+    /// The status page's front page under 64 concurrent clients while ingest goes on, beside
+    /// nginx serving a static copy of the same bytes in the same run.
+    StatusPage(status_page::Args),
     /// The probe benchmark's target: an HTTP server whose delay is exact (run by `bench probes`).
     #[command(hide = true)]
     ExactTarget(exact_target::Args),
@@ -30,6 +34,7 @@ pub async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Probes(args) => probes::run(args).await,
         Bench::Collector(args) => collector::run(args).await,
         Bench::Alerting(args) => alerting::run(args).await,
+        Bench::StatusPage(args) => status_page::run(args).await,
         Bench::ExactTarget(args) => {
             tokio::task::spawn_blocking(move || exact_target::run(&args)).await?
         }
