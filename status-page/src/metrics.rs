@@ -4,9 +4,14 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 
 use lookout_api::metrics::register;
 
+/// The kinds of public request counted apart.
+pub const KINDS: [&str; 6] = ["page", "json", "feed", "badge", "static", "report"];
+
 pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
+    /// `requests` for each of [`KINDS`], resolved once: no label lookup per request.
+    by_kind: Vec<IntCounter>,
     pub not_modified: IntCounter,
     pub renders: IntCounter,
     pub render_seconds: Histogram,
@@ -17,19 +22,29 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn request(&self, kind: &str) -> &IntCounter {
+        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        &self.by_kind[i]
+    }
+
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        Ok(Metrics {
-            requests: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_status_page_requests_total",
-                        "Public requests answered, by kind of page.",
-                    ),
-                    &["kind"],
-                )?,
+        let requests = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "lookout_status_page_requests_total",
+                    "Public requests answered, by kind of page.",
+                ),
+                &["kind"],
             )?,
+        )?;
+        Ok(Metrics {
+            by_kind: KINDS
+                .iter()
+                .map(|k| requests.with_label_values(&[k]))
+                .collect(),
+            requests,
             not_modified: register(
                 &registry,
                 IntCounter::new(

@@ -71,7 +71,7 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// Reads everything, renders if anything shown changed, swaps the site in.
-pub async fn refresh(shared: &Shared) {
+pub async fn refresh(shared: &Arc<Shared>) {
     let _one_at_a_time = shared.refreshing.lock().await;
     let now = now_us();
     let mut st = shared.state.lock().await;
@@ -115,9 +115,23 @@ pub async fn refresh(shared: &Shared) {
     if !due {
         return;
     }
+    publish(shared, &mut st, snap).await;
+}
+
+/// Renders the snapshot and swaps the site in. Rendering (templates, gzip of every page) takes
+/// milliseconds of CPU: it runs on a blocking thread, so that the runtime's workers go on
+/// answering readers meanwhile.
+async fn publish(shared: &Arc<Shared>, st: &mut RefreshState, snap: Snapshot) {
     let started = std::time::Instant::now();
-    match crate::render::site(&shared.templates, &shared.settings, &snap) {
-        Ok(site) => {
+    let job = {
+        let shared = shared.clone();
+        let snap = snap.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::render::site(&shared.templates, &shared.settings, &snap)
+        })
+    };
+    match job.await {
+        Ok(Ok(site)) => {
             shared.site.store(Arc::new(site));
             shared.metrics.renders.inc();
             shared
@@ -126,7 +140,10 @@ pub async fn refresh(shared: &Shared) {
                 .observe(started.elapsed().as_secs_f64());
             st.last = Some(snap);
         }
-        Err(e) => tracing::error!(error = %e, "status page: render failed; the last site stays"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "status page: render failed; the last site stays")
+        }
+        Err(e) => tracing::error!(error = %e, "status page: render stopped; the last site stays"),
     }
 }
 
@@ -145,7 +162,7 @@ fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
 }
 
 async fn read(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut crate::refresh::RefreshState,
     now: i64,
 ) -> Result<(), CollectorError> {
@@ -225,7 +242,7 @@ async fn tell_alerter(shared: &Shared, now: i64) {
 
 /// Renders again from the figures already read and the store as it is now: what an admin
 /// write needs, without waiting on the collector.
-pub async fn rerender(shared: &Shared) {
+pub async fn rerender(shared: &Arc<Shared>) {
     let _one_at_a_time = shared.refreshing.lock().await;
     let now = now_us();
     let mut st = shared.state.lock().await;
@@ -248,12 +265,5 @@ pub async fn rerender(shared: &Shared) {
             now_us: now,
         },
     );
-    match crate::render::site(&shared.templates, &shared.settings, &snap) {
-        Ok(site) => {
-            shared.site.store(Arc::new(site));
-            shared.metrics.renders.inc();
-            st.last = Some(snap);
-        }
-        Err(e) => tracing::error!(error = %e, "status page: render failed; the last site stays"),
-    }
+    publish(shared, &mut st, snap).await;
 }

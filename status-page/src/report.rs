@@ -349,7 +349,7 @@ pub async fn get(
                 "json" => &r.json,
                 _ => &r.html,
             };
-            s.metrics.requests.with_label_values(&["report"]).inc();
+            s.metrics.request("report").inc();
             crate::server::respond(&s, page, &headers, "public, max-age=60", form != "html")
         }
         Ok(None) => not_found(&s),
