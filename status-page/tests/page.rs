@@ -382,6 +382,11 @@ fn atom_titles(feed: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_opens_an_incident_everywhere_updates_show_and_it_resolves() {
     let w = World::new().await;
+    let (_, _, html) = w.get("/").await;
+    assert!(
+        html.contains("Status unknown: no current measurements"),
+        "never \"fine\" unmeasured"
+    );
     w.all_ok(5_000_000).await;
     w.page.refresh().await;
     let (status, _, html) = w.get("/").await;
@@ -722,6 +727,33 @@ async fn pages_are_cached_compressed_and_locked_down_and_unknown_pages_are_frien
     assert!(svg.contains("100%"), "{svg}");
     let (_, _, css) = w.get("/static/status.css").await;
     assert!(css.contains("prefers-color-scheme: dark"));
+    let (status, _, metrics) = w.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("lookout_status_page_requests_total{kind=\"page\"}"),
+        "{metrics}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; ./scripts/test installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     w.page.shutdown().await;
     w.collector.shutdown().await;
 }

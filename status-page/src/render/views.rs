@@ -129,6 +129,15 @@ impl<'a> Views<'a> {
 
     pub fn banner(&self) -> Banner {
         let s = self.snap.overall.status;
+        let blind = self.snap.components().all(|c| c.no_data);
+        if s == crate::status::ComponentStatus::Operational && blind {
+            // Nothing measured (a new install, or every region silent): say so, never "fine".
+            return Banner {
+                status: "unknown",
+                icon: "?",
+                text: "Status unknown: no current measurements".into(),
+            };
+        }
         Banner {
             status: s.as_str(),
             icon: s.icon(),
