@@ -3,6 +3,7 @@
 //! so the connection is built one layer down (tokio for DNS and TCP, rustls for TLS) and hyper
 //! speaks HTTP/1.1 over it.
 
+mod kernel_stamp;
 pub mod timed_io;
 pub mod tls;
 
@@ -178,6 +179,13 @@ async fn connect(
         })?;
     let connect = started.elapsed();
     let _ = tcp.set_nodelay(true);
+    let board = timed_io::MarkBoard::default();
+    let wire = if url.scheme() == "https" {
+        timed_io::Wire::Tls
+    } else {
+        timed_io::Wire::Http
+    };
+    let tcp = timed_io::KernelStampedTcp::new(tcp, board.clone(), wire);
     let (io, tls_time, cert_days_left): (Box<dyn Io>, Duration, Option<i64>) =
         if url.scheme() == "https" {
             let started = Instant::now();
@@ -211,7 +219,6 @@ async fn connect(
         } else {
             (Box::new(tcp), Duration::ZERO, None)
         };
-    let board = timed_io::MarkBoard::default();
     let (sender, conn) = phase(
         "HTTP handshake",
         limits,
