@@ -5,6 +5,7 @@
 
 mod bench;
 mod config;
+mod launcher;
 mod logging;
 mod monitor;
 mod probe;

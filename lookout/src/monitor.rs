@@ -276,6 +276,42 @@ pub async fn start_status_page(
         .map_err(|e| UsageError(format!("status page: {e}")).into())
 }
 
+/// The replacer with the `local` provider: it adopts the platform's instances (the gateway
+/// stays with `platform`) and replaces them through the gateway's admin API.
+pub async fn start_local_replacer(
+    config: &Config,
+    r: &crate::config::replacer::ReplacerConfig,
+    platform: &mut crate::supervisor::Platform,
+) -> anyhow::Result<(
+    lookout_replacer::Replacer,
+    Arc<crate::launcher::PlatformLauncher>,
+)> {
+    let gateway = platform
+        .gateway()
+        .map(|g| g.admin_url())
+        .context("no gateway started")?;
+    let launcher = Arc::new(crate::launcher::PlatformLauncher::adopt(
+        platform,
+        &config.platform,
+        &config.log,
+    ));
+    let provider = lookout_replacer::provider::local::LocalProvider::new(
+        launcher.clone(),
+        lookout_replacer::provider::local::Gateway {
+            admin_url: gateway,
+            token: config.platform.admin_token.clone(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(r.listen)
+        .await
+        .map_err(|e| UsageError(format!("replacer: cannot listen on {}: {e}", r.listen)))?;
+    let replacer =
+        lookout_replacer::Replacer::start(r.settings.clone(), Arc::new(provider), listener)
+            .await
+            .map_err(|e| UsageError(e.to_string()))?;
+    Ok((replacer, launcher))
+}
+
 /// The monitoring side of `lookout up`.
 pub struct Monitor {
     pub collector: Collector,

@@ -49,6 +49,41 @@ impl RunningInstance {
     pub fn pid(&self) -> Option<u32> {
         self.process.id()
     }
+
+    /// Whether the process still runs; `None` when that cannot be told.
+    pub fn alive(&mut self) -> Option<bool> {
+        match self.process.try_wait() {
+            Ok(None) => Some(true),
+            Ok(Some(_)) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// SIGTERM (and stdin closed, the child's other stop signal), then SIGKILL after `grace`.
+    pub async fn stop(mut self, grace: Duration) -> Result<(), String> {
+        self.stdin = None;
+        if let Some(pid) = self.process.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(grace, self.process.wait()).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let name = self.name();
+                self.process
+                    .kill()
+                    .await
+                    .map_err(|e| format!("{name} did not stop and cannot be killed: {e}"))?;
+                Err(format!(
+                    "{name} did not stop within {} of SIGTERM; it was killed",
+                    humantime::format_duration(grace)
+                ))
+            }
+        }
+    }
 }
 
 /// The platform's running instances.
@@ -270,9 +305,30 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             }
         }
     };
+    let replacer = match config.replacer.as_ref().filter(|r| r.enabled) {
+        Some(r) => match crate::monitor::start_local_replacer(&config, r, &mut platform).await {
+            Ok(started) => Some(started),
+            Err(e) => {
+                platform.stop().await;
+                if let Some(m) = monitor {
+                    m.stop().await;
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     say!("lookout up: running from {source}");
+    if let Some((_, launcher)) = &replacer {
+        for (name, url, admin) in launcher.describe() {
+            say!("  {name:<16} {url:<24} admin {admin}");
+        }
+    }
     for c in &platform.children {
         say!("  {:<16} {:<24} admin {}", c.name(), c.url(), c.admin_url());
+    }
+    if let Some((r, _)) = &replacer {
+        say!("  {:<16} {:<24} admin -", "replacer", r.url());
     }
     if let Some(m) = &monitor {
         say!("  {:<16} {:<24} admin -", "collector", m.collector.url());
@@ -309,6 +365,10 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     say!("lookout up: stopping");
     if let Some(m) = monitor {
         m.stop().await;
+    }
+    if let Some((r, launcher)) = replacer {
+        r.shutdown().await;
+        launcher.stop_all().await;
     }
     platform.stop().await;
     say!("lookout up: stopped");

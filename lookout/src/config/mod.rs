@@ -6,6 +6,7 @@ pub mod alerting;
 mod checks;
 mod interpolate;
 mod raw;
+pub mod replacer;
 pub mod status_page;
 
 use std::collections::{BTreeMap, HashSet};
@@ -129,6 +130,8 @@ pub struct Config {
     pub alerting: Option<alerting::AlertingConfig>,
     /// `None` when the config has no `status_page:` section.
     pub status_page: Option<status_page::StatusPageConfig>,
+    /// `None` when the config has no `replacer:` section.
+    pub replacer: Option<replacer::ReplacerConfig>,
 }
 
 impl Config {
@@ -665,9 +668,20 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         }
         cfg
     });
+    let replacer = raw.replacer.map(|r| {
+        let listen = r.listen.clone();
+        let cfg = replacer::validate(r, report);
+        if let Some(l) = listen
+            && cfg.enabled
+        {
+            claim(&l, "replacer.listen", report);
+        }
+        cfg
+    });
     Config {
         alerting,
         status_page,
+        replacer,
         log,
         data_dir: raw
             .data_dir

@@ -92,6 +92,8 @@ pub struct RawConfig {
     pub alerting: Option<super::alerting::RawAlerting>,
     /// The public status page: runs in `lookout up` when this section is there.
     pub status_page: Option<super::status_page::RawStatusPage>,
+    /// The host-health replacer: runs in `lookout up` when this section is there.
+    pub replacer: Option<super::replacer::RawReplacer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
