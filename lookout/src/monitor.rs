@@ -286,6 +286,9 @@ pub async fn start_local_replacer(
     lookout_replacer::Replacer,
     Arc<crate::launcher::PlatformLauncher>,
 )> {
+    match r.provider {
+        crate::config::replacer::ProviderConfig::Local => {}
+    }
     let gateway = platform
         .gateway()
         .map(|g| g.admin_url())

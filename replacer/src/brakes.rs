@@ -177,14 +177,13 @@ pub fn decide(s: &Situation, b: &BrakeSettings) -> Vec<Decision> {
                 Some(Hold::Concurrency)
             } else if mine.iter().filter(|t| s.now_us - **t < HOUR_US).count() >= b.max_per_hour {
                 Some(Hold::HourlyLimit)
-            } else if let Some(t) = last.filter(|t| s.now_us - t < cooldown_us) {
-                Some(Hold::Cooldown {
-                    seconds_left: u64::try_from((cooldown_us - (s.now_us - t)) / 1_000_000)
-                        .unwrap_or(0)
-                        + 1,
-                })
             } else {
-                None
+                last.filter(|t| s.now_us - t < cooldown_us)
+                    .map(|t| Hold::Cooldown {
+                        seconds_left: u64::try_from((cooldown_us - (s.now_us - t)) / 1_000_000)
+                            .unwrap_or(0)
+                            + 1,
+                    })
             };
             match hold {
                 Some(hold) => out.push(Decision::Hold {

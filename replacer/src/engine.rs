@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::brakes::{self, BrakeSettings, Decision, Hold, ServiceNow, Situation};
+use crate::brakes::{self, BrakeSettings, Decision, Hold, Situation};
 use crate::events::{Kind, Log};
 use crate::health::{self, HealthSettings, State, Tracker};
 use crate::instance::Instance;
@@ -272,7 +272,7 @@ async fn decide(shared: &Arc<Shared>) {
         let s = situation
             .services
             .entry(w.instance.service.clone())
-            .or_insert_with(ServiceNow::default);
+            .or_default();
         s.instances += 1;
         let handed = w.handed_at.is_some_and(|t| t.elapsed() < HANDED_FOR);
         if w.tracker.state == State::Unhealthy

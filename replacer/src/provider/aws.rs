@@ -266,7 +266,7 @@ impl AwsProvider {
             Ok(Err(e)) => {
                 return Err(CallError::Other(format!(
                     "{action} at {host}: {}",
-                    e.without_url()
+                    with_causes(&e.without_url())
                 )));
             }
             Ok(Ok(answer)) => answer,
@@ -569,6 +569,21 @@ fn not_found(id: &str) -> ProviderError {
 
 fn unreadable(action: &str, why: &str) -> ProviderError {
     failed(format!("{action}: unreadable answer: {why}"))
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own message is only "error sending request").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut shown = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !shown.ends_with(&text) {
+            shown.push_str(": ");
+            shown.push_str(&text);
+        }
+        cause = e.source();
+    }
+    shown
 }
 
 fn aws_url(url: &str) -> Result<Url, ProviderError> {
@@ -1146,7 +1161,8 @@ mod tests {
         let shown = format!("{provider:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
 
-        let bad: [(fn(&mut AwsSettings), &str); 7] = [
+        type Change = fn(&mut AwsSettings);
+        let bad: [(Change, &str); 7] = [
             (|s| s.region = "eu west".into(), "not an AWS region"),
             (|s| s.access_key_id = " ".into(), "access_key_id is empty"),
             (

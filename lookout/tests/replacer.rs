@@ -1,0 +1,400 @@
+//! The replacer in `lookout up` with the `local` provider: a killed instance and an instance
+//! made unhealthy through the fault API are replaced while the gateway keeps serving (probes
+//! see no failure) and the event trail shows every step with its timing; most of a service
+//! failing at once replaces nothing and raises the "held" alert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ADMIN: &str = "replacer-admin-token";
+const TOKEN: &str = "replacer-collector-token";
+
+fn config(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"data_dir: {data}
+platform:
+  artists: 1000
+  admin_token: {ADMIN}
+  gateway:
+    listen: 127.0.0.1:0
+    admin_listen: 127.0.0.1:0
+    api_keys: [page-key]
+    health_interval: 500ms
+    health_timeout: 300ms
+  catalogue: {{ instances: 2 }}
+  mixes: {{ instances: 1 }}
+  media: {{ instances: 1 }}
+  analytics: {{ instances: 1 }}
+collector:
+  listen: 127.0.0.1:0
+  token: {TOKEN}
+variables:
+  gateway: http://unused
+checks:
+  - name: search
+    interval: 1s
+    timeout: 900ms
+    steps:
+      - url: "{{{{gateway}}}}/1.x/search?q=the"
+        headers: {{ X-Api-Key: page-key }}
+        assert:
+          - {{ type: status, equals: 200 }}
+replacer:
+  listen: 127.0.0.1:0
+  health: {{ interval: 500ms, timeout: 400ms, failure_threshold: 3, success_threshold: 1, grace: 3s }}
+  brakes: {{ cooldown: 1s, max_per_hour: 10 }}
+  replace_timeout: 20s
+"#,
+        data = dir.join("data").display()
+    );
+    let path = dir.join("lookout.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct World {
+    http: reqwest::Client,
+    replacer: String,
+    collector: String,
+    gateway_admin: String,
+    components: common::Components,
+}
+
+impl World {
+    async fn events(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/api/v1/events", self.replacer))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    }
+
+    async fn events_of(&self, instance: &str) -> Vec<(String, Value)> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e["instance"] == instance)
+            .map(|e| (e["kind"].as_str().unwrap_or("").to_owned(), e))
+            .collect()
+    }
+
+    async fn instances(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/api/v1/instances", self.replacer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn pool(&self, service: &str) -> Vec<String> {
+        let v: Value = self
+            .http
+            .get(format!("{}/admin/upstreams", self.gateway_admin))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == service)
+            .unwrap()["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["url"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn fault(&self, admin_url: &str, body: Value) {
+        let r = self
+            .http
+            .post(format!("{admin_url}/admin/faults"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    }
+
+    /// Failed probe results since `from_us`.
+    async fn failed_probes(&self, from_us: i64) -> (usize, Vec<Value>) {
+        let v: Value = self
+            .http
+            .get(format!("{}/api/v1/results?limit=100000", self.collector))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all: Vec<Value> = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["results"].as_array().cloned())
+            .unwrap()
+            .into_iter()
+            .filter(|r| r["started_at_us"].as_i64().unwrap() >= from_us)
+            .collect();
+        let failed = all
+            .iter()
+            .filter(|r| r["outcome"]["status"] != "ok")
+            .cloned()
+            .collect();
+        (all.len(), failed)
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+fn start(dir: &Path) -> (common::Proc, World) {
+    let (proc, components) = common::up(&config(dir));
+    let world = World {
+        http: reqwest::Client::new(),
+        replacer: components["replacer"].0.clone(),
+        collector: components["collector"].0.clone(),
+        gateway_admin: components["gateway#1"].1.clone(),
+        components,
+    };
+    (proc, world)
+}
+
+/// The pid of the process listening on the URL's port.
+fn pid_of(url: &str) -> u32 {
+    let port = url.rsplit(':').next().unwrap();
+    let out = Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) finds the instance's process");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find("pid=")
+        .unwrap_or_else(|| panic!("no process on {url}: {text}"));
+    text[at + 4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+async fn all_healthy(w: &World) -> bool {
+    let list = w.instances().await;
+    list.len() == 5 && list.iter().all(|i| i["state"] == "healthy")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, w) = start(dir.path());
+    wait_until("every instance healthy", Duration::from_secs(30), || {
+        all_healthy(&w)
+    })
+    .await;
+    let from_us = chrono::Utc::now().timestamp_micros();
+
+    // Killed: the provider sees the process dead at once.
+    let (old_url, _) = w.components["catalogue#1"].clone();
+    let pid = pid_of(&old_url);
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let took = wait_until("catalogue#1 replaced", Duration::from_secs(10), || async {
+        w.events_of("catalogue#1")
+            .await
+            .iter()
+            .any(|(k, _)| k == "replacement_done")
+    })
+    .await;
+    println!(
+        "killed -> replacement serving: {took:?} (since the kill: {:?})",
+        killed.elapsed()
+    );
+    let trail: Vec<String> = w
+        .events_of("catalogue#1")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        trail,
+        ["process_died", "replacement_started", "replacement_done"],
+        "{trail:?}"
+    );
+    let done = &w.events_of("catalogue#1").await[2].1;
+    assert!(done["duration_ms"].as_u64().unwrap() < 10_000, "{done}");
+    let pool = w.pool("catalogue").await;
+    assert_eq!(pool.len(), 2, "{pool:?}");
+    assert!(
+        !pool.contains(&old_url),
+        "the dead instance left the pool: {pool:?}"
+    );
+
+    // Sick: the fault API closes catalogue#2's listener; three failed polls, then replaced.
+    let (sick_url, sick_admin) = w.components["catalogue#2"].clone();
+    w.fault(&sick_admin, json!({"kind": "down", "duration": "60s"}))
+        .await;
+    wait_until("catalogue#2 replaced", Duration::from_secs(15), || async {
+        w.events_of("catalogue#2")
+            .await
+            .iter()
+            .any(|(k, _)| k == "replacement_done")
+    })
+    .await;
+    let trail: Vec<String> = w
+        .events_of("catalogue#2")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        trail,
+        ["unhealthy", "replacement_started", "replacement_done"],
+        "{trail:?}"
+    );
+    let unhealthy = &w.events_of("catalogue#2").await[0].1;
+    assert!(
+        unhealthy["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 failed healthchecks"),
+        "{unhealthy}"
+    );
+    assert!(!w.pool("catalogue").await.contains(&sick_url));
+    // The sick process was stopped, not left behind.
+    assert!(
+        std::net::TcpStream::connect(sick_admin.trim_start_matches("http://")).is_err(),
+        "the replaced instance's process is gone"
+    );
+
+    // The gateway routed around both: not one probe failed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (runs, failed) = w.failed_probes(from_us).await;
+    assert!(runs >= 10, "probes ran meanwhile: {runs}");
+    println!(
+        "{runs} probe runs during the replacements, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "probe-visible failures: {failed:?}");
+    wait_until(
+        "every instance healthy again",
+        Duration::from_secs(10),
+        || all_healthy(&w),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, w) = start(dir.path());
+    wait_until("every instance healthy", Duration::from_secs(30), || {
+        all_healthy(&w)
+    })
+    .await;
+    for name in ["catalogue#1", "catalogue#2"] {
+        let (_, admin) = w.components[name].clone();
+        w.fault(&admin, json!({"kind": "down", "duration": "8s"}))
+            .await;
+    }
+    wait_until("the held alert", Duration::from_secs(10), || async {
+        w.events().await.iter().any(|e| e["kind"] == "held")
+    })
+    .await;
+    let held: Vec<Value> = w
+        .http
+        .get(format!("{}/api/v1/held", w.replacer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["service"], "catalogue");
+    assert!(
+        held[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("replacer held: mass failure, suspect the checker or the network"),
+        "{held:?}"
+    );
+    let health: Value = w
+        .http
+        .get(format!("{}/healthcheck", w.replacer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded");
+    let metrics = w
+        .http
+        .get(format!("{}/metrics", w.replacer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lookout_replacer_held{service=\"catalogue\"} 1"),
+        "{metrics}"
+    );
+    // While held, nothing is replaced; when the faults end, the hold lets go by itself.
+    wait_until("the hold released", Duration::from_secs(20), || async {
+        w.events().await.iter().any(|e| e["kind"] == "released")
+    })
+    .await;
+    let kinds: Vec<String> = w
+        .events()
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("replacement")),
+        "{kinds:?}"
+    );
+    wait_until(
+        "every instance healthy again",
+        Duration::from_secs(10),
+        || all_healthy(&w),
+    )
+    .await;
+}
