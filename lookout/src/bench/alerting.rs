@@ -198,7 +198,7 @@ async fn receiver(inbox: Arc<Inbox>) -> anyhow::Result<Receiver> {
 // `lookout up` as a child.
 
 /// `lookout up`, stopped as Ctrl-C would (SIGTERM, then a kill) however the benchmark ends.
-struct Up {
+pub(super) struct Up {
     child: Option<Child>,
 }
 
@@ -217,7 +217,7 @@ async fn stop_gracefully(mut child: Child, timeout: Duration) {
 }
 
 impl Up {
-    async fn stop(&mut self) {
+    pub(super) async fn stop(&mut self) {
         if let Some(child) = self.child.take() {
             stop_gracefully(child, UP_STOP_TIMEOUT).await;
         }
@@ -250,7 +250,7 @@ impl Drop for Up {
 }
 
 /// Listener name (`gateway#1`, `alerting`, `link@eu-west`, ...) to (URL, admin URL).
-type Listeners = BTreeMap<String, (String, String)>;
+pub(super) type Listeners = BTreeMap<String, (String, String)>;
 
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -258,7 +258,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-async fn start_up(config: &Path, log: &Path) -> anyhow::Result<(Up, Listeners)> {
+pub(super) async fn start_up(config: &Path, log: &Path) -> anyhow::Result<(Up, Listeners)> {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

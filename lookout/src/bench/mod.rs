@@ -7,6 +7,7 @@ mod exact_target;
 mod load;
 mod platform;
 mod probes;
+mod replacer;
 mod status_page;
 
 #[derive(clap::Subcommand)]
@@ -23,6 +24,9 @@ pub enum Bench {
     /// The status page's front page under 64 concurrent clients while ingest goes on, beside
     /// nginx serving a static copy of the same bytes in the same run.
     StatusPage(status_page::Args),
+    /// Instances killed or hung in `lookout up`: time to a healthy replacement serving, and
+    /// failed probes meanwhile; a hung instance (healthchecks only) is the reference.
+    Replacer(replacer::Args),
     /// The probe benchmark's target: an HTTP server whose delay is exact (run by `bench probes`).
     #[command(hide = true)]
     ExactTarget(exact_target::Args),
@@ -34,6 +38,7 @@ pub async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Probes(args) => probes::run(args).await,
         Bench::Collector(args) => collector::run(args).await,
         Bench::Alerting(args) => alerting::run(args).await,
+        Bench::Replacer(args) => replacer::run(args).await,
         Bench::StatusPage(args) => status_page::run(args).await,
         Bench::ExactTarget(args) => {
             tokio::task::spawn_blocking(move || exact_target::run(&args)).await?
