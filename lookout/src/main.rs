@@ -49,6 +49,8 @@ enum Command {
     Alerting(probe::AlertingArgs),
     /// Run the public status page alone, against a collector.
     StatusPage(probe::StatusPageArgs),
+    /// Run the host-health replacer alone (the aws provider).
+    Replacer(probe::ReplacerArgs),
     /// Whole-system benchmarks; each prints its figures beside a reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -108,6 +110,12 @@ fn main() -> ExitCode {
             .and_then(|cfg| {
                 logging::init(cfg.log.format, &cfg.log.level);
                 runtime()?.block_on(probe::run_alerting(cfg, args))
+            }),
+        Command::Replacer(args) => load(args.config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                runtime()?.block_on(probe::run_replacer(cfg, args))
             }),
         Command::StatusPage(args) => load(args.config.as_ref())
             .map_err(anyhow::Error::new)

@@ -286,8 +286,13 @@ pub async fn start_local_replacer(
     lookout_replacer::Replacer,
     Arc<crate::launcher::PlatformLauncher>,
 )> {
-    match r.provider {
-        crate::config::replacer::ProviderConfig::Local => {}
+    if !matches!(r.provider, crate::config::replacer::ProviderConfig::Local) {
+        return Err(UsageError(
+            "replacer.provider: `lookout up` replaces its own instances with the local provider; \
+             run `lookout replacer` for the aws provider"
+                .into(),
+        )
+        .into());
     }
     let gateway = platform
         .gateway()

@@ -61,6 +61,15 @@ pub struct StatusPageArgs {
     listen: Option<SocketAddr>,
 }
 
+#[derive(clap::Args)]
+pub struct ReplacerArgs {
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Overrides replacer.listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -157,5 +166,48 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
     println!("status page {} -> {}", page.url(), args.collector);
     crate::service::shutdown_signal().await;
     page.shutdown().await;
+    Ok(())
+}
+
+pub async fn run_replacer(config: Config, args: ReplacerArgs) -> anyhow::Result<()> {
+    use crate::config::replacer::ProviderConfig;
+    let Some(r) = config.replacer.clone() else {
+        return Err(UsageError(
+            "the config has no `replacer:` section: nothing to watch (see docs/replacer.md)".into(),
+        )
+        .into());
+    };
+    let provider: std::sync::Arc<dyn lookout_replacer::provider::Provider> = match &r.provider {
+        ProviderConfig::Local => {
+            return Err(UsageError(
+                "replacer.provider: the local provider replaces `lookout up`'s own child \
+                 processes and runs inside `lookout up`; give `lookout replacer` the aws provider"
+                    .into(),
+            )
+            .into());
+        }
+        ProviderConfig::Aws(settings) => std::sync::Arc::new(
+            lookout_replacer::provider::aws::AwsProvider::new((**settings).clone())
+                .map_err(|e| UsageError(format!("replacer.provider: {e}")))?,
+        ),
+    };
+    let listen = args.listen.unwrap_or(r.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| UsageError(format!("replacer: cannot listen on {listen}: {e}")))?;
+    let replacer = lookout_replacer::Replacer::start(r.settings.clone(), provider, listener)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
+    println!(
+        "replacer {} ({})",
+        replacer.url(),
+        if r.settings.dry_run {
+            "dry run"
+        } else {
+            "acting"
+        }
+    );
+    crate::service::shutdown_signal().await;
+    replacer.shutdown().await;
     Ok(())
 }

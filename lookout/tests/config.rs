@@ -148,6 +148,17 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-replacer.yaml",
+            &[
+                r#"8:14: replacer.health: timeout (2s) must not be longer than interval (1s): polls would overlap"#,
+                r#"9:24: replacer.health.failure_threshold: must be from 1 to 100, got 0"#,
+                r#"11:26: replacer.brakes.max_unhealthy_share: "150%" is not a share above 0 and below 1, such as 50% or 0.5"#,
+                r#"12:21: replacer.brakes.max_concurrent: must be from 1 to 100, got 0"#,
+                r#"14:5: replacer.provider.action: "reboot" is not one of mark_unhealthy, terminate, terminate_and_shrink"#,
+                r#"14:5: replacer.provider: aws: url_template "http://{private_ipp}:8080": unknown placeholder {private_ipp}; known: {private_ip}, {public_ip}, {private_dns}, {instance_id}"#,
+            ],
+        ),
+        (
             "invalid-status-page.yaml",
             &[
                 r#"12:15: status_page.public_url: "not a url" is not an http(s) URL"#,

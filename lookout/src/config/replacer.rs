@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lookout_model::secret::Secret;
 use lookout_replacer::ReplacerSettings;
 use lookout_replacer::brakes::BrakeSettings;
 use lookout_replacer::health::HealthSettings;
+use lookout_replacer::provider::aws::{AwsAction, AwsProvider, AwsSettings};
 use serde::Deserialize;
 
 use super::Report;
@@ -25,11 +27,28 @@ pub struct RawReplacer {
     pub replace_timeout: Option<Spanned<Dur>>,
 }
 
+// Read once at start: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawProvider {
     /// The platform's own child processes: `lookout up` only.
     Local,
+    /// EC2 Auto Scaling groups: `lookout replacer`.
+    Aws {
+        region: String,
+        /// One endpoint for Auto Scaling and EC2 (moto, LocalStack); AWS itself when absent.
+        endpoint: Option<String>,
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+        groups: Vec<String>,
+        /// `mark_unhealthy` (default), `terminate` or `terminate_and_shrink`.
+        action: Option<String>,
+        /// e.g. `http://{private_ip}:8080`.
+        url_template: String,
+        timeout: Option<Dur>,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +75,7 @@ pub struct RawBrakes {
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
     Local,
+    Aws(Box<AwsSettings>),
 }
 
 #[derive(Debug, Clone)]
@@ -196,8 +216,72 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
             100,
         ),
     };
-    let provider = match raw.provider.map(|p| p.value) {
-        None | Some(RawProvider::Local) => ProviderConfig::Local,
+    let provider = match raw.provider {
+        None => ProviderConfig::Local,
+        Some(p) => {
+            let loc = p.loc();
+            match p.value {
+                RawProvider::Local => ProviderConfig::Local,
+                RawProvider::Aws {
+                    region,
+                    endpoint,
+                    access_key_id,
+                    secret_access_key,
+                    session_token,
+                    groups,
+                    action,
+                    url_template,
+                    timeout,
+                } => {
+                    let action = match action.as_deref().unwrap_or("mark_unhealthy") {
+                        "mark_unhealthy" => AwsAction::MarkUnhealthy,
+                        "terminate" => AwsAction::Terminate {
+                            decrement_desired: false,
+                        },
+                        "terminate_and_shrink" => AwsAction::Terminate {
+                            decrement_desired: true,
+                        },
+                        other => {
+                            report(
+                                loc,
+                                "replacer.provider.action",
+                                format!(
+                                    "{other:?} is not one of mark_unhealthy, terminate, terminate_and_shrink"
+                                ),
+                            );
+                            AwsAction::MarkUnhealthy
+                        }
+                    };
+                    let endpoint = endpoint.and_then(|e| match url::Url::parse(&e) {
+                        Ok(u) => Some(u),
+                        Err(err) => {
+                            report(
+                                loc,
+                                "replacer.provider.endpoint",
+                                format!("{e:?} is not a URL: {err}"),
+                            );
+                            None
+                        }
+                    });
+                    let settings = AwsSettings {
+                        endpoint,
+                        region,
+                        access_key_id,
+                        secret_access_key,
+                        session_token,
+                        groups,
+                        action,
+                        url_template,
+                        timeout: timeout.map_or(s(10), |t| t.0),
+                    };
+                    // Built once here so that `check-config` finds what the provider refuses.
+                    if let Err(e) = AwsProvider::new(settings.clone()) {
+                        report(loc, "replacer.provider", e.to_string());
+                    }
+                    ProviderConfig::Aws(Box::new(settings))
+                }
+            }
+        }
     };
     ReplacerConfig {
         enabled: raw.enabled.unwrap_or(true),
