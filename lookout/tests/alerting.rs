@@ -15,6 +15,8 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 mod common;
+
+use common::wait_until;
 use common::{LOOKOUT, Proc, up};
 
 const TOKEN: &str = "page-token";
@@ -238,19 +240,6 @@ impl World {
             _ => Value::Null,
         }
     }
-}
-
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    start.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -87,6 +89,22 @@ impl World {
             .collect()
     }
 
+    /// The kinds of the instance's events, in order.
+    async fn trail(&self, instance: &str) -> Vec<String> {
+        self.events_of(instance)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    async fn replaced(&self, instance: &str) -> bool {
+        self.trail(instance)
+            .await
+            .iter()
+            .any(|k| k == "replacement_done")
+    }
+
     async fn instances(&self) -> Vec<Value> {
         self.http
             .get(format!("{}/api/v1/instances", self.replacer))
@@ -163,19 +181,6 @@ impl World {
     }
 }
 
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    start.elapsed()
-}
-
 fn start(dir: &Path) -> (common::Proc, World) {
     let (proc, components) = common::up(&config(dir));
     let world = World {
@@ -233,23 +238,15 @@ async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
             .unwrap()
             .success()
     );
-    let took = wait_until("catalogue#1 replaced", Duration::from_secs(10), || async {
-        w.events_of("catalogue#1")
-            .await
-            .iter()
-            .any(|(k, _)| k == "replacement_done")
+    let took = wait_until("catalogue#1 replaced", Duration::from_secs(10), || {
+        w.replaced("catalogue#1")
     })
     .await;
     println!(
         "killed -> replacement serving: {took:?} (since the kill: {:?})",
         killed.elapsed()
     );
-    let trail: Vec<String> = w
-        .events_of("catalogue#1")
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let trail = w.trail("catalogue#1").await;
     assert_eq!(
         trail,
         ["process_died", "replacement_started", "replacement_done"],
@@ -268,19 +265,11 @@ async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
     let (sick_url, sick_admin) = w.components["catalogue#2"].clone();
     w.fault(&sick_admin, json!({"kind": "down", "duration": "60s"}))
         .await;
-    wait_until("catalogue#2 replaced", Duration::from_secs(15), || async {
-        w.events_of("catalogue#2")
-            .await
-            .iter()
-            .any(|(k, _)| k == "replacement_done")
+    wait_until("catalogue#2 replaced", Duration::from_secs(15), || {
+        w.replaced("catalogue#2")
     })
     .await;
-    let trail: Vec<String> = w
-        .events_of("catalogue#2")
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let trail = w.trail("catalogue#2").await;
     assert_eq!(
         trail,
         ["unhealthy", "replacement_started", "replacement_done"],

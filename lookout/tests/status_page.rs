@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -111,19 +113,6 @@ impl Page {
         let html = self.text("/").await;
         html.matches("<td>Europe</td><td>").count() == 2 && !html.contains("no data</td>")
     }
-}
-
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    start.elapsed()
 }
 
 fn start(dir: &Path) -> (common::Proc, Page, String) {

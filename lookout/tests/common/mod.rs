@@ -70,3 +70,18 @@ pub fn up(config: &Path) -> (Proc, Components) {
     std::thread::spawn(move || for _ in lines {});
     (Proc(child), components)
 }
+
+/// Polls `ok` every 100 ms until it holds; fails the test naming `what` after `limit`. How
+/// long it took.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
