@@ -292,3 +292,67 @@ async fn the_openapi_document_describes_every_route_and_is_served_without_a_toke
     assert_eq!(paths, routed);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_are_kept_in_order_and_bad_ones_refused_by_field() {
+    let (c, _store) = collector().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/events", c.url());
+    let event = |kind: &str, t: i64| {
+        serde_json::json!({"source": "replacer", "kind": kind, "service": "catalogue",
+            "instance": "catalogue#1", "message": format!("{kind} at {t}"), "time_us": t})
+    };
+    let r = http
+        .post(&url)
+        .json(&serde_json::json!({"events": [event("x", 1)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a token is needed");
+    let r = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"events": [event("replacement_started", 1_000), event("replacement_done", 2_000)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let r = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"events": [event("", 3_000)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("events[0].kind"));
+    let all: Value = http
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["replacement_started", "replacement_done"]);
+    let first = all["events"][0]["id"].as_i64().unwrap();
+    let after: Value = http
+        .get(format!("{url}?after={first}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["events"].as_array().unwrap().len(), 1);
+    assert_eq!(after["events"][0]["duration_ms"], Value::Null);
+    c.shutdown().await;
+}

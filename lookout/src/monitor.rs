@@ -282,6 +282,7 @@ pub async fn start_local_replacer(
     config: &Config,
     r: &crate::config::replacer::ReplacerConfig,
     platform: &mut crate::supervisor::Platform,
+    collector: Option<lookout_replacer::engine::CollectorLink>,
 ) -> anyhow::Result<(
     lookout_replacer::Replacer,
     Arc<crate::launcher::PlatformLauncher>,
@@ -313,10 +314,11 @@ pub async fn start_local_replacer(
     let listener = tokio::net::TcpListener::bind(r.listen)
         .await
         .map_err(|e| UsageError(format!("replacer: cannot listen on {}: {e}", r.listen)))?;
-    let replacer =
-        lookout_replacer::Replacer::start(r.settings.clone(), Arc::new(provider), listener)
-            .await
-            .map_err(|e| UsageError(e.to_string()))?;
+    let mut settings = r.settings.clone();
+    settings.collector = collector;
+    let replacer = lookout_replacer::Replacer::start(settings, Arc::new(provider), listener)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
     Ok((replacer, launcher))
 }
 

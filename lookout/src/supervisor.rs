@@ -306,7 +306,19 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     };
     let replacer = match config.replacer.as_ref().filter(|r| r.enabled) {
-        Some(r) => match crate::monitor::start_local_replacer(&config, r, &mut platform).await {
+        Some(r) => match crate::monitor::start_local_replacer(
+            &config,
+            r,
+            &mut platform,
+            monitor.as_ref().and_then(|m| {
+                Some(lookout_replacer::engine::CollectorLink {
+                    url: url::Url::parse(&format!("{}/", m.collector.url())).ok()?,
+                    token: config.collector.token.clone(),
+                })
+            }),
+        )
+        .await
+        {
             Ok(started) => Some(started),
             Err(e) => {
                 platform.stop().await;

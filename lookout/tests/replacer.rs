@@ -290,6 +290,34 @@ async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
         "the replaced instance's process is gone"
     );
 
+    // The collector has the trail too, for dashboards and the alerter.
+    let collected: Value = w
+        .http
+        .get(format!("{}/api/v1/events", w.collector))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let forwarded: Vec<(&str, &str)> = collected["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "replacer")
+        .map(|e| {
+            (
+                e["instance"].as_str().unwrap_or(""),
+                e["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        forwarded.contains(&("catalogue#1", "replacement_done")),
+        "{forwarded:?}"
+    );
+
     // The gateway routed around both: not one probe failed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (runs, failed) = w.failed_probes(from_us).await;

@@ -4,6 +4,7 @@
 //! and every other crate may depend on it.
 #![forbid(unsafe_code)]
 
+pub mod event;
 pub mod health;
 pub mod latency;
 pub mod probe;

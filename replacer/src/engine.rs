@@ -29,6 +29,15 @@ pub struct ReplacerSettings {
     pub replace_timeout: Duration,
     /// How often the provider's inventory is read again.
     pub inventory_every: Duration,
+    /// Where every event is sent too (`POST /api/v1/events`), so that dashboards annotate
+    /// with them and the alerter sees replacements.
+    pub collector: Option<CollectorLink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectorLink {
+    pub url: url::Url,
+    pub token: lookout_model::secret::Secret,
 }
 
 impl Default for ReplacerSettings {
@@ -39,6 +48,7 @@ impl Default for ReplacerSettings {
             dry_run: false,
             replace_timeout: Duration::from_secs(30),
             inventory_every: Duration::from_secs(5),
+            collector: None,
         }
     }
 }
@@ -433,6 +443,53 @@ async fn replace(shared: Arc<Shared>, old: Instance) {
             shared
                 .metrics
                 .replaced(&old.service, "failed", began.elapsed());
+        }
+    }
+}
+
+/// Sends the events to the collector in order, once a second; a collector that is away gets
+/// them when it is back (as long as the event log still holds them).
+pub async fn forward(shared: Arc<Shared>, link: CollectorLink) {
+    let mut sent = 0u64;
+    let url = match link.url.join("api/v1/events") {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "replacer: bad collector URL; events stay local");
+            return;
+        }
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pending = shared.events.since(sent);
+        if pending.is_empty() {
+            continue;
+        }
+        let last = pending.last().map_or(sent, |e| e.seq);
+        let body = serde_json::json!({
+            "events": pending.iter().map(|e| serde_json::json!({
+                "source": "replacer",
+                "kind": e.kind.as_str(),
+                "service": e.service,
+                "instance": e.instance,
+                "message": e.message,
+                "time_us": e.time_us,
+                "duration_ms": e.duration_ms,
+            })).collect::<Vec<_>>()
+        });
+        let answer = shared
+            .http
+            .post(url.clone())
+            .bearer_auth(link.token.expose())
+            .timeout(Duration::from_secs(5))
+            .json(&body)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => sent = last,
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "replacer: the collector refused events; retrying")
+            }
+            Err(_) => tracing::debug!("replacer: the collector is away; events wait"),
         }
     }
 }

@@ -59,11 +59,14 @@ impl Replacer {
                 tracing::error!(error = %e, "replacer API stopped");
             }
         });
-        let looping = tokio::spawn(engine::run(shared.clone()));
+        let mut tasks = vec![server, tokio::spawn(engine::run(shared.clone()))];
+        if let Some(link) = shared.settings.collector.clone() {
+            tasks.push(tokio::spawn(engine::forward(shared.clone(), link)));
+        }
         Ok(Replacer {
             addr,
             shared,
-            tasks: vec![server, looping],
+            tasks,
         })
     }
 

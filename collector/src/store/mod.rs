@@ -187,4 +187,15 @@ pub trait ResultStore: Send + Sync {
 
     /// Bytes on disk (0 in memory).
     fn size_bytes(&self) -> u64;
+
+    /// Keeps events (replacements, brakes) as they come.
+    fn insert_events(&self, events: &[lookout_model::event::Event]) -> Result<(), StoreError>;
+
+    /// Events after `after_id` that happened at or after `since_us`, oldest first.
+    fn events(
+        &self,
+        after_id: i64,
+        since_us: i64,
+        limit: usize,
+    ) -> Result<Vec<lookout_model::event::StoredEvent>, StoreError>;
 }

@@ -37,6 +37,12 @@ const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS events_by_time ON events (time_us);
     CREATE TABLE IF NOT EXISTS names (
         id INTEGER PRIMARY KEY,
         kind INTEGER NOT NULL,
@@ -878,6 +884,53 @@ impl ResultStore for SqliteStore {
         self.count
             .fetch_sub(removed.min(self.len()), Ordering::Relaxed);
         Ok(removed)
+    }
+
+    fn insert_events(&self, events: &[lookout_model::event::Event]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let write = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
+        let tx = inner.conn.transaction().map_err(write)?;
+        for e in events {
+            let body =
+                serde_json::to_string(e).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO events (time_us, body) VALUES (?1, ?2)",
+                params![e.time_us, body],
+            )
+            .map_err(write)?;
+        }
+        tx.commit().map_err(write)
+    }
+
+    fn events(
+        &self,
+        after_id: i64,
+        since_us: i64,
+        limit: usize,
+    ) -> Result<Vec<lookout_model::event::StoredEvent>, StoreError> {
+        let inner = self.lock();
+        let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
+        let mut stmt = inner
+            .conn
+            .prepare(
+                "SELECT id, body FROM events WHERE id > ?1 AND time_us >= ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(read)?;
+        let rows = stmt
+            .query_map(
+                params![after_id, since_us, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map_err(read)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row.map_err(read)?;
+            // A row this version cannot read is skipped, not fatal to every reader.
+            if let Ok(event) = serde_json::from_str(&body) {
+                out.push(lookout_model::event::StoredEvent { id, event });
+            }
+        }
+        Ok(out)
     }
 
     fn size_bytes(&self) -> u64 {

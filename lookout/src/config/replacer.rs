@@ -303,6 +303,7 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
                 s(3600),
             ),
             inventory_every: s(5),
+            collector: None,
         },
     }
 }
