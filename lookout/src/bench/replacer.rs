@@ -130,7 +130,7 @@ impl Bench {
     async fn probes(&self, from_us: i64, to_us: i64) -> anyhow::Result<(usize, usize)> {
         let v = self
             .get(
-                format!("{}/api/v1/results?limit=1000000", self.collector),
+                format!("{}/api/v1/results?limit=100000", self.collector),
                 Some(TOKEN),
             )
             .await?;
