@@ -25,6 +25,9 @@ pub enum Measure {
     /// Whether Lookout can see: 0 while results arrive, else how many regions are silent on
     /// every check (all of them when nothing arrives, or the collector is unreachable).
     Blind,
+    /// How many services the replacer holds for a person (a mass failure), from the events it
+    /// sends the collector: 0 when none, or when no replacer runs.
+    ReplacerHeld,
 }
 
 /// Which way is worse.
@@ -233,6 +236,7 @@ impl Check {
     pub fn fast_path(&self) -> bool {
         match &self.measure {
             Measure::Blind => true,
+            Measure::ReplacerHeld => false,
             Measure::Target(e) => e.series().iter().any(|s| s.window.is_none()),
         }
     }

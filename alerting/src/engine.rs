@@ -451,6 +451,7 @@ async fn evaluate(
     }
     let value = match &check.measure {
         Measure::Blind => blind(shared, check, feed)?,
+        Measure::ReplacerHeld => Some(shared.sources.replacer_held(now_us).await? as f64),
         Measure::Target(expr) => shared.sources.evaluate(expr, &feed.states, now_us).await?,
     };
     let raw = state::raw_level(check, value);

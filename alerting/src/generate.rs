@@ -125,6 +125,7 @@ fn make(
     let target_text = match &measure {
         Measure::Target(e) => e.to_string(),
         Measure::Blind => "monitoring_blind()".into(),
+        Measure::ReplacerHeld => "replacer_held()".into(),
     };
     Check {
         id,
@@ -272,6 +273,16 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
             None,
             true,
         ));
+        out.push(make(
+            "replacer-held".into(),
+            "Replacer held".into(),
+            "The replacer stopped replacing because most of a service, or several services, look unhealthy at once: suspect the checker or the network, and decide by hand".into(),
+            Measure::ReplacerHeld,
+            thresholds(None, Some(1.0)),
+            Duration::from_secs(10),
+            None,
+            true,
+        ));
     }
     out
 }
@@ -339,7 +350,8 @@ mod tests {
                 "search-burn-6h",
                 "search-burn-3d",
                 "search-regional",
-                "monitoring-blind"
+                "monitoring-blind",
+                "replacer-held"
             ]
         );
         assert_eq!(checks[0].group.as_deref(), Some("platform"));

@@ -71,6 +71,28 @@ impl CheckLive {
     }
 }
 
+#[derive(Deserialize)]
+struct EventsBody {
+    events: Vec<lookout_model::event::StoredEvent>,
+}
+
+/// Services whose latest replacer `held`/`released` event is `held`.
+pub fn held_services(events: &[lookout_model::event::StoredEvent]) -> usize {
+    let mut held: BTreeMap<&str, bool> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.event.source == "replacer") {
+        match e.event.kind.as_str() {
+            "held" => {
+                held.insert(&e.event.service, true);
+            }
+            "released" => {
+                held.insert(&e.event.service, false);
+            }
+            _ => {}
+        }
+    }
+    held.values().filter(|h| **h).count()
+}
+
 /// Figures of one check over one window (the collector's availability body).
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Figures {
@@ -194,6 +216,33 @@ impl Sources {
         resp.json()
             .await
             .map_err(|e| SourceError(format!("collector states: {}", e.without_url())))
+    }
+
+    /// How many services the replacer holds now: its `held` events not followed by a
+    /// `released` one, over the last week of events the collector keeps.
+    pub async fn replacer_held(&self, now_us: i64) -> Result<usize, SourceError> {
+        let mut url = self.api("api/v1/events")?;
+        url.query_pairs_mut()
+            .append_pair("since_us", &(now_us - 7 * 86_400_000_000).to_string())
+            .append_pair("limit", "10000");
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(self.collector_token.expose())
+            .send()
+            .await
+            .map_err(|e| SourceError(format!("collector events: {}", e.without_url())))?;
+        if !resp.status().is_success() {
+            return Err(SourceError(format!(
+                "collector events: HTTP {}",
+                resp.status()
+            )));
+        }
+        let body: EventsBody = resp
+            .json()
+            .await
+            .map_err(|e| SourceError(format!("collector events: {}", e.without_url())))?;
+        Ok(held_services(&body.events))
     }
 
     /// Asks every region to run a check now (fresh evidence for a confirmation or a resolve).
@@ -439,4 +488,38 @@ fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::held_services;
+    use lookout_model::event::{Event, StoredEvent};
+
+    fn e(id: i64, kind: &str, service: &str) -> StoredEvent {
+        StoredEvent {
+            id,
+            event: Event {
+                source: "replacer".into(),
+                kind: kind.into(),
+                service: service.into(),
+                instance: None,
+                message: String::new(),
+                time_us: id,
+                duration_ms: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_service_is_held_until_its_release() {
+        assert_eq!(held_services(&[]), 0);
+        let events = [
+            e(1, "held", "catalogue"),
+            e(2, "replacement_started", "mixes"),
+            e(3, "held", "mixes"),
+            e(4, "released", "catalogue"),
+        ];
+        assert_eq!(held_services(&events), 1);
+        assert_eq!(held_services(&events[..3]), 2);
+    }
 }

@@ -141,7 +141,7 @@ impl CheckSpec {
         }
         let about = match &measure {
             check::Measure::Target(e) => e.checks().first().map(|c| c.to_string()),
-            check::Measure::Blind => None,
+            check::Measure::Blind | check::Measure::ReplacerHeld => None,
         };
         Ok(Check {
             id,

@@ -47,6 +47,8 @@ checks:
         headers: {{ X-Api-Key: page-key }}
         assert:
           - {{ type: status, equals: 200 }}
+alerting:
+  listen: 127.0.0.1:0
 replacer:
   listen: 127.0.0.1:0
   health: {{ interval: 500ms, timeout: 400ms, failure_threshold: 3, success_threshold: 1, grace: 3s }}
@@ -345,7 +347,7 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
     .await;
     for name in ["catalogue#1", "catalogue#2"] {
         let (_, admin) = w.components[name].clone();
-        w.fault(&admin, json!({"kind": "down", "duration": "8s"}))
+        w.fault(&admin, json!({"kind": "down", "duration": "20s"}))
             .await;
     }
     wait_until("the held alert", Duration::from_secs(10), || async {
@@ -393,10 +395,45 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
         metrics.contains("lookout_replacer_held{service=\"catalogue\"} 1"),
         "{metrics}"
     );
+    // The alerter raises it for people, from the events the collector has.
+    let alerter = w.components["alerting"].0.clone();
+    let level = |alerter: String| {
+        let http = w.http.clone();
+        async move {
+            let v: Value = http
+                .get(format!("{alerter}/api/checks/replacer-held"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["state"].as_str().unwrap_or("").to_owned()
+        }
+    };
+    wait_until(
+        "the alerter's replacer-held check at ERROR",
+        Duration::from_secs(20),
+        || {
+            let l = level(alerter.clone());
+            async move { l.await == "ERROR" }
+        },
+    )
+    .await;
     // While held, nothing is replaced; when the faults end, the hold lets go by itself.
-    wait_until("the hold released", Duration::from_secs(20), || async {
+    wait_until("the hold released", Duration::from_secs(40), || async {
         w.events().await.iter().any(|e| e["kind"] == "released")
     })
+    .await;
+    wait_until(
+        "the alerter's replacer-held check back to OK",
+        Duration::from_secs(25),
+        || {
+            let l = level(alerter.clone());
+            async move { l.await == "OK" }
+        },
+    )
     .await;
     let kinds: Vec<String> = w
         .events()
