@@ -72,14 +72,8 @@ struct World {
 
 impl World {
     async fn events(&self) -> Vec<Value> {
-        self.http
-            .get(format!("{}/api/v1/events", self.replacer))
-            .send()
+        self.get_json(format!("{}/api/v1/events", self.replacer), None)
             .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
     }
 
     async fn events_of(&self, instance: &str) -> Vec<(String, Value)> {
@@ -89,6 +83,18 @@ impl World {
             .filter(|e| e["instance"] == instance)
             .map(|e| (e["kind"].as_str().unwrap_or("").to_owned(), e))
             .collect()
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: String,
+        token: Option<&str>,
+    ) -> T {
+        let mut r = self.http.get(url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap().json().await.unwrap()
     }
 
     /// The kinds of the instance's events, in order.
@@ -108,27 +114,17 @@ impl World {
     }
 
     async fn instances(&self) -> Vec<Value> {
-        self.http
-            .get(format!("{}/api/v1/instances", self.replacer))
-            .send()
+        self.get_json(format!("{}/api/v1/instances", self.replacer), None)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     async fn pool(&self, service: &str) -> Vec<String> {
         let v: Value = self
-            .http
-            .get(format!("{}/admin/upstreams", self.gateway_admin))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(
+                format!("{}/admin/upstreams", self.gateway_admin),
+                Some(ADMIN),
+            )
+            .await;
         v["upstreams"]
             .as_array()
             .unwrap()
@@ -157,15 +153,11 @@ impl World {
     /// Failed probe results since `from_us`.
     async fn failed_probes(&self, from_us: i64) -> (usize, Vec<Value>) {
         let v: Value = self
-            .http
-            .get(format!("{}/api/v1/results?limit=100000", self.collector))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(
+                format!("{}/api/v1/results?limit=100000", self.collector),
+                Some(TOKEN),
+            )
+            .await;
         let all: Vec<Value> = v
             .as_array()
             .cloned()
@@ -294,15 +286,8 @@ async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
 
     // The collector has the trail too, for dashboards and the alerter.
     let collected: Value = w
-        .http
-        .get(format!("{}/api/v1/events", w.collector))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/api/v1/events", w.collector), Some(TOKEN))
+        .await;
     let forwarded: Vec<(&str, &str)> = collected["events"]
         .as_array()
         .unwrap()
@@ -355,14 +340,8 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
     })
     .await;
     let held: Vec<Value> = w
-        .http
-        .get(format!("{}/api/v1/held", w.replacer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/api/v1/held", w.replacer), None)
+        .await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["service"], "catalogue");
     assert!(
@@ -373,14 +352,8 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
         "{held:?}"
     );
     let health: Value = w
-        .http
-        .get(format!("{}/healthcheck", w.replacer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/healthcheck", w.replacer), None)
+        .await;
     assert_eq!(health["status"], "degraded");
     let metrics = w
         .http
