@@ -167,6 +167,7 @@ impl Alerter {
             silences,
         );
         let metrics = metrics::Metrics::new().map_err(|e| StartError::Invalid(e.to_string()))?;
+        metrics.init_changes();
         for (id, st) in &engine.states {
             metrics.set_state(id, st.level);
         }

@@ -97,6 +97,14 @@ impl Metrics {
         })
     }
 
+    /// Makes the state-change counters exist at zero, so the first alert shows in a rate
+    /// (a series born at 1 has none).
+    pub fn init_changes(&self) {
+        for l in [Level::Ok, Level::Warn, Level::Error, Level::Unknown] {
+            self.changes.with_label_values(&[l.as_str()]);
+        }
+    }
+
     pub fn set_state(&self, check: &str, level: Level) {
         for l in [Level::Ok, Level::Warn, Level::Error, Level::Unknown] {
             self.state

@@ -18,6 +18,21 @@ struct AgentEntry {
     pending: Vec<RunNow>,
     notify: Arc<Notify>,
     last_seen: Instant,
+    /// Where the agent serves `/metrics`, as it said when it last polled.
+    metrics_url: Option<String>,
+}
+
+impl AgentEntry {
+    fn new(region: &str) -> AgentEntry {
+        AgentEntry {
+            region: region.to_owned(),
+            checks: HashSet::new(),
+            pending: Vec::new(),
+            notify: Arc::new(Notify::new()),
+            last_seen: Instant::now(),
+            metrics_url: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -107,13 +122,7 @@ impl Hub {
             let entry = s
                 .agents
                 .entry(agent.to_owned())
-                .or_insert_with(|| AgentEntry {
-                    region: region.to_owned(),
-                    checks: HashSet::new(),
-                    pending: Vec::new(),
-                    notify: Arc::new(Notify::new()),
-                    last_seen: Instant::now(),
-                });
+                .or_insert_with(|| AgentEntry::new(region));
             entry.region = region.to_owned();
             entry.checks = checks;
             entry.last_seen = Instant::now();
@@ -134,6 +143,33 @@ impl Hub {
     }
 
     /// (agent, region, seconds since its last poll) for every known agent.
+    /// Records where `agent` serves its metrics, for Prometheus's discovery of agents.
+    pub fn advertise(&self, agent: &str, region: &str, metrics_url: String) {
+        let mut s = self.lock();
+        let entry = s
+            .agents
+            .entry(agent.to_owned())
+            .or_insert_with(|| AgentEntry::new(region));
+        entry.metrics_url = Some(metrics_url);
+    }
+
+    /// Every live agent that said where its metrics are: (agent, region, metrics URL), sorted.
+    /// A gone agent drops out with the staleness that stops it being asked to confirm.
+    pub fn metrics_targets(&self) -> Vec<(String, String, String)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s
+            .agents
+            .iter()
+            .filter(|(_, a)| a.last_seen.elapsed() < AGENT_STALE)
+            .filter_map(|(id, a)| {
+                let url = a.metrics_url.clone()?;
+                Some((id.clone(), a.region.clone(), url))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn agents(&self) -> Vec<(String, String, f64)> {
         let s = self.lock();
         let mut v: Vec<_> = s

@@ -22,6 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use lookout_api::discovery::TargetGroup;
 use lookout_api::{ApiError, ApiFastJson, ApiJson, ApiPath, ApiQuery, ApiResult};
 use lookout_model::health::{Health, HealthStatus};
 use lookout_model::probe::{BatchAck, Commands, Outcome, ProbeResult, ResultBatch};
@@ -86,7 +87,12 @@ struct Metrics {
     /// Per check, computed at scrape time from the store.
     availability: GaugeVec,
     budget_remaining: GaugeVec,
+    budget_remaining_seconds: GaugeVec,
     burn_rate: GaugeVec,
+    availability_objective: GaugeVec,
+    latency_objective: GaugeVec,
+    within_objective: IntCounterVec,
+    agent_last_result: GaugeVec,
     store_bytes: IntGauge,
     rollup_lag: prometheus::Gauge,
     up: GaugeVec,
@@ -176,6 +182,48 @@ impl Metrics {
                     &["check", "window"],
                 )?,
             )?,
+            budget_remaining_seconds: reg(
+                &r,
+                gauge(
+                    "lookout_check_error_budget_remaining_seconds",
+                    "Downtime the window's error budget still allows (negative when overspent); the budget is the measured part of the window times (1 - target).",
+                    &["check", "window"],
+                )?,
+            )?,
+            availability_objective: reg(
+                &r,
+                gauge(
+                    "lookout_check_availability_objective_ratio",
+                    "The check's availability target, e.g. 0.9999.",
+                    &["check"],
+                )?,
+            )?,
+            latency_objective: reg(
+                &r,
+                gauge(
+                    "lookout_check_latency_objective_seconds",
+                    "The check's latency objective for a successful journey.",
+                    &["check"],
+                )?,
+            )?,
+            within_objective: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_check_within_objective_total",
+                        "Successful runs faster than the check's latency objective, by check and region (over the successful runs: the latency SLI).",
+                    ),
+                    &["check", "region"],
+                )?,
+            )?,
+            agent_last_result: reg(
+                &r,
+                gauge(
+                    "lookout_collector_agent_last_result_timestamp_seconds",
+                    "When the collector last received results from the agent (its clock); an agent silent for long is down or cut off.",
+                    &["agent", "region"],
+                )?,
+            )?,
             burn_rate: reg(
                 &r,
                 gauge(
@@ -253,19 +301,25 @@ impl Metrics {
         })
     }
 
-    fn observe(&self, r: &ProbeResult) {
+    fn observe(&self, r: &ProbeResult, objective_us: i64) {
         let ok = r.outcome.is_ok();
-        self.outcomes
-            .with_label_values(&[
-                r.check.as_str(),
-                r.region.as_str(),
-                if ok { "ok" } else { "fail" },
-            ])
-            .inc();
+        let (check, region) = (r.check.as_str(), r.region.as_str());
+        // Both outcomes and the SLI counter exist from a region's first result, so a rate
+        // over the first failure (or first fast run) counts it: a series born at 1 has no rate.
+        for outcome in ["ok", "fail"] {
+            let counter = self.outcomes.with_label_values(&[check, region, outcome]);
+            if (outcome == "ok") == ok {
+                counter.inc();
+            }
+        }
+        let within = self.within_objective.with_label_values(&[check, region]);
         if ok {
             self.durations
-                .with_label_values(&[r.check.as_str(), r.region.as_str()])
+                .with_label_values(&[check, region])
                 .observe(r.duration_us as f64 / 1e6);
+            if i64::try_from(r.duration_us).is_ok_and(|d| d < objective_us) {
+                within.inc();
+            }
         }
     }
 
@@ -281,7 +335,10 @@ impl Metrics {
         for g in [
             &self.availability,
             &self.budget_remaining,
+            &self.budget_remaining_seconds,
             &self.burn_rate,
+            &self.availability_objective,
+            &self.latency_objective,
             &self.up,
             &self.no_data,
             &self.region_failing,
@@ -295,6 +352,12 @@ impl Metrics {
                 .get(&check)
                 .cloned()
                 .unwrap_or_else(CheckInfo::unknown);
+            self.availability_objective
+                .with_label_values(&[check.as_str()])
+                .set(info.target);
+            self.latency_objective
+                .with_label_values(&[check.as_str()])
+                .set(info.objective_us as f64 / 1e6);
             for (name, window) in METRIC_WINDOWS {
                 let Some(t) = state.rollups.tally(&check, now - window, now, now) else {
                     continue;
@@ -312,6 +375,9 @@ impl Metrics {
                             .with_label_values(&[check.as_str(), name])
                             .set(1.0 - t.down_us as f64 / budget);
                     }
+                    self.budget_remaining_seconds
+                        .with_label_values(&[check.as_str(), name])
+                        .set((budget - t.down_us as f64) / 1e6);
                     let observed = t.window_us - t.no_data_us;
                     self.burn_rate
                         .with_label_values(&[check.as_str(), name])
@@ -570,6 +636,12 @@ async fn post_results(
         &inserted,
         chrono::Utc::now().timestamp_micros(),
     );
+    if let Some(first) = batch.results.first() {
+        s.metrics
+            .agent_last_result
+            .with_label_values(&[first.agent.as_str(), first.region.as_str()])
+            .set(now as f64 / 1e6);
+    }
     if let Some(agent) = batch.results.first().map(|r| r.agent.clone())
         && let Some(offset) = clock_offset(&batch.results, now)
     {
@@ -588,7 +660,12 @@ async fn post_results(
     for (r, new) in batch.results.iter().zip(&inserted) {
         // A replay is acknowledged, not counted again.
         if *new {
-            s.metrics.observe(r);
+            let objective_us = s
+                .settings
+                .known
+                .get(&r.check)
+                .map_or_else(|| CheckInfo::unknown().objective_us, |i| i.objective_us);
+            s.metrics.observe(r, objective_us);
         }
         let asked = s.hub.observe(r);
         if !asked.is_empty() {
@@ -652,6 +729,8 @@ struct CommandsQuery {
     #[serde(default)]
     checks: String,
     wait: Option<String>,
+    /// Where the agent serves `/metrics`, for `GET /api/v1/targets`.
+    metrics_url: Option<String>,
 }
 
 async fn get_commands(
@@ -671,6 +750,19 @@ async fn get_commands(
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect();
+    if let Some(url) = q.metrics_url {
+        let parsed = url::Url::parse(&url).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.port_or_known_default().is_some()
+                && u.host_str().is_some()
+        });
+        if parsed.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "`metrics_url`: {url:?} is not an http(s) URL with a host"
+            )));
+        }
+        s.hub.advertise(&agent, &q.region, url);
+    }
     let run = s.hub.poll(&agent, &q.region, checks, wait).await;
     Ok(ApiJson(Commands { run }))
 }
@@ -900,6 +992,21 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// `GET /api/v1/targets`: the agents' `/metrics`, in the format of Prometheus's
+/// `http_sd_configs`, so a scrape config needs no list of agents (they live in other regions,
+/// come and go, and listen where they like). Open, like `/metrics`: it names addresses only.
+async fn get_targets(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    let groups: Vec<TargetGroup> = s
+        .hub
+        .metrics_targets()
+        .into_iter()
+        .filter_map(|(agent, region, url)| {
+            TargetGroup::scraping(&url, &[("agent", &agent), ("region", &region)])
+        })
+        .collect();
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(groups))
+}
+
 /// The API described (OpenAPI 3.0); open, like `/healthcheck`: it holds nothing secret.
 async fn openapi() -> impl IntoResponse {
     (
@@ -938,6 +1045,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/targets", get(get_targets))
         .route("/healthcheck", get(healthcheck))
         .route("/metrics", get(metrics))
         .fallback(not_found)

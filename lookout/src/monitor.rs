@@ -117,6 +117,7 @@ pub fn agent_settings(
         batch_max: config.probes.batch_max,
         flush_interval: config.probes.flush_interval,
         run_on_start: config.probes.run_on_start,
+        metrics_url: None,
     })
 }
 

@@ -23,6 +23,10 @@ pub struct ProbeArgs {
     /// Address for the agent's /healthcheck and /metrics.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Where Prometheus reaches this agent's /metrics (say so when listening on 0.0.0.0 or
+    /// behind NAT); the collector lists it at /api/v1/targets for Prometheus's discovery.
+    #[arg(long, value_name = "URL")]
+    metrics_url: Option<url::Url>,
 }
 
 #[derive(clap::Args)]
@@ -97,8 +101,9 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
     let agent_id = args
         .agent_id
         .unwrap_or_else(|| format!("{}-{}", args.region, hostname()));
-    let settings =
+    let mut settings =
         monitor::agent_settings(&config, &args.region, &agent_id, &args.collector, None)?;
+    settings.metrics_url = args.metrics_url;
     let agent = monitor::start_agent(settings, args.listen).await?;
     println!(
         "probe {agent_id} in {} http://{} -> {}",

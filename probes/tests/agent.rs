@@ -88,6 +88,7 @@ fn settings(
         batch_max: 100,
         flush_interval: Duration::from_millis(100),
         run_on_start: true,
+        metrics_url: None,
     }
 }
 

@@ -1,4 +1,5 @@
 //! `GET /api/v1/instances`, `GET /api/v1/events?after=SEQ`, `GET /api/v1/held`,
+//! `GET /api/v1/targets` (Prometheus discovery),
 //! `/healthcheck`, `/metrics`. Read-only: the replacer acts on its own, and a person acts
 //! through the provider.
 
@@ -8,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use lookout_api::discovery::TargetGroup;
 use lookout_api::error::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
 
@@ -22,6 +24,29 @@ struct EventsQuery {
 
 async fn instances(State(s): S) -> impl IntoResponse {
     ApiJson(s.instances().await)
+}
+
+/// `GET /api/v1/targets`: every watched instance's `/metrics`, in the format of Prometheus's
+/// `http_sd_configs`. Instances come and go with replacements (a new one on a new port), so a
+/// scrape config cannot list them; the replacer always knows them.
+async fn targets(State(s): S) -> impl IntoResponse {
+    let groups: Vec<TargetGroup> = s
+        .instances()
+        .await
+        .into_iter()
+        .filter_map(|v| {
+            let i = v.instance;
+            let metrics = format!("{}/metrics", i.url.trim_end_matches('/'));
+            TargetGroup::scraping(
+                &metrics,
+                &[("component", &i.service), ("platform_instance", &i.id)],
+            )
+        })
+        .collect();
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        ApiJson(groups),
+    )
 }
 
 async fn events(State(s): S, ApiQuery(q): ApiQuery<EventsQuery>) -> impl IntoResponse {
@@ -62,6 +87,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/instances", get(instances))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/targets", get(targets))
         .route("/api/v1/held", get(held))
         .route("/healthcheck", get(healthcheck))
         .route("/metrics", get(metrics))

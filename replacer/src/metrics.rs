@@ -105,6 +105,12 @@ impl Metrics {
                 State::Unhealthy => "unhealthy",
             };
             *counts.entry((service.as_str(), state)).or_default() += 1;
+            // Every watched service's series exist from the start, at zero: the first
+            // replacement then shows in a rate, and a dashboard lists the service at once.
+            for outcome in ["done", "failed"] {
+                self.replacements.with_label_values(&[service, outcome]);
+            }
+            self.held.with_label_values(&[service]);
         }
         self.instances.reset();
         for ((service, state), n) in counts {

@@ -109,12 +109,15 @@ pub fn assemble(
         started: common.started,
         dependencies,
     };
+    // Also on the admin listener, which a `down` fault leaves open: Prometheus still sees the
+    // instance's counters while its main listener is closed.
+    let telemetry = Router::new().route(
+        "/metrics",
+        get(metrics::handler).with_state((common.metrics.clone(), common.faults.clone())),
+    );
     let shared = Router::new()
         .route("/healthcheck", get(healthcheck).with_state(health))
-        .route(
-            "/metrics",
-            get(metrics::handler).with_state((common.metrics.clone(), common.faults.clone())),
-        );
+        .merge(telemetry.clone());
     let admin_only = admin_routes(common, admin);
     let main = finish(api.merge(shared).merge(admin_only.clone()))
         .layer(middleware::from_fn_with_state(
@@ -125,6 +128,6 @@ pub fn assemble(
             common.metrics.clone(),
             metrics::middleware,
         ));
-    let admin = finish(admin_only);
+    let admin = finish(admin_only.merge(telemetry));
     Routers { main, admin }
 }

@@ -159,6 +159,16 @@ impl AgentMetrics {
         })
     }
 
+    /// Makes the check's counters exist at zero, so the first failure, skip or confirmation
+    /// shows in a rate (a series born at 1 has none) and dashboards list every check at once.
+    pub fn known_check(&self, check: &str) {
+        for outcome in ["ok", "fail"] {
+            self.runs.with_label_values(&[check, outcome]);
+        }
+        self.skipped.with_label_values(&[check]);
+        self.confirmations.with_label_values(&[check]);
+    }
+
     pub fn record(&self, r: &ProbeResult) {
         let outcome = if r.outcome.is_ok() { "ok" } else { "fail" };
         self.runs.with_label_values(&[&r.check, outcome]).inc();

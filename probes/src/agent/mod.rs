@@ -50,6 +50,10 @@ pub struct AgentSettings {
     pub flush_interval: Duration,
     /// Run every check once at start, instead of waiting for its first slot.
     pub run_on_start: bool,
+    /// Where Prometheus reaches this agent's `/metrics`, told to the collector for its
+    /// discovery endpoint. `None`: the listener's own address, unless it listens on every
+    /// interface (0.0.0.0 names no host anyone can reach), when the agent is not listed.
+    pub metrics_url: Option<Url>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,8 @@ struct Shared {
     collector_ok: AtomicBool,
     started: Instant,
     http: reqwest::Client,
+    /// What [`AgentSettings::metrics_url`] resolved to.
+    metrics_url: Option<Url>,
 }
 
 /// A running agent.
@@ -97,6 +103,12 @@ impl Agent {
                 }
             })?;
         let metrics = AgentMetrics::new(&settings.region)?;
+        let addr = listener.local_addr()?;
+        let metrics_url = settings.metrics_url.clone().or_else(|| {
+            (!addr.ip().is_unspecified())
+                .then(|| Url::parse(&format!("http://{addr}/metrics")).ok())
+                .flatten()
+        });
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -110,6 +122,7 @@ impl Agent {
             collector_ok: AtomicBool::new(true),
             started: Instant::now(),
             http,
+            metrics_url,
         });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -120,6 +133,7 @@ impl Agent {
             .iter()
             .filter(|c| c.runs_in(&shared.settings.region))
         {
+            shared.metrics.known_check(&check.name);
             let (tx, rx) = mpsc::channel(8);
             triggers.insert(check.name.clone(), tx);
             tasks.push(tokio::spawn(schedule_loop(
@@ -135,7 +149,6 @@ impl Agent {
             triggers,
             stopped.clone(),
         )));
-        let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/healthcheck", get(healthcheck))
             .route("/metrics", get(metrics_handler))
@@ -409,6 +422,9 @@ async fn command_loop(
         .append_pair("region", &s.region)
         .append_pair("checks", &checks.join(","))
         .append_pair("wait", "20s");
+    if let Some(m) = &shared.metrics_url {
+        url.query_pairs_mut().append_pair("metrics_url", m.as_str());
+    }
     let mut backoff = Duration::from_millis(200);
     loop {
         let request = shared
