@@ -110,6 +110,8 @@ impl Gateway {
         );
         let mut pools = BTreeMap::new();
         for name in UPSTREAMS {
+            // At zero from the start: a dashboard's rate then counts the first retry too.
+            retries.with_label_values(&[name]);
             let urls = settings.upstreams.get(name).cloned().unwrap_or_default();
             let pool = Pool::new(name, urls, up_gauge.clone());
             // Know who is healthy before the first request arrives.
