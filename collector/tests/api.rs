@@ -356,3 +356,62 @@ async fn events_are_kept_in_order_and_bad_ones_refused_by_field() {
     assert_eq!(after["events"][0]["duration_ms"], Value::Null);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn agents_that_say_where_their_metrics_are_are_listed_for_prometheus() {
+    let (c, _) = collector().await;
+    let http = reqwest::Client::new();
+    let poll = |agent: &'static str, region: &'static str, metrics: &'static str| {
+        let (http, base) = (http.clone(), c.url());
+        async move {
+            http.get(format!("{base}/api/v1/agents/{agent}/commands"))
+                .query(&[
+                    ("region", region),
+                    ("checks", "search"),
+                    ("metrics_url", metrics),
+                ])
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = poll("eu-1", "eu", "http://10.0.0.7:9464/metrics").await;
+    assert_eq!(r.status(), 200);
+    let r = poll("us-1", "us", "https://[2001:db8::1]/probe/metrics").await;
+    assert_eq!(r.status(), 200);
+    let r = poll("ap-1", "ap", "10.0.0.9:9464").await;
+    assert_eq!(r.status(), 400, "not a URL");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("`metrics_url`"),
+        "{body}"
+    );
+    // An agent that polls without saying is not listed; nor is one that gave a bad URL.
+    let r = http
+        .get(format!("{}/api/v1/agents/ap-2/commands?region=ap", c.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Open, like /metrics: Prometheus's http_sd_configs reads it without a token.
+    let groups: Value = http
+        .get(format!("{}/api/v1/targets", c.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups,
+        json!([
+            {"targets": ["10.0.0.7:9464"], "labels": {"__metrics_path__": "/metrics",
+                "__scheme__": "http", "agent": "eu-1", "region": "eu"}},
+            {"targets": ["[2001:db8::1]:443"], "labels": {"__metrics_path__": "/probe/metrics",
+                "__scheme__": "https", "agent": "us-1", "region": "us"}},
+        ])
+    );
+}
