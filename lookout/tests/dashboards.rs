@@ -600,17 +600,8 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     let state_of = |check: &'static str| {
         let (http, collector) = (http.clone(), collector.clone());
         async move {
-            let v: Value = http
-                .get(format!(
-                    "{collector}/api/v1/checks/{check}/availability?window=5m"
-                ))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let url = format!("{collector}/api/v1/checks/{check}/availability?window=5m");
+            let v = common::get_json(&http, &url, TOKEN).await;
             v["current"]["state"]
                 .as_str()
                 .unwrap_or_default()
@@ -641,17 +632,7 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         || async { events().await.iter().any(|e| e["kind"] == "released") },
     )
     .await;
-    let mixes = &components["mixes#1"].0;
-    let port_of = mixes.rsplit(':').next().unwrap().to_owned();
-    let ss = Command::new("ss")
-        .args(["-ltnpH", &format!("sport = :{port_of}")])
-        .output()
-        .expect("ss (iproute2)");
-    let text = String::from_utf8_lossy(&ss.stdout).into_owned();
-    let pid: String = text[text.find("pid=").unwrap() + 4..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let pid = common::pid_of(&components["mixes#1"].0).to_string();
     assert!(
         Command::new("kill")
             .args(["-KILL", &pid])
@@ -729,6 +710,20 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         }
     }
     println!("{asked} queries asked of Prometheus");
+    // What a scrape costs each component, against the interval it must fit in.
+    for s in prom
+        .instant(
+            "max by (job) (max_over_time(scrape_duration_seconds[5m]))",
+            end,
+        )
+        .await
+    {
+        println!(
+            "slowest scrape of {}: {:.1} ms (interval {SCRAPE_SECONDS} s)",
+            s["metric"]["job"].as_str().unwrap_or_default(),
+            s["value"][1].as_str().unwrap().parse::<f64>().unwrap() * 1e3
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} without data:\n{}",
@@ -760,16 +755,9 @@ async fn availability(
     to_us: i64,
 ) -> Value {
     let from_us = to_us - seconds(window) * 1_000_000;
-    http.get(format!(
-        "{collector}/api/v1/checks/{check}/availability?from_us={from_us}&to_us={to_us}"
-    ))
-    .bearer_auth(TOKEN)
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap()
+    let url =
+        format!("{collector}/api/v1/checks/{check}/availability?from_us={from_us}&to_us={to_us}");
+    common::get_json(http, &url, TOKEN).await
 }
 
 /// The API's figure an SLA metric shows.

@@ -188,24 +188,6 @@ fn start(dir: &Path) -> (common::Proc, World) {
 }
 
 /// The pid of the process listening on the URL's port.
-fn pid_of(url: &str) -> u32 {
-    let port = url.rsplit(':').next().unwrap();
-    let out = Command::new("ss")
-        .args(["-ltnpH", &format!("sport = :{port}")])
-        .output()
-        .expect("ss (iproute2) finds the instance's process");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let at = text
-        .find("pid=")
-        .unwrap_or_else(|| panic!("no process on {url}: {text}"));
-    text[at + 4..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
 async fn all_healthy(w: &World) -> bool {
     let list = w.instances().await;
     list.len() == 5 && list.iter().all(|i| i["state"] == "healthy")
@@ -223,7 +205,7 @@ async fn a_killed_or_sick_instance_is_replaced_while_probes_see_no_failure() {
 
     // Killed: the provider sees the process dead at once.
     let (old_url, _) = w.components["catalogue#1"].clone();
-    let pid = pid_of(&old_url);
+    let pid = common::pid_of(&old_url);
     let killed = Instant::now();
     assert!(
         Command::new("kill")

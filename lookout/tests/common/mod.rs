@@ -85,3 +85,34 @@ where
     }
     start.elapsed()
 }
+
+/// The process listening on `url`'s port (by iproute2's `ss`), to kill it like a crash.
+pub fn pid_of(url: &str) -> u32 {
+    let port = url.rsplit(':').next().unwrap();
+    let out = Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) finds the instance's process");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find("pid=")
+        .unwrap_or_else(|| panic!("no process on {url}: {text}"));
+    text[at + 4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// GET `url` with a bearer token and read its JSON body.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
