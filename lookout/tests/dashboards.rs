@@ -20,13 +20,14 @@ const TOKEN: &str = "dashboards-token";
 const ADMIN: &str = "dashboards-admin";
 /// dashboards/prometheus.yml's scrape interval, which the provisioned data source repeats.
 const SCRAPE_SECONDS: u64 = 5;
-/// The dashboards each issue-listed view lives in.
-const UIDS: [&str; 5] = [
+/// One dashboard per view.
+const UIDS: [&str; 6] = [
     "lookout-sla",
     "lookout-latency",
     "lookout-regions",
     "lookout-alerting",
     "lookout-platform",
+    "lookout-self",
 ];
 /// Grafana's own variables, always defined.
 const BUILTINS: [&str; 9] = [
@@ -338,6 +339,8 @@ platform:
 collector:
   listen: 127.0.0.1:0
   token: {TOKEN}
+  # A sink whose server is away: its failed writes and waiting points are what shows.
+  influxdb: {{ url: "http://127.0.0.1:9", org: lookout, bucket: probes, token: influx-token }}
 probes:
   regions: [eu-west, us-east, ap-south]
 variables:
@@ -612,6 +615,25 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         state_of("search").await == "down"
     })
     .await;
+    // Partners look at the status page meanwhile (and their browsers ask again with the ETag).
+    let page = &components["status-page"].0;
+    for _ in 0..3 {
+        let r = http.get(page.as_str()).send().await.unwrap();
+        let etag = r.headers()["etag"].clone();
+        assert_eq!(r.status(), 200);
+        let again = http
+            .get(page.as_str())
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        // 200 when the page changed in between (it re-renders on every change).
+        assert!(
+            matches!(again.status().as_u16(), 200 | 304),
+            "{}",
+            again.status()
+        );
+    }
     wait_until("search up again", Duration::from_secs(60), || async {
         state_of("search").await == "up"
     })
