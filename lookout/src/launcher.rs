@@ -93,6 +93,7 @@ impl PlatformLauncher {
             service: r.instance.kind.name().to_owned(),
             url: r.instance.url(),
             started_us: r.started_us,
+            metrics_url: Some(format!("{}/metrics", r.instance.admin_url())),
         }
     }
 }

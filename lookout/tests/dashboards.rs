@@ -78,9 +78,10 @@ fn panels(d: &Value) -> Vec<&Value> {
     out
 }
 
-/// Every PromQL query of a dashboard: (where, expr, instant). Panels' targets and the
-/// Prometheus annotations; variables' queries are [`variable_queries`].
-fn queries(d: &Value) -> Vec<(String, String, bool)> {
+/// Every PromQL query of a dashboard: (where, expr, instant, the panel's least interval in
+/// seconds). Panels' targets and the Prometheus annotations; variables' queries are
+/// [`variable_queries`].
+fn queries(d: &Value) -> Vec<(String, String, bool, u64)> {
     let mut out = Vec::new();
     for p in panels(d) {
         for t in p["targets"].as_array().into_iter().flatten() {
@@ -88,6 +89,9 @@ fn queries(d: &Value) -> Vec<(String, String, bool)> {
                 format!("panel {:?} target {}", p["title"], t["refId"]),
                 t["expr"].as_str().unwrap_or_default().to_owned(),
                 t["instant"] == true,
+                p["interval"]
+                    .as_str()
+                    .map_or(SCRAPE_SECONDS, |i| seconds(i) as u64),
             ));
         }
     }
@@ -97,6 +101,7 @@ fn queries(d: &Value) -> Vec<(String, String, bool)> {
                 format!("annotation {:?}", a["name"]),
                 expr.to_owned(),
                 false,
+                SCRAPE_SECONDS,
             ));
         }
     }
@@ -711,10 +716,12 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
                 .to_owned();
             values.insert(name, all);
         }
-        for (at, expr, instant) in queries(&d) {
+        for (at, expr, instant, interval) in queries(&d) {
+            // As Grafana sets them for a short range: $__interval is the panel's least interval
+            // (else the data source's), and the step of a range query.
             let mut q = expr
                 .replace("$__rate_interval", &format!("{}s", 4 * SCRAPE_SECONDS))
-                .replace("$__interval", &format!("{SCRAPE_SECONDS}s"))
+                .replace("$__interval", &format!("{interval}s"))
                 .replace("$__range", &format!("{range}s"));
             for (name, value) in &values {
                 q = q.replace(&format!("${name}"), value);
@@ -723,7 +730,7 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
             let result = if instant {
                 prom.instant(&q, end).await
             } else {
-                prom.range(&q, started, end, SCRAPE_SECONDS).await
+                prom.range(&q, started, end, interval).await
             };
             asked += 1;
             if !has_data(&result) {
@@ -732,6 +739,64 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         }
     }
     println!("{asked} queries asked of Prometheus");
+    assert!(
+        failures.is_empty(),
+        "{} without data:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // And what the panels read shows the fault, not just data.
+    let over = format!("{range}s");
+    for (shows, expr, least) in [
+        (
+            "search down (SLA: Up or down)",
+            format!(r#"1 - min_over_time(lookout_check_up{{check="search"}}[{over}])"#),
+            1.0,
+        ),
+        (
+            "the catalogue's down faults (Platform: Faults injected)",
+            format!(r#"max_over_time(platform_faults_active{{component="catalogue", kind="down"}}[{over}])"#),
+            1.0,
+        ),
+        (
+            "the catalogue held (Alerting and replacer: Brakes)",
+            format!(r#"max_over_time(lookout_replacer_held{{service="catalogue"}}[{over}])"#),
+            1.0,
+        ),
+        (
+            "mixes replaced (Alerting and replacer: Replacements)",
+            format!(r#"sum(increase(lookout_replacer_replacements_total{{service="mixes", outcome="done"}}[{over}]))"#),
+            0.5,
+        ),
+        (
+            "pages sent (Alerting and replacer: Notifications)",
+            r#"sum(lookout_alerting_notifications_total{notifier="log", outcome="sent"})"#.to_owned(),
+            1.0,
+        ),
+        (
+            "pages to the gone webhook failing (Alerting and replacer: Notifications)",
+            r#"sum(lookout_alerting_notifications_total{notifier="webhook", outcome=~"retry|failed"})"#.to_owned(),
+            1.0,
+        ),
+        (
+            "other regions asked to confirm (Regions and probes: Confirmation runs)",
+            format!("sum(increase(lookout_probe_confirmation_runs_total[{over}]))"),
+            0.5,
+        ),
+        (
+            "5xx at the gateway (Platform: Errors)",
+            format!(r#"sum(increase(platform_http_requests_total{{component="gateway", status=~"5.."}}[{over}]))"#),
+            0.5,
+        ),
+    ] {
+        let got = prom.instant(&expr, end).await;
+        let value = got
+            .first()
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(value >= least, "{shows}: {expr} = {value}");
+    }
     // What a scrape costs each component, against the interval it must fit in.
     for s in prom
         .instant(
@@ -746,12 +811,6 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
             s["value"][1].as_str().unwrap().parse::<f64>().unwrap() * 1e3
         );
     }
-    assert!(
-        failures.is_empty(),
-        "{} without data:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 
     sla_panels_agree_with_the_collector(&prom, &http, &collector).await;
 }
@@ -816,7 +875,7 @@ async fn sla_panels_agree_with_the_collector(prom: &Prom, http: &reqwest::Client
     let scraped_s: f64 = scraped[0]["value"][1].as_str().unwrap().parse().unwrap();
     let to_us = (scraped_s * 1e6).round() as i64;
     let mut compared = 0;
-    for (where_, expr, _) in queries(&sla) {
+    for (where_, expr, _, _) in queries(&sla) {
         if where_.starts_with("annotation") {
             continue;
         }

@@ -36,7 +36,10 @@ async fn targets(State(s): S) -> impl IntoResponse {
         .into_iter()
         .filter_map(|v| {
             let i = v.instance;
-            let metrics = format!("{}/metrics", i.url.trim_end_matches('/'));
+            let metrics = i
+                .metrics_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/metrics", i.url.trim_end_matches('/')));
             TargetGroup::scraping(
                 &metrics,
                 &[("component", &i.service), ("platform_instance", &i.id)],

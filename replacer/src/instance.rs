@@ -12,4 +12,9 @@ pub struct Instance {
     pub url: String,
     /// When it started, in microseconds since the epoch: the grace period counts from here.
     pub started_us: i64,
+    /// Where its `/metrics` is, when not at `{url}/metrics`: the local platform's admin
+    /// listener, which stays open while a `down` fault closes the main one, so Prometheus
+    /// sees the fault instead of a gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }

@@ -221,6 +221,7 @@ fn instance(id: &str, service: &str) -> Instance {
         service: service.into(),
         url: "http://10.0.0.1:8080".into(),
         started_us: 0,
+        metrics_url: None,
     }
 }
 

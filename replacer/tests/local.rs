@@ -105,6 +105,7 @@ impl Launcher for SickLauncher {
                 service: service.to_owned(),
                 url,
                 started_us: 0,
+                metrics_url: None,
             })
         })
     }
@@ -137,6 +138,7 @@ async fn a_replacement_that_never_gets_healthy_is_stopped_and_the_old_instance_k
         service: "catalogue".into(),
         url: "http://127.0.0.1:1".into(),
         started_us: 0,
+        metrics_url: None,
     };
     let err = provider
         .replace(&old, Duration::from_secs(1))

@@ -395,6 +395,7 @@ impl AwsProvider {
                 service: member.group,
                 url,
                 started_us: data.launch_us.unwrap_or(now_us),
+                metrics_url: None,
             });
         }
         Ok(instances)
