@@ -146,20 +146,10 @@ fn free_port() -> u16 {
 }
 
 fn config(dir: &Path, hook: &str, smtp_port: u16, alerting_port: u16) -> PathBuf {
+    let platform = common::platform_yaml(ADMIN, "page-key", [1, 1, 1, 1], false);
     let text = format!(
         r#"data_dir: {data}
-platform:
-  artists: 1000
-  admin_token: {ADMIN}
-  gateway:
-    listen: 127.0.0.1:0
-    admin_listen: 127.0.0.1:0
-    api_keys: [page-key]
-  catalogue: {{ instances: 1 }}
-  mixes: {{ instances: 1 }}
-  media: {{ instances: 1 }}
-  analytics: {{ instances: 1 }}
-collector:
+{platform}collector:
   listen: 127.0.0.1:0
   token: {TOKEN}
 variables:

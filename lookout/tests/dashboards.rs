@@ -325,23 +325,11 @@ fn promtool_accepts_the_scrape_config() {
 }
 
 fn config(dir: &Path) -> PathBuf {
+    let platform = common::platform_yaml(ADMIN, "dash-key", [2, 2, 1, 1], true);
     let text = format!(
         r#"data_dir: {data}
 log: {{ level: error }}
-platform:
-  artists: 1000
-  admin_token: {ADMIN}
-  gateway:
-    listen: 127.0.0.1:0
-    admin_listen: 127.0.0.1:0
-    api_keys: [dash-key]
-    health_interval: 500ms
-    health_timeout: 300ms
-  catalogue: {{ instances: 2 }}
-  mixes: {{ instances: 2 }}
-  media: {{ instances: 1 }}
-  analytics: {{ instances: 1 }}
-collector:
+{platform}collector:
   listen: 127.0.0.1:0
   token: {TOKEN}
   # A sink whose server is away: its failed writes and waiting points are what shows.

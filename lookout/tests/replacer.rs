@@ -18,22 +18,10 @@ const ADMIN: &str = "replacer-admin-token";
 const TOKEN: &str = "replacer-collector-token";
 
 fn config(dir: &Path) -> PathBuf {
+    let platform = common::platform_yaml(ADMIN, "page-key", [2, 1, 1, 1], true);
     let text = format!(
         r#"data_dir: {data}
-platform:
-  artists: 1000
-  admin_token: {ADMIN}
-  gateway:
-    listen: 127.0.0.1:0
-    admin_listen: 127.0.0.1:0
-    api_keys: [page-key]
-    health_interval: 500ms
-    health_timeout: 300ms
-  catalogue: {{ instances: 2 }}
-  mixes: {{ instances: 1 }}
-  media: {{ instances: 1 }}
-  analytics: {{ instances: 1 }}
-collector:
+{platform}collector:
   listen: 127.0.0.1:0
   token: {TOKEN}
 variables:

@@ -22,20 +22,10 @@ const INTERVAL: Duration = Duration::from_secs(5);
 const CONFIRMATION: Duration = Duration::from_secs(4);
 
 fn config(dir: &Path) -> PathBuf {
+    let platform = common::platform_yaml(ADMIN, "page-key", [1, 1, 1, 1], false);
     let text = format!(
         r#"data_dir: {data}
-platform:
-  artists: 1000
-  admin_token: {ADMIN}
-  gateway:
-    listen: 127.0.0.1:0
-    admin_listen: 127.0.0.1:0
-    api_keys: [page-key]
-  catalogue: {{ instances: 1 }}
-  mixes: {{ instances: 1 }}
-  media: {{ instances: 1 }}
-  analytics: {{ instances: 1 }}
-collector:
+{platform}collector:
   listen: 127.0.0.1:0
   token: status-page-test-token
 variables:

@@ -116,3 +116,30 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_j
         .await
         .unwrap()
 }
+
+/// The `platform:` section a `lookout up` test starts from: the bundled services on free
+/// loopback ports with `instances` of catalogue, mixes, media and analytics and one API key.
+/// `fast_health`: the gateway polls its upstreams every 500 ms, so an instance that leaves is
+/// out of its pool within a second.
+pub fn platform_yaml(admin: &str, api_key: &str, instances: [u32; 4], fast_health: bool) -> String {
+    let [catalogue, mixes, media, analytics] = instances;
+    let health = if fast_health {
+        "    health_interval: 500ms\n    health_timeout: 300ms\n"
+    } else {
+        ""
+    };
+    format!(
+        "platform:
+  artists: 1000
+  admin_token: {admin}
+  gateway:
+    listen: 127.0.0.1:0
+    admin_listen: 127.0.0.1:0
+    api_keys: [{api_key}]
+{health}  catalogue: {{ instances: {catalogue} }}
+  mixes: {{ instances: {mixes} }}
+  media: {{ instances: {media} }}
+  analytics: {{ instances: {analytics} }}
+"
+    )
+}
