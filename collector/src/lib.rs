@@ -101,6 +101,8 @@ struct Metrics {
     sinks: sink::SinkMetrics,
     clock_offset: GaugeVec,
     state_changes: IntCounterVec,
+    /// API requests by route: what each reader costs the collector.
+    api_requests: IntCounterVec,
 }
 
 /// The windows `/metrics` reports availability over.
@@ -295,6 +297,16 @@ impl Metrics {
                         "Changes of a check's live state (up, down, no_data), by check and the state entered.",
                     ),
                     &["check", "state"],
+                )?,
+            )?,
+            api_requests: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_collector_api_requests_total",
+                        "Requests to the collector's API, by route (its path pattern) and method.",
+                    ),
+                    &["route", "method"],
                 )?,
             )?,
             registry: r,
@@ -1019,6 +1031,22 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
+/// Counts each API request under its route's pattern, so the label stays bounded.
+async fn count_requests(
+    State(s): State<Arc<AppState>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if let Some(route) = matched {
+        s.metrics
+            .api_requests
+            .with_label_values(&[route.as_str(), request.method().as_str()])
+            .inc();
+    }
+    next.run(request).await
+}
+
 fn router(state: Arc<AppState>) -> Router {
     let token = state.settings.token.clone();
     let api = Router::new()
@@ -1041,6 +1069,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             token,
             lookout_api::auth::require_bearer,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
         ));
     Router::new()
         .merge(api)
