@@ -1,21 +1,28 @@
-//! `GET /api/v1/checks/{check}/availability`: availability, downtime, time without data and
-//! the error budget of one check over a window, by the SLA math in `lookout-model`.
+//! The read API: a check's availability, downtime, time without data and in maintenance, its
+//! error budget and latency over a window, per UTC day, and its incidents, by the SLA math in
+//! `lookout-model` and the check's own SLO; and the same for every check at once, so that a
+//! reader's round costs a fixed number of requests however many checks there are.
 //!
 //! Read from the rollups in memory (`rollup/`), so any window up to 400 days costs the same.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use lookout_model::sla;
-use serde::{Deserialize, Serialize};
+use lookout_model::read::{
+    CheckSlo, DailyFigures, DailyList, Day, Figures, FiguresList, FiguresParts, Incidents,
+    IncidentsList, Slos,
+};
+use lookout_model::sla::Tally;
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::ingest::CheckInfo;
-use crate::rollup::{Computed, Current, Latency, RegionLatencyError};
+use crate::rollup::{DAY_US, RegionLatencyError};
 
 /// The longest window served (the rollups' retention).
-const MAX_WINDOW_US: i64 = 400 * 24 * 3_600 * 1_000_000;
+const MAX_WINDOW_US: i64 = 400 * DAY_US;
 
 #[derive(Deserialize)]
 pub struct WindowQuery {
@@ -37,29 +44,17 @@ pub struct AvailabilityQuery {
     region: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct AvailabilityBody {
-    check: String,
-    from_us: i64,
-    to_us: i64,
-    window_seconds: f64,
-    /// `null` when no instant of the window had data.
-    availability: Option<f64>,
-    down_seconds: f64,
-    no_data_seconds: f64,
-    target: f64,
-    error_budget_seconds: f64,
-    error_budget_remaining_seconds: f64,
-    /// The window's bad fraction over the target's allowed fraction.
-    burn_rate: Option<f64>,
-    regions: Vec<String>,
-    quorum: usize,
-    latency: Latency,
-    /// The region `latency` is of, when one was asked for; absent: all regions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_region: Option<String>,
-    /// The state now, whatever the window.
-    current: Option<Current>,
+/// [`WindowQuery`] for every check: optionally only some, optionally with each region's
+/// latency.
+#[derive(Deserialize)]
+pub struct AllQuery {
+    window: Option<String>,
+    from_us: Option<i64>,
+    to_us: Option<i64>,
+    /// Comma-separated check names; all checks when absent.
+    checks: Option<String>,
+    /// Each region's latency in `latency_by_region`.
+    by_region: Option<bool>,
 }
 
 pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
@@ -99,45 +94,8 @@ pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> 
     Ok((from, to))
 }
 
-fn body(
-    check: String,
-    info: &CheckInfo,
-    from: i64,
-    to: i64,
-    c: Computed,
-    current: Option<Current>,
-) -> AvailabilityBody {
-    let Computed {
-        tally,
-        regions,
-        quorum,
-        latency,
-    } = c;
-    let observed = tally.window_us - tally.no_data_us;
-    let budget = sla::error_budget_us(info.target, observed);
-    let secs = |us: i64| us as f64 / 1e6;
-    AvailabilityBody {
-        check,
-        from_us: from,
-        to_us: to,
-        window_seconds: secs(tally.window_us),
-        availability: tally.availability(),
-        down_seconds: secs(tally.down_us),
-        no_data_seconds: secs(tally.no_data_us),
-        target: info.target,
-        error_budget_seconds: budget / 1e6,
-        error_budget_remaining_seconds: (budget - tally.down_us as f64) / 1e6,
-        burn_rate: (observed > 0)
-            .then(|| sla::burn_rate(tally.down_us as f64 / observed as f64, info.target)),
-        regions,
-        quorum,
-        latency,
-        latency_region: None,
-        current,
-    }
-}
-
-/// Runs `f` on a blocking thread after settling late results (which may read the store).
+/// Runs `f` on a blocking thread after settling late results and maintenance changes (which
+/// may read the store).
 async fn settled<T: Send + 'static>(
     s: &Arc<AppState>,
     now: i64,
@@ -152,11 +110,39 @@ async fn settled<T: Send + 'static>(
     .map_err(|e| ApiError::Internal(format!("rollup task failed: {e}")))
 }
 
+fn no_results(check: &str) -> ApiError {
+    ApiError::NotFound(format!("no results for a check named {check:?} yet"))
+}
+
+/// One check's figures over `[from, to)`; `None` for a check with no results yet. Blocking.
+pub(crate) fn figures_of(
+    s: &AppState,
+    check: &str,
+    info: &CheckInfo,
+    (from, to, now): (i64, i64, i64),
+) -> Option<Figures> {
+    let c = s.rollups.compute(check, from, to, now)?;
+    let sla = info.slo.figures(&c.tally);
+    Some(Figures::new(
+        FiguresParts {
+            check: check.to_owned(),
+            from_us: from,
+            to_us: to,
+            slo: info.slo,
+            regions: c.regions,
+            quorum: c.quorum,
+            latency: c.latency,
+            current: s.rollups.current(check, now),
+        },
+        &sla,
+    ))
+}
+
 pub async fn get_availability(
     State(s): State<Arc<AppState>>,
     ApiPath(check): ApiPath<String>,
     ApiQuery(q): ApiQuery<AvailabilityQuery>,
-) -> ApiResult<ApiJson<AvailabilityBody>> {
+) -> ApiResult<ApiJson<Figures>> {
     let now = chrono::Utc::now().timestamp_micros();
     let AvailabilityQuery {
         window: w,
@@ -175,71 +161,97 @@ pub async fn get_availability(
     let info = s.check_info(&check)?;
     let name = check.clone();
     let asked = region.clone();
-    let (computed, current, latency) = settled(&s, now, move |s| {
+    let (figures, latency) = settled(&s, now, move |s| {
         let latency = asked.map(|r| s.rollups.region_latency(&name, &r, from, to, now));
-        (
-            s.rollups.compute(&name, from, to, now),
-            s.rollups.current(&name, now),
-            latency,
-        )
+        (figures_of(s, &name, &info, (from, to, now)), latency)
     })
     .await?;
-    let computed = computed
-        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
-    let mut out = body(check, &info, from, to, computed, current);
+    let mut out = figures.ok_or_else(|| no_results(&check))?;
     if let Some(latency) = latency {
-        match latency {
-            Ok(Some(l)) => out.latency = l,
-            Ok(None) => {
-                return Err(ApiError::NotFound(format!(
-                    "no results for a check named {:?} yet",
-                    out.check
-                )));
-            }
-            Err(e @ RegionLatencyError::Unknown { .. }) => {
-                return Err(ApiError::BadRequest(e.to_string()));
-            }
-            Err(RegionLatencyError::Store(e)) => return Err(ApiError::Internal(e.to_string())),
-        }
+        out.latency = region_answer(&check, latency)?;
         out.latency_region = region;
     }
     Ok(ApiJson(out))
 }
 
-#[derive(Serialize)]
-pub struct AllBody {
-    from_us: i64,
-    to_us: i64,
-    checks: Vec<AvailabilityBody>,
+fn region_answer(
+    check: &str,
+    latency: Result<Option<lookout_model::read::Latency>, RegionLatencyError>,
+) -> Result<lookout_model::read::Latency, ApiError> {
+    match latency {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(no_results(check)),
+        Err(e @ RegionLatencyError::Unknown { .. }) => Err(ApiError::BadRequest(e.to_string())),
+        Err(RegionLatencyError::Store(e)) => Err(ApiError::Internal(e.to_string())),
+    }
 }
 
-/// `GET /api/v1/checks`: every check's figures over one window, worst availability first.
-pub async fn get_all(
-    State(s): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<WindowQuery>,
-) -> ApiResult<ApiJson<AllBody>> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let (from, to) = window(&q, now)?;
-    let mut checks = settled(&s, now, move |s| {
-        s.rollups
+/// The checks an all-checks read is about: those named (each must be known), else every check
+/// the rollups hold, with what the collector knows of each.
+fn selected(s: &AppState, names: Option<&str>) -> Result<Vec<(String, CheckInfo)>, ApiError> {
+    match names {
+        None => Ok(s
+            .rollups
             .checks()
             .into_iter()
-            .filter_map(|check| {
-                let info = s.check_info(&check).ok()?;
-                let c = s.rollups.compute(&check, from, to, now)?;
-                let current = s.rollups.current(&check, now);
-                Some(body(check, &info, from, to, c, current))
+            .filter_map(|c| s.check_info(&c).ok().map(|i| (c, i)))
+            .collect()),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                s.check_info(c)
+                    .map(|i| (c.to_owned(), i))
+                    .map_err(|_| ApiError::BadRequest(format!("`checks`: no check named {c:?}")))
             })
-            .collect::<Vec<_>>()
+            .collect(),
+    }
+}
+
+/// `GET /api/v1/checks`: every check's figures over one window, worst availability first;
+/// `by_region=true` adds each region's latency.
+pub async fn get_all(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<AllQuery>,
+) -> ApiResult<ApiJson<FiguresList>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (from, to) = window(
+        &WindowQuery {
+            window: q.window,
+            from_us: q.from_us,
+            to_us: q.to_us,
+        },
+        now,
+    )?;
+    let by_region = q.by_region.unwrap_or(false);
+    let names = q.checks;
+    let mut checks = settled(&s, now, move |s| {
+        let mut out = Vec::new();
+        for (check, info) in selected(s, names.as_deref())? {
+            let Some(mut f) = figures_of(s, &check, &info, (from, to, now)) else {
+                continue;
+            };
+            if by_region {
+                let mut per: BTreeMap<String, lookout_model::read::Latency> = BTreeMap::new();
+                for region in f.regions.clone() {
+                    let l = s.rollups.region_latency(&check, &region, from, to, now);
+                    per.insert(region, region_answer(&check, l)?);
+                }
+                f.latency_by_region = per;
+            }
+            out.push(f);
+        }
+        Ok::<_, ApiError>(out)
     })
-    .await?;
+    .await??;
     checks.sort_by(|a, b| {
         a.availability
             .unwrap_or(1.0)
             .total_cmp(&b.availability.unwrap_or(1.0))
             .then_with(|| a.check.cmp(&b.check))
     });
-    Ok(ApiJson(AllBody {
+    Ok(ApiJson(FiguresList {
         from_us: from,
         to_us: to,
         checks,
@@ -249,15 +261,42 @@ pub async fn get_all(
 #[derive(Deserialize)]
 pub struct DailyQuery {
     days: Option<i64>,
+    /// Comma-separated check names, for `GET /api/v1/daily`; all checks when absent.
+    checks: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct Day {
-    /// The UTC day, `YYYY-MM-DD`.
-    date: String,
-    availability: Option<f64>,
-    down_seconds: f64,
-    no_data_seconds: f64,
+fn days_param(days: Option<i64>) -> Result<i64, ApiError> {
+    let days = days.unwrap_or(90);
+    if !(1..=400).contains(&days) {
+        return Err(ApiError::BadRequest(format!(
+            "`days` must be from 1 to 400, got {days}"
+        )));
+    }
+    Ok(days)
+}
+
+/// One check's days by its SLO; `None` with no results yet. Blocking.
+fn days_of(s: &AppState, check: &str, info: &CheckInfo, days: i64, now: i64) -> Option<Vec<Day>> {
+    let daily = s.rollups.daily(check, days, now)?;
+    Some(
+        daily
+            .into_iter()
+            .map(|(day, t): (i64, Tally)| {
+                let f = info.slo.figures(&t);
+                Day {
+                    date: chrono::DateTime::from_timestamp_micros(day)
+                        .map(|d| d.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    from_us: day,
+                    to_us: day + t.window_us,
+                    availability: f.availability,
+                    down_seconds: f.down_us as f64 / 1e6,
+                    no_data_seconds: f.no_data_us as f64 / 1e6,
+                    maintenance_seconds: f.maintenance_us as f64 / 1e6,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// `GET /api/v1/checks/{check}/daily?days=90`: one figure per UTC day, oldest first, today
@@ -267,40 +306,49 @@ pub async fn get_daily(
     ApiPath(check): ApiPath<String>,
     ApiQuery(q): ApiQuery<DailyQuery>,
 ) -> ApiResult<ApiJson<Vec<Day>>> {
-    let days = q.days.unwrap_or(90);
-    if !(1..=400).contains(&days) {
-        return Err(ApiError::BadRequest(format!(
-            "`days` must be from 1 to 400, got {days}"
-        )));
-    }
-    s.check_info(&check)?;
+    let days = days_param(q.days)?;
+    let info = s.check_info(&check)?;
     let now = chrono::Utc::now().timestamp_micros();
     let name = check.clone();
-    let daily = settled(&s, now, move |s| s.rollups.daily(&name, days, now))
+    let daily = settled(&s, now, move |s| days_of(s, &name, &info, days, now))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
-    Ok(ApiJson(
-        daily
-            .into_iter()
-            .map(|(day, t)| Day {
-                date: chrono::DateTime::from_timestamp_micros(day)
-                    .map(|d| d.format("%Y-%m-%d").to_string())
-                    .unwrap_or_default(),
-                availability: t.availability(),
-                down_seconds: t.down_us as f64 / 1e6,
-                no_data_seconds: t.no_data_us as f64 / 1e6,
-            })
-            .collect(),
-    ))
+        .ok_or_else(|| no_results(&check))?;
+    Ok(ApiJson(daily))
 }
 
-#[derive(Serialize)]
-pub struct IncidentsBody {
-    check: String,
-    from_us: i64,
-    to_us: i64,
-    /// Newest first.
-    incidents: Vec<crate::rollup::Incident>,
+/// `GET /api/v1/daily?days=90`: every check's days at once.
+pub async fn get_daily_all(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<DailyQuery>,
+) -> ApiResult<ApiJson<DailyList>> {
+    let days = days_param(q.days)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let names = q.checks;
+    let checks = settled(&s, now, move |s| {
+        Ok::<_, ApiError>(
+            selected(s, names.as_deref())?
+                .into_iter()
+                .filter_map(|(check, info)| {
+                    let days = days_of(s, &check, &info, days, now)?;
+                    Some(DailyFigures { check, days })
+                })
+                .collect(),
+        )
+    })
+    .await??;
+    Ok(ApiJson(DailyList { checks }))
+}
+
+/// One check's incidents in `[from, to)`, newest first; `None` with no results yet. Blocking.
+fn incidents_of(s: &AppState, check: &str, (from, to, now): (i64, i64, i64)) -> Option<Incidents> {
+    let mut incidents = s.rollups.incidents(check, from, to, now)?;
+    incidents.reverse();
+    Some(Incidents {
+        check: check.to_owned(),
+        from_us: from,
+        to_us: to,
+        incidents,
+    })
 }
 
 /// `GET /api/v1/checks/{check}/incidents?window=90d`: the intervals the check was down.
@@ -308,19 +356,67 @@ pub async fn get_incidents(
     State(s): State<Arc<AppState>>,
     ApiPath(check): ApiPath<String>,
     ApiQuery(q): ApiQuery<WindowQuery>,
-) -> ApiResult<ApiJson<IncidentsBody>> {
+) -> ApiResult<ApiJson<Incidents>> {
     let now = chrono::Utc::now().timestamp_micros();
     let (from, to) = window(&q, now)?;
     s.check_info(&check)?;
     let name = check.clone();
-    let mut incidents = settled(&s, now, move |s| s.rollups.incidents(&name, from, to, now))
+    let incidents = settled(&s, now, move |s| incidents_of(s, &name, (from, to, now)))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no results for a check named {check:?} yet")))?;
-    incidents.reverse();
-    Ok(ApiJson(IncidentsBody {
-        check,
+        .ok_or_else(|| no_results(&check))?;
+    Ok(ApiJson(incidents))
+}
+
+/// `GET /api/v1/incidents?window=90d`: every check's down intervals over one window.
+pub async fn get_incidents_all(
+    State(s): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<AllQuery>,
+) -> ApiResult<ApiJson<IncidentsList>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (from, to) = window(
+        &WindowQuery {
+            window: q.window,
+            from_us: q.from_us,
+            to_us: q.to_us,
+        },
+        now,
+    )?;
+    let names = q.checks;
+    let checks = settled(&s, now, move |s| {
+        Ok::<_, ApiError>(
+            selected(s, names.as_deref())?
+                .into_iter()
+                .filter_map(|(check, _)| incidents_of(s, &check, (from, to, now)))
+                .collect(),
+        )
+    })
+    .await??;
+    Ok(ApiJson(IncidentsList {
         from_us: from,
         to_us: to,
-        incidents,
+        checks,
     }))
+}
+
+/// `GET /api/v1/slos`: every check the collector knows, with its SLO.
+pub async fn get_slos(State(s): State<Arc<AppState>>) -> ApiJson<Slos> {
+    let mut names: Vec<String> = s.settings.known.keys().cloned().collect();
+    if names.is_empty() {
+        names = s.rollups.checks();
+    }
+    ApiJson(Slos {
+        checks: names
+            .into_iter()
+            .filter_map(|check| {
+                let info = s.check_info(&check).ok()?;
+                Some(CheckSlo {
+                    slo_since_us: s.slo_since.get(&check).copied(),
+                    description: info.description,
+                    regions: info.regions,
+                    slo: info.slo,
+                    check,
+                })
+            })
+            .collect(),
+    })
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use lookout_model::probe::{ProbeResult, ResultBatch};
+use lookout_model::slo::Slo;
 
 /// Most results one batch may carry.
 pub const MAX_BATCH: usize = 5_000;
@@ -12,28 +13,28 @@ const MAX_DURATION_US: u64 = 3_600 * 1_000_000;
 /// How far from the collector's clock a start time may be.
 const MAX_FUTURE_US: i64 = 5 * 60 * 1_000_000;
 
-/// What the collector knows of a check: where it runs, how often, and its target.
+/// What the collector knows of a check: where it runs, how often, and its SLO, which the
+/// collector owns and serves with every figure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckInfo {
+    /// What it is, for people (the alerter's messages).
+    pub description: String,
     /// The regions that run it (empty: any region).
     pub regions: Vec<String>,
     pub interval_us: i64,
     pub timeout_us: i64,
-    /// The availability target, e.g. 0.9999.
-    pub target: f64,
-    /// The latency objective of a successful journey.
-    pub objective_us: i64,
+    pub slo: Slo,
 }
 
 impl CheckInfo {
     /// A check the collector was told nothing about: the platform's defaults.
     pub fn unknown() -> Self {
         CheckInfo {
+            description: String::new(),
             regions: Vec::new(),
             interval_us: 10_000_000,
             timeout_us: 5_000_000,
-            target: 0.9999,
-            objective_us: 800_000,
+            slo: Slo::default(),
         }
     }
 }

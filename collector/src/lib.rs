@@ -1,6 +1,7 @@
 //! The collector: takes probe results from the agents (authenticated, idempotent on
 //! `(agent, seq)`, answered only once stored), keeps them, asks other regions to confirm a new
-//! failure, and serves them back. The SLA math and the durable store come with their issue.
+//! failure, owns every check's SLO and the scheduled maintenance, and serves the SLA figures
+//! of any window by them.
 #![forbid(unsafe_code)]
 
 mod availability;
@@ -8,8 +9,11 @@ mod commit;
 pub mod confirm;
 pub mod ingest;
 pub mod live;
+pub mod maintenance;
+mod metrics;
 pub mod rollup;
 pub mod sink;
+mod slo_history;
 pub mod store;
 
 use std::collections::{BTreeMap, HashSet};
@@ -28,13 +32,14 @@ use lookout_model::health::{Health, HealthStatus};
 use lookout_model::probe::{BatchAck, Commands, Outcome, ProbeResult, ResultBatch};
 use lookout_model::secret::Secret;
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use ingest::{CheckInfo, Known};
+pub use maintenance::MaintenanceSpec;
+use metrics::Metrics;
 use rollup::LiveTail;
 pub use rollup::{RollupSettings, Rollups};
 use store::{ResultFilter, ResultStore};
@@ -60,10 +65,13 @@ pub struct CollectorSettings {
     pub rollup: RollupSettings,
     /// How often complete minutes are rolled up (late results are corrected as often).
     pub rollup_every: Duration,
+    /// The maintenance windows written in the config (validated by
+    /// [`maintenance::problems`]); more come through the API.
+    pub maintenance: Vec<MaintenanceSpec>,
 }
 
 impl CollectorSettings {
-    /// Default rollups and retention, no sinks.
+    /// Default rollups and retention, no sinks, no maintenance.
     pub fn new(token: Secret, known: Known) -> Self {
         CollectorSettings {
             token,
@@ -71,351 +79,7 @@ impl CollectorSettings {
             sinks: Vec::new(),
             rollup: RollupSettings::default(),
             rollup_every: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The collector's metrics, named in one place.
-struct Metrics {
-    registry: Registry,
-    results: IntCounterVec,
-    confirmations: IntCounterVec,
-    stored: IntGauge,
-    /// Per check and region, as results arrive.
-    outcomes: IntCounterVec,
-    durations: HistogramVec,
-    /// Per check, computed at scrape time from the store.
-    availability: GaugeVec,
-    budget_remaining: GaugeVec,
-    budget_remaining_seconds: GaugeVec,
-    burn_rate: GaugeVec,
-    availability_objective: GaugeVec,
-    latency_objective: GaugeVec,
-    within_objective: IntCounterVec,
-    agent_last_result: GaugeVec,
-    store_bytes: IntGauge,
-    rollup_lag: prometheus::Gauge,
-    up: GaugeVec,
-    no_data: GaugeVec,
-    region_failing: GaugeVec,
-    sinks: sink::SinkMetrics,
-    clock_offset: GaugeVec,
-    state_changes: IntCounterVec,
-    /// API requests by route: what each reader costs the collector.
-    api_requests: IntCounterVec,
-}
-
-/// The windows `/metrics` reports availability over.
-/// Those of multiwindow burn-rate alerts (5m/1h, 30m/6h, 6h/3d) and of SLA reports (30d, 90d).
-const METRIC_WINDOWS: [(&str, i64); 8] = [
-    ("5m", 300_000_000),
-    ("30m", 1_800_000_000),
-    ("1h", 3_600_000_000),
-    ("6h", 21_600_000_000),
-    ("24h", 86_400_000_000),
-    ("3d", 259_200_000_000),
-    ("30d", 2_592_000_000_000),
-    ("90d", 7_776_000_000_000),
-];
-
-use lookout_api::metrics::register as reg;
-
-impl Metrics {
-    fn new() -> Result<Self, prometheus::Error> {
-        let r = Registry::new();
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
-        Ok(Metrics {
-            results: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_collector_results_total",
-                        "Results received, by what became of them (stored, duplicate, rejected).",
-                    ),
-                    &["outcome"],
-                )?,
-            )?,
-            confirmations: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_collector_confirmations_requested_total",
-                        "Confirmation runs asked of agents, by check.",
-                    ),
-                    &["check"],
-                )?,
-            )?,
-            stored: reg(
-                &r,
-                IntGauge::new(
-                    "lookout_collector_stored_results",
-                    "Results held by the store.",
-                )?,
-            )?,
-            outcomes: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_check_results_total",
-                        "Probe results stored, by check, region and outcome (ok, fail).",
-                    ),
-                    &["check", "region", "outcome"],
-                )?,
-            )?,
-            durations: reg(
-                &r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "lookout_check_duration_seconds",
-                        "Journey time of successful runs, by check and region.",
-                    )
-                    .buckets(vec![
-                        0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.5, 5.0, 10.0,
-                    ]),
-                    &["check", "region"],
-                )?,
-            )?,
-            availability: reg(
-                &r,
-                gauge(
-                    "lookout_check_availability_ratio",
-                    "Availability over the window: 1 - down / (window - no data).",
-                    &["check", "window"],
-                )?,
-            )?,
-            budget_remaining_seconds: reg(
-                &r,
-                gauge(
-                    "lookout_check_error_budget_remaining_seconds",
-                    "Downtime the window's error budget still allows (negative when overspent); the budget is the measured part of the window times (1 - target).",
-                    &["check", "window"],
-                )?,
-            )?,
-            availability_objective: reg(
-                &r,
-                gauge(
-                    "lookout_check_availability_objective_ratio",
-                    "The check's availability target, e.g. 0.9999.",
-                    &["check"],
-                )?,
-            )?,
-            latency_objective: reg(
-                &r,
-                gauge(
-                    "lookout_check_latency_objective_seconds",
-                    "The check's latency objective for a successful journey.",
-                    &["check"],
-                )?,
-            )?,
-            within_objective: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_check_within_objective_total",
-                        "Successful runs faster than the check's latency objective, by check and region (over the successful runs: the latency SLI).",
-                    ),
-                    &["check", "region"],
-                )?,
-            )?,
-            agent_last_result: reg(
-                &r,
-                gauge(
-                    "lookout_collector_agent_last_result_timestamp_seconds",
-                    "When the collector last received results from the agent (its clock); an agent silent for long is down or cut off.",
-                    &["agent", "region"],
-                )?,
-            )?,
-            burn_rate: reg(
-                &r,
-                gauge(
-                    "lookout_check_burn_rate",
-                    "The window's bad fraction over the target's allowed one (1: the budget lasts exactly the SLA period).",
-                    &["check", "window"],
-                )?,
-            )?,
-            store_bytes: reg(
-                &r,
-                IntGauge::new(
-                    "lookout_collector_store_bytes",
-                    "Bytes the store takes on disk.",
-                )?,
-            )?,
-            rollup_lag: reg(
-                &r,
-                prometheus::Gauge::new(
-                    "lookout_collector_rollup_lag_seconds",
-                    "How far the oldest rollup frontier is behind now (about a minute plus a check's timeout when all is well).",
-                )?,
-            )?,
-            budget_remaining: reg(
-                &r,
-                gauge(
-                    "lookout_check_error_budget_remaining_ratio",
-                    "Share of the window's error budget not yet spent (negative when overspent).",
-                    &["check", "window"],
-                )?,
-            )?,
-            up: reg(
-                &r,
-                gauge(
-                    "lookout_check_up",
-                    "1 while the check is up, 0 while it is down (a quorum of regions failing); absent without data.",
-                    &["check"],
-                )?,
-            )?,
-            no_data: reg(
-                &r,
-                gauge(
-                    "lookout_check_no_data",
-                    "1 while fewer than a quorum of regions report.",
-                    &["check"],
-                )?,
-            )?,
-            region_failing: reg(
-                &r,
-                gauge(
-                    "lookout_check_region_failing",
-                    "1 while a region's latest result for the check failed, 0 while it passed; absent while silent.",
-                    &["check", "region"],
-                )?,
-            )?,
-            sinks: sink::SinkMetrics::new(&r)?,
-            clock_offset: reg(
-                &r,
-                gauge(
-                    "lookout_collector_agent_clock_offset_seconds",
-                    "Least time from a run's end (agent's clock) to its arrival (collector's clock) in the agent's last batch; negative means the agent's clock is ahead.",
-                    &["agent"],
-                )?,
-            )?,
-            state_changes: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_check_state_changes_total",
-                        "Changes of a check's live state (up, down, no_data), by check and the state entered.",
-                    ),
-                    &["check", "state"],
-                )?,
-            )?,
-            api_requests: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "lookout_collector_api_requests_total",
-                        "Requests to the collector's API, by route (its path pattern) and method.",
-                    ),
-                    &["route", "method"],
-                )?,
-            )?,
-            registry: r,
-        })
-    }
-
-    fn observe(&self, r: &ProbeResult, objective_us: i64) {
-        let ok = r.outcome.is_ok();
-        let (check, region) = (r.check.as_str(), r.region.as_str());
-        // Both outcomes and the SLI counter exist from a region's first result, so a rate
-        // over the first failure (or first fast run) counts it: a series born at 1 has no rate.
-        for outcome in ["ok", "fail"] {
-            let counter = self.outcomes.with_label_values(&[check, region, outcome]);
-            if (outcome == "ok") == ok {
-                counter.inc();
-            }
-        }
-        let within = self.within_objective.with_label_values(&[check, region]);
-        if ok {
-            self.durations
-                .with_label_values(&[check, region])
-                .observe(r.duration_us as f64 / 1e6);
-            if i64::try_from(r.duration_us).is_ok_and(|d| d < objective_us) {
-                within.inc();
-            }
-        }
-    }
-
-    /// Sets the per-check gauges from the rollups, just before a scrape is answered.
-    fn refresh(&self, state: &AppState) {
-        let now = chrono::Utc::now().timestamp_micros();
-        state.rollups.settle(now);
-        self.store_bytes
-            .set(i64::try_from(state.store().size_bytes()).unwrap_or(i64::MAX));
-        if let Some(frontier) = state.rollups.oldest_frontier() {
-            self.rollup_lag.set((now - frontier) as f64 / 1e6);
-        }
-        for g in [
-            &self.availability,
-            &self.budget_remaining,
-            &self.budget_remaining_seconds,
-            &self.burn_rate,
-            &self.availability_objective,
-            &self.latency_objective,
-            &self.up,
-            &self.no_data,
-            &self.region_failing,
-        ] {
-            g.reset();
-        }
-        for check in state.rollups.checks() {
-            let info = state
-                .settings
-                .known
-                .get(&check)
-                .cloned()
-                .unwrap_or_else(CheckInfo::unknown);
-            self.availability_objective
-                .with_label_values(&[check.as_str()])
-                .set(info.target);
-            self.latency_objective
-                .with_label_values(&[check.as_str()])
-                .set(info.objective_us as f64 / 1e6);
-            for (name, window) in METRIC_WINDOWS {
-                let Some(t) = state.rollups.tally(&check, now - window, now, now) else {
-                    continue;
-                };
-                if let Some(a) = t.availability() {
-                    self.availability
-                        .with_label_values(&[check.as_str(), name])
-                        .set(a);
-                    let budget = lookout_model::sla::error_budget_us(
-                        info.target,
-                        t.window_us - t.no_data_us,
-                    );
-                    if budget > 0.0 {
-                        self.budget_remaining
-                            .with_label_values(&[check.as_str(), name])
-                            .set(1.0 - t.down_us as f64 / budget);
-                    }
-                    self.budget_remaining_seconds
-                        .with_label_values(&[check.as_str(), name])
-                        .set((budget - t.down_us as f64) / 1e6);
-                    let observed = t.window_us - t.no_data_us;
-                    self.burn_rate
-                        .with_label_values(&[check.as_str(), name])
-                        .set(lookout_model::sla::burn_rate(
-                            t.down_us as f64 / observed as f64,
-                            info.target,
-                        ));
-                }
-            }
-            if let Some(t) = state.rollups.tally(&check, now - 1, now, now) {
-                if t.no_data_us > 0 {
-                    self.no_data.with_label_values(&[check.as_str()]).set(1.0);
-                } else {
-                    self.no_data.with_label_values(&[check.as_str()]).set(0.0);
-                    self.up
-                        .with_label_values(&[check.as_str()])
-                        .set(if t.down_us > 0 { 0.0 } else { 1.0 });
-                }
-            }
-            for r in state.rollups.regions_now(&check, now).unwrap_or_default() {
-                if let Some(failing) = r.failing {
-                    self.region_failing
-                        .with_label_values(&[check.as_str(), r.region.as_str()])
-                        .set(if failing { 1.0 } else { 0.0 });
-                }
-            }
+            maintenance: Vec::new(),
         }
     }
 }
@@ -434,11 +98,23 @@ pub(crate) struct AppState {
     started: Instant,
     /// One scrape at a time: a refresh resets the gauges before it fills them again.
     scrape: std::sync::Mutex<()>,
+    pub(crate) maintenance: maintenance::Registry,
+    /// Since when each known check has had its SLO.
+    pub(crate) slo_since: BTreeMap<String, i64>,
 }
 
 impl AppState {
     fn store(&self) -> &Arc<dyn ResultStore> {
         self.rollups.store()
+    }
+
+    /// What the collector knows of a check, or the defaults for one it was not told of.
+    pub(crate) fn info_or_default(&self, check: &str) -> CheckInfo {
+        self.settings
+            .known
+            .get(check)
+            .cloned()
+            .unwrap_or_else(CheckInfo::unknown)
     }
 
     /// What the collector knows of a check; any check when it was told of none.
@@ -532,13 +208,19 @@ impl Collector {
             metrics.state_changes.clone(),
         ));
         let now = chrono::Utc::now().timestamp_micros();
-        // Loading reads the store: a blocking thread.
-        let rollups = tokio::task::spawn_blocking({
+        let config_maintenance = settings.maintenance.clone();
+        // Loading reads the store: a blocking thread. The maintenance windows and SLOs are
+        // in the store before the rollups read it.
+        let (rollups, registry, slo_since) = tokio::task::spawn_blocking({
             let live = live.clone();
             move || {
+                let registry =
+                    maintenance::Registry::load(store.as_ref(), &config_maintenance, now)?;
+                let slo_since = slo_history::record(store.as_ref(), &known, now)?;
                 let r = Rollups::open(store, known, rollup_settings, now)?;
                 replay_live(&r, &live, now);
-                Ok::<_, store::StoreError>(r)
+                live.set_maintenance(registry.not_over(now), now);
+                Ok::<_, store::StoreError>((r, registry, slo_since))
             }
         })
         .await
@@ -560,6 +242,8 @@ impl Collector {
             metrics,
             started: Instant::now(),
             scrape: std::sync::Mutex::new(()),
+            maintenance: registry,
+            slo_since,
         });
         let addr = listener.local_addr()?;
         let mut stopped = stopping;
@@ -672,11 +356,10 @@ async fn post_results(
     for (r, new) in batch.results.iter().zip(&inserted) {
         // A replay is acknowledged, not counted again.
         if *new {
-            let objective_us = s
-                .settings
-                .known
-                .get(&r.check)
-                .map_or_else(|| CheckInfo::unknown().objective_us, |i| i.objective_us);
+            let objective_us = s.settings.known.get(&r.check).map_or_else(
+                || CheckInfo::unknown().slo.latency_objective_us(),
+                |i| i.slo.latency_objective_us(),
+            );
             s.metrics.observe(r, objective_us);
         }
         let asked = s.hub.observe(r);
@@ -1054,6 +737,17 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents", get(get_agents))
         .route("/api/v1/events", post(post_events).get(get_events))
         .route("/api/v1/checks", get(availability::get_all))
+        .route("/api/v1/daily", get(availability::get_daily_all))
+        .route("/api/v1/incidents", get(availability::get_incidents_all))
+        .route("/api/v1/slos", get(availability::get_slos))
+        .route(
+            "/api/v1/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route(
+            "/api/v1/maintenance/{id}",
+            axum::routing::delete(maintenance::cancel),
+        )
         .route(
             "/api/v1/checks/{check}/availability",
             get(availability::get_availability),

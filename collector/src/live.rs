@@ -14,41 +14,19 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use lookout_model::probe::{Failure, Outcome, ProbeResult};
+pub use lookout_model::read::{
+    CheckLive as CheckView, LiveState as CheckStatus, RegionLive as RegionView,
+    RegionState as RegionStatus, States,
+};
+use lookout_model::read::{Maintenance, MaintenanceStatus};
 use lookout_model::sla::{self, Rules};
 use prometheus::IntCounterVec;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::ingest::{CheckInfo, Known};
 
 /// How often silence is looked for: a region goes silent with no result to announce it.
 pub const TICK: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    Up,
-    Down,
-    NoData,
-}
-
-impl CheckStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Up => "up",
-            CheckStatus::Down => "down",
-            CheckStatus::NoData => "no_data",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegionStatus {
-    Ok,
-    Failing,
-    Silent,
-}
 
 /// A region's latest result, reduced to what the state and the alerter need.
 #[derive(Debug, Clone)]
@@ -247,7 +225,7 @@ impl Check {
                         since_us: r.since_us,
                         last_result_us: r.latest.as_ref().map(|l| l.start_us),
                         reason: failure.map(|f| f.message.clone()),
-                        kind: failure.map(|f| f.kind.as_str()),
+                        kind: failure.map(|f| f.kind.as_str().to_owned()),
                     }
                 })
                 .collect(),
@@ -255,44 +233,28 @@ impl Check {
     }
 }
 
-/// One region in `GET /api/v1/states`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RegionView {
-    pub region: String,
-    pub state: RegionStatus,
-    /// When the region's current state began (for `silent`: when it went silent); `null`
-    /// for a region that has never reported.
-    pub since_us: Option<i64>,
-    /// The start of its latest result.
-    pub last_result_us: Option<i64>,
-    /// While `failing`: the latest failure's message and kind.
-    pub reason: Option<String>,
-    pub kind: Option<&'static str>,
-}
-
-/// One check in `GET /api/v1/states`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckView {
-    pub check: String,
-    pub state: CheckStatus,
-    /// When the current state began: the start of the result that brought it, or the instant
-    /// a region went silent; `null` for a check that has had no data since the start.
-    pub since_us: Option<i64>,
-    pub quorum: usize,
-    pub regions: Vec<RegionView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct States {
-    pub version: u64,
-    /// By name.
-    pub checks: Vec<CheckView>,
-}
-
 struct Inner {
     version: u64,
     checks: BTreeMap<String, Check>,
     known: Known,
+    /// Maintenance not yet over, by start; each window's start and end move the version.
+    maintenance: Vec<Maintenance>,
+    /// When the maintenance was last looked at.
+    maintenance_seen_us: i64,
+}
+
+impl Inner {
+    /// Drops the windows over by `now`; each start or end passed is a change.
+    fn advance_maintenance(&mut self, now: i64, ch: &mut Changes) {
+        for m in &self.maintenance {
+            if m.status(now) != m.status(self.maintenance_seen_us) {
+                ch.count += 1;
+            }
+        }
+        self.maintenance
+            .retain(|m| m.status(now) != MaintenanceStatus::Completed);
+        self.maintenance_seen_us = now;
+    }
 }
 
 impl Inner {
@@ -327,6 +289,8 @@ impl Live {
                 version: 0,
                 checks,
                 known: known.clone(),
+                maintenance: Vec::new(),
+                maintenance_seen_us: i64::MIN,
             }),
             version: watch::Sender::new(0),
             changes,
@@ -379,14 +343,27 @@ impl Live {
         self.publish(&mut inner, ch, true);
     }
 
-    /// Looks for regions gone silent by `now`.
+    /// Looks for regions gone silent, and maintenance begun or over, by `now`.
     pub fn advance(&self, now: i64) {
         let mut inner = self.lock();
         let mut ch = Changes::default();
         for c in inner.checks.values_mut() {
             c.advance(now, &mut ch);
         }
+        inner.advance_maintenance(now, &mut ch);
         self.publish(&mut inner, ch, true);
+    }
+
+    /// Takes the maintenance not over at `now` (after a change): news to every waiter.
+    pub fn set_maintenance(&self, windows: Vec<Maintenance>, now: i64) {
+        let mut inner = self.lock();
+        let mut ch = Changes::default();
+        if inner.maintenance != windows {
+            inner.maintenance = windows;
+            ch.count += 1;
+        }
+        inner.maintenance_seen_us = now;
+        self.publish(&mut inner, ch, false);
     }
 
     /// The state of every check at `now`.
@@ -396,10 +373,12 @@ impl Live {
         for c in inner.checks.values_mut() {
             c.advance(now, &mut ch);
         }
+        inner.advance_maintenance(now, &mut ch);
         self.publish(&mut inner, ch, true);
         States {
             version: inner.version,
             checks: inner.checks.values().map(Check::view).collect(),
+            maintenance: inner.maintenance.clone(),
         }
     }
 
@@ -525,7 +504,7 @@ mod tests {
         assert_eq!(c.state, CheckStatus::Up, "one region alone is regional");
         assert_eq!(c.regions[0].state, RegionStatus::Failing);
         assert_eq!(c.regions[0].reason.as_deref(), Some("refused in eu"));
-        assert_eq!(c.regions[0].kind, Some("refused"));
+        assert_eq!(c.regions[0].kind.as_deref(), Some("refused"));
         assert!(l.version() > v, "a region's change moves the version");
         let v = l.version();
         l.observe(&[result("eu", T0 + 12 * S, false)], &[true], T0 + 12 * S);
@@ -644,7 +623,7 @@ mod tests {
                 l.observe(&[result(regions[o.region], o.start_us, o.ok)], &[true], t);
                 seen += 1;
             }
-            let tally = sla::tally(&rules, &obs[..seen], t, t + 1);
+            let tally = sla::tally(&rules, &obs[..seen], &sla::Spans::default(), t, t + 1);
             let expected = if tally.down_us > 0 {
                 CheckStatus::Down
             } else if tally.no_data_us > 0 {

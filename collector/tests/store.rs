@@ -179,7 +179,44 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("written by store schema version 99; this Lookout reads version 3"),
+        err.contains("written by store schema version 99; this Lookout reads version 4"),
         "{err}"
     );
+}
+
+#[test]
+fn a_store_of_the_version_before_is_migrated_with_its_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // What version 3 wrote: no maintenance anywhere, one minute with downtime.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE bad_minutes DROP COLUMN maintenance_us;
+         ALTER TABLE bad_minutes DROP COLUMN maintenance_down_us;
+         ALTER TABLE bad_minutes DROP COLUMN maintenance_no_data_us;
+         DROP TABLE maintenance; DROP TABLE slos;
+         INSERT INTO names (id, kind, name) VALUES (1, 0, 'search');
+         INSERT INTO bad_minutes (check_id, minute, down_us, no_data_us) VALUES (1, 60000000, 30000000, 0);
+         UPDATE meta SET value = 3 WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let loaded = store.load_rollups(0).unwrap();
+    let minutes = &loaded.checks["search"].bad_minutes;
+    assert_eq!(minutes.len(), 1);
+    assert_eq!(minutes[0].1.down_us, 30_000_000);
+    assert_eq!(minutes[0].1.maintenance_us, 0);
+    assert!(store.maintenances().unwrap().is_empty());
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 4);
 }

@@ -43,12 +43,18 @@ pub fn known_checks(config: &Config) -> Known {
                     .nominal_interval(chrono::Utc::now())
                     .unwrap_or(lookout_probes::check::DEFAULT_INTERVAL),
             };
+            let slo = lookout_model::slo::Slo::default()
+                .with(lookout_model::slo::SloOverrides {
+                    latency_objective: Some(c.latency_objective),
+                    ..Default::default()
+                })
+                .unwrap_or_default();
             let info = CheckInfo {
+                description: c.description.clone(),
                 regions,
                 interval_us: interval.as_micros() as i64,
                 timeout_us: c.timeout.as_micros() as i64,
-                target: DEFAULT_TARGET,
-                objective_us: c.latency_objective.as_micros() as i64,
+                slo,
             };
             (c.name.clone(), info)
         })
@@ -81,6 +87,7 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
             ..Default::default()
         },
         rollup_every: std::time::Duration::from_secs(60),
+        maintenance: Vec::new(),
     };
     Ok(Collector::start(settings, store, listener).await?)
 }

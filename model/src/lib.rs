@@ -8,5 +8,7 @@ pub mod event;
 pub mod health;
 pub mod latency;
 pub mod probe;
+pub mod read;
 pub mod secret;
 pub mod sla;
+pub mod slo;

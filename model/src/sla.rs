@@ -49,25 +49,83 @@ impl Rules {
     }
 }
 
-/// Time down and time without data within a window.
+/// Time down and time without data within a window, and how much of the window (and of
+/// each) fell inside scheduled maintenance. `down_us` and `no_data_us` are all of it, inside
+/// maintenance or not: whether maintenance counts is the check's SLO's to say
+/// ([`crate::slo::Slo::figures`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub window_us: i64,
     pub down_us: i64,
     pub no_data_us: i64,
+    #[serde(default)]
+    pub maintenance_us: i64,
+    #[serde(default)]
+    pub maintenance_down_us: i64,
+    #[serde(default)]
+    pub maintenance_no_data_us: i64,
 }
 
 impl Tally {
-    /// `1 - down / (window - no data)`; `None` when nothing in the window had data.
-    pub fn availability(&self) -> Option<f64> {
-        let observed = self.window_us - self.no_data_us;
-        (observed > 0).then(|| 1.0 - self.down_us as f64 / observed as f64)
-    }
-
     pub fn add(&mut self, other: &Tally) {
         self.window_us += other.window_us;
         self.down_us += other.down_us;
         self.no_data_us += other.no_data_us;
+        self.maintenance_us += other.maintenance_us;
+        self.maintenance_down_us += other.maintenance_down_us;
+        self.maintenance_no_data_us += other.maintenance_no_data_us;
+    }
+
+    /// Whether anything of the window was other than up and outside maintenance: a minute
+    /// worth keeping in the rollups.
+    pub fn is_notable(&self) -> bool {
+        self.down_us > 0 || self.no_data_us > 0 || self.maintenance_us > 0
+    }
+}
+
+/// Instants of scheduled maintenance: sorted, non-overlapping `[start, end)` spans.
+/// Overlapping windows count once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans(Vec<(i64, i64)>);
+
+impl Spans {
+    /// Merges `spans` (any order, overlapping or touching ones joined, empty ones dropped).
+    pub fn new(spans: impl IntoIterator<Item = (i64, i64)>) -> Spans {
+        let mut v: Vec<(i64, i64)> = spans.into_iter().filter(|(a, b)| a < b).collect();
+        v.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+        for (a, b) in v {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        Spans(merged)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[(i64, i64)] {
+        &self.0
+    }
+
+    /// The parts of the spans inside `[from, to)`.
+    pub fn clipped(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.0
+            .iter()
+            .map(move |(a, b)| ((*a).max(from), (*b).min(to)))
+            .filter(|(a, b)| a < b)
+    }
+
+    /// How much of `[from, to)` the spans cover.
+    pub fn overlap_us(&self, from: i64, to: i64) -> i64 {
+        self.clipped(from, to).map(|(a, b)| b - a).sum()
+    }
+
+    pub fn contains(&self, t: i64) -> bool {
+        self.0.iter().any(|(a, b)| *a <= t && t < *b)
     }
 }
 
@@ -95,12 +153,13 @@ fn segments(rules: &Rules, observations: &[Observation]) -> Vec<(i64, i64, bool,
     out
 }
 
-/// Down and no-data time in `[from, to)`, split at every multiple of `split_us` (for rollups);
-/// one `Tally` per piece, in order. `observations` must include the last result before `from`
-/// in each region (it decides the state at `from`).
+/// Down, no-data and maintenance time in `[from, to)`, split at every multiple of `split_us`
+/// (for rollups); one `Tally` per piece, in order. `observations` must include the last
+/// result before `from` in each region (it decides the state at `from`).
 pub fn tally_split(
     rules: &Rules,
     observations: &[Observation],
+    maintenance: &Spans,
     from: i64,
     to: i64,
     split_us: i64,
@@ -108,16 +167,20 @@ pub fn tally_split(
     if to <= from || split_us <= 0 {
         return Vec::new();
     }
-    // Events: (time, Δreporting, Δfailing).
-    let mut events: Vec<(i64, i32, i32)> = Vec::new();
+    // Events: (time, Δreporting, Δfailing, Δin maintenance).
+    let mut events: Vec<(i64, i32, i32, i32)> = Vec::new();
     for (a, b, ok, _) in segments(rules, observations) {
         let (a, b) = (a.max(from), b.min(to));
         if a >= b {
             continue;
         }
         let f = i32::from(!ok);
-        events.push((a, 1, f));
-        events.push((b, -1, -f));
+        events.push((a, 1, f, 0));
+        events.push((b, -1, -f, 0));
+    }
+    for (a, b) in maintenance.clipped(from, to) {
+        events.push((a, 0, 0, 1));
+        events.push((b, 0, 0, -1));
     }
     events.sort_unstable();
     let first_piece = from - from.rem_euclid(split_us);
@@ -130,8 +193,7 @@ pub fn tally_split(
             piece_start,
             Tally {
                 window_us: b - a,
-                down_us: 0,
-                no_data_us: 0,
+                ..Tally::default()
             },
         ));
         piece_start = match piece_start.checked_add(split_us) {
@@ -139,17 +201,18 @@ pub fn tally_split(
             None => break,
         };
     }
-    let (mut reporting, mut failing) = (0i32, 0i32);
+    let (mut reporting, mut failing, mut in_maintenance) = (0i32, 0i32, 0i32);
     let mut t = from;
     let mut i = 0;
     let quorum = rules.quorum as i32;
-    let mut account = |from_t: i64, to_t: i64, reporting: i32, failing: i32| {
+    let mut account = |from_t: i64, to_t: i64, reporting: i32, failing: i32, maint: i32| {
         if to_t <= from_t {
             return;
         }
         let down = failing >= quorum && quorum > 0;
         let no_data = !down && reporting < quorum.max(1);
-        if !down && !no_data {
+        let maintenance = maint > 0;
+        if !down && !no_data && !maintenance {
             return;
         }
         // Spread [from_t, to_t) over the pieces it covers.
@@ -160,10 +223,19 @@ pub fn tally_split(
                 .saturating_add((idx as i64 + 1).saturating_mul(split_us))
                 .min(to_t);
             if let Some((_, tally)) = pieces.get_mut(idx) {
+                let len = piece_end - s;
                 if down {
-                    tally.down_us += piece_end - s;
-                } else {
-                    tally.no_data_us += piece_end - s;
+                    tally.down_us += len;
+                } else if no_data {
+                    tally.no_data_us += len;
+                }
+                if maintenance {
+                    tally.maintenance_us += len;
+                    if down {
+                        tally.maintenance_down_us += len;
+                    } else if no_data {
+                        tally.maintenance_no_data_us += len;
+                    }
                 }
             }
             s = piece_end;
@@ -171,15 +243,16 @@ pub fn tally_split(
     };
     while i < events.len() {
         let at = events[i].0;
-        account(t, at, reporting, failing);
+        account(t, at, reporting, failing, in_maintenance);
         while i < events.len() && events[i].0 == at {
             reporting += events[i].1;
             failing += events[i].2;
+            in_maintenance += events[i].3;
             i += 1;
         }
         t = at;
     }
-    account(t, to, reporting, failing);
+    account(t, to, reporting, failing, in_maintenance);
     pieces
 }
 
@@ -225,10 +298,23 @@ pub fn down_intervals(
     out
 }
 
-/// Down and no-data time in `[from, to)`.
-pub fn tally(rules: &Rules, observations: &[Observation], from: i64, to: i64) -> Tally {
+/// Down, no-data and maintenance time in `[from, to)`.
+pub fn tally(
+    rules: &Rules,
+    observations: &[Observation],
+    maintenance: &Spans,
+    from: i64,
+    to: i64,
+) -> Tally {
     let mut total = Tally::default();
-    for (_, t) in tally_split(rules, observations, from, to, (to - from).max(1)) {
+    for (_, t) in tally_split(
+        rules,
+        observations,
+        maintenance,
+        from,
+        to,
+        (to - from).max(1),
+    ) {
         total.add(&t);
     }
     total
@@ -238,25 +324,11 @@ pub fn tally(rules: &Rules, observations: &[Observation], from: i64, to: i64) ->
 pub fn minute_rollups(
     rules: &Rules,
     observations: &[Observation],
+    maintenance: &Spans,
     from: i64,
     to: i64,
 ) -> Vec<(i64, Tally)> {
-    tally_split(rules, observations, from, to, MINUTE_US)
-}
-
-/// The downtime a target allows over a window: `(1 - target) x window`.
-pub fn error_budget_us(target: f64, window_us: i64) -> f64 {
-    (1.0 - target) * window_us as f64
-}
-
-/// How fast the budget burns: the observed bad fraction over the allowed one.
-pub fn burn_rate(bad_fraction: f64, target: f64) -> f64 {
-    let allowed = 1.0 - target;
-    if allowed <= 0.0 {
-        f64::INFINITY
-    } else {
-        bad_fraction / allowed
-    }
+    tally_split(rules, observations, maintenance, from, to, MINUTE_US)
 }
 
 #[cfg(test)]

@@ -34,8 +34,7 @@ async fn collector() -> Collector {
         regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         interval_us: 10_000_000,
         timeout_us: 5_000_000,
-        target: 0.9999,
-        objective_us: 800_000,
+        ..CheckInfo::unknown()
     };
     let known = BTreeMap::from([
         ("search".to_string(), info.clone()),

@@ -2,39 +2,18 @@
 //! failure's reason. Exact while the raw results are kept; older ones come from the rolled-up
 //! minutes (to the minute, without regions or reasons).
 
+pub use lookout_model::read::{FirstFailure, Incident};
 use lookout_model::sla::{self, MINUTE_US, Observation};
-use serde::Serialize;
 
 use super::state::{CheckState, to_observations};
 use super::{Rollups, lock};
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Incident {
-    pub start_us: i64,
-    /// `None` while it lasts.
-    pub end_us: Option<i64>,
-    pub down_seconds: f64,
-    /// The regions with a failed run during it (empty once the raw results are gone).
-    pub regions: Vec<String>,
-    pub first_failure: Option<FirstFailure>,
-    /// Whether start and end are exact, or (from rolled-up minutes) to the minute.
-    pub exact: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FirstFailure {
-    pub region: String,
-    pub started_at_us: i64,
-    pub kind: String,
-    pub message: String,
-}
 
 /// Runs of consecutive rolled-up minutes with downtime in `[from, to)`, as (first, last) minute.
 fn down_runs(st: &CheckState, from: i64, to: i64) -> Vec<(i64, i64)> {
     let mut runs: Vec<(i64, i64)> = Vec::new();
     let first = from - from.rem_euclid(MINUTE_US);
-    for (minute, (down, _)) in st.bad.range(first..to) {
-        if *down == 0 {
+    for (minute, t) in st.bad.range(first..to) {
+        if t.down_us == 0 {
             continue;
         }
         match runs.last_mut() {
@@ -69,7 +48,7 @@ impl Rollups {
             match exact {
                 Some(intervals) => spans.extend(intervals.into_iter().map(|(s, e)| (s, e, true))),
                 None => {
-                    let down = |m: i64| st.bad.get(&m).map_or(0, |(d, _)| *d);
+                    let down = |m: i64| st.bad.get(&m).map_or(0, |t| t.down_us);
                     // Down at the end of its first minute and the start of its last.
                     let start = if first == last {
                         a

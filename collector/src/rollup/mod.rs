@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::probe::ProbeResult;
-use lookout_model::sla::{self, MINUTE_US, Rules};
+use lookout_model::sla::{self, MINUTE_US, Rules, Spans};
 
 use crate::ingest::{CheckInfo, Known};
 use crate::store::{CheckRollup, Coverage, ResultStore, Retention, StoreError, Stored};
@@ -80,7 +80,10 @@ pub struct Rollups {
     known: Known,
     settings: RollupSettings,
     checks: RwLock<HashMap<String, Arc<Mutex<CheckState>>>>,
-    /// Every result with a store id up to this is rolled up; also keeps passes one at a time.
+    /// Each check's maintenance, for checks first seen after it was set.
+    maintenance: RwLock<HashMap<String, Spans>>,
+    /// Every result with a store id up to this is rolled up; also keeps passes one at a time
+    /// (and a change of maintenance out of a pass).
     rolled_id: Mutex<i64>,
     /// Set when results arrived for minutes already rolled up: the next answer waits for a
     /// pass, so that what was acknowledged is what is answered.
@@ -100,6 +103,7 @@ impl Rollups {
         now_us: i64,
     ) -> Result<Rollups, StoreError> {
         let loaded = store.load_rollups(now_us - HOURS_IN_MEMORY_US - DAY_US)?;
+        let maintenance = crate::maintenance::spans_by_check(&store.maintenances()?);
         let mut names: Vec<String> = known.keys().cloned().collect();
         names.extend(loaded.checks.keys().cloned());
         names.sort();
@@ -111,6 +115,7 @@ impl Rollups {
             if let Some(l) = loaded.checks.get(&name) {
                 st.load(l);
             }
+            st.maintenance = maintenance.get(&name).cloned().unwrap_or_default();
             states.insert(name, st);
         }
         // The live tails, from one read: results are indexed by time, not by check. Results
@@ -136,9 +141,11 @@ impl Rollups {
             for (check, o) in store.observations_all(since, i64::MAX)? {
                 let st = match states.get_mut(&check) {
                     Some(st) => st,
-                    None => states
-                        .entry(check.clone())
-                        .or_insert_with(|| CheckState::new(CheckInfo::unknown())),
+                    None => states.entry(check.clone()).or_insert_with(|| {
+                        let mut st = CheckState::new(CheckInfo::unknown());
+                        st.maintenance = maintenance.get(&check).cloned().unwrap_or_default();
+                        st
+                    }),
                 };
                 if o.start_us >= st.live_from() {
                     st.push_recent(&o.region, o.start_us, o.ok, o.duration_us);
@@ -154,6 +161,7 @@ impl Rollups {
             known,
             settings,
             checks: RwLock::new(checks),
+            maintenance: RwLock::new(maintenance),
             rolled_id: Mutex::new(loaded.rolled_id),
             // What was stored but not rolled up before a restart is as good as late.
             late: AtomicBool::new(true),
@@ -181,12 +189,59 @@ impl Rollups {
             .get(check)
             .cloned()
             .unwrap_or_else(CheckInfo::unknown);
+        let mut st = CheckState::new(info);
+        st.maintenance = self
+            .maintenance
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(check)
+            .cloned()
+            .unwrap_or_default();
         self.checks
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(check.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(CheckState::new(info))))
+            .or_insert_with(|| Arc::new(Mutex::new(st)))
             .clone()
+    }
+
+    /// Changes the maintenance windows: `write` stores the change (marking `dirty`'s checks
+    /// for rolling up again from their instant, in its transaction) and answers each check's
+    /// maintenance after it, which the rollups then take. No pass runs meanwhile, so none
+    /// can save rollups made with the old windows over the new marks. Blocking.
+    pub fn change_maintenance<T>(
+        &self,
+        dirty: &[(String, i64)],
+        write: impl FnOnce(&dyn ResultStore) -> Result<(T, HashMap<String, Spans>), StoreError>,
+    ) -> Result<T, StoreError> {
+        let _no_pass = lock(&self.rolled_id);
+        let (out, spans) = write(self.store.as_ref())?;
+        for (name, st) in self
+            .checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            lock(st).maintenance = spans.get(name).cloned().unwrap_or_default();
+        }
+        *self
+            .maintenance
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = spans;
+        for (check, from) in dirty {
+            let Some(st) = self.state(check) else {
+                continue;
+            };
+            let mut st = lock(&st);
+            if let Some(c) = &mut st.coverage
+                && *from < c.frontier
+            {
+                c.dirty_from = Some(c.dirty_from.map_or(*from, |d| d.min(*from)));
+                // The next answer waits for the pass that rolls those minutes up again.
+                self.late.store(true, Ordering::Release);
+            }
+        }
+        Ok(out)
     }
 
     /// Takes results just stored (`inserted[i]`: result `i` was new) into the live tails.
@@ -346,19 +401,20 @@ impl Rollups {
         raw: &[Stored],
     ) -> Result<RolledUp, StoreError> {
         let hour_from = floor_to(plan.start, HOUR_US);
-        let regions = {
+        let (regions, maintenance) = {
             let mut st = lock(st);
             for o in raw {
                 st.region_index(&o.region);
             }
-            st.regions.clone()
+            (st.regions.clone(), st.maintenance.clone())
         };
         let rules = Rules::new(regions.len(), plan.interval_us, plan.timeout_us);
         let observations = state::to_observations(&regions, raw);
-        let bad_minutes = sla::minute_rollups(&rules, &observations, plan.start, plan.end)
-            .into_iter()
-            .filter(|(_, t)| t.down_us > 0 || t.no_data_us > 0)
-            .collect();
+        let bad_minutes =
+            sla::minute_rollups(&rules, &observations, &maintenance, plan.start, plan.end)
+                .into_iter()
+                .filter(|(_, t)| t.is_notable())
+                .collect();
         let hours = hour_histograms(raw, &regions, hour_from, plan.end);
         // A day's histogram merges all its hours: those held and those just computed.
         let mut per_day: BTreeMap<(i64, String), Accumulator> = BTreeMap::new();

@@ -9,25 +9,13 @@
 use std::collections::BTreeMap;
 
 use lookout_model::latency::{Accumulator, Sparse};
+use lookout_model::read::LiveState;
+pub use lookout_model::read::{Current, Latency, RegionNow};
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
-use serde::Serialize;
 
-use super::state::{CheckState, Recent, pro_rata, to_observations};
+use super::state::{CheckState, Recent, pro_rata_tally, to_observations};
 use super::{DAY_US, HOUR_US, HOURS_IN_MEMORY_US, Rollups, floor_to, lock};
 use crate::store::{Bucket, StoreError};
-
-/// Latency of the successful journeys in a window.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub objective_ms: f64,
-    /// The latency SLI: the share of successful journeys faster than the objective.
-    pub share_under_objective: Option<f64>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Computed {
@@ -35,15 +23,6 @@ pub struct Computed {
     pub regions: Vec<String>,
     pub quorum: usize,
     pub latency: Latency,
-}
-
-/// A region's latest result, for the current state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RegionNow {
-    pub region: String,
-    /// `None` while the region is silent.
-    pub failing: Option<bool>,
-    pub last_result_us: Option<i64>,
 }
 
 /// Exact down and no-data time of a part of a rolled-up minute, from raw results, or `None`
@@ -79,23 +58,24 @@ impl CheckState {
             .collect()
     }
 
-    /// Down and no-data time of rolled-up `[a, b)` (within the coverage). `edge` answers a
-    /// part of a minute exactly from raw results while they are kept.
-    fn rolled(&self, a: i64, b: i64, edge: &Edge<'_>) -> (i64, i64) {
-        let (mut down, mut no_data) = (0, 0);
+    /// Down, no-data and maintenance time of rolled-up `[a, b)` (within the coverage; the
+    /// window is the caller's). `edge` answers a part of a minute exactly from raw results
+    /// while they are kept.
+    fn rolled(&self, a: i64, b: i64, edge: &Edge<'_>) -> Tally {
+        let mut sum = Tally::default();
         let mut add_part = |minute: i64, from: i64, to: i64| {
-            if let Some((d, n)) = self.bad.get(&minute) {
-                let (d, n) = edge(self, from, to)
-                    .map(|t| (t.down_us, t.no_data_us))
-                    .unwrap_or_else(|| (pro_rata(*d, from, to), pro_rata(*n, from, to)));
-                down += d;
-                no_data += n;
+            if let Some(m) = self.bad.get(&minute) {
+                let part = edge(self, from, to).unwrap_or_else(|| pro_rata_tally(m, from, to));
+                sum.add(&Tally {
+                    window_us: 0,
+                    ..part
+                });
             }
         };
         let (ma, mb) = (ceil_to(a, MINUTE_US), floor_to(b, MINUTE_US));
         if ma > mb {
             add_part(mb, a, b);
-            return (down, no_data);
+            return sum;
         }
         if a < ma {
             add_part(floor_to(a, MINUTE_US), a, ma);
@@ -104,30 +84,30 @@ impl CheckState {
             add_part(mb, mb, b);
         }
         let (da, db) = (ceil_to(ma, DAY_US), floor_to(mb, DAY_US));
-        let mut sum = |from: i64, to: i64| {
-            for (d, n) in self.bad.range(from..to).map(|(_, v)| v) {
-                down += d;
-                no_data += n;
+        let mut minutes = |from: i64, to: i64| {
+            for m in self.bad.range(from..to).map(|(_, v)| v) {
+                sum.add(m);
             }
         };
         if da < db {
-            sum(ma, da);
-            sum(db, mb);
-            for (d, n) in self.day_tally.range(da..db).map(|(_, v)| v) {
-                down += d;
-                no_data += n;
+            minutes(ma, da);
+            minutes(db, mb);
+            for d in self.day_tally.range(da..db).map(|(_, v)| v) {
+                sum.add(d);
             }
         } else {
-            sum(ma, mb);
+            minutes(ma, mb);
         }
-        (down, no_data)
+        Tally {
+            window_us: 0,
+            ..sum
+        }
     }
 
     pub(crate) fn tally(&self, from: i64, to: i64, edge: &Edge<'_>) -> Tally {
         let mut t = Tally {
             window_us: to - from,
-            down_us: 0,
-            no_data_us: 0,
+            ..Tally::default()
         };
         let frontier = self.frontier();
         let (covered_from, rolled_to) = match self.coverage {
@@ -135,20 +115,36 @@ impl CheckState {
             None => (from, from),
         };
         if self.coverage.is_some() {
-            // Before the first rollup there was nothing: no data.
-            t.no_data_us += (covered_from.min(to) - from).max(0);
+            // Before the first rollup there was nothing: no data (inside maintenance or not).
+            let unknown_to = covered_from.min(to);
+            if from < unknown_to {
+                let in_maintenance = self.maintenance.overlap_us(from, unknown_to);
+                t.add(&Tally {
+                    window_us: 0,
+                    no_data_us: unknown_to - from,
+                    maintenance_us: in_maintenance,
+                    maintenance_no_data_us: in_maintenance,
+                    ..Tally::default()
+                });
+            }
             let a = from.max(covered_from);
             if a < rolled_to {
-                let (d, n) = self.rolled(a, rolled_to, edge);
-                t.down_us += d;
-                t.no_data_us += n;
+                t.add(&self.rolled(a, rolled_to, edge));
             }
         }
         let live_from = from.max(frontier);
         if live_from < to {
-            let live = sla::tally(&self.rules(), &self.live(), live_from, to);
-            t.down_us += live.down_us;
-            t.no_data_us += live.no_data_us;
+            let live = sla::tally(
+                &self.rules(),
+                &self.live(),
+                &self.maintenance,
+                live_from,
+                to,
+            );
+            t.add(&Tally {
+                window_us: 0,
+                ..live
+            });
         }
         t
     }
@@ -173,7 +169,7 @@ impl CheckState {
             hists,
             frontier,
             self.recent.iter(),
-            self.info.objective_us,
+            self.info.slo.latency_objective_us(),
             (from, to, now),
             raw,
         )
@@ -203,7 +199,7 @@ impl CheckState {
             hists,
             self.frontier(),
             self.recent.iter().filter(|r| r.region == region),
-            self.info.objective_us,
+            self.info.slo.latency_objective_us(),
             (from, to, now),
             raw,
         )
@@ -368,24 +364,17 @@ pub enum RegionLatencyError {
     Store(#[from] StoreError),
 }
 
-/// A check's state now: `up`, `down` or `no_data`, and each region's latest result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Current {
-    pub state: &'static str,
-    pub regions: Vec<RegionNow>,
-}
-
 impl Rollups {
     pub fn current(&self, check: &str, now: i64) -> Option<Current> {
         let st = self.state(check)?;
         let st = lock(&st);
-        let t = sla::tally(&st.rules(), &st.live(), now - 1, now);
+        let t = sla::tally(&st.rules(), &st.live(), &st.maintenance, now - 1, now);
         let state = if t.down_us > 0 {
-            "down"
+            LiveState::Down
         } else if t.no_data_us > 0 {
-            "no_data"
+            LiveState::NoData
         } else {
-            "up"
+            LiveState::Up
         };
         Some(Current {
             state,
@@ -409,7 +398,7 @@ impl Rollups {
                 .observations(&check, from - st.silence_us(), to)
                 .ok()?;
             let obs = to_observations(&st.regions, &raw);
-            Some(sla::tally(&st.rules(), &obs, from, to))
+            Some(sla::tally(&st.rules(), &obs, &st.maintenance, from, to))
         }
     }
 

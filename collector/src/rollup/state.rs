@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use lookout_model::latency::Sparse;
-use lookout_model::sla::{self, MINUTE_US, Observation};
+use lookout_model::sla::{self, MINUTE_US, Observation, Spans, Tally};
 
 use super::{DAY_US, Plan, floor_to};
 use crate::ingest::CheckInfo;
@@ -23,10 +23,12 @@ pub(crate) struct CheckState {
     /// The configured regions, then any other seen, in the order first seen.
     pub regions: Vec<String>,
     pub coverage: Option<Coverage>,
-    /// Minutes with downtime or no data: (down, no data) in microseconds.
-    pub bad: BTreeMap<i64, (i64, i64)>,
+    /// The check's maintenance windows, merged: what its rollups and live math leave apart.
+    pub maintenance: Spans,
+    /// Minutes with downtime, no data or maintenance (their `window_us` unused).
+    pub bad: BTreeMap<i64, Tally>,
     /// The same, summed per day.
-    pub day_tally: BTreeMap<i64, (i64, i64)>,
+    pub day_tally: BTreeMap<i64, Tally>,
     /// Latency of successful runs, regions merged.
     pub day_hist: BTreeMap<i64, Sparse>,
     pub hour_hist: BTreeMap<i64, Sparse>,
@@ -44,6 +46,7 @@ impl CheckState {
             regions: info.regions.clone(),
             info,
             coverage: None,
+            maintenance: Spans::default(),
             bad: BTreeMap::new(),
             day_tally: BTreeMap::new(),
             day_hist: BTreeMap::new(),
@@ -94,7 +97,7 @@ impl CheckState {
     pub fn load(&mut self, l: &LoadedCheck) {
         self.coverage = l.coverage;
         for (minute, t) in &l.bad_minutes {
-            self.bad.insert(*minute, (t.down_us, t.no_data_us));
+            self.bad.insert(*minute, *t);
         }
         self.day_tally = sum_days(&self.bad, i64::MIN, i64::MAX);
         self.day_hist = l.days.clone();
@@ -120,7 +123,7 @@ impl CheckState {
             self.bad.remove(&m);
         }
         for (minute, t) in write.bad_minutes {
-            self.bad.insert(minute, (t.down_us, t.no_data_us));
+            self.bad.insert(minute, t);
         }
         let (day_from, day_to) = (floor_to(plan.start, DAY_US), plan.end);
         let stale: Vec<i64> = self
@@ -182,19 +185,29 @@ pub(crate) fn to_observations(regions: &[String], raw: &[Stored]) -> Vec<Observa
 }
 
 /// Bad minutes in `[from, to)` summed per day.
-fn sum_days(bad: &BTreeMap<i64, (i64, i64)>, from: i64, to: i64) -> BTreeMap<i64, (i64, i64)> {
-    let mut out: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for (minute, (down, no_data)) in bad.range(from..to) {
-        let e = out.entry(floor_to(*minute, DAY_US)).or_default();
-        e.0 += down;
-        e.1 += no_data;
+fn sum_days(bad: &BTreeMap<i64, Tally>, from: i64, to: i64) -> BTreeMap<i64, Tally> {
+    let mut out: BTreeMap<i64, Tally> = BTreeMap::new();
+    for (minute, t) in bad.range(from..to) {
+        out.entry(floor_to(*minute, DAY_US)).or_default().add(t);
     }
     out
 }
 
 /// A minute's share of `[from, to)` within it, for window edges inside a rolled-up minute.
-pub(crate) fn pro_rata(value: i64, from: i64, to: i64) -> i64 {
+fn pro_rata(value: i64, from: i64, to: i64) -> i64 {
     let len = (to - from).clamp(0, MINUTE_US);
     // i128: a whole minute times a minute's worth of microseconds overflows nothing there.
     i64::try_from(i128::from(value) * i128::from(len) / i128::from(MINUTE_US)).unwrap_or(0)
+}
+
+/// [`pro_rata`] of each of a minute's figures (the window is the caller's).
+pub(crate) fn pro_rata_tally(t: &Tally, from: i64, to: i64) -> Tally {
+    Tally {
+        window_us: 0,
+        down_us: pro_rata(t.down_us, from, to),
+        no_data_us: pro_rata(t.no_data_us, from, to),
+        maintenance_us: pro_rata(t.maintenance_us, from, to),
+        maintenance_down_us: pro_rata(t.maintenance_down_us, from, to),
+        maintenance_no_data_us: pro_rata(t.maintenance_no_data_us, from, to),
+    }
 }

@@ -19,8 +19,7 @@ fn info() -> CheckInfo {
         regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         interval_us: 10_000_000,
         timeout_us: 5_000_000,
-        target: 0.9999,
-        objective_us: 800_000,
+        ..CheckInfo::unknown()
     }
 }
 
@@ -53,6 +52,10 @@ fn rollups() -> Rollups {
 }
 
 fn truth(all: &[ProbeResult], from: i64, to: i64) -> sla::Tally {
+    truth_in(all, &sla::Spans::default(), from, to)
+}
+
+fn truth_in(all: &[ProbeResult], maintenance: &sla::Spans, from: i64, to: i64) -> sla::Tally {
     let rules = Rules::new(3, 10_000_000, 5_000_000);
     let obs: Vec<Observation> = all
         .iter()
@@ -62,7 +65,7 @@ fn truth(all: &[ProbeResult], from: i64, to: i64) -> sla::Tally {
             ok: r.outcome.is_ok(),
         })
         .collect();
-    sla::tally(&rules, &obs, from, to)
+    sla::tally(&rules, &obs, maintenance, from, to)
 }
 
 /// Runs of three regions every 10 s over `minutes`, each region failing where `fails` says.
@@ -113,7 +116,17 @@ fn a_healthy_hour_is_all_up_and_stores_no_minutes() {
     let st = r.state("search").unwrap();
     let st = st.lock().unwrap();
     // Only the first second has no data (one region reporting until the second starts).
-    assert_eq!(st.bad, BTreeMap::from([(T0, (0, 1_000_000))]));
+    assert_eq!(
+        st.bad,
+        BTreeMap::from([(
+            T0,
+            sla::Tally {
+                window_us: MINUTE_US,
+                no_data_us: 1_000_000,
+                ..Default::default()
+            }
+        )])
+    );
     assert!(st.coverage.unwrap().frontier >= T0 + 60 * MINUTE_US);
     drop(st);
     let t = r.tally("search", T0, T0 + 60 * MINUTE_US, NOW).unwrap();
@@ -160,6 +173,97 @@ fn late_results_correct_the_minutes_they_belong_to_and_survive_a_reopen() {
     assert_eq!(
         again.tally("search", T0, T0 + 30 * MINUTE_US, NOW).unwrap(),
         after
+    );
+}
+
+/// Stores a maintenance change for `search` the way the collector's registry does.
+fn change(
+    r: &Rollups,
+    change: crate::store::MaintenanceChange<'_>,
+    from: i64,
+    after: &[lookout_model::read::Maintenance],
+) {
+    let dirty = vec![("search".to_owned(), from)];
+    r.change_maintenance(&dirty, |store| {
+        store.change_maintenance(change, &dirty)?;
+        Ok(((), crate::maintenance::spans_by_check(after)))
+    })
+    .unwrap();
+}
+
+#[test]
+fn maintenance_over_rolled_up_minutes_rolls_them_up_again_and_survives_a_reopen() {
+    let store: Arc<dyn ResultStore> = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = Known::from([("search".to_string(), info())]);
+    let r = Rollups::open(store.clone(), known.clone(), RollupSettings::default(), T0).unwrap();
+    // Down from minute 10 to 14; maintenance from 12:30 to 20:00, added once rolled up.
+    let all = history(
+        30,
+        &[(0, 600_000_000, 840_000_000), (1, 600_000_000, 840_000_000)],
+        &[],
+    );
+    ingest(&r, &all);
+    r.pass(T0 + 31 * MINUTE_US).unwrap();
+    let whole = (T0, T0 + 30 * MINUTE_US);
+    assert_eq!(
+        r.tally("search", whole.0, whole.1, NOW)
+            .unwrap()
+            .maintenance_us,
+        0
+    );
+    let window = lookout_model::read::Maintenance {
+        id: 0,
+        name: "upgrade".into(),
+        message: String::new(),
+        checks: vec!["search".into()],
+        starts_us: T0 + 12 * MINUTE_US + 30_000_000,
+        ends_us: T0 + 20 * MINUTE_US,
+        source: lookout_model::read::MaintenanceSource::Api,
+        created_by: String::new(),
+        created_us: T0,
+    };
+    change(
+        &r,
+        crate::store::MaintenanceChange::Put(&window),
+        window.starts_us,
+        std::slice::from_ref(&window),
+    );
+    r.settle(T0 + 32 * MINUTE_US);
+    let spans = sla::Spans::new([(window.starts_us, window.ends_us)]);
+    for (from, to) in [
+        whole,
+        (T0 + 11 * MINUTE_US + 7_000_000, T0 + 13 * MINUTE_US + 1),
+        (T0 + 12 * MINUTE_US + 45_000_000, T0 + 25 * MINUTE_US),
+    ] {
+        let t = r.tally("search", from, to, NOW).unwrap();
+        assert_eq!(t, truth_in(&all, &spans, from, to), "[{from}, {to})");
+    }
+    let t = r.tally("search", whole.0, whole.1, NOW).unwrap();
+    assert_eq!(t.maintenance_us, 450_000_000);
+    assert!(
+        t.maintenance_down_us > 60_000_000 && t.maintenance_down_us < t.down_us,
+        "{t:?}"
+    );
+    let again = Rollups::open(
+        store.clone(),
+        known.clone(),
+        RollupSettings::default(),
+        T0 + 32 * MINUTE_US,
+    )
+    .unwrap();
+    assert_eq!(again.tally("search", whole.0, whole.1, NOW).unwrap(), t);
+    // Cancelled: the minutes are as if it never was.
+    let stored = store.maintenances().unwrap();
+    change(
+        &again,
+        crate::store::MaintenanceChange::Delete(stored[0].id),
+        window.starts_us,
+        &[],
+    );
+    again.settle(T0 + 33 * MINUTE_US);
+    assert_eq!(
+        again.tally("search", whole.0, whole.1, NOW).unwrap(),
+        truth(&all, whole.0, whole.1)
     );
 }
 

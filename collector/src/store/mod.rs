@@ -92,6 +92,14 @@ pub struct NewResults {
     pub earliest: BTreeMap<String, i64>,
 }
 
+/// What [`ResultStore::change_maintenance`] does to a window.
+#[derive(Debug, Clone, Copy)]
+pub enum MaintenanceChange<'a> {
+    /// Adds it (id 0) or replaces the one of its id.
+    Put(&'a lookout_model::read::Maintenance),
+    Delete(i64),
+}
+
 /// The span of a latency histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
@@ -187,6 +195,29 @@ pub trait ResultStore: Send + Sync {
 
     /// Bytes on disk (0 in memory).
     fn size_bytes(&self) -> u64;
+
+    /// Every maintenance window held, by id.
+    fn maintenances(&self) -> Result<Vec<lookout_model::read::Maintenance>, StoreError>;
+
+    /// Adds (id 0), replaces or removes a maintenance window, and in the same transaction
+    /// marks each `(check, from)` of `dirty` for rolling up again from `from` (where it is
+    /// rolled up past it). Answers the window's id.
+    fn change_maintenance(
+        &self,
+        change: MaintenanceChange<'_>,
+        dirty: &[(String, i64)],
+    ) -> Result<i64, StoreError>;
+
+    /// Each check's SLO as last recorded: (its JSON, since when).
+    fn slos(&self) -> Result<BTreeMap<String, (String, i64)>, StoreError>;
+
+    /// Records checks' SLOs `(check, JSON, since)` and the events that tell of the change,
+    /// together.
+    fn put_slos(
+        &self,
+        slos: &[(String, String, i64)],
+        events: &[lookout_model::event::Event],
+    ) -> Result<(), StoreError>;
 
     /// Keeps events (replacements, brakes) as they come.
     fn insert_events(&self, events: &[lookout_model::event::Event]) -> Result<(), StoreError>;

@@ -28,12 +28,14 @@ use rusqlite::{
 
 use super::row::{self, Columns};
 use super::{
-    Bucket, CheckRollup, Coverage, LoadedCheck, LoadedRollups, NewResults, ResultFilter,
-    ResultStore, Retention, StoreError, Stored,
+    Bucket, CheckRollup, Coverage, LoadedCheck, LoadedRollups, MaintenanceChange, NewResults,
+    ResultFilter, ResultStore, Retention, StoreError, Stored,
 };
+use lookout_model::read::Maintenance;
 
-/// Bumped when the layout changes; a store written by another version is refused by name.
-const SCHEMA_VERSION: i64 = 3;
+/// Bumped when the layout changes; a store written by a newer version is refused by name,
+/// one written by an older one is migrated (`migrate`).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -73,8 +75,20 @@ const SCHEMA: &str = "
         minute INTEGER NOT NULL,
         down_us INTEGER NOT NULL,
         no_data_us INTEGER NOT NULL,
+        maintenance_us INTEGER NOT NULL DEFAULT 0,
+        maintenance_down_us INTEGER NOT NULL DEFAULT 0,
+        maintenance_no_data_us INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (check_id, minute)
     ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS slos (
+        check_name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        since_us INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS hours (
         check_id INTEGER NOT NULL,
         region INTEGER NOT NULL,
@@ -163,6 +177,22 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     Ok(stop)
 }
 
+/// Version 4 keeps maintenance time in the rolled-up minutes (none before: zero), and the
+/// maintenance and SLO tables, which `SCHEMA` has just made.
+fn migrate_from_3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE bad_minutes ADD COLUMN maintenance_us INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE bad_minutes ADD COLUMN maintenance_down_us INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE bad_minutes ADD COLUMN maintenance_no_data_us INTEGER NOT NULL DEFAULT 0;
+         UPDATE meta SET value = 4 WHERE key = 'schema_version';
+         COMMIT;",
+    )
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
+}
+
 fn open_error(path: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Open(format!("{path}: {e}"))
 }
@@ -230,6 +260,7 @@ impl SqliteStore {
                 .map_err(|e| open_error(shown, e))?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some(3) => migrate_from_3(&conn).map_err(|e| open_error(shown, e))?,
             Some(other) => {
                 return Err(open_error(
                     shown,
@@ -379,10 +410,20 @@ fn write_rollups(
         )?
         .execute(params![check, from, to])?;
         let mut put = tx.prepare_cached(
-            "INSERT OR REPLACE INTO bad_minutes (check_id, minute, down_us, no_data_us) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO bad_minutes (check_id, minute, down_us, no_data_us,
+             maintenance_us, maintenance_down_us, maintenance_no_data_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for (minute, t) in &c.bad_minutes {
-            put.execute(params![check, minute, t.down_us, t.no_data_us])?;
+            put.execute(params![
+                check,
+                minute,
+                t.down_us,
+                t.no_data_us,
+                t.maintenance_us,
+                t.maintenance_down_us,
+                t.maintenance_no_data_us
+            ])?;
         }
         for (table, rows) in [("hours", &c.hours), ("days", &c.days)] {
             let column = if table == "hours" { "hour" } else { "day" };
@@ -788,22 +829,35 @@ impl ResultStore for SqliteStore {
                 dirty_from,
             });
         }
-        let bad: Vec<(i64, i64, i64, i64)> = conn
-            .prepare("SELECT check_id, minute, down_us, no_data_us FROM bad_minutes ORDER BY check_id, minute")
+        let bad: Vec<(i64, i64, Tally)> = conn
+            .prepare(
+                "SELECT check_id, minute, down_us, no_data_us, maintenance_us, maintenance_down_us,
+                 maintenance_no_data_us FROM bad_minutes ORDER BY check_id, minute",
+            )
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect()
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        Tally {
+                            window_us: lookout_model::sla::MINUTE_US,
+                            down_us: r.get(2)?,
+                            no_data_us: r.get(3)?,
+                            maintenance_us: r.get(4)?,
+                            maintenance_down_us: r.get(5)?,
+                            maintenance_no_data_us: r.get(6)?,
+                        },
+                    ))
+                })?
+                .collect()
             })
             .map_err(read_error)?;
-        for (check, minute, down_us, no_data_us) in bad {
-            checks.entry(check).or_default().bad_minutes.push((
-                minute,
-                Tally {
-                    window_us: lookout_model::sla::MINUTE_US,
-                    down_us,
-                    no_data_us,
-                },
-            ));
+        for (check, minute, tally) in bad {
+            checks
+                .entry(check)
+                .or_default()
+                .bad_minutes
+                .push((minute, tally));
         }
         // Streamed: 400 days of histograms are far more than what they merge into.
         let read_hists =
@@ -884,6 +938,111 @@ impl ResultStore for SqliteStore {
         self.count
             .fetch_sub(removed.min(self.len()), Ordering::Relaxed);
         Ok(removed)
+    }
+
+    fn maintenances(&self) -> Result<Vec<Maintenance>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT id, body FROM maintenance ORDER BY id")
+            .map_err(read_error)?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(read_error)?;
+        rows.into_iter()
+            .map(|(id, body)| {
+                serde_json::from_str::<Maintenance>(&body)
+                    .map(|m| Maintenance { id, ..m })
+                    .map_err(|e| read_error(format!("maintenance {id}: {e}")))
+            })
+            .collect()
+    }
+
+    fn change_maintenance(
+        &self,
+        change: MaintenanceChange<'_>,
+        dirty: &[(String, i64)],
+    ) -> Result<i64, StoreError> {
+        let mut inner = self.lock();
+        let Inner { conn, names } = &mut *inner;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let id = match change {
+            MaintenanceChange::Put(m) => {
+                let body = serde_json::to_string(m).map_err(unavailable)?;
+                if m.id > 0 {
+                    tx.execute(
+                        "UPDATE maintenance SET body = ?2 WHERE id = ?1",
+                        params![m.id, body],
+                    )
+                    .map_err(unavailable)?;
+                    m.id
+                } else {
+                    tx.execute("INSERT INTO maintenance (body) VALUES (?1)", params![body])
+                        .map_err(unavailable)?;
+                    tx.last_insert_rowid()
+                }
+            }
+            MaintenanceChange::Delete(id) => {
+                tx.execute("DELETE FROM maintenance WHERE id = ?1", params![id])
+                    .map_err(unavailable)?;
+                id
+            }
+        };
+        // The minutes already rolled up that the change touches are rolled up again: marked
+        // in the same transaction, so a crash right after cannot leave them as they were.
+        for (check, from) in dirty {
+            let Some(check_id) = names.id(Kind::Check, check) else {
+                continue;
+            };
+            tx.execute(
+                "UPDATE coverage SET dirty_from = MIN(COALESCE(dirty_from, ?2), ?2)
+                 WHERE check_id = ?1 AND frontier > ?2",
+                params![check_id, from],
+            )
+            .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(id)
+    }
+
+    fn slos(&self) -> Result<BTreeMap<String, (String, i64)>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT check_name, body, since_us FROM slos")
+            .map_err(read_error)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .and_then(|rows| rows.collect())
+            .map_err(read_error)
+    }
+
+    fn put_slos(
+        &self,
+        slos: &[(String, String, i64)],
+        events: &[lookout_model::event::Event],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let tx = inner.conn.transaction().map_err(unavailable)?;
+        for (check, body, since) in slos {
+            tx.execute(
+                "INSERT INTO slos (check_name, body, since_us) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (check_name) DO UPDATE SET body = ?2, since_us = ?3",
+                params![check, body, since],
+            )
+            .map_err(unavailable)?;
+        }
+        for e in events {
+            let body = serde_json::to_string(e).map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO events (time_us, body) VALUES (?1, ?2)",
+                params![e.time_us, body],
+            )
+            .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
     }
 
     fn insert_events(&self, events: &[lookout_model::event::Event]) -> Result<(), StoreError> {

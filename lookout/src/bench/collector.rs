@@ -307,7 +307,7 @@ fn write_history(store: &SqliteStore, args: &Args, from: i64, to: i64) -> anyhow
                         Tally {
                             window_us: MINUTE_US,
                             down_us: MINUTE_US,
-                            no_data_us: 0,
+                            ..Tally::default()
                         },
                     ));
                 }
@@ -413,8 +413,7 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
                     regions: REGIONS.iter().map(|r| r.to_string()).collect(),
                     interval_us: INTERVAL_US,
                     timeout_us: 10_000_000,
-                    target: 0.9999,
-                    objective_us: 800_000,
+                    ..CheckInfo::unknown()
                 },
             )
         })
@@ -450,7 +449,13 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     for (check, obs) in &by_check {
         if let Some(info) = known.get(check) {
             let rules = Rules::new(3, info.interval_us, info.timeout_us);
-            std::hint::black_box(sla::tally(&rules, obs, raw_from, now));
+            std::hint::black_box(sla::tally(
+                &rules,
+                obs,
+                &sla::Spans::default(),
+                raw_from,
+                now,
+            ));
         }
     }
     let raw_day = t0.elapsed().as_secs_f64();

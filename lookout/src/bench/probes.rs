@@ -186,6 +186,7 @@ async fn lookout_run(
             sinks: Vec::new(),
             rollup: Default::default(),
             rollup_every: std::time::Duration::from_secs(60),
+            maintenance: Vec::new(),
         },
         store.clone(),
         listener,

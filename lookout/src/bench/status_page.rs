@@ -246,8 +246,13 @@ async fn start_collector(db: PathBuf, per_second: u32) -> anyhow::Result<Collect
                     regions: REGIONS.iter().map(|(r, _)| (*r).to_owned()).collect(),
                     interval_us,
                     timeout_us: 1_000_000,
-                    target: 0.9999,
-                    objective_us: 500_000,
+                    slo: lookout_model::slo::Slo::default()
+                        .with(lookout_model::slo::SloOverrides {
+                            latency_objective: Some(Duration::from_millis(500)),
+                            ..Default::default()
+                        })
+                        .unwrap_or_default(),
+                    ..CheckInfo::unknown()
                 },
             )
         })
