@@ -48,6 +48,8 @@ pub struct CheckView {
     state_since: Option<String>,
     value: Option<f64>,
     last_check: Option<String>,
+    /// The instant of the last evaluation, exactly: its windows end there.
+    last_check_us: Option<i64>,
     /// Why the last evaluation could not read its source, if it could not.
     last_error: Option<String>,
 }
@@ -76,6 +78,7 @@ fn view(c: &Check, e: &crate::engine::Engine) -> CheckView {
         state_since: st.map(|s| rfc3339(s.since_us)),
         value: st.and_then(|s| s.value),
         last_check: st.and_then(|s| s.last_eval_us).map(rfc3339),
+        last_check_us: st.and_then(|s| s.last_eval_us),
         last_error: e.errors.get(&c.id).cloned(),
     }
 }
@@ -480,7 +483,7 @@ fn time(field: &str, v: &str) -> Result<i64, ApiError> {
         })
 }
 
-/// Validates a silence; shared with the config's maintenance windows.
+/// Validates a silence (the API's and the config's).
 pub fn silence_from(
     known: &std::collections::BTreeMap<String, Check>,
     matchers: Vec<String>,
@@ -491,10 +494,15 @@ pub fn silence_from(
     if ends_us <= starts_us {
         return Err("the silence ends before it starts".into());
     }
-    if !matches!(kind, "silence" | "maintenance" | "replacer") {
-        return Err(format!(
-            "`kind`: {kind:?} is not one of silence, maintenance, replacer"
-        ));
+    if kind == "maintenance" {
+        return Err(
+            "`kind`: scheduled maintenance is the collector's: schedule it with POST \
+             /api/v1/maintenance on the collector, which holds these pages for it"
+                .into(),
+        );
+    }
+    if !matches!(kind, "silence" | "replacer") {
+        return Err(format!("`kind`: {kind:?} is not one of silence, replacer"));
     }
     for m in &matchers {
         let group_known = m
@@ -558,11 +566,45 @@ async fn create_silence(
     Ok((StatusCode::CREATED, ApiJson(silence)))
 }
 
+/// The collector's maintenance windows not yet over, as the silences they are to the alerter:
+/// read-only, holding every check about a check in maintenance.
+fn maintenance_silences(feed: &crate::engine::Feed) -> Vec<Silence> {
+    feed.states
+        .maintenance
+        .iter()
+        .map(|m| Silence {
+            id: format!("maintenance-{}", m.id),
+            matchers: m.checks.iter().map(|c| format!("about:{c}")).collect(),
+            starts_us: m.starts_us,
+            ends_us: m.ends_us,
+            created_by: if m.created_by.is_empty() {
+                "collector".into()
+            } else {
+                m.created_by.clone()
+            },
+            comment: format!("scheduled maintenance: {}", m.name),
+            kind: "maintenance".into(),
+        })
+        .collect()
+}
+
 async fn list_silences(State(s): S) -> ApiJson<Vec<Silence>> {
-    ApiJson(s.engine.lock().await.silences.clone())
+    let mut all = s.engine.lock().await.silences.clone();
+    all.extend(maintenance_silences(&s.feed.borrow()));
+    ApiJson(all)
 }
 
 async fn delete_silence(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+    if let Some(m) = id.strip_prefix("maintenance-")
+        && maintenance_silences(&s.feed.borrow())
+            .iter()
+            .any(|x| x.id == id)
+    {
+        return Err(ApiError::Conflict(format!(
+            "silence {id:?} is the collector's scheduled maintenance; cancel it there \
+             (DELETE /api/v1/maintenance/{m})"
+        )));
+    }
     let mut e = s.engine.lock().await;
     if !e.silences.iter().any(|x| x.id == id) {
         return Err(ApiError::NotFound(format!("no silence with id {id:?}")));

@@ -194,7 +194,7 @@ pub struct MinBadMinutes {
 }
 
 /// One alerting check.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     pub id: String,
     pub name: String,

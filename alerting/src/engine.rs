@@ -14,24 +14,18 @@ use crate::metrics::Metrics;
 use crate::notify::{Kind, Level, Links, Notification, Notifier};
 use crate::plan::{self, Hold};
 use crate::problem::{AlertRecord, Problem, Silence};
-use crate::source::{SourceError, Sources, States};
+use crate::source::{SourceError, Sources};
 use crate::spec::CheckSpec;
 use crate::state::{self, CheckState};
 use crate::store::{Batch, NewDelivery, Store, StoreError, rfc3339};
 use crate::subscription::Subscription;
+pub use lookout_api::client::Feed;
+use lookout_model::read::{LiveState, RegionState, States};
 
 /// The longest the loop sleeps: holds, silences and reminders are looked at this often.
 const TICK: Duration = Duration::from_secs(1);
 /// A feed that has not answered for this long makes the monitoring blind.
 const FEED_STALE: Duration = Duration::from_secs(30);
-
-/// The latest answer of the collector's live feed.
-#[derive(Debug, Clone, Default)]
-pub struct Feed {
-    pub states: States,
-    /// When the feed last answered; `None` before it ever did.
-    pub answered: Option<Instant>,
-}
 
 /// What the engine knows; behind one lock, never held across a network call.
 pub struct Engine {
@@ -80,6 +74,8 @@ pub struct EngineSettings {
     pub recheck_every: Duration,
     pub links: LinkSettings,
     pub blind_grace: Duration,
+    pub generate: crate::generate::GenerateSettings,
+    pub subscribe: Vec<crate::spec::SubscriptionSpec>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -187,10 +183,18 @@ impl Engine {
             .filter(move |s| s.check_id == check_id)
     }
 
-    fn silenced(&self, check: &Check, now: i64) -> bool {
-        self.silences.iter().any(|s| {
-            s.active(now) && s.matches(&check.id, check.group.as_deref(), check.about.as_deref())
-        })
+    /// Whether a silence, or the collector's maintenance of the check it is about, holds its
+    /// notifications now.
+    fn silenced(&self, check: &Check, feed: &Feed, now: i64) -> bool {
+        let in_maintenance = check
+            .about
+            .as_deref()
+            .is_some_and(|a| feed.states.maintenance_of(a, now).is_some());
+        in_maintenance
+            || self.silences.iter().any(|s| {
+                s.active(now)
+                    && s.matches(&check.id, check.group.as_deref(), check.about.as_deref())
+            })
     }
 
     /// Whether a dependency of the check is not OK (and not part of the same problem), or
@@ -213,7 +217,7 @@ impl Engine {
                     feed.states
                         .checks
                         .iter()
-                        .any(|c| &c.check == a && c.state == "down")
+                        .any(|c| &c.check == a && c.state == LiveState::Down)
                 });
             bad || recent || deciding
         })
@@ -335,11 +339,7 @@ pub async fn tick(
             .collect();
         (now, feed, seq, due)
     };
-    let evaluated = futures_util::future::join_all(
-        due.iter()
-            .map(|c| evaluate(shared, c, &feed, now.timestamp_micros())),
-    )
-    .await;
+    let evaluated = evaluate(shared, &due, &feed, now.timestamp_micros()).await;
     let mut batch = Batch::default();
     let mut e = shared.engine.lock().await;
     let now_us = now.timestamp_micros();
@@ -438,30 +438,67 @@ pub async fn tick(
     Ok(())
 }
 
-/// The value of a check now, and whether a bad value may count (SLO alerts need enough
-/// bad minutes).
+/// Each due check's value now, and whether a bad value may count (SLO alerts need enough bad
+/// minutes). What the checks read is read once for all of them (`Sources::read`): a round
+/// costs the collector a request per distinct window, however many checks it evaluates.
 async fn evaluate(
     shared: &Shared,
-    check: &Check,
+    due: &[Check],
     feed: &Feed,
     now_us: i64,
-) -> Result<(Option<f64>, bool), SourceError> {
-    if feed.answered.is_none() && check.fast_path() && !matches!(check.measure, Measure::Blind) {
-        return Err(SourceError("waiting for the collector's live state".into()));
-    }
-    let value = match &check.measure {
-        Measure::Blind => blind(shared, check, feed)?,
-        Measure::ReplacerHeld => Some(shared.sources.replacer_held(now_us).await? as f64),
-        Measure::Target(expr) => shared.sources.evaluate(expr, &feed.states, now_us).await?,
+) -> Vec<Result<(Option<f64>, bool), SourceError>> {
+    let reads = shared.sources.read(due, now_us).await;
+    let confirm = shared.sources.confirm_after;
+    let values: Vec<Result<Option<f64>, SourceError>> = due
+        .iter()
+        .map(|check| {
+            if feed.answered.is_none()
+                && check.fast_path()
+                && !matches!(check.measure, Measure::Blind)
+            {
+                return Err(SourceError("waiting for the collector's live state".into()));
+            }
+            match &check.measure {
+                Measure::Blind => blind(shared, check, feed),
+                _ => reads.value(check, &feed.states, confirm),
+            }
+        })
+        .collect();
+    // Only a bad value of an SLO alert needs its bad minutes: read for those alone.
+    let wanted: Vec<&crate::check::MinBadMinutes> = due
+        .iter()
+        .zip(&values)
+        .filter_map(|(check, value)| match (&check.min_bad_minutes, value) {
+            (Some(m), Ok(v))
+                if matches!(state::raw_level(check, *v), Level::Warn | Level::Error) =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .collect();
+    let bad_minutes = if wanted.is_empty() {
+        BTreeMap::new()
+    } else {
+        shared.sources.bad_minutes(&wanted, now_us).await
     };
-    let raw = state::raw_level(check, value);
-    let bad_allowed = match (&check.min_bad_minutes, raw) {
-        (Some(m), Level::Warn | Level::Error) => {
-            shared.sources.bad_minutes(m, now_us).await? >= m.count
-        }
-        _ => true,
-    };
-    Ok((value, bad_allowed))
+    due.iter()
+        .zip(values)
+        .map(|(check, value)| {
+            let value = value?;
+            let bad_allowed = match (&check.min_bad_minutes, state::raw_level(check, value)) {
+                (Some(m), Level::Warn | Level::Error) => {
+                    match bad_minutes.get(&(m.check.clone(), m.window)) {
+                        Some(Ok(n)) => *n >= m.count,
+                        Some(Err(e)) => return Err(e.clone()),
+                        None => true,
+                    }
+                }
+                _ => true,
+            };
+            Ok((value, bad_allowed))
+        })
+        .collect()
 }
 
 /// How many regions are blind: all of them when the feed is stale, else those silent on
@@ -503,7 +540,7 @@ fn blind(shared: &Shared, check: &Check, feed: &Feed) -> Result<Option<f64>, Sou
                 c.regions
                     .iter()
                     .filter(|r| r.region == **region)
-                    .all(|r| r.state == "silent")
+                    .all(|r| r.state == RegionState::Silent)
             })
         })
         .count();
@@ -532,8 +569,8 @@ fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us:
         (bad, None) => {
             let mut p = Problem::open(&key, &check.id, bad, now_us);
             if let Some(l) = live {
-                p.regions = l.failing().iter().map(|r| r.region.clone()).collect();
-                p.reason = l.failing().iter().find_map(|r| r.reason.clone());
+                p.regions = l.failing().map(|r| r.region.clone()).collect();
+                p.reason = l.failing().find_map(|r| r.reason.clone());
             }
             e.problems.insert(key.clone(), p);
         }
@@ -568,7 +605,7 @@ fn plan_notifications(
             .copied()
             .filter(|c| p.members.get(&c.id).is_some_and(|l| *l != Level::Ok))
             .collect();
-        let silenced = !bad.is_empty() && bad.iter().all(|c| e.silenced(c, now_us));
+        let silenced = !bad.is_empty() && bad.iter().all(|c| e.silenced(c, feed, now_us));
         let dependent = !bad.is_empty()
             && bad
                 .iter()
@@ -695,8 +732,8 @@ pub fn notification(
     let about = lead.and_then(|c| c.about.clone());
     let reason = p.reason.clone().or_else(|| {
         let a = about.as_ref()?;
-        let live = feed.states.checks.iter().find(|c| &c.check == a)?;
-        live.failing().iter().find_map(|r| r.reason.clone())
+        let live = feed.states.check(a)?;
+        live.failing().find_map(|r| r.reason.clone())
     });
     let links = &shared.settings.links;
     // What this receiver was paged for decides too, so a resolve carries the labels of its
@@ -793,7 +830,7 @@ fn due_rechecks(shared: &Shared, e: &mut Engine, feed: &Feed, now_us: i64) -> Ve
         .collect();
     let mut out = Vec::new();
     for c in &feed.states.checks {
-        if c.state != "down" || !watched.contains(c.check.as_str()) {
+        if c.state != LiveState::Down || !watched.contains(c.check.as_str()) {
             continue;
         }
         let Some(since) = c.since_us else { continue };
@@ -814,7 +851,7 @@ fn due_rechecks(shared: &Shared, e: &mut Engine, feed: &Feed, now_us: i64) -> Ve
 /// waiting for a change: a new failure from an already failing region changes nothing the
 /// feed reports as a change.
 pub fn feed_wait(states: &States) -> Duration {
-    let pending = states.checks.iter().any(|c| c.state == "down");
+    let pending = states.checks.iter().any(|c| c.state == LiveState::Down);
     if pending {
         Duration::from_millis(500)
     } else {
@@ -827,41 +864,22 @@ pub async fn follow_feed(
     sources: Sources,
     tx: watch::Sender<Feed>,
     metrics_up: prometheus::IntGauge,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut version = None;
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let wait = feed_wait(&tx.borrow().states);
-        let fetch = sources.states(version, wait);
-        let result = tokio::select! {
-            r = fetch => r,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match result {
-            Ok(states) => {
-                metrics_up.set(1);
-                backoff = Duration::from_millis(200);
-                version = Some(states.version);
-                tx.send_modify(|f| {
-                    f.states = states;
-                    f.answered = Some(Instant::now());
-                });
-            }
+    lookout_api::client::follow(
+        sources.collector(),
+        &tx,
+        feed_wait,
+        |outcome| match outcome {
+            Ok(_) => metrics_up.set(1),
             Err(e) => {
                 metrics_up.set(0);
                 tracing::warn!(error = %e, "alerter: the collector's live state feed failed; retrying");
-                version = None;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                // Wake the loop so the blind check sees the feed go stale.
-                tx.send_modify(|_| {});
             }
-        }
-    }
+        },
+        stop,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -1,21 +1,42 @@
 //! Checks made for every check the collector watches, so that `lookout up` pages correctly
 //! with no alerting config at all: down (the fast path), latency against the objective,
 //! multiwindow multi-burn-rate SLO alerts, lasting regional trouble, and monitoring blind.
+//! Each check's objectives are its SLO, as the collector serves it (`GET /api/v1/slos`).
 
 use std::time::Duration;
 
+use lookout_model::read::{CheckSlo, Slos};
+use lookout_model::slo::Slo;
+
 use crate::check::{Check, Gate, Measure, MinBadMinutes, Origin, Schedule, Thresholds, Worse};
+use crate::spec::SubscriptionSpec;
+use crate::subscription::Subscription;
 use crate::target::{Expr, Metric, Percentile, Series};
 
 /// A check the collector watches, as the alerter needs to know it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Watched {
     pub name: String,
     pub description: String,
     pub regions: Vec<String>,
-    pub latency_objective: Duration,
-    /// The availability target, e.g. 0.9999.
-    pub target: f64,
+    /// The collector's: its latency objective, target and window.
+    pub slo: Slo,
+}
+
+impl From<&CheckSlo> for Watched {
+    fn from(c: &CheckSlo) -> Self {
+        Watched {
+            name: c.check.clone(),
+            description: c.description.clone(),
+            regions: c.regions.clone(),
+            slo: c.slo,
+        }
+    }
+}
+
+/// Every check of the collector's answer.
+pub fn watched(slos: &Slos) -> Vec<Watched> {
+    slos.checks.iter().map(Watched::from).collect()
 }
 
 /// One multiwindow burn-rate alert (the SRE workbook's table).
@@ -48,7 +69,6 @@ pub struct GenerateSettings {
     pub latency_window: Duration,
     /// WARN at the objective, ERROR at this multiple of it.
     pub latency_error_factor: f64,
-    pub slo_window: Duration,
     pub burn_alerts: Vec<BurnAlert>,
     pub min_bad_minutes: u32,
     /// How long one region must fail alone before a ticket.
@@ -67,7 +87,6 @@ impl Default for GenerateSettings {
             latency_percentile: Percentile::P95,
             latency_window: 5 * MINUTE,
             latency_error_factor: 2.0,
-            slo_window: 90 * DAY,
             burn_alerts: vec![
                 BurnAlert {
                     long: HOUR,
@@ -177,7 +196,7 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
         down.group = g.down_group.clone();
         out.push(down);
 
-        let objective = w.latency_objective.as_secs_f64();
+        let objective = w.slo.latency_objective().as_secs_f64();
         out.push(make(
             format!("{c}-latency"),
             format!("{c} latency"),
@@ -185,7 +204,7 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
                 "{} of {c} over {} against the {} ms objective",
                 percentile_name(g.latency_percentile),
                 humantime::format_duration(g.latency_window),
-                w.latency_objective.as_millis()
+                w.slo.latency_objective().as_millis()
             ),
             Measure::Target(Expr::Series(Series {
                 metric: Metric::Latency(g.latency_percentile),
@@ -200,7 +219,9 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
         ));
 
         for b in &g.burn_alerts {
-            let rate = b.threshold(g.slo_window);
+            // The burn rate itself is the collector's, by the check's target; the rate that
+            // spends `budget_share` over `long` depends on the check's own SLO window.
+            let rate = b.threshold(w.slo.window());
             let long = short(b.long);
             let expr = Expr::Min(vec![
                 series(Metric::BurnRate, c, Some(b.long)),
@@ -215,8 +236,9 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
                 format!("{c}-burn-{long}"),
                 format!("{c} error budget burn ({long})"),
                 format!(
-                    "{c} is using its {} % error budget {rate:.1}x as fast as allowed over {long} and {}",
-                    (w.target * 100.0),
+                    "{c} is using its error budget ({} over {}) {rate:.1}x as fast as allowed over {long} and {}",
+                    w.slo.target(),
+                    short(w.slo.window()),
                     short(b.short)
                 ),
                 Measure::Target(expr),
@@ -287,6 +309,28 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
     out
 }
 
+/// The subscriptions of generated checks: each receiver of `defaults` (the config's
+/// `alerting.subscribe`) on each check.
+pub fn subscriptions(generated: &[Check], defaults: &[SubscriptionSpec]) -> Vec<Subscription> {
+    let mut out = Vec::new();
+    for g in generated {
+        for (i, spec) in defaults.iter().enumerate() {
+            out.push(Subscription {
+                id: format!("{}:{}:{i}", g.id, spec.notifier),
+                check_id: g.id.clone(),
+                notifier: spec.notifier.clone(),
+                target: spec.target.clone(),
+                ignore_warn: spec.ignore_warn,
+                ignore_error: spec.ignore_error,
+                ignore_ok: spec.ignore_ok,
+                window: spec.window.clone().unwrap_or_default(),
+                enabled: spec.enabled,
+            });
+        }
+    }
+    out
+}
+
 /// `5m`, `1h`, `3d`: short enough for ids.
 pub fn short(d: Duration) -> String {
     let s = d.as_secs();
@@ -336,8 +380,7 @@ mod tests {
             name: "search".into(),
             description: String::new(),
             regions: vec!["a".into(), "b".into(), "c".into()],
-            latency_objective: Duration::from_millis(800),
-            target: 0.9999,
+            slo: Slo::default(),
         };
         let checks = checks(&[w], &GenerateSettings::default());
         let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
@@ -356,5 +399,38 @@ mod tests {
         );
         assert_eq!(checks[0].group.as_deref(), Some("platform"));
         assert_eq!(checks[1].thresholds.warn, Some(0.8));
+    }
+
+    #[test]
+    fn each_check_gets_burn_thresholds_from_its_own_slo_window() {
+        let slo = |window_days: u32| {
+            Slo::default()
+                .with(lookout_model::slo::SloOverrides {
+                    window: Some(window_days * DAY),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let w = |name: &str, days: u32| Watched {
+            name: name.into(),
+            description: String::new(),
+            regions: vec!["a".into(), "b".into(), "c".into()],
+            slo: slo(days),
+        };
+        let checks = checks(
+            &[w("monthly", 30), w("quarterly", 90)],
+            &GenerateSettings::default(),
+        );
+        let threshold = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.thresholds.error)
+                .map(|t| (t * 10.0).round() / 10.0)
+        };
+        assert_eq!(threshold("monthly-burn-1h"), Some(14.4));
+        assert_eq!(threshold("quarterly-burn-1h"), Some(43.2));
+        assert_eq!(threshold("monthly-burn-6h"), Some(6.0));
+        assert_eq!(threshold("quarterly-burn-6h"), Some(18.0));
     }
 }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod catalog;
 pub mod check;
 pub mod engine;
 pub mod generate;
@@ -30,9 +31,12 @@ use tokio::sync::{Mutex, Notify, watch};
 
 use check::Check;
 use engine::{Engine, EngineSettings, Feed, LinkSettings, Shared};
+use generate::GenerateSettings;
+use lookout_api::client::CollectorClient;
 use notify::{Notifier, NotifierConfig};
 use problem::Silence;
 use source::Sources;
+use spec::SubscriptionSpec;
 use store::{Store, StoreError};
 use subscription::Subscription;
 
@@ -46,10 +50,16 @@ pub struct AlerterSettings {
     /// The store file; `None` keeps everything in memory (tests).
     pub store: Option<PathBuf>,
     pub prometheus: Option<url::Url>,
+    /// Checks of the config, and their subscriptions.
     pub checks: Vec<Check>,
     pub subscriptions: Vec<Subscription>,
+    /// The checks made for every check the collector watches, by its SLO (off in `new`).
+    pub generate: GenerateSettings,
+    /// Who hears about the generated checks.
+    pub subscribe: Vec<SubscriptionSpec>,
     pub notifiers: BTreeMap<String, NotifierConfig>,
-    /// Maintenance windows and silences from the config.
+    /// Silences from the config. Scheduled maintenance is the collector's: its windows hold
+    /// pages through the live state.
     pub silences: Vec<Silence>,
     pub reminder_every: Option<Duration>,
     /// A down seen again this long after it began, in fresh runs of a quorum of regions,
@@ -81,6 +91,11 @@ impl AlerterSettings {
             prometheus: None,
             checks: Vec::new(),
             subscriptions: Vec::new(),
+            generate: GenerateSettings {
+                enabled: false,
+                ..GenerateSettings::default()
+            },
+            subscribe: vec![SubscriptionSpec::log()],
             notifiers: BTreeMap::from([("log".to_owned(), NotifierConfig::Log)]),
             silences: Vec::new(),
             reminder_every: Some(Duration::from_secs(3600)),
@@ -131,14 +146,47 @@ impl Alerter {
             })?;
             notifiers.insert(name.clone(), n);
         }
-        let sources = Sources::new(
-            settings.collector.clone(),
-            settings.collector_token.clone(),
-            settings.prometheus.clone(),
-            settings.confirm_after,
-        )
-        .map_err(|e| StartError::Invalid(e.0))?;
+        let client =
+            CollectorClient::new(settings.collector.clone(), settings.collector_token.clone())
+                .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let sources = Sources::new(client, settings.prometheus.clone(), settings.confirm_after)
+            .map_err(|e| StartError::Invalid(e.0))?;
         let mut checks = settings.checks.clone();
+        let mut subscriptions = settings.subscriptions.clone();
+        // The collector's checks, as it answers now, else as it last did.
+        let mut catalog_read = false;
+        let catalog = if settings.generate.enabled {
+            match tokio::time::timeout(catalog::AT_START, sources.collector().slos()).await {
+                Ok(Ok(slos)) => {
+                    store.put_catalog(&slos).await?;
+                    catalog_read = true;
+                    Some(slos)
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "alerter: the collector's SLOs unavailable at start; using the last ones read");
+                    store.catalog().await?
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "alerter: the collector did not answer for its SLOs at start; using the last ones read"
+                    );
+                    store.catalog().await?
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(slos) = &catalog {
+            let (generated, subs) =
+                catalog::generated(slos, &settings.generate, &settings.subscribe);
+            for g in generated {
+                if checks.iter().any(|c| c.id == g.id) {
+                    continue; // the config's own check of that id wins
+                }
+                subscriptions.extend(subs.iter().filter(|s| s.check_id == g.id).cloned());
+                checks.push(g);
+            }
+        }
         let mut api_specs = BTreeMap::new();
         for spec in store.api_checks().await? {
             match spec.to_check(check::Origin::Api) {
@@ -154,7 +202,6 @@ impl Alerter {
                 }
             }
         }
-        let mut subscriptions = settings.subscriptions.clone();
         subscriptions.extend(store.api_subscriptions().await?);
         let mut silences = settings.silences.clone();
         silences.extend(store.silences().await?);
@@ -187,6 +234,8 @@ impl Alerter {
                 recheck_every: settings.recheck_every,
                 links: settings.links.clone(),
                 blind_grace: settings.blind_grace,
+                generate: settings.generate.clone(),
+                subscribe: settings.subscribe.clone(),
             },
             started: Instant::now(),
             slow_round: std::sync::atomic::AtomicBool::new(false),
@@ -206,6 +255,13 @@ impl Alerter {
                 stop_rx.clone(),
             )),
         ];
+        if settings.generate.enabled {
+            tasks.push(tokio::spawn(catalog::follow(
+                shared.clone(),
+                catalog_read,
+                stop_rx.clone(),
+            )));
+        }
         if let Some(h) = settings.heartbeat.clone() {
             tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
         }

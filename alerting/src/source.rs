@@ -1,79 +1,38 @@
-//! Where values come from: the collector's query API and live state feed, and a
-//! Prometheus-compatible server for PromQL targets. Every request is bounded in time.
+//! Where values come from: the collector (through the one client of its API, with its typed
+//! answers) and a Prometheus-compatible server for PromQL targets. A round reads what all of
+//! its due checks need at once: one collector request per distinct window, whatever the number
+//! of checks, then computes every check's value from those answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde::Deserialize;
+use futures_util::future::join_all;
+use lookout_api::client::{ClientError, CollectorClient, Select, Window};
+use lookout_model::read::{CheckLive, Figures, FiguresList, LiveState, States};
 
-use crate::check::MinBadMinutes;
+use crate::check::{Check, Measure, MinBadMinutes};
 use crate::target::{Expr, Metric, Percentile, Series};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A round names the checks it reads while they are this few; more are read as "all checks",
+/// so that the request stays short.
+const MAX_NAMED: usize = 64;
 
-/// The collector's `GET /api/v1/states`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct States {
-    pub version: u64,
-    pub checks: Vec<CheckLive>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct CheckLive {
-    pub check: String,
-    /// `up`, `down` or `no_data`.
-    pub state: String,
-    #[serde(default)]
-    pub since_us: Option<i64>,
-    #[serde(default)]
-    pub quorum: usize,
-    #[serde(default)]
-    pub regions: Vec<RegionLive>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct RegionLive {
-    pub region: String,
-    /// `ok`, `failing` or `silent`.
-    pub state: String,
-    #[serde(default)]
-    pub since_us: Option<i64>,
-    #[serde(default)]
-    pub last_result_us: Option<i64>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-impl CheckLive {
-    pub fn failing(&self) -> Vec<&RegionLive> {
-        self.regions
-            .iter()
-            .filter(|r| r.state == "failing")
-            .collect()
-    }
-
-    /// Down, and confirmed: at least a quorum of regions failed again in runs that started
-    /// `confirm_after` or more after the check went down. A blip shorter than that is over
-    /// before the second round and never counts; a real outage is still there.
-    pub fn confirmed_down(&self, confirm_after_us: i64) -> bool {
-        let (Some(since), true) = (self.since_us, self.state == "down") else {
-            return false;
-        };
-        let fresh = self
-            .failing()
-            .iter()
-            .filter(|r| {
-                r.last_result_us
-                    .is_some_and(|t| t >= since + confirm_after_us)
-            })
-            .count();
-        fresh >= self.quorum.max(1)
-    }
-}
-
-#[derive(Deserialize)]
-struct EventsBody {
-    events: Vec<lookout_model::event::StoredEvent>,
+/// Down, and confirmed: at least a quorum of regions failed again in runs that started
+/// `confirm_after` or more after the check went down. A blip shorter than that is over before
+/// the second round and never counts; a real outage is still there.
+pub fn confirmed_down(c: &CheckLive, confirm_after_us: i64) -> bool {
+    let (Some(since), LiveState::Down) = (c.since_us, c.state) else {
+        return false;
+    };
+    let fresh = c
+        .failing()
+        .filter(|r| {
+            r.last_result_us
+                .is_some_and(|t| t >= since + confirm_after_us)
+        })
+        .count();
+    fresh >= c.quorum.max(1)
 }
 
 /// Services whose latest replacer `held`/`released` event is `held`.
@@ -93,54 +52,22 @@ pub fn held_services(events: &[lookout_model::event::StoredEvent]) -> usize {
     held.values().filter(|h| **h).count()
 }
 
-/// Figures of one check over one window (the collector's availability body).
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Figures {
-    availability: Option<f64>,
-    #[serde(default)]
-    down_seconds: f64,
-    #[serde(default)]
-    no_data_seconds: f64,
-    #[serde(default)]
-    error_budget_seconds: f64,
-    #[serde(default)]
-    error_budget_remaining_seconds: f64,
-    burn_rate: Option<f64>,
-    #[serde(default)]
-    latency: LatencyFigures,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct LatencyFigures {
-    p50_ms: Option<f64>,
-    p95_ms: Option<f64>,
-    p99_ms: Option<f64>,
-    max_ms: Option<f64>,
-    share_under_objective: Option<f64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Incidents {
-    incidents: Vec<IncidentSpan>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct IncidentSpan {
-    start_us: i64,
-    end_us: Option<i64>,
-}
-
 /// Why a value could not be read. Kept apart from "no data" (a value of `None`), which is an
 /// answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct SourceError(pub String);
 
+impl From<ClientError> for SourceError {
+    fn from(e: ClientError) -> Self {
+        SourceError(e.to_string())
+    }
+}
+
 #[derive(Clone)]
 pub struct Sources {
+    collector: CollectorClient,
     http: reqwest::Client,
-    collector: url::Url,
-    collector_token: lookout_model::secret::Secret,
     prometheus: Option<url::Url>,
     /// How long after a check went down a second round of failures confirms it.
     pub confirm_after: Duration,
@@ -158,10 +85,26 @@ fn us(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// What one round read: each window's figures, each PromQL query's value, the replacer's
+/// holds; every check's value is computed from these.
+#[derive(Debug, Default)]
+pub struct Reads {
+    figures: BTreeMap<Duration, Result<FiguresList, SourceError>>,
+    promql: BTreeMap<String, Result<Option<f64>, SourceError>>,
+    held: Option<Result<usize, SourceError>>,
+}
+
+/// The checks a read covers: named while few, else all of them.
+fn select(checks: BTreeSet<String>, by_region: bool) -> Select {
+    Select {
+        checks: (checks.len() <= MAX_NAMED).then(|| checks.into_iter().collect()),
+        by_region,
+    }
+}
+
 impl Sources {
     pub fn new(
-        collector: url::Url,
-        collector_token: lookout_model::secret::Secret,
+        collector: CollectorClient,
         prometheus: Option<url::Url>,
         confirm_after: Duration,
     ) -> Result<Sources, SourceError> {
@@ -171,170 +114,139 @@ impl Sources {
             .build()
             .map_err(|e| SourceError(format!("cannot build an HTTP client: {e}")))?;
         Ok(Sources {
+            collector,
             http,
-            collector: base(collector),
-            collector_token,
             prometheus: prometheus.map(base),
             confirm_after,
         })
     }
 
-    pub fn collector_url(&self) -> &url::Url {
+    pub fn collector(&self) -> &CollectorClient {
         &self.collector
     }
 
-    fn api(&self, path: &str) -> Result<url::Url, SourceError> {
-        self.collector
-            .join(path)
-            .map_err(|e| SourceError(format!("collector URL for {path}: {e}")))
-    }
-
-    /// The collector's live states: at once when newer than `after`, else within `wait`.
-    pub async fn states(&self, after: Option<u64>, wait: Duration) -> Result<States, SourceError> {
-        let mut url = self.api("api/v1/states")?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(v) = after {
-                q.append_pair("after", &v.to_string());
+    /// Reads everything `due` needs at `now_us`: one collector request per distinct window
+    /// (each region's latency only where a series asks for a region), each PromQL query once,
+    /// the collector's events once if the replacer is watched. Requests run concurrently.
+    pub async fn read(&self, due: &[Check], now_us: i64) -> Reads {
+        let mut windows: BTreeMap<Duration, (BTreeSet<String>, bool)> = BTreeMap::new();
+        let mut promql = BTreeSet::new();
+        let mut replacer = false;
+        for c in due {
+            match &c.measure {
+                Measure::Target(expr) => {
+                    for s in expr.series() {
+                        if let Some(w) = s.window {
+                            let e = windows.entry(w).or_default();
+                            e.0.insert(s.check.clone());
+                            e.1 |= s.region.is_some();
+                        }
+                    }
+                    collect_promql(expr, &mut promql);
+                }
+                Measure::ReplacerHeld => replacer = true,
+                Measure::Blind => {}
             }
-            q.append_pair("wait", &format!("{}ms", wait.as_millis()));
         }
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(self.collector_token.expose())
-            .timeout(wait + REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| SourceError(format!("collector states: {}", e.without_url())))?;
-        if !resp.status().is_success() {
-            return Err(SourceError(format!(
-                "collector states: HTTP {}",
-                resp.status()
-            )));
+        let figures = join_all(
+            windows
+                .into_iter()
+                .map(|(w, (checks, by_region))| async move {
+                    let window = Window::Range {
+                        from_us: now_us - us(w),
+                        to_us: now_us,
+                    };
+                    let answer = self
+                        .collector
+                        .figures_all(window, &select(checks, by_region))
+                        .await
+                        .map_err(SourceError::from);
+                    (w, answer)
+                }),
+        );
+        let queries = join_all(
+            promql
+                .into_iter()
+                .map(|q| async move { (q.clone(), self.promql(&q).await) }),
+        );
+        let held = async {
+            if replacer {
+                Some(self.replacer_held(now_us).await)
+            } else {
+                None
+            }
+        };
+        let (figures, queries, held) = tokio::join!(figures, queries, held);
+        Reads {
+            figures: figures.into_iter().collect(),
+            promql: queries.into_iter().collect(),
+            held,
         }
-        resp.json()
-            .await
-            .map_err(|e| SourceError(format!("collector states: {}", e.without_url())))
     }
 
     /// How many services the replacer holds now: its `held` events not followed by a
     /// `released` one, over the last week of events the collector keeps.
-    pub async fn replacer_held(&self, now_us: i64) -> Result<usize, SourceError> {
-        let mut url = self.api("api/v1/events")?;
-        url.query_pairs_mut()
-            .append_pair("since_us", &(now_us - 7 * 86_400_000_000).to_string())
-            .append_pair("limit", "10000");
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(self.collector_token.expose())
-            .send()
-            .await
-            .map_err(|e| SourceError(format!("collector events: {}", e.without_url())))?;
-        if !resp.status().is_success() {
-            return Err(SourceError(format!(
-                "collector events: HTTP {}",
-                resp.status()
-            )));
-        }
-        let body: EventsBody = resp
-            .json()
-            .await
-            .map_err(|e| SourceError(format!("collector events: {}", e.without_url())))?;
-        Ok(held_services(&body.events))
+    async fn replacer_held(&self, now_us: i64) -> Result<usize, SourceError> {
+        let events = self
+            .collector
+            .events(now_us - 7 * 86_400_000_000, 10_000)
+            .await?;
+        Ok(held_services(&events.events))
     }
 
     /// Asks every region to run a check now (fresh evidence for a confirmation or a resolve).
     pub async fn recheck(&self, check: &str) -> Result<(), SourceError> {
-        let url = self.api(&format!("api/v1/checks/{}/recheck", encode(check)))?;
-        let resp = self
-            .http
-            .post(url)
-            .bearer_auth(self.collector_token.expose())
-            .send()
-            .await
-            .map_err(|e| SourceError(format!("recheck {check}: {}", e.without_url())))?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(SourceError(format!(
-                "recheck {check}: HTTP {}",
-                resp.status()
-            )))
-        }
+        Ok(self.collector.recheck(check).await?)
     }
 
-    /// A collector query for one check over `[from, to)`: its JSON, or `None` when the
-    /// collector has no results for the check yet (an answer, not a failure).
-    async fn check_query<T: serde::de::DeserializeOwned>(
+    /// Distinct minutes with downtime in each window of `wanted`, by (check, window): one
+    /// collector request per distinct window.
+    pub async fn bad_minutes(
         &self,
-        check: &str,
-        what: &str,
-        from_us: i64,
-        to_us: i64,
-        region: Option<&str>,
-    ) -> Result<Option<T>, SourceError> {
-        let mut url = self.api(&format!("api/v1/checks/{}/{what}", encode(check)))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("from_us", &from_us.to_string());
-            q.append_pair("to_us", &to_us.to_string());
-            if let Some(r) = region {
-                q.append_pair("region", r);
+        wanted: &[&MinBadMinutes],
+        now_us: i64,
+    ) -> BTreeMap<(String, Duration), Result<u32, SourceError>> {
+        let mut windows: BTreeMap<Duration, BTreeSet<String>> = BTreeMap::new();
+        for m in wanted {
+            windows.entry(m.window).or_default().insert(m.check.clone());
+        }
+        let answers = join_all(windows.into_iter().map(|(w, checks)| async move {
+            let named = select(checks.clone(), false).checks;
+            let answer = self
+                .collector
+                .incidents_all(
+                    Window::Range {
+                        from_us: now_us - us(w),
+                        to_us: now_us,
+                    },
+                    named.as_deref(),
+                )
+                .await;
+            (w, checks, answer)
+        }))
+        .await;
+        let mut out = BTreeMap::new();
+        for (w, checks, answer) in answers {
+            for check in checks {
+                let count = match &answer {
+                    Ok(list) => Ok(list.check(&check).map_or(0, |i| {
+                        let mut minutes = BTreeSet::new();
+                        for i in &i.incidents {
+                            let end = i.end_us.unwrap_or(now_us);
+                            let mut t = i.start_us.div_euclid(60_000_000);
+                            while t * 60_000_000 < end && minutes.len() < 100_000 {
+                                minutes.insert(t);
+                                t += 1;
+                            }
+                        }
+                        u32::try_from(minutes.len()).unwrap_or(u32::MAX)
+                    })),
+                    Err(e) => Err(SourceError::from(e.clone())),
+                };
+                out.insert((check, w), count);
             }
         }
-        let failed = |e: reqwest::Error| SourceError(format!("{check}: {}", e.without_url()));
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(self.collector_token.expose())
-            .send()
-            .await
-            .map_err(failed)?;
-        match resp.status().as_u16() {
-            200 => resp.json().await.map(Some).map_err(failed),
-            404 => Ok(None),
-            code => {
-                let body = resp.text().await.unwrap_or_default();
-                Err(SourceError(format!(
-                    "collector answered {code} for {check}: {}",
-                    body.chars().take(300).collect::<String>()
-                )))
-            }
-        }
-    }
-
-    async fn figures(&self, s: &Series, now_us: i64) -> Result<Option<Figures>, SourceError> {
-        let window = s.window.unwrap_or(Duration::from_secs(3600));
-        self.check_query(
-            &s.check,
-            "availability",
-            now_us - us(window),
-            now_us,
-            s.region.as_deref(),
-        )
-        .await
-    }
-
-    /// Distinct minutes with downtime in the window.
-    pub async fn bad_minutes(&self, m: &MinBadMinutes, now_us: i64) -> Result<u32, SourceError> {
-        let Some(body) = self
-            .check_query::<Incidents>(&m.check, "incidents", now_us - us(m.window), now_us, None)
-            .await?
-        else {
-            return Ok(0);
-        };
-        let mut minutes = BTreeSet::new();
-        for i in body.incidents {
-            let end = i.end_us.unwrap_or(now_us);
-            let mut t = i.start_us.div_euclid(60_000_000);
-            while t * 60_000_000 < end && minutes.len() < 100_000 {
-                minutes.insert(t);
-                t += 1;
-            }
-        }
-        Ok(u32::try_from(minutes.len()).unwrap_or(u32::MAX))
+        out
     }
 
     async fn promql(&self, query: &str) -> Result<Option<f64>, SourceError> {
@@ -381,75 +293,119 @@ impl Sources {
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|v| v.is_finite()))
     }
+}
 
-    /// Evaluates an expression; `live` is the latest feed (for `down` and `failing_regions`).
-    pub async fn evaluate(
+impl Reads {
+    /// The value of `check` now from what the round read; `live` is the latest feed (for
+    /// `down` and `failing_regions`).
+    pub fn value(
+        &self,
+        check: &Check,
+        live: &States,
+        confirm_after: Duration,
+    ) -> Result<Option<f64>, SourceError> {
+        match &check.measure {
+            Measure::Blind => Err(SourceError("the blind check reads the feed".into())),
+            Measure::ReplacerHeld => match &self.held {
+                Some(Ok(n)) => Ok(Some(*n as f64)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(SourceError("the replacer's events were not read".into())),
+            },
+            Measure::Target(expr) => self.evaluate(expr, live, confirm_after),
+        }
+    }
+
+    fn evaluate(
         &self,
         expr: &Expr,
         live: &States,
-        now_us: i64,
+        confirm_after: Duration,
     ) -> Result<Option<f64>, SourceError> {
-        let mut cache: BTreeMap<(String, Option<Duration>, Option<String>), Option<Figures>> =
-            BTreeMap::new();
+        // A source that failed, or a series it cannot answer, is an error, not "no data".
         for s in expr.series() {
-            if s.window.is_none() {
-                continue;
-            }
-            let key = (s.check.clone(), s.window, s.region.clone());
-            if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(key) {
-                slot.insert(self.figures(s, now_us).await?);
+            if let Some(f) = self.figures_of(s)?
+                && let Some(r) = &s.region
+                && !f.latency_by_region.contains_key(r)
+            {
+                return Err(SourceError(format!(
+                    "`region`: check {:?} does not run in region {r:?} (its regions: {})",
+                    s.check,
+                    f.regions.join(", ")
+                )));
             }
         }
+        let mut wanted = BTreeSet::new();
+        collect_promql(expr, &mut wanted);
         let mut promql = BTreeMap::new();
-        collect_promql(expr, &mut promql);
-        for (q, v) in promql.iter_mut() {
-            *v = self.promql(q).await?;
+        for q in wanted {
+            let v = match self.promql.get(&q) {
+                Some(v) => v.clone()?,
+                None => return Err(SourceError(format!("{q:?} was not queried"))),
+            };
+            promql.insert(q, v);
         }
-        let confirm = us(self.confirm_after);
+        let confirm = us(confirm_after);
         Ok(compute(
             expr,
             &|s: &Series| {
                 if s.window.is_none() {
-                    let c = live.checks.iter().find(|c| c.check == s.check)?;
+                    let c = live.check(&s.check)?;
                     return match s.metric {
-                        Metric::Down => Some(if c.confirmed_down(confirm) { 1.0 } else { 0.0 }),
-                        _ => Some(c.failing().len() as f64),
+                        Metric::Down => Some(if confirmed_down(c, confirm) { 1.0 } else { 0.0 }),
+                        _ => Some(c.failing().count() as f64),
                     };
                 }
-                let f = cache
-                    .get(&(s.check.clone(), s.window, s.region.clone()))?
-                    .as_ref()?;
-                series_value(s.metric, f)
+                let f = self.figures_of(s).ok().flatten()?;
+                series_value(s, f)
             },
             &promql,
         ))
     }
+
+    /// The figures a windowed series reads; `Ok(None)` for a check without results yet.
+    fn figures_of(&self, s: &Series) -> Result<Option<&Figures>, SourceError> {
+        let Some(w) = s.window else {
+            return Ok(None);
+        };
+        match self.figures.get(&w) {
+            Some(Ok(list)) => Ok(list.check(&s.check)),
+            Some(Err(e)) => Err(SourceError(format!("{}: {e}", s.check))),
+            None => Err(SourceError(format!(
+                "{}: the window {} was not read",
+                s.check,
+                humantime::format_duration(w)
+            ))),
+        }
+    }
 }
 
-fn collect_promql(e: &Expr, out: &mut BTreeMap<String, Option<f64>>) {
+fn collect_promql(e: &Expr, out: &mut BTreeSet<String>) {
     match e {
         Expr::PromQl(q) => {
-            out.insert(q.clone(), None);
+            out.insert(q.clone());
         }
         Expr::Min(a) | Expr::Max(a) => a.iter().for_each(|x| collect_promql(x, out)),
         _ => {}
     }
 }
 
-fn series_value(m: Metric, f: &Figures) -> Option<f64> {
-    let ms = |v: Option<f64>| v.map(|v| v / 1000.0);
-    match m {
+fn series_value(s: &Series, f: &Figures) -> Option<f64> {
+    let latency = match &s.region {
+        Some(r) => f.latency_by_region.get(r)?,
+        None => &f.latency,
+    };
+    let secs = |v: Option<f64>| v.map(|v| v / 1000.0);
+    match s.metric {
         Metric::Availability => f.availability,
         Metric::Downtime => Some(f.down_seconds),
         Metric::NoData => Some(f.no_data_seconds),
-        Metric::BudgetRemaining => (f.error_budget_seconds > 0.0)
-            .then(|| f.error_budget_remaining_seconds / f.error_budget_seconds),
+        Metric::BudgetRemaining => f.budget_remaining_ratio(),
         Metric::BurnRate => f.burn_rate,
-        Metric::Latency(Percentile::P50) => ms(f.latency.p50_ms),
-        Metric::Latency(Percentile::P95) => ms(f.latency.p95_ms),
-        Metric::Latency(Percentile::P99) => ms(f.latency.p99_ms),
-        Metric::Latency(Percentile::Max) => ms(f.latency.max_ms),
-        Metric::UnderObjective => f.latency.share_under_objective,
+        Metric::Latency(Percentile::P50) => secs(latency.p50_ms),
+        Metric::Latency(Percentile::P95) => secs(latency.p95_ms),
+        Metric::Latency(Percentile::P99) => secs(latency.p99_ms),
+        Metric::Latency(Percentile::Max) => secs(latency.max_ms),
+        Metric::UnderObjective => latency.share_under_objective,
         Metric::Down | Metric::FailingRegions => None,
     }
 }
@@ -481,13 +437,6 @@ fn fold(
         acc = Some(acc.map_or(v, |x| f(x, v)));
     }
     acc
-}
-
-/// A check name in a URL path.
-fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 #[cfg(test)]

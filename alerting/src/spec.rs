@@ -186,6 +186,22 @@ pub struct SubscriptionSpec {
     pub enabled: bool,
 }
 
+impl SubscriptionSpec {
+    /// To the alerter's own log: what the generated checks have when the config names none.
+    pub fn log() -> SubscriptionSpec {
+        SubscriptionSpec {
+            id: None,
+            notifier: "log".into(),
+            target: None,
+            ignore_warn: false,
+            ignore_error: false,
+            ignore_ok: false,
+            window: None,
+            enabled: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

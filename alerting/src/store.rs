@@ -171,7 +171,8 @@ impl Store {
              CREATE TABLE IF NOT EXISTS api_subscriptions(
                  id TEXT PRIMARY KEY, check_id TEXT NOT NULL, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS silences(
-                 id TEXT PRIMARY KEY, ends_us INTEGER NOT NULL, body TEXT NOT NULL);",
+                 id TEXT PRIMARY KEY, ends_us INTEGER NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS catalog(id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);",
         )?;
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -537,6 +538,28 @@ impl Store {
     pub async fn delete_api_subscription(&self, id: String) -> Result<bool, StoreError> {
         self.run(move |c| Ok(c.execute("DELETE FROM api_subscriptions WHERE id = ?1", [&id])? > 0))
             .await
+    }
+
+    /// The collector's checks and SLOs as last read: what the generated checks are made of
+    /// while the collector is away at start.
+    pub async fn catalog(&self) -> Result<Option<lookout_model::read::Slos>, StoreError> {
+        Ok(self
+            .bodies("SELECT body FROM catalog WHERE id = 1")
+            .await?
+            .pop())
+    }
+
+    pub async fn put_catalog(&self, slos: &lookout_model::read::Slos) -> Result<(), StoreError> {
+        let body = json(slos)?;
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO catalog(id, body) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                [body],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn silences(&self) -> Result<Vec<Silence>, StoreError> {

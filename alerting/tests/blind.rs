@@ -98,8 +98,7 @@ async fn results_stopping_in_a_region_or_everywhere_make_the_monitoring_blind() 
         name: "quick".into(),
         description: String::new(),
         regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-        latency_objective: Duration::from_millis(800),
-        target: 0.9999,
+        slo: Default::default(),
     }];
     let mut settings = AlerterSettings::new(
         url::Url::parse(&c.url()).unwrap(),

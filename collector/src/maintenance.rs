@@ -20,7 +20,6 @@ use lookout_model::sla::Spans;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::ingest::Known;
 use crate::rollup::Rollups;
 use crate::store::{MaintenanceChange, ResultStore, StoreError};
 
@@ -40,13 +39,13 @@ pub struct MaintenanceSpec {
 }
 
 /// What is wrong with a window, field by field: the rules the config and the API share.
-/// `known` empty accepts any check.
+/// `known` (the checks there are) empty accepts any check.
 pub fn problems(
     name: &str,
     message: &str,
     checks: &[String],
     (starts_us, ends_us): (i64, i64),
-    known: &Known,
+    known: &[&str],
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if name.trim().is_empty() {
@@ -64,11 +63,10 @@ pub fn problems(
         out.push(("checks", "must name at least one check".to_owned()));
     }
     for c in checks {
-        if !known.is_empty() && !known.contains_key(c) {
-            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+        if !known.is_empty() && !known.contains(&c.as_str()) {
             out.push((
                 "checks",
-                format!("{c:?} is not a check; the checks are {}", names.join(", ")),
+                format!("{c:?} is not a check; the checks are {}", known.join(", ")),
             ));
         }
     }
@@ -259,12 +257,13 @@ pub(crate) async fn create(
             checks.push(c.clone());
         }
     }
+    let known: Vec<&str> = s.settings.known.keys().map(String::as_str).collect();
     bad.extend(problems(
         &body.name,
         &body.message,
         &checks,
         (starts_us, ends_us),
-        &s.settings.known,
+        &known,
     ));
     if bad.is_empty() && ends_us <= now {
         bad.push((

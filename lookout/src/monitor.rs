@@ -19,9 +19,6 @@ use crate::UsageError;
 use crate::config::Config;
 use crate::config::alerting::AlertingConfig;
 use crate::config::status_page::StatusPageConfig;
-use lookout_alerting::generate::{self, Watched};
-use lookout_alerting::spec::SubscriptionSpec;
-use lookout_alerting::subscription::Subscription;
 use lookout_alerting::{Alerter, AlerterSettings};
 use lookout_status_page::{StatusPage, StatusPageSettings};
 
@@ -43,12 +40,7 @@ pub fn known_checks(config: &Config) -> Known {
                     .nominal_interval(chrono::Utc::now())
                     .unwrap_or(lookout_probes::check::DEFAULT_INTERVAL),
             };
-            let slo = lookout_model::slo::Slo::default()
-                .with(lookout_model::slo::SloOverrides {
-                    latency_objective: Some(c.latency_objective),
-                    ..Default::default()
-                })
-                .unwrap_or_default();
+            let slo = config.slos.get(&c.name).copied().unwrap_or_default();
             let info = CheckInfo {
                 description: c.description.clone(),
                 regions,
@@ -60,9 +52,6 @@ pub fn known_checks(config: &Config) -> Known {
         })
         .collect()
 }
-
-/// The platform's availability promise: 99.99 % (DESIGN.md).
-pub const DEFAULT_TARGET: f64 = 0.9999;
 
 pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Result<Collector> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -87,7 +76,7 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
             ..Default::default()
         },
         rollup_every: std::time::Duration::from_secs(60),
-        maintenance: Vec::new(),
+        maintenance: config.collector.maintenance.clone(),
     };
     Ok(Collector::start(settings, store, listener).await?)
 }
@@ -148,57 +137,6 @@ pub fn alerter_settings(
 ) -> anyhow::Result<AlerterSettings> {
     let collector_url = url::Url::parse(collector)
         .map_err(|e| UsageError(format!("collector URL {collector:?}: {e}")))?;
-    let watched: Vec<Watched> = config
-        .checks
-        .iter()
-        .map(|c| Watched {
-            name: c.name.clone(),
-            description: c.description.clone(),
-            regions: if c.regions.is_empty() {
-                config.probes.regions.clone()
-            } else {
-                c.regions.clone()
-            },
-            latency_objective: c.latency_objective,
-            target: DEFAULT_TARGET,
-        })
-        .collect();
-    let generated = generate::checks(&watched, &alerting.generate);
-    let mut checks = alerting.checks.clone();
-    let mut subscriptions = alerting.subscriptions.clone();
-    let defaults: Vec<SubscriptionSpec> = if alerting.subscribe.is_empty() {
-        vec![SubscriptionSpec {
-            id: None,
-            notifier: "log".into(),
-            target: None,
-            ignore_warn: false,
-            ignore_error: false,
-            ignore_ok: false,
-            window: None,
-            enabled: true,
-        }]
-    } else {
-        alerting.subscribe.clone()
-    };
-    for g in generated {
-        if checks.iter().any(|c| c.id == g.id) {
-            continue; // the config's own check of that id wins
-        }
-        for (i, spec) in defaults.iter().enumerate() {
-            subscriptions.push(Subscription {
-                id: format!("{}:{}:{i}", g.id, spec.notifier),
-                check_id: g.id.clone(),
-                notifier: spec.notifier.clone(),
-                target: spec.target.clone(),
-                ignore_warn: spec.ignore_warn,
-                ignore_error: spec.ignore_error,
-                ignore_ok: spec.ignore_ok,
-                window: spec.window.clone().unwrap_or_default(),
-                enabled: spec.enabled,
-            });
-        }
-        checks.push(g);
-    }
     let mut settings = AlerterSettings::new(
         collector_url,
         config.collector.token.clone(),
@@ -206,10 +144,13 @@ pub fn alerter_settings(
     );
     settings.store = Some(config.data_dir.join("alerting.db"));
     settings.prometheus = alerting.prometheus.clone();
-    settings.checks = checks;
-    settings.subscriptions = subscriptions;
+    settings.checks = alerting.checks.clone();
+    settings.subscriptions = alerting.subscriptions.clone();
+    settings.generate = alerting.generate.clone();
+    if !alerting.subscribe.is_empty() {
+        settings.subscribe = alerting.subscribe.clone();
+    }
     settings.notifiers = alerting.notifiers.clone();
-    settings.silences = alerting.maintenance.clone();
     settings.reminder_every = alerting.reminder_every;
     settings.confirm_after = alerting.confirm_after;
     settings.recheck_every = alerting.recheck_every;
@@ -230,13 +171,11 @@ pub async fn start_alerter(
         .map_err(|e| UsageError(format!("alerter: {e}")).into())
 }
 
-/// The status page's settings from the config, reading the collector at `collector` and
-/// telling the alerter at `alerter` (when one runs) about maintenance.
+/// The status page's settings from the config, reading the collector at `collector`.
 pub fn status_page_settings(
     config: &Config,
     sp: &StatusPageConfig,
     collector: &str,
-    alerter: Option<&str>,
 ) -> anyhow::Result<StatusPageSettings> {
     let parse = |what: &str, u: &str| {
         let with_slash = if u.ends_with('/') {
@@ -255,20 +194,11 @@ pub fn status_page_settings(
     settings.public_url = sp.public_url.clone();
     settings.groups = sp.groups.clone();
     settings.regions = sp.regions.clone();
-    settings.target = sp.target;
-    settings.maintenance_sla = sp.maintenance_sla;
-    settings.maintenance = sp.maintenance.clone();
     settings.store = Some(config.data_dir.join("status-page.db"));
     settings.reports = sp.reports.clone();
     settings.refresh_every = sp.refresh_every;
     settings.latency_window = sp.latency_window;
     settings.history_page_size = sp.history_page_size;
-    if let (Some(a), Some(alerting)) = (alerter, &config.alerting) {
-        settings.alerter = Some(lookout_status_page::settings::AlerterLink {
-            url: parse("alerter", a)?,
-            token: alerting.token.clone(),
-        });
-    }
     Ok(settings)
 }
 
@@ -369,9 +299,7 @@ impl Monitor {
         };
         let status_page = match config.status_page.as_ref().filter(|s| s.enabled) {
             Some(sp) => {
-                let alerter_url = alerter.as_ref().map(|a| a.url());
-                let settings =
-                    status_page_settings(config, sp, &collector.url(), alerter_url.as_deref())?;
+                let settings = status_page_settings(config, sp, &collector.url())?;
                 Some(start_status_page(settings, sp.listen).await?)
             }
             None => None,

@@ -57,9 +57,6 @@ pub struct StatusPageArgs {
     /// The collector's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8090")]
     collector: String,
-    /// The alerter's base URL, told about scheduled maintenance so that it holds pages.
-    #[arg(long)]
-    alerter: Option<String>,
     /// Overrides status_page.listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -165,8 +162,7 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
         )
         .into());
     }
-    let settings =
-        monitor::status_page_settings(&config, &sp, &args.collector, args.alerter.as_deref())?;
+    let settings = monitor::status_page_settings(&config, &sp, &args.collector)?;
     let page = monitor::start_status_page(settings, args.listen.unwrap_or(sp.listen)).await?;
     println!("status page {} -> {}", page.url(), args.collector);
     crate::service::shutdown_signal().await;

@@ -158,7 +158,7 @@ checks:
   - name: search
     interval: 10s
     timeout: 3s
-    latency_objective: 800ms
+    slo: {{ latency_objective: 800ms }}
     steps:
       - url: "{{{{gateway}}}}/1.x/search?q=the"
         headers: {{ X-Api-Key: page-key }}

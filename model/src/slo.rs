@@ -245,7 +245,8 @@ impl Slo {
     }
 }
 
-fn check_objective(d: Duration) -> Result<(), SloError> {
+/// A latency objective a check may have.
+pub fn check_objective(d: Duration) -> Result<(), SloError> {
     if d.is_zero() {
         Err(SloError::ObjectiveZero)
     } else if d > MAX_LATENCY_OBJECTIVE {

@@ -12,8 +12,6 @@ use crate::assert::Assertion;
 use crate::capture::Capture;
 use crate::template::Template;
 
-/// The default latency objective of a key use case (DESIGN.md).
-pub const DEFAULT_OBJECTIVE: Duration = Duration::from_millis(800);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bodies beyond this are not read (a huge or endless body ends the run).
@@ -51,7 +49,6 @@ pub struct Check {
     pub description: String,
     pub schedule: ScheduleSpec,
     pub timeout: Duration,
-    pub latency_objective: Duration,
     /// The regions that run it; empty means every region.
     pub regions: Vec<String>,
     /// Keep connections between runs (a warm client) instead of a cold user's fresh ones.

@@ -1,6 +1,9 @@
 //! The admin API (bearer token): incidents, their updates and impact, scheduled maintenance,
 //! and sending a month's report now. Every write re-renders the site before it answers, so
 //! what was posted is on the page, the JSON and the feed by the time the caller hears back.
+//!
+//! Maintenance is the collector's (it holds the alerter's pages and leaves its time out of
+//! availability): these routes schedule and cancel it there, by component.
 
 use std::sync::Arc;
 
@@ -15,16 +18,15 @@ use serde::Deserialize;
 use crate::Shared;
 use crate::model::{Impact, Incident, IncidentStatus, Maintenance};
 use crate::refresh::now_us;
-use crate::settings::MaintenanceSpec;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use lookout_api::client::ClientError;
+use lookout_model::read::NewMaintenance as CollectorMaintenance;
 
 type S = State<Arc<Shared>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 const MAX_NAME: usize = 200;
 const MAX_MESSAGE: usize = 10_000;
-/// Longer maintenance is a project, not a window.
-const MAX_MAINTENANCE_US: i64 = 31 * 86_400_000_000;
 
 pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     let token = shared.settings.admin_token.clone();
@@ -251,28 +253,21 @@ struct NewMaintenance {
     message: String,
 }
 
-fn rfc3339(field: &str, v: &str) -> ApiResult<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.trim())
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| {
-            ApiError::BadRequest(format!(
-                "`{field}`: {v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-01T02:00:00Z"
-            ))
-        })
-}
-
-/// The checks a window's times must pass, for the API and the config alike.
-pub fn check_window(starts_us: i64, ends_us: i64, now: i64) -> Result<(), String> {
-    if ends_us <= starts_us {
-        return Err("`ends` must be after `starts`".into());
+/// The collector's refusal of a request as this API's: its own message for what it refused
+/// (the fields are the same), a 502 for a collector that could not answer.
+fn collector_error(e: ClientError) -> ApiError {
+    match e.status {
+        Some(400) => ApiError::BadRequest(e.message),
+        Some(404) => ApiError::NotFound(e.message),
+        Some(409) => ApiError::Conflict(e.message),
+        _ => {
+            tracing::warn!(error = %e, "status page admin API: the collector did not answer");
+            ApiError::BadGateway(
+                "the collector, which keeps scheduled maintenance, did not answer; try again"
+                    .into(),
+            )
+        }
     }
-    if ends_us - starts_us > MAX_MAINTENANCE_US {
-        return Err("a maintenance window may last at most 31 days".into());
-    }
-    if ends_us <= now {
-        return Err("the window is already over".into());
-    }
-    Ok(())
 }
 
 async fn create_maintenance(
@@ -281,109 +276,52 @@ async fn create_maintenance(
 ) -> ApiResult<(StatusCode, ApiJson<Maintenance>)> {
     let name = text_field("name", &body.name, MAX_NAME)?;
     let components = components_field(&s, &body.components)?;
-    let starts_us = rfc3339("starts", &body.starts)?;
-    let ends_us = rfc3339("ends", &body.ends)?;
-    if body.message.chars().count() > MAX_MESSAGE {
-        return Err(ApiError::BadRequest(format!(
-            "`message` is longer than {MAX_MESSAGE} characters"
-        )));
-    }
-    let now = now_us();
-    check_window(starts_us, ends_us, now).map_err(ApiError::BadRequest)?;
-    let mut m = Maintenance {
-        id: 0,
-        name,
-        components,
-        starts_us,
-        ends_us,
-        message: body.message.trim().to_owned(),
-        created_us: now,
-        from_config: false,
-        silence_id: None,
-    };
-    m.id = s.store.create_maintenance(&m).map_err(internal)?;
-    if let Some(alerter) = &s.alerter {
-        let checks: Vec<String> = m
-            .components
-            .iter()
-            .filter_map(|id| s.settings.component(id))
-            .map(|c| c.check.clone())
-            .collect();
-        // Not taken now: offered again on every refresh until it is.
-        match alerter.hold(&m, &checks).await {
-            Ok(id) => {
-                s.store.set_silence(m.id, &id).map_err(internal)?;
-                m.silence_id = Some(id);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "status page: the alerter did not take the maintenance yet")
-            }
-        }
-    }
-    crate::refresh::rerender(&s).await;
-    Ok((StatusCode::CREATED, ApiJson(m)))
+    let checks: Vec<String> = components
+        .iter()
+        .filter_map(|id| s.settings.component(id))
+        .map(|c| c.check.clone())
+        .collect();
+    let window = s
+        .client
+        .schedule_maintenance(&CollectorMaintenance {
+            name,
+            message: body.message,
+            checks,
+            starts: body.starts,
+            ends: body.ends,
+            created_by: "status-page".into(),
+        })
+        .await
+        .map_err(collector_error)?;
+    crate::refresh::refresh(&s).await;
+    let shown = Maintenance::of(window, &s.settings)
+        .ok_or_else(|| ApiError::Internal("a window of no component".into()))?;
+    Ok((StatusCode::CREATED, ApiJson(shown)))
 }
 
 async fn list_maintenances(State(s): S) -> ApiResult<ApiJson<Vec<Maintenance>>> {
-    Ok(ApiJson(s.store.maintenances().map_err(internal)?))
+    let since = now_us() - i64::from(crate::snapshot::DAYS) * 86_400_000_000;
+    let windows = s.client.maintenance(since).await.map_err(collector_error)?;
+    Ok(ApiJson(
+        windows
+            .maintenance
+            .into_iter()
+            .filter_map(|m| Maintenance::of(m, &s.settings))
+            .collect(),
+    ))
 }
 
 async fn delete_maintenance(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let missing = || ApiError::NotFound(format!("no maintenance {id:?}"));
     let n: i64 = id.parse().map_err(|_| missing())?;
-    let all = s.store.maintenances().map_err(internal)?;
-    let m = all.iter().find(|m| m.id == n).ok_or_else(missing)?;
-    if m.from_config {
-        return Err(ApiError::Conflict(
-            "this maintenance is written in the config; remove it there".into(),
-        ));
+    if !s
+        .client
+        .cancel_maintenance(n)
+        .await
+        .map_err(collector_error)?
+    {
+        return Err(missing());
     }
-    if let (Some(alerter), Some(silence)) = (&s.alerter, &m.silence_id) {
-        alerter.release(silence).await.map_err(|e| {
-            ApiError::BadGateway(format!("{e}; the maintenance is kept, try again"))
-        })?;
-    }
-    s.store.delete_maintenance(n).map_err(internal)?;
-    crate::refresh::rerender(&s).await;
+    crate::refresh::refresh(&s).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Puts the config's maintenance windows in the store, and removes those no longer there.
-pub fn sync_config_maintenance(
-    store: &Store,
-    specs: &[MaintenanceSpec],
-    now: i64,
-) -> Result<(), StoreError> {
-    let existing: Vec<Maintenance> = store
-        .maintenances()?
-        .into_iter()
-        .filter(|m| m.from_config)
-        .collect();
-    let same = |m: &Maintenance, s: &MaintenanceSpec| {
-        m.name == s.name
-            && m.starts_us == s.starts_us
-            && m.ends_us == s.ends_us
-            && m.components == s.components
-    };
-    for m in &existing {
-        if !specs.iter().any(|s| same(m, s)) {
-            store.delete_maintenance(m.id)?;
-        }
-    }
-    for s in specs {
-        if !existing.iter().any(|m| same(m, s)) {
-            store.create_maintenance(&Maintenance {
-                id: 0,
-                name: s.name.clone(),
-                components: s.components.clone(),
-                starts_us: s.starts_us,
-                ends_us: s.ends_us,
-                message: s.message.clone(),
-                created_us: now,
-                from_config: true,
-                silence_id: None,
-            })?;
-        }
-    }
-    Ok(())
 }

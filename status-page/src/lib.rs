@@ -7,8 +7,6 @@
 //! ([`server`]); the admin API ([`admin`]) writes to the store and asks for a re-render.
 
 pub mod admin;
-pub mod alerter;
-pub mod collector;
 pub mod metrics;
 pub mod model;
 pub mod refresh;
@@ -16,7 +14,6 @@ pub mod render;
 pub mod report;
 pub mod server;
 pub mod settings;
-pub mod sla;
 pub mod snapshot;
 pub mod status;
 pub mod store;
@@ -27,7 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{Mutex, Notify};
+use lookout_api::client::{CollectorClient, Feed};
+use lookout_model::read::States;
+use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use settings::StatusPageSettings;
@@ -45,12 +44,12 @@ pub enum StartError {
 /// What the server, the render loop and the admin API share.
 pub struct Shared {
     pub settings: StatusPageSettings,
-    pub client: collector::CollectorClient,
-    pub alerter: Option<alerter::AlerterClient>,
+    pub client: CollectorClient,
     pub store: store::Store,
     pub templates: render::Templates,
     pub site: ArcSwap<render::Site>,
-    pub live: Mutex<Option<collector::States>>,
+    /// The collector's live state, as the follower keeps it.
+    pub feed: watch::Sender<Feed>,
     pub state: Mutex<refresh::RefreshState>,
     /// Held by the one refresh running.
     pub refreshing: Mutex<()>,
@@ -65,7 +64,7 @@ pub struct StatusPage {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: watch::Sender<bool>,
 }
 
 impl StatusPage {
@@ -82,20 +81,17 @@ impl StatusPage {
             settings.public_url = url::Url::parse(&format!("http://{addr}/")).ok();
         }
         let store = store::Store::open(settings.store.as_deref())?;
-        admin::sync_config_maintenance(&store, &settings.maintenance, refresh::now_us())?;
+        let client = CollectorClient::new(
+            settings.collector_url.clone(),
+            settings.collector_token.clone(),
+        )
+        .map_err(|e| StartError::Setup(e.to_string()))?;
         let shared = Arc::new(Shared {
-            client: collector::CollectorClient::new(
-                settings.collector_url.clone(),
-                settings.collector_token.clone(),
-            ),
-            alerter: settings
-                .alerter
-                .as_ref()
-                .map(|a| alerter::AlerterClient::new(a.url.clone(), a.token.clone())),
+            client,
             store,
             templates: render::Templates::new()?,
             site: ArcSwap::from_pointee(render::Site::default()),
-            live: Mutex::new(None),
+            feed: watch::Sender::new(Feed::default()),
             state: Mutex::new(refresh::RefreshState::default()),
             refreshing: Mutex::new(()),
             kick: Notify::new(),
@@ -106,14 +102,15 @@ impl StatusPage {
             settings,
         });
         refresh::refresh(&shared).await;
+        let (stop, mut stopped) = watch::channel(false);
         let mut tasks = vec![
-            tokio::spawn(refresh::follow_feed(shared.clone())),
+            tokio::spawn(refresh::follow_feed(shared.clone(), stopped.clone())),
+            tokio::spawn(refresh::kick_on_change(shared.clone())),
             tokio::spawn(refresh::run(shared.clone())),
         ];
         if shared.settings.reports.is_some() {
             tasks.push(tokio::spawn(report::schedule(shared.clone())));
         }
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = server::router(shared.clone());
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -155,6 +152,12 @@ impl StatusPage {
 }
 
 impl Shared {
+    /// The collector's live state, once it has answered.
+    pub fn live(&self) -> Option<States> {
+        let f = self.feed.borrow();
+        f.answered.map(|_| f.states.clone())
+    }
+
     /// What pages outside the rendered site (reports) need for their frame: no components.
     pub fn bare_snapshot(&self, now_us: i64) -> snapshot::Snapshot {
         snapshot::Snapshot {

@@ -1,6 +1,11 @@
-//! What the status page keeps: incidents with their updates, and scheduled maintenance.
+//! What the status page keeps (incidents with their updates) and how it shows the collector's
+//! scheduled maintenance.
 
+use lookout_model::read;
+pub use lookout_model::read::MaintenanceStatus;
 use serde::Serialize;
+
+use crate::settings::StatusPageSettings;
 
 /// An incident's status, as Statuspage names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,53 +112,32 @@ impl Incident {
     }
 }
 
+/// A maintenance window of the collector's (which owns them) as this page shows it: its
+/// checks as the page's components. A window of no component of the page is not shown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Maintenance {
-    pub id: i64,
-    pub name: String,
+    #[serde(flatten)]
+    pub window: read::Maintenance,
+    /// Public component ids.
     pub components: Vec<String>,
-    pub starts_us: i64,
-    pub ends_us: i64,
-    pub message: String,
-    pub created_us: i64,
-    /// Written in the config (kept in step with it), not posted through the API.
-    pub from_config: bool,
-    /// The alerter's silence holding pages for it, once the alerter has taken it.
-    pub silence_id: Option<String>,
-}
-
-/// Where a maintenance window stands at an instant, as Statuspage names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MaintenanceStatus {
-    Scheduled,
-    InProgress,
-    Completed,
 }
 
 impl Maintenance {
+    pub fn of(window: read::Maintenance, settings: &StatusPageSettings) -> Option<Maintenance> {
+        let components: Vec<String> = settings
+            .components()
+            .filter(|c| window.checks.contains(&c.check))
+            .map(|c| c.id.clone())
+            .collect();
+        (!components.is_empty()).then_some(Maintenance { window, components })
+    }
+
     pub fn status(&self, now_us: i64) -> MaintenanceStatus {
-        if now_us < self.starts_us {
-            MaintenanceStatus::Scheduled
-        } else if now_us < self.ends_us {
-            MaintenanceStatus::InProgress
-        } else {
-            MaintenanceStatus::Completed
-        }
+        self.window.status(now_us)
     }
 
     pub fn covers(&self, component: &str, now_us: i64) -> bool {
         self.status(now_us) == MaintenanceStatus::InProgress
             && self.components.iter().any(|c| c == component)
-    }
-}
-
-impl MaintenanceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MaintenanceStatus::Scheduled => "scheduled",
-            MaintenanceStatus::InProgress => "in_progress",
-            MaintenanceStatus::Completed => "completed",
-        }
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lookout_api::client::{ClientError, Window};
+
 use crate::Shared;
-use crate::collector::{CollectorError, States};
-use crate::model::MaintenanceStatus;
+use crate::model::Maintenance;
 use crate::snapshot::{self, ComponentFigures, Snapshot};
 use crate::sync::{self, Seen};
 
@@ -23,6 +24,8 @@ const MAX_AGE_US: i64 = 5 * 60 * 1_000_000;
 #[derive(Default)]
 pub struct RefreshState {
     pub figures: BTreeMap<String, ComponentFigures>,
+    /// The collector's maintenance windows of the page's components, as last read.
+    pub maintenances: Vec<Maintenance>,
     pub data_as_of_us: Option<i64>,
     pub synced_once: bool,
     pub last: Option<Snapshot>,
@@ -32,28 +35,36 @@ pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Follows `/api/v1/states`; each new version wakes the renderer.
-pub async fn follow_feed(shared: Arc<Shared>) {
-    let mut after = None;
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        match shared.client.states(after, FEED_WAIT).await {
-            Ok(states) => {
-                backoff = Duration::from_millis(500);
-                let changed = after != Some(states.version);
-                after = Some(states.version);
-                *shared.live.lock().await = Some(states);
-                if changed {
-                    shared.kick.notify_one();
-                }
-            }
-            Err(e) => {
+/// Follows `/api/v1/states` into the shared feed until the page stops.
+pub async fn follow_feed(shared: Arc<Shared>, stop: tokio::sync::watch::Receiver<bool>) {
+    let metrics = &shared.metrics;
+    lookout_api::client::follow(
+        &shared.client,
+        &shared.feed,
+        |_| FEED_WAIT,
+        |outcome| {
+            if let Err(e) = outcome {
                 tracing::debug!(error = %e, "status page: live state unavailable");
-                shared.metrics.collector_errors.inc();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                after = None;
+                metrics.collector_errors.inc();
             }
+        },
+        stop,
+    )
+    .await;
+}
+
+/// Wakes the renderer on each new version of the live state.
+pub async fn kick_on_change(shared: Arc<Shared>) {
+    let mut feed = shared.feed.subscribe();
+    let mut seen = None;
+    while feed.changed().await.is_ok() {
+        let version = {
+            let f = feed.borrow_and_update();
+            f.answered.map(|_| f.states.version)
+        };
+        if version.is_some() && version != seen {
+            seen = version;
+            shared.kick.notify_one();
         }
     }
 }
@@ -88,20 +99,20 @@ pub async fn refresh(shared: &Arc<Shared>) {
         }
     };
     shared.metrics.stale.set(i64::from(stale));
-    let (incidents, maintenances) = match (shared.store.incidents(), shared.store.maintenances()) {
-        (Ok(i), Ok(m)) => (i, m),
-        (Err(e), _) | (_, Err(e)) => {
+    let incidents = match shared.store.incidents() {
+        Ok(i) => i,
+        Err(e) => {
             tracing::error!(error = %e, "status page: store unreadable; the site is left as it was");
             return;
         }
     };
-    let live = shared.live.lock().await.clone();
+    let live = shared.live();
     let snap = snapshot::assemble(
         &shared.settings,
         live.as_ref(),
         &st.figures,
         incidents,
-        maintenances,
+        st.maintenances.clone(),
         snapshot::Freshness {
             data_as_of_us: st.data_as_of_us,
             stale: stale || st.data_as_of_us.is_none(),
@@ -161,29 +172,47 @@ fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
     a.now_us / DAY_US == b.now_us / DAY_US && strip(a) == strip(b)
 }
 
+/// Reads the collector: its live state when the feed has none yet, and in a fixed number of
+/// requests whatever the number of components, the down intervals (into incidents), every
+/// component's figures and the maintenance windows.
 async fn read(
     shared: &Arc<Shared>,
     st: &mut crate::refresh::RefreshState,
     now: i64,
-) -> Result<(), CollectorError> {
-    let live: Option<States> = shared.live.lock().await.clone();
-    if live.is_none() {
+) -> Result<(), ClientError> {
+    if shared.live().is_none() {
         // The feed has not answered yet (or lost the collector): ask once, directly.
         let states = shared.client.states(None, Duration::ZERO).await?;
-        *shared.live.lock().await = Some(states);
+        shared.feed.send_modify(|f| {
+            f.states = states;
+            f.answered = Some(std::time::Instant::now());
+        });
     }
+    let checks = shared.settings.checks();
     // Down intervals into incidents: the whole 90 days once, then the last two days.
     let from = if st.synced_once {
         now - 2 * DAY_US
     } else {
         now - 90 * DAY_US
     };
+    let intervals = if checks.is_empty() {
+        Default::default()
+    } else {
+        shared
+            .client
+            .incidents_all(Window::Since(from), Some(&checks))
+            .await?
+    };
     let mut seen = Vec::new();
     for c in shared.settings.components() {
-        for interval in shared.client.down_intervals(&c.check, from).await? {
+        for interval in intervals
+            .check(&c.check)
+            .map(|i| i.incidents.as_slice())
+            .unwrap_or_default()
+        {
             seen.push(Seen {
                 component: c,
-                interval,
+                interval: interval.clone(),
             });
         }
     }
@@ -191,53 +220,22 @@ async fn read(
         Ok(_) => st.synced_once = true,
         Err(e) => tracing::error!(error = %e, "status page: incidents could not be stored"),
     }
-    tell_alerter(shared, now).await;
-    let incidents = shared.store.incidents().unwrap_or_default();
-    let maintenances = shared.store.maintenances().unwrap_or_default();
-    for c in shared.settings.components() {
-        let f = snapshot::figures(
-            &shared.client,
-            &shared.settings,
-            c,
-            &maintenances,
-            &incidents,
-            now,
-        )
+    let reads = snapshot::read(&shared.client, &shared.settings, now).await?;
+    let windows = shared
+        .client
+        .maintenance(now - i64::from(snapshot::DAYS) * DAY_US)
         .await?;
+    st.maintenances = windows
+        .maintenance
+        .into_iter()
+        .filter_map(|m| Maintenance::of(m, &shared.settings))
+        .collect();
+    let incidents = shared.store.incidents().unwrap_or_default();
+    for c in shared.settings.components() {
+        let f = snapshot::figures(&reads, &shared.settings, c, &incidents);
         st.figures.insert(c.id.clone(), f);
     }
     Ok(())
-}
-
-/// Maintenance the alerter has not taken yet is offered again on every pass.
-async fn tell_alerter(shared: &Shared, now: i64) {
-    let Some(alerter) = &shared.alerter else {
-        return;
-    };
-    let Ok(maintenances) = shared.store.maintenances() else {
-        return;
-    };
-    for m in maintenances
-        .iter()
-        .filter(|m| m.silence_id.is_none() && m.status(now) != MaintenanceStatus::Completed)
-    {
-        let checks: Vec<String> = m
-            .components
-            .iter()
-            .filter_map(|id| shared.settings.component(id))
-            .map(|c| c.check.clone())
-            .collect();
-        match alerter.hold(m, &checks).await {
-            Ok(id) => {
-                if let Err(e) = shared.store.set_silence(m.id, &id) {
-                    tracing::error!(error = %e, "status page: could not record the alerter's silence");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, maintenance = %m.name, "status page: the alerter did not take the maintenance yet")
-            }
-        }
-    }
 }
 
 /// Renders again from the figures already read and the store as it is now: what an admin
@@ -246,19 +244,18 @@ pub async fn rerender(shared: &Arc<Shared>) {
     let _one_at_a_time = shared.refreshing.lock().await;
     let now = now_us();
     let mut st = shared.state.lock().await;
-    let (Ok(incidents), Ok(maintenances)) = (shared.store.incidents(), shared.store.maintenances())
-    else {
+    let Ok(incidents) = shared.store.incidents() else {
         tracing::error!("status page: store unreadable; the site is left as it was");
         return;
     };
-    let live = shared.live.lock().await.clone();
+    let live = shared.live();
     let stale = st.last.as_ref().is_none_or(|l| l.stale);
     let snap = snapshot::assemble(
         &shared.settings,
         live.as_ref(),
         &st.figures,
         incidents,
-        maintenances,
+        st.maintenances.clone(),
         snapshot::Freshness {
             data_as_of_us: st.data_as_of_us,
             stale,

@@ -16,11 +16,10 @@ use lookout_api::error::{ApiError, ApiJson, ApiPath};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use lookout_api::client::{ClientError, Select, Window};
+
 use crate::Shared;
-use crate::collector::CollectorError;
 use crate::render::{self, Page};
-use crate::settings::MaintenanceSla;
-use crate::snapshot;
 use crate::text;
 
 /// A report of a month still running is made again after this; a closed month's after
@@ -36,13 +35,17 @@ pub struct Row {
     pub name: String,
     pub availability: Option<f64>,
     pub availability_text: String,
-    pub target: f64,
+    /// The check's SLO's; `None` without figures.
+    pub target: Option<f64>,
+    pub target_text: String,
     pub met: bool,
     /// `✔ yes`, `✖ no` or `– no data`: never the colour alone.
     pub met_text: &'static str,
     pub downtime_minutes: f64,
     pub no_data_minutes: f64,
     pub maintenance_minutes: f64,
+    /// Whether maintenance counts in this component's availability (its SLO says).
+    pub maintenance_counted: bool,
     pub incidents: usize,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -54,6 +57,8 @@ pub struct Row {
     pub share_under_objective: Option<f64>,
     pub share_text: String,
     pub error_budget_minutes: f64,
+    /// Negative once overspent.
+    pub error_budget_remaining_minutes: f64,
     /// Downtime over the budget: 1.0 is all of it.
     pub error_budget_used: Option<f64>,
     pub budget_text: String,
@@ -67,10 +72,14 @@ pub struct Report {
     pub period: String,
     pub from: String,
     pub to: String,
+    /// The window of the figures: the month, or up to now while it lasts.
+    pub from_us: i64,
+    pub to_us: i64,
     /// The month is over.
     pub complete: bool,
-    pub target: f64,
-    pub maintenance_rule: &'static str,
+    /// The targets, in words.
+    pub targets: String,
+    pub maintenance_rule: String,
     pub rows: Vec<Row>,
 }
 
@@ -120,12 +129,13 @@ fn month_name(month_start_us: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the collector and the store for one month.
+/// Reads the collector (one request for every component) and the store for one month. The
+/// SLA math is the collector's, by each check's SLO.
 pub async fn compute(
     shared: &Shared,
     month: &str,
     now: i64,
-) -> Result<Option<Report>, CollectorError> {
+) -> Result<Option<Report>, ClientError> {
     let Some((from, next)) = month_bounds(month) else {
         return Ok(None);
     };
@@ -134,58 +144,56 @@ pub async fn compute(
     }
     let to = next.min(now);
     let settings = &shared.settings;
-    let maintenances = shared.store.maintenances().unwrap_or_default();
+    let checks = settings.checks();
+    let figures = if checks.is_empty() {
+        Default::default()
+    } else {
+        shared
+            .client
+            .figures_all(
+                Window::Range {
+                    from_us: from,
+                    to_us: to,
+                },
+                &Select {
+                    checks: Some(checks),
+                    by_region: false,
+                },
+            )
+            .await?
+    };
     let incidents = shared.store.incidents().unwrap_or_default();
     let mut rows = Vec::new();
     for c in settings.components() {
-        let figures = shared.client.figures(&c.check, from, to, None).await?;
-        let (adjusted, latency) = match &figures {
-            Some(f) => (
-                snapshot::adjusted(
-                    &shared.client,
-                    settings,
-                    c,
-                    &maintenances,
-                    snapshot::Measured {
-                        from,
-                        to,
-                        whole: snapshot::seconds(f),
-                        availability: f.availability,
-                    },
-                )
-                .await?,
-                f.latency.clone(),
-            ),
-            None => Default::default(),
-        };
-        let window_s = (to - from) as f64 / 1e6;
-        let counted_s = match settings.maintenance_sla {
-            MaintenanceSla::Excluded => window_s - adjusted.no_data - adjusted.maintenance,
-            MaintenanceSla::Counted => window_s - adjusted.no_data,
-        }
-        .max(0.0);
-        let budget_s = (1.0 - settings.target) * counted_s;
-        let used = (budget_s > 0.0 && figures.is_some()).then(|| adjusted.down / budget_s);
-        let objective_ms = c.objective.as_secs_f64() * 1000.0;
+        let f = figures.check(&c.check);
+        let availability = f.and_then(|f| f.availability);
+        let target = f.map(|f| f.target);
+        let latency = f.map(|f| f.latency.clone()).unwrap_or_default();
+        let budget_s = f.map_or(0.0, |f| f.error_budget_seconds);
+        let down_s = f.map_or(0.0, |f| f.down_seconds);
+        let used = (budget_s > 0.0).then(|| down_s / budget_s);
+        let met = availability.zip(target).is_some_and(|(a, t)| a >= t);
+        let objective_ms = latency.objective_ms;
         let ms = |v: Option<f64>| v.map(text::millis).unwrap_or_else(|| "–".into());
         rows.push(Row {
             component: c.id.clone(),
             name: c.name.clone(),
-            availability: adjusted.availability,
-            availability_text: adjusted
-                .availability
+            availability,
+            availability_text: availability
                 .map(text::percent)
                 .unwrap_or_else(|| "no data".into()),
-            target: settings.target,
-            met: adjusted.availability.is_some_and(|a| a >= settings.target),
-            met_text: match adjusted.availability {
+            target,
+            target_text: target.map(text::percent).unwrap_or_else(|| "–".into()),
+            met,
+            met_text: match availability {
                 None => "– no data",
-                Some(a) if a >= settings.target => "✔ yes",
+                Some(_) if met => "✔ yes",
                 Some(_) => "✖ no",
             },
-            downtime_minutes: adjusted.down / 60.0,
-            no_data_minutes: adjusted.no_data / 60.0,
-            maintenance_minutes: adjusted.maintenance / 60.0,
+            downtime_minutes: down_s / 60.0,
+            no_data_minutes: f.map_or(0.0, |f| f.no_data_seconds) / 60.0,
+            maintenance_minutes: f.map_or(0.0, |f| f.maintenance_seconds) / 60.0,
+            maintenance_counted: f.is_some_and(|f| f.slo.maintenance_in_sla()),
             incidents: incidents
                 .iter()
                 .filter(|i| i.components.contains(&c.id))
@@ -204,6 +212,8 @@ pub async fn compute(
                 .map(|s| format!("{:.2}% under {}", s * 100.0, text::millis(objective_ms)))
                 .unwrap_or_else(|| "–".into()),
             error_budget_minutes: budget_s / 60.0,
+            error_budget_remaining_minutes: f.map_or(0.0, |f| f.error_budget_remaining_seconds)
+                / 60.0,
             error_budget_used: used,
             budget_text: used
                 .map(|u| format!("{:.1}%", u * 100.0))
@@ -216,16 +226,47 @@ pub async fn compute(
         period: format!("{} to {}", text::clock(from), text::clock(to)),
         from: text::rfc3339(from),
         to: text::rfc3339(to),
+        from_us: from,
+        to_us: to,
         complete: next <= now,
-        target: settings.target,
-        maintenance_rule: match settings.maintenance_sla {
-            MaintenanceSla::Excluded => {
-                "Scheduled maintenance is left out of availability, as the contract says."
-            }
-            MaintenanceSla::Counted => "Scheduled maintenance counts as any other time.",
-        },
+        targets: targets_text(&rows),
+        maintenance_rule: maintenance_rule(&rows),
         rows,
     }))
+}
+
+/// `99.99% availability per component`, or the targets' range when they differ.
+fn targets_text(rows: &[Row]) -> String {
+    let mut shown: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.target.is_some())
+        .map(|r| r.target_text.as_str())
+        .collect();
+    shown.dedup();
+    match shown.as_slice() {
+        [] => "Targets: no data yet.".into(),
+        [one] => format!("Target: {one} availability per component."),
+        _ => "Targets: each component's own, as shown.".into(),
+    }
+}
+
+/// How maintenance counts, in words, as the components' SLOs say.
+fn maintenance_rule(rows: &[Row]) -> String {
+    let counted: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.maintenance_counted)
+        .map(|r| r.name.as_str())
+        .collect();
+    if counted.is_empty() {
+        "Scheduled maintenance is left out of availability, as the contract says.".into()
+    } else if counted.len() == rows.len() {
+        "Scheduled maintenance counts as any other time.".into()
+    } else {
+        format!(
+            "Scheduled maintenance is left out of availability, except for {}, where it counts as any other time.",
+            text::and_list(&counted.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>())
+        )
+    }
 }
 
 /// RFC 4180: quoted where it must be.
@@ -249,7 +290,7 @@ pub fn csv(r: &Report) -> String {
             row.component.clone(),
             row.name.clone(),
             opt(row.availability, 6),
-            format!("{}", row.target),
+            row.target.map(|t| t.to_string()).unwrap_or_default(),
             row.met.to_string(),
             format!("{:.2}", row.downtime_minutes),
             format!("{:.2}", row.no_data_minutes),
@@ -508,17 +549,15 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
 /// The mail's text part: the table, readable in any client.
 fn plain(r: &Report, link: &str) -> String {
     let mut out = format!(
-        "SLA report for {} ({}).\nTarget: {} availability. {}\n\n",
-        r.month_name,
-        r.period,
-        text::percent(r.target),
-        r.maintenance_rule
+        "SLA report for {} ({}).\n{} {}\n\n",
+        r.month_name, r.period, r.targets, r.maintenance_rule
     );
     for row in &r.rows {
         out.push_str(&format!(
-            "{}: {} ({}), {:.1} min down, {:.1} min without data, {} incident(s), p95 {}, {}, error budget used {}\n",
+            "{}: {} against {} ({}), {:.1} min down, {:.1} min without data, {} incident(s), p95 {}, {}, error budget used {}\n",
             row.name,
             row.availability_text,
+            row.target_text,
             if row.met { "target met" } else if row.availability.is_none() { "no data" } else { "TARGET MISSED" },
             row.downtime_minutes,
             row.no_data_minutes,

@@ -15,10 +15,9 @@ pub struct ComponentSpec {
     pub id: String,
     pub name: String,
     pub description: String,
-    /// The collector's check behind it: internal, never shown.
+    /// The collector's check behind it: internal, never shown. Its SLO (target, latency
+    /// objective, how maintenance counts) is the collector's, read with its figures.
     pub check: String,
-    /// The latency objective shown beside the latency.
-    pub objective: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -26,33 +25,6 @@ pub struct GroupSpec {
     pub id: String,
     pub name: String,
     pub components: Vec<ComponentSpec>,
-}
-
-/// Whether a maintenance window's minutes count towards availability (the contract says).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MaintenanceSla {
-    /// Left out of availability, reported apart (like no-data time).
-    #[default]
-    Excluded,
-    /// Counted as any other time: downtime during maintenance is downtime.
-    Counted,
-}
-
-/// A scheduled maintenance written in the config rather than posted through the admin API.
-#[derive(Debug, Clone)]
-pub struct MaintenanceSpec {
-    pub name: String,
-    pub components: Vec<String>,
-    pub starts_us: i64,
-    pub ends_us: i64,
-    pub message: String,
-}
-
-/// The alerter the status page tells about maintenance, so that it holds pages.
-#[derive(Debug, Clone)]
-pub struct AlerterLink {
-    pub url: Url,
-    pub token: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -75,13 +47,8 @@ pub struct StatusPageSettings {
     /// Internal region name and its public name, in display order; regions not listed are never
     /// shown.
     pub regions: Vec<(String, String)>,
-    /// The availability promised, e.g. 0.9999.
-    pub target: f64,
-    pub maintenance_sla: MaintenanceSla,
-    pub maintenance: Vec<MaintenanceSpec>,
-    /// The SQLite file for incidents and maintenance; in memory when `None`.
+    /// The SQLite file for incidents; in memory when `None`.
     pub store: Option<PathBuf>,
-    pub alerter: Option<AlerterLink>,
     pub reports: Option<ReportSettings>,
     /// How often figures (bars, latency, uptime) are read again; the live state is followed
     /// as it changes.
@@ -102,11 +69,7 @@ impl StatusPageSettings {
             admin_token,
             groups: Vec::new(),
             regions: Vec::new(),
-            target: 0.9999,
-            maintenance_sla: MaintenanceSla::default(),
-            maintenance: Vec::new(),
             store: None,
-            alerter: None,
             reports: None,
             refresh_every: Duration::from_secs(15),
             history_page_size: 20,
@@ -120,6 +83,17 @@ impl StatusPageSettings {
 
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components().find(|c| c.id == id)
+    }
+
+    /// The collector's checks behind the components, each once, in the page's order.
+    pub fn checks(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.components() {
+            if !out.contains(&c.check) {
+                out.push(c.check.clone());
+            }
+        }
+        out
     }
 
     pub fn public_region(&self, internal: &str) -> Option<&str> {

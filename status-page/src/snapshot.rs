@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::collector::{CheckLive, CollectorClient, CollectorError, Day, Figures, States};
+use lookout_api::client::{ClientError, CollectorClient, Select, Window};
+use lookout_model::read::{CheckLive, DailyList, FiguresList, States};
+
 use crate::model::{Incident, Maintenance};
 use crate::settings::{ComponentSpec, StatusPageSettings};
-use crate::sla::{self, Seconds};
 use crate::status::{self, ComponentStatus, Overall};
 
 pub const DAYS: u32 = 90;
@@ -18,6 +19,7 @@ const DAY_US: i64 = 86_400_000_000;
 pub struct DayBar {
     /// `YYYY-MM-DD` (UTC).
     pub date: String,
+    pub from_us: i64,
     pub availability: Option<f64>,
     pub down_seconds: f64,
     pub no_data_seconds: f64,
@@ -35,14 +37,31 @@ pub struct RegionLatency {
     pub count: u64,
 }
 
+/// The 90 days' figures of a component, by its check's SLO: what the page's uptime and
+/// `/api/v2/uptime.json` show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Uptime {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub availability: Option<f64>,
+    pub target: f64,
+    pub down_seconds: f64,
+    pub no_data_seconds: f64,
+    pub maintenance_seconds: f64,
+    /// Whether maintenance counts in this component's availability (its SLO says).
+    pub maintenance_counted: bool,
+    pub error_budget_seconds: f64,
+    pub error_budget_remaining_seconds: f64,
+}
+
 /// One component's figures as read from the collector.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ComponentFigures {
     pub days: Vec<DayBar>,
-    pub uptime: Option<f64>,
-    pub down_seconds: f64,
-    pub maintenance_seconds: f64,
+    pub uptime: Option<Uptime>,
     pub latency: Vec<RegionLatency>,
+    /// The check's latency objective, from its SLO; `None` before the collector answered.
+    pub objective_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,7 +74,6 @@ pub struct ComponentView {
     pub status: ComponentStatus,
     pub note: String,
     pub no_data: bool,
-    pub objective_ms: f64,
     pub figures: ComponentFigures,
 }
 
@@ -87,156 +105,136 @@ impl Snapshot {
     }
 }
 
-/// Reads one component's bars, uptime and latency.
-pub async fn figures(
+/// What one refresh reads of the collector's figures: three requests, whatever the number of
+/// components.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    pub daily: DailyList,
+    /// The 90 days of the bars, from the first one's midnight to now.
+    pub uptime: FiguresList,
+    /// The latency window, each region's latency.
+    pub latency: FiguresList,
+}
+
+/// The first instant of the oldest of the 90 bars.
+pub fn bars_from(now_us: i64) -> i64 {
+    now_us - now_us.rem_euclid(DAY_US) - (i64::from(DAYS) - 1) * DAY_US
+}
+
+/// Reads the figures of every component's check.
+pub async fn read(
     client: &CollectorClient,
     settings: &StatusPageSettings,
-    c: &ComponentSpec,
-    maintenances: &[Maintenance],
-    incidents: &[Incident],
     now_us: i64,
-) -> Result<ComponentFigures, CollectorError> {
-    let days: Vec<Day> = client.daily(&c.check, DAYS).await?;
-    let mut bars = Vec::with_capacity(days.len());
-    for d in days {
-        let start = day_start(&d.date).unwrap_or(now_us);
-        let end = (start + DAY_US).min(now_us);
-        let adjusted = adjusted(
-            client,
-            settings,
-            c,
-            maintenances,
-            Measured {
-                from: start,
-                to: end,
-                whole: Seconds {
-                    window: ((end - start) as f64 / 1e6).max(0.0),
-                    down: d.down_seconds,
-                    no_data: d.no_data_seconds,
+) -> Result<Reads, ClientError> {
+    let checks = settings.checks();
+    if checks.is_empty() {
+        return Ok(Reads::default());
+    }
+    let latency_from = now_us - i64::try_from(settings.latency_window.as_micros()).unwrap_or(0);
+    let daily = client.daily_all(DAYS, Some(&checks)).await?;
+    let all = Select {
+        checks: Some(checks),
+        by_region: false,
+    };
+    let per_region = Select {
+        by_region: true,
+        ..all.clone()
+    };
+    Ok(Reads {
+        daily,
+        uptime: client
+            .figures_all(
+                Window::Range {
+                    from_us: bars_from(now_us),
+                    to_us: now_us,
                 },
-                availability: d.availability,
-            },
-        )
-        .await?;
-        bars.push(DayBar {
+                &all,
+            )
+            .await?,
+        latency: client
+            .figures_all(
+                Window::Range {
+                    from_us: latency_from,
+                    to_us: now_us,
+                },
+                &per_region,
+            )
+            .await?,
+    })
+}
+
+/// One component's bars, uptime and latency from what was read; the SLA math is the
+/// collector's, by the check's SLO.
+pub fn figures(
+    reads: &Reads,
+    settings: &StatusPageSettings,
+    c: &ComponentSpec,
+    incidents: &[Incident],
+) -> ComponentFigures {
+    let days = reads
+        .daily
+        .checks
+        .iter()
+        .find(|d| d.check == c.check)
+        .map(|d| d.days.as_slice())
+        .unwrap_or_default();
+    let bars = days
+        .iter()
+        .map(|d| DayBar {
             incidents: incidents
                 .iter()
                 .filter(|i| i.components.contains(&c.id))
                 .filter(|i| {
-                    i.started_us < start + DAY_US && i.resolved_us.is_none_or(|r| r >= start)
+                    i.started_us < d.from_us + DAY_US
+                        && i.resolved_us.is_none_or(|r| r >= d.from_us)
                 })
                 .map(|i| (i.id, i.name.clone()))
                 .collect(),
-            date: d.date,
-            availability: adjusted.availability,
-            down_seconds: adjusted.down,
-            no_data_seconds: adjusted.no_data,
-            maintenance_seconds: adjusted.maintenance,
-        });
-    }
-    // The 90 days' uptime: the same days as the bars, from the first one's midnight.
-    let from = bars
-        .first()
-        .and_then(|b| day_start(&b.date))
-        .unwrap_or(now_us - i64::from(DAYS) * DAY_US);
-    let whole = client.figures(&c.check, from, now_us, None).await?;
-    let (uptime, down, maintenance) = match whole {
-        Some(f) => {
-            let a = adjusted(
-                client,
-                settings,
-                c,
-                maintenances,
-                Measured {
-                    from,
-                    to: now_us,
-                    whole: seconds(&f),
-                    availability: f.availability,
-                },
-            )
-            .await?;
-            (a.availability, a.down, a.maintenance)
-        }
-        None => (None, 0.0, 0.0),
-    };
+            date: d.date.clone(),
+            from_us: d.from_us,
+            availability: d.availability,
+            down_seconds: d.down_seconds,
+            no_data_seconds: d.no_data_seconds,
+            maintenance_seconds: d.maintenance_seconds,
+        })
+        .collect();
+    let uptime = reads.uptime.check(&c.check).map(|f| Uptime {
+        from_us: f.from_us,
+        to_us: f.to_us,
+        availability: f.availability,
+        target: f.target,
+        down_seconds: f.down_seconds,
+        no_data_seconds: f.no_data_seconds,
+        maintenance_seconds: f.maintenance_seconds,
+        maintenance_counted: f.slo.maintenance_in_sla(),
+        error_budget_seconds: f.error_budget_seconds,
+        error_budget_remaining_seconds: f.error_budget_remaining_seconds,
+    });
     let mut latency = Vec::new();
-    let latency_from = now_us - i64::try_from(settings.latency_window.as_micros()).unwrap_or(0);
-    for (internal, public) in &settings.regions {
-        if let Some(f) = client
-            .figures(&c.check, latency_from, now_us, Some(internal))
-            .await?
-        {
-            latency.push(RegionLatency {
-                region: public.clone(),
-                p95_ms: f.latency.p95_ms,
-                share_under_objective: f.latency.share_under_objective,
-                count: f.latency.count,
-            });
+    if let Some(f) = reads.latency.check(&c.check) {
+        for (internal, public) in &settings.regions {
+            if let Some(l) = f.latency_by_region.get(internal) {
+                latency.push(RegionLatency {
+                    region: public.clone(),
+                    p95_ms: l.p95_ms,
+                    share_under_objective: l.share_under_objective,
+                    count: l.count,
+                });
+            }
         }
     }
-    Ok(ComponentFigures {
+    let slo = reads
+        .uptime
+        .check(&c.check)
+        .or_else(|| reads.latency.check(&c.check))
+        .map(|f| f.slo);
+    ComponentFigures {
         days: bars,
         uptime,
-        down_seconds: down,
-        maintenance_seconds: maintenance,
         latency,
-    })
-}
-
-pub fn seconds(f: &Figures) -> Seconds {
-    Seconds {
-        window: f.window_seconds,
-        down: f.down_seconds,
-        no_data: f.no_data_seconds,
+        objective_ms: slo.map(|s| s.latency_objective().as_secs_f64() * 1e3),
     }
-}
-
-/// A window and the collector's figures for it.
-#[derive(Debug, Clone, Copy)]
-pub struct Measured {
-    pub from: i64,
-    pub to: i64,
-    pub whole: Seconds,
-    pub availability: Option<f64>,
-}
-
-/// The window's figures with this component's maintenance taken out as the contract says.
-pub async fn adjusted(
-    client: &CollectorClient,
-    settings: &StatusPageSettings,
-    c: &ComponentSpec,
-    maintenances: &[Maintenance],
-    window: Measured,
-) -> Result<sla::Adjusted, CollectorError> {
-    let Measured {
-        from,
-        to,
-        whole,
-        availability,
-    } = window;
-    let spans = sla::spans(maintenances, &c.id, from, to);
-    if spans.is_empty() {
-        return Ok(sla::Adjusted {
-            availability,
-            down: whole.down,
-            no_data: whole.no_data,
-            maintenance: 0.0,
-        });
-    }
-    let mut inside = Vec::new();
-    for (a, b) in spans {
-        if let Some(f) = client.figures(&c.check, a, b, None).await? {
-            inside.push(seconds(&f));
-        }
-    }
-    Ok(sla::adjust(whole, &inside, settings.maintenance_sla))
-}
-
-pub fn day_start(date: &str) -> Option<i64> {
-    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .ok()?
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_micros())
 }
 
 /// How current the data is, as the page says.
@@ -277,15 +275,17 @@ pub fn assemble(
                 .map(|c| {
                     position += 1;
                     let f = figures.get(&c.id).cloned().unwrap_or_default();
-                    let objective_ms = c.objective.as_secs_f64() * 1000.0;
                     let slow: Vec<String> = f
                         .latency
                         .iter()
-                        .filter(|l| l.p95_ms.is_some_and(|p| p > objective_ms))
+                        .filter(|l| {
+                            l.p95_ms
+                                .zip(f.objective_ms)
+                                .is_some_and(|(p, objective)| p > objective)
+                        })
                         .map(|l| l.region.clone())
                         .collect();
-                    let live: Option<&CheckLive> =
-                        states.and_then(|s| s.checks.iter().find(|l| l.check == c.check));
+                    let live: Option<&CheckLive> = states.and_then(|s| s.check(&c.check));
                     let mut a = status::assess(live, &public, &slow);
                     if maintenances.iter().any(|m| m.covers(&c.id, now_us)) {
                         a.status = ComponentStatus::UnderMaintenance;
@@ -300,7 +300,6 @@ pub fn assemble(
                         status: a.status,
                         note: a.note,
                         no_data: a.no_data,
-                        objective_ms,
                         figures: f,
                     }
                 })

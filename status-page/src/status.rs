@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::collector::CheckLive;
+use lookout_model::read::{CheckLive, LiveState, RegionState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,10 +74,14 @@ pub fn assess(
     let failing: Vec<&str> = live
         .regions
         .iter()
-        .filter(|r| r.state == "failing")
+        .filter(|r| r.state == RegionState::Failing)
         .map(|r| r.region.as_str())
         .collect();
-    let reporting = live.regions.iter().filter(|r| r.state != "silent").count();
+    let reporting = live
+        .regions
+        .iter()
+        .filter(|r| r.state != RegionState::Silent)
+        .count();
     let names = |regions: &[&str]| {
         let named: Vec<String> = regions.iter().filter_map(|r| public(r)).collect();
         if named.is_empty() {
@@ -86,13 +90,14 @@ pub fn assess(
             crate::text::and_list(&named)
         }
     };
-    match live.state.as_str() {
-        "down" if failing.len() >= reporting => Assessed {
+    let no_data = live.state == LiveState::NoData;
+    match live.state {
+        LiveState::Down if failing.len() >= reporting => Assessed {
             status: ComponentStatus::MajorOutage,
             note: "Failing from every region".into(),
             no_data: false,
         },
-        "down" => Assessed {
+        LiveState::Down => Assessed {
             status: ComponentStatus::PartialOutage,
             note: format!("Unavailable from {}", names(&failing)),
             no_data: false,
@@ -100,7 +105,7 @@ pub fn assess(
         _ if !failing.is_empty() => Assessed {
             status: ComponentStatus::DegradedPerformance,
             note: format!("Degraded in {}", names(&failing)),
-            no_data: live.state == "no_data",
+            no_data,
         },
         _ if !slow_regions.is_empty() => Assessed {
             status: ComponentStatus::DegradedPerformance,
@@ -108,9 +113,9 @@ pub fn assess(
                 "Slower than usual in {}",
                 crate::text::and_list(slow_regions)
             ),
-            no_data: live.state == "no_data",
+            no_data,
         },
-        "no_data" => Assessed {
+        LiveState::NoData => Assessed {
             status: ComponentStatus::Operational,
             note: "Monitoring data delayed".into(),
             no_data: true,
@@ -154,19 +159,28 @@ pub fn overall(statuses: impl IntoIterator<Item = ComponentStatus>) -> Overall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::RegionLive;
+    use lookout_model::read::RegionLive;
+
+    /// States as the collector writes them.
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> T {
+        serde_json::from_value(serde_json::Value::String(s.into())).unwrap()
+    }
 
     fn live(state: &str, regions: &[(&str, &str)]) -> CheckLive {
         CheckLive {
             check: "search".into(),
-            state: state.into(),
+            state: parse(state),
             since_us: None,
+            quorum: 2,
             regions: regions
                 .iter()
                 .map(|(r, s)| RegionLive {
                     region: (*r).into(),
-                    state: (*s).into(),
+                    state: parse(s),
                     since_us: None,
+                    last_result_us: None,
+                    reason: None,
+                    kind: None,
                 })
                 .collect(),
         }

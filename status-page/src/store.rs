@@ -1,4 +1,5 @@
-//! Incidents, their updates, the down intervals they came from, and maintenance, in SQLite.
+//! Incidents, their updates and the down intervals they came from, in SQLite. (Maintenance
+//! is the collector's; a `maintenances` table left by an older version is not read.)
 //! Small and rarely written, so one connection behind a mutex; every write is one transaction.
 
 use std::path::Path;
@@ -6,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::{Impact, Incident, IncidentStatus, Maintenance, Update};
+use crate::model::{Impact, Incident, IncidentStatus, Update};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,17 +55,6 @@ CREATE TABLE IF NOT EXISTS sources (
     end_us INTEGER,
     incident_id INTEGER NOT NULL,
     PRIMARY KEY (check_name, start_us)
-);
-CREATE TABLE IF NOT EXISTS maintenances (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    components TEXT NOT NULL,
-    starts_us INTEGER NOT NULL,
-    ends_us INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    created_us INTEGER NOT NULL,
-    from_config INTEGER NOT NULL,
-    silence_id TEXT
 );
 CREATE TABLE IF NOT EXISTS reports_sent (
     month TEXT PRIMARY KEY,
@@ -340,66 +330,6 @@ impl Store {
         Ok(self
             .conn()
             .query_row("SELECT MAX(start_us) FROM sources", [], |r| r.get(0))?)
-    }
-
-    pub fn maintenances(&self) -> Result<Vec<Maintenance>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, name, components, starts_us, ends_us, message, created_us, from_config,
-                    silence_id
-             FROM maintenances ORDER BY starts_us, id",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                let components: String = r.get(2)?;
-                Ok(Maintenance {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    components: serde_json::from_str(&components).unwrap_or_default(),
-                    starts_us: r.get(3)?,
-                    ends_us: r.get(4)?,
-                    message: r.get(5)?,
-                    created_us: r.get(6)?,
-                    from_config: r.get(7)?,
-                    silence_id: r.get(8)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    pub fn create_maintenance(&self, m: &Maintenance) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO maintenances
-                (name, components, starts_us, ends_us, message, created_us, from_config)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                m.name,
-                serde_json::to_string(&m.components).unwrap_or_else(|_| "[]".into()),
-                m.starts_us,
-                m.ends_us,
-                m.message,
-                m.created_us,
-                m.from_config
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
-    }
-
-    pub fn delete_maintenance(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM maintenances WHERE id = ?1", [id])?
-            > 0)
-    }
-
-    pub fn set_silence(&self, id: i64, silence_id: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE maintenances SET silence_id = ?2 WHERE id = ?1",
-            params![id, silence_id],
-        )?;
-        Ok(())
     }
 
     pub fn report_sent(&self, month: &str) -> Result<bool, StoreError> {

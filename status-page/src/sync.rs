@@ -2,11 +2,11 @@
 //! several components down at once is one incident naming them all; its updates carry the
 //! times the collector measured, not when the page noticed.
 
-use crate::collector::DownInterval;
 use crate::model::{Impact, Incident, IncidentStatus};
 use crate::settings::{ComponentSpec, StatusPageSettings};
 use crate::store::{Store, StoreError};
 use crate::text;
+use lookout_model::read::Incident as DownInterval;
 
 /// Intervals this close to an incident's own count as the same outage.
 const SAME_OUTAGE_US: i64 = 120 * 1_000_000;
@@ -279,7 +279,6 @@ fn region_list<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn component(id: &str, name: &str) -> ComponentSpec {
         ComponentSpec {
@@ -287,7 +286,6 @@ mod tests {
             name: name.into(),
             description: String::new(),
             check: format!("check-{id}"),
-            objective: Duration::from_millis(800),
         }
     }
 
@@ -295,7 +293,10 @@ mod tests {
         DownInterval {
             start_us: start_s * 1_000_000,
             end_us: end_s.map(|e| e * 1_000_000),
+            down_seconds: end_s.map_or(0.0, |e| (e - start_s) as f64),
             regions: vec!["eu-west".into(), "secret-dc".into()],
+            first_failure: None,
+            exact: true,
         }
     }
 

@@ -482,7 +482,6 @@ async fn start_page(collector_url: String) -> anyhow::Result<StatusPage> {
             name: name.into(),
             description: description.into(),
             check: check.into(),
-            objective: Duration::from_millis(500),
         };
         match groups.iter_mut().find(|g| g.name == group) {
             Some(g) => g.components.push(component),

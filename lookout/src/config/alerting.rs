@@ -1,6 +1,6 @@
 //! `alerting:` in the config: the alerter's listener and token, its notifiers (channels, with
 //! their secrets), checks with their subscriptions, subscriptions for the generated checks,
-//! maintenance windows, and the generated checks' settings. Every notifier is built and every
+//! and the generated checks' settings (their objectives are the collector's SLOs). Every notifier is built and every
 //! target parsed here, so `lookout check-config` finds what the alerter would refuse.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,6 @@ use lookout_alerting::notify::{
     self, AlertmanagerConfig, EmailConfig, NotifierConfig, PagerDutyConfig, SlackConfig, SmtpTls,
     WebhookConfig,
 };
-use lookout_alerting::problem::Silence;
 use lookout_alerting::spec::{CheckSpec, SubscriptionSpec};
 use lookout_alerting::subscription::Subscription;
 use lookout_alerting::target::Percentile;
@@ -43,7 +42,8 @@ pub struct RawAlerting {
     pub subscribe: Vec<Spanned<SubscriptionSpec>>,
     pub notifiers: BTreeMap<String, Spanned<RawNotifier>>,
     pub checks: Vec<Spanned<CheckSpec>>,
-    pub maintenance: Vec<Spanned<RawMaintenance>>,
+    /// Moved to the top-level `maintenance:`; kept to say so.
+    pub maintenance: Option<Spanned<serde::de::IgnoredAny>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +76,7 @@ pub struct RawGenerate {
     pub latency_percentile: Option<Spanned<String>>,
     pub latency_window: Option<Spanned<Dur>>,
     pub latency_error_factor: Option<Spanned<f64>>,
+    /// Moved to `slo.window`; kept to say so.
     pub slo_window: Option<Spanned<Dur>>,
     pub min_bad_minutes: Option<Spanned<u32>>,
     pub regional_after: Option<Spanned<Dur>>,
@@ -91,17 +92,6 @@ pub struct RawBurn {
     pub budget: String,
     /// `page` or `ticket`.
     pub severity: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMaintenance {
-    #[serde(default)]
-    pub matchers: Vec<String>,
-    pub starts: String,
-    pub ends: String,
-    #[serde(default)]
-    pub comment: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +150,6 @@ pub struct AlertingConfig {
     /// Checks from the config, with their subscriptions.
     pub checks: Vec<Check>,
     pub subscriptions: Vec<Subscription>,
-    pub maintenance: Vec<Silence>,
 }
 
 impl std::fmt::Debug for AlertingConfig {
@@ -274,12 +263,6 @@ fn share(s: &str) -> Option<f64> {
         None => s.trim().parse::<f64>().ok()?,
     };
     (v > 0.0 && v <= 1.0).then_some(v)
-}
-
-fn time_us(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp_micros())
 }
 
 /// `known` are the names of the config's probe checks, which targets may name.
@@ -456,31 +439,12 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         }
     }
 
-    let mut maintenance = Vec::new();
-    for (i, m) in raw.maintenance.iter().enumerate() {
-        let path = format!("alerting.maintenance[{i}]");
-        let (Some(starts), Some(ends)) = (time_us(&m.value.starts), time_us(&m.value.ends)) else {
-            report(
-                m.loc(),
-                &path,
-                "`starts` and `ends` must be RFC 3339 times, e.g. 2026-12-01T02:00:00Z".into(),
-            );
-            continue;
-        };
-        if ends <= starts {
-            report(m.loc(), &path, "ends before it starts".into());
-            continue;
-        }
-        maintenance.push(Silence {
-            id: format!("config-maintenance-{i}"),
-            matchers: m.value.matchers.clone(),
-            starts_us: starts,
-            ends_us: ends,
-            created_by: "config".into(),
-            comment: m.value.comment.clone(),
-            kind: "maintenance".into(),
-        });
-    }
+    super::slo::moved(
+        &raw.maintenance,
+        "alerting.maintenance",
+        super::slo::MAINTENANCE_MOVED,
+        report,
+    );
 
     AlertingConfig {
         enabled: raw.enabled.unwrap_or(true),
@@ -501,12 +465,17 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         notifiers,
         checks,
         subscriptions,
-        maintenance,
     }
 }
 
 fn validate_generate(g: RawGenerate, report: &mut Report) -> GenerateSettings {
     use super::checks::duration_in;
+    super::slo::moved(
+        &g.slo_window,
+        "alerting.generate.slo_window",
+        "the SLO window is each check's SLO: write `slo: { window: 90d }` at the top level (every check) or in a check",
+        report,
+    );
     let d = GenerateSettings::default();
     let s = Duration::from_secs;
     let latency_percentile = match &g.latency_percentile {
@@ -592,14 +561,6 @@ fn validate_generate(g: RawGenerate, report: &mut Report) -> GenerateSettings {
             s(86_400),
         ),
         latency_error_factor,
-        slo_window: duration_in(
-            report,
-            &g.slo_window,
-            "alerting.generate.slo_window",
-            d.slo_window,
-            s(86_400),
-            s(400 * 86_400),
-        ),
         burn_alerts,
         min_bad_minutes: g.min_bad_minutes.map_or(d.min_bad_minutes, |m| m.value),
         regional_after: duration_in(

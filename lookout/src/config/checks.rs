@@ -109,15 +109,18 @@ pub(super) fn duration_in(
     }
 }
 
+/// The checks, and each one's SLO (`defaults` with the check's own parts over them).
 pub fn validate_checks(
     raw: Vec<Spanned<RawCheck>>,
     regions: &[String],
     variables: &BTreeMap<String, String>,
+    defaults: lookout_model::slo::Slo,
     base_dir: &Path,
     report: &mut Report,
-) -> Vec<Arc<Check>> {
+) -> (Vec<Arc<Check>>, BTreeMap<String, lookout_model::slo::Slo>) {
     let mut names = HashSet::new();
     let mut out = Vec::new();
+    let mut slos = BTreeMap::new();
     for (ci, spanned) in raw.into_iter().enumerate() {
         let loc = spanned.loc();
         let c = spanned.value;
@@ -191,14 +194,14 @@ pub fn validate_checks(
                 ),
             );
         }
-        let latency_objective = duration_in(
-            report,
+        super::slo::moved(
             &c.latency_objective,
             &format!("{at}.latency_objective"),
-            check::DEFAULT_OBJECTIVE,
-            Duration::from_millis(1),
-            Duration::from_secs(120),
+            "the latency objective is part of the check's SLO: write `slo: { latency_objective: 800ms }` in the check (or at the top level for every check)",
+            report,
         );
+        let slo = super::slo::validate_slo(c.slo, defaults, &format!("{at}.slo"), report);
+        slos.insert(c.name.value.clone(), slo);
         let mut check_regions = Vec::new();
         if let Some(list) = &c.regions {
             for (i, r) in list.value.iter().enumerate() {
@@ -274,7 +277,6 @@ pub fn validate_checks(
             description: c.description,
             schedule,
             timeout,
-            latency_objective,
             regions: check_regions,
             reuse_connections: c.reuse_connections,
             max_body,
@@ -283,7 +285,7 @@ pub fn validate_checks(
             steps,
         }));
     }
-    out
+    (out, slos)
 }
 
 fn template(

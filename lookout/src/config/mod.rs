@@ -7,6 +7,7 @@ mod checks;
 mod interpolate;
 mod raw;
 pub mod replacer;
+pub mod slo;
 pub mod status_page;
 
 use std::collections::{BTreeMap, HashSet};
@@ -103,6 +104,8 @@ pub struct CollectorConfig {
     pub influxdb: Option<lookout_collector::sink::InfluxConfig>,
     /// How long raw results are kept; results older than this are refused.
     pub raw_retention: Duration,
+    /// The config's maintenance windows, for the collector.
+    pub maintenance: Vec<lookout_collector::MaintenanceSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +129,8 @@ pub struct Config {
     pub probes: ProbesConfig,
     pub variables: BTreeMap<String, String>,
     pub checks: Vec<std::sync::Arc<lookout_probes::check::Check>>,
+    /// Each check's SLO, by name: the collector's to serve.
+    pub slos: BTreeMap<String, lookout_model::slo::Slo>,
     /// `None` when the config has no `alerting:` section.
     pub alerting: Option<alerting::AlertingConfig>,
     /// `None` when the config has no `status_page:` section.
@@ -561,7 +566,20 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     };
     let regions = checks::validate_regions(raw.probes.regions, report);
     let variables = checks::validate_variables(&raw.variables, report);
-    let checks = checks::validate_checks(raw.checks, &regions, &variables, base_dir, report);
+    let slo_defaults =
+        slo::validate_slo(raw.slo, lookout_model::slo::Slo::default(), "slo", report);
+    let (checks, slos) = checks::validate_checks(
+        raw.checks,
+        &regions,
+        &variables,
+        slo_defaults,
+        base_dir,
+        report,
+    );
+    let maintenance = {
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        slo::validate_maintenance(raw.maintenance, &names, report)
+    };
     let ms = Duration::from_millis;
     let flush_interval = match &raw.probes.flush_interval {
         Some(d) => {
@@ -692,6 +710,7 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
             token,
             influxdb,
             raw_retention,
+            maintenance,
         },
         probes: ProbesConfig {
             regions,
@@ -703,6 +722,7 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         },
         variables,
         checks,
+        slos,
         platform: PlatformConfig {
             seed: p.seed.unwrap_or(42),
             artists,

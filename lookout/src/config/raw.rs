@@ -87,7 +87,11 @@ pub struct RawConfig {
     pub collector: RawCollector,
     pub probes: RawProbes,
     pub variables: std::collections::BTreeMap<String, Spanned<String>>,
+    /// The SLO of every check, unless a check gives its own parts.
+    pub slo: Option<Spanned<super::slo::RawSlo>>,
     pub checks: Vec<Spanned<RawCheck>>,
+    /// Scheduled maintenance windows (the collector's; more come through its API).
+    pub maintenance: Vec<Spanned<super::slo::RawMaintenance>>,
     /// The alerter: runs in `lookout up` when this section is there.
     pub alerting: Option<super::alerting::RawAlerting>,
     /// The public status page: runs in `lookout up` when this section is there.
@@ -141,6 +145,9 @@ pub struct RawCheck {
     pub interval: Option<Spanned<Dur>>,
     pub cron: Option<Spanned<String>>,
     pub timeout: Option<Spanned<Dur>>,
+    /// The check's own SLO parts, over the top-level `slo:`.
+    pub slo: Option<Spanned<super::slo::RawSlo>>,
+    /// Moved into `slo:`; kept to say so.
     pub latency_objective: Option<Spanned<Dur>>,
     pub regions: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]

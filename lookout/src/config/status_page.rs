@@ -1,6 +1,6 @@
 //! `status_page:` in the config: what partners see (components under names they understand,
-//! grouped; public region names), the admin token, scheduled maintenance and how it counts,
-//! and the monthly report's schedule and mail settings.
+//! grouped; public region names), the admin token, and the monthly report's schedule and mail
+//! settings. Targets and maintenance are the collector's (`slo:`, `maintenance:`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,9 +9,7 @@ use std::time::Duration;
 use lookout_alerting::notify::NotifierConfig;
 use lookout_model::secret::Secret;
 use lookout_probes::check::Check;
-use lookout_status_page::settings::{
-    ComponentSpec, GroupSpec, MaintenanceSla, MaintenanceSpec, slug,
-};
+use lookout_status_page::settings::{ComponentSpec, GroupSpec, slug};
 use serde::Deserialize;
 
 use super::Report;
@@ -29,14 +27,15 @@ pub struct RawStatusPage {
     pub public_url: Option<Spanned<String>>,
     /// Guards the admin API; the collector's token when not given.
     pub admin_token: Option<Spanned<Secret>>,
-    /// The availability promised: `99.99%` or 0.9999.
-    pub target: Option<Spanned<String>>,
+    /// Moved to `slo.availability_target`; kept to say so.
+    pub target: Option<Spanned<serde::de::IgnoredAny>>,
     /// Internal region -> public name. Regions not listed are never shown.
     pub regions: Option<Spanned<BTreeMap<String, String>>>,
     pub groups: Vec<Spanned<RawGroup>>,
-    /// `excluded` (default): maintenance minutes are left out of availability; `counted`.
-    pub maintenance_in_sla: Option<Spanned<String>>,
-    pub maintenance: Vec<Spanned<RawMaintenance>>,
+    /// Moved to `slo.maintenance_in_sla`; kept to say so.
+    pub maintenance_in_sla: Option<Spanned<serde::de::IgnoredAny>>,
+    /// Moved to the top-level `maintenance:`; kept to say so.
+    pub maintenance: Option<Spanned<serde::de::IgnoredAny>>,
     pub refresh_every: Option<Spanned<Dur>>,
     pub latency_window: Option<Spanned<Dur>>,
     pub history_page_size: Option<Spanned<usize>>,
@@ -61,17 +60,6 @@ pub struct RawComponent {
     /// The public id; from the name when not given.
     #[serde(default)]
     pub id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMaintenance {
-    pub name: String,
-    pub components: Vec<String>,
-    pub starts: String,
-    pub ends: String,
-    #[serde(default)]
-    pub message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,30 +92,12 @@ pub struct StatusPageConfig {
     pub title: String,
     pub public_url: Option<url::Url>,
     pub admin_token: Secret,
-    pub target: f64,
     pub regions: Vec<(String, String)>,
     pub groups: Vec<GroupSpec>,
-    pub maintenance_sla: MaintenanceSla,
-    pub maintenance: Vec<MaintenanceSpec>,
     pub refresh_every: Duration,
     pub latency_window: Duration,
     pub history_page_size: usize,
     pub reports: Option<lookout_status_page::settings::ReportSettings>,
-}
-
-fn parse_target(v: &str) -> Option<f64> {
-    let t = v.trim();
-    let f = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (f > 0.0 && f < 1.0).then_some(f)
-}
-
-fn time(v: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.trim())
-        .ok()
-        .map(|t| t.timestamp_micros())
 }
 
 pub fn validate(
@@ -166,20 +136,24 @@ pub fn validate(
         Some(t) => t.value,
         None => Secret::default(),
     };
-    let target = match &raw.target {
-        None => 0.9999,
-        Some(t) => parse_target(&t.value).unwrap_or_else(|| {
-            report(
-                t.loc(),
-                "status_page.target",
-                format!(
-                    "{:?} is not a share between 0 and 1 or a percentage such as 99.99%",
-                    t.value
-                ),
-            );
-            0.9999
-        }),
-    };
+    super::slo::moved(
+        &raw.target,
+        "status_page.target",
+        super::slo::TARGET_MOVED,
+        report,
+    );
+    super::slo::moved(
+        &raw.maintenance_in_sla,
+        "status_page.maintenance_in_sla",
+        "how maintenance counts is each check's SLO: write `slo: { maintenance_in_sla: false }` at the top level (every check) or in a check",
+        report,
+    );
+    super::slo::moved(
+        &raw.maintenance,
+        "status_page.maintenance",
+        super::slo::MAINTENANCE_MOVED,
+        report,
+    );
     // Public names: the given map in the probes' order; every region by its own name when
     // no map is given.
     let public_regions: Vec<(String, String)> = match &raw.regions {
@@ -225,7 +199,6 @@ pub fn validate(
                     name: c.name.clone(),
                     description: c.description.clone(),
                     check: c.name.clone(),
-                    objective: c.latency_objective,
                 })
                 .collect(),
         });
@@ -274,76 +247,12 @@ pub fn validate(
                 name: c.value.name.trim().to_owned(),
                 description: c.value.description.unwrap_or_default(),
                 check: check.name.clone(),
-                objective: check.latency_objective,
             });
         }
         groups.push(GroupSpec {
             id: slug(&g.value.name),
             name: g.value.name,
             components,
-        });
-    }
-    let all_ids: Vec<String> = groups
-        .iter()
-        .flat_map(|g| g.components.iter().map(|c| c.id.clone()))
-        .collect();
-    let maintenance_sla = match raw
-        .maintenance_in_sla
-        .as_ref()
-        .map(|m| (m.value.as_str(), m.loc()))
-    {
-        None | Some(("excluded", _)) => MaintenanceSla::Excluded,
-        Some(("counted", _)) => MaintenanceSla::Counted,
-        Some((other, loc)) => {
-            report(
-                loc,
-                "status_page.maintenance_in_sla",
-                format!("{other:?} is not one of excluded, counted"),
-            );
-            MaintenanceSla::Excluded
-        }
-    };
-    let mut maintenance = Vec::new();
-    for (i, m) in raw.maintenance.into_iter().enumerate() {
-        let path = format!("status_page.maintenance[{i}]");
-        let (starts, ends) = (time(&m.value.starts), time(&m.value.ends));
-        let (Some(starts_us), Some(ends_us)) = (starts, ends) else {
-            report(
-                m.loc(),
-                &path,
-                "`starts` and `ends` must be RFC 3339 times, e.g. 2026-12-01T02:00:00Z".into(),
-            );
-            continue;
-        };
-        if ends_us <= starts_us {
-            report(m.loc(), &path, "`ends` must be after `starts`".into());
-            continue;
-        }
-        for c in &m.value.components {
-            if !all_ids.contains(c) {
-                report(
-                    m.loc(),
-                    &format!("{path}.components"),
-                    format!(
-                        "{c:?} is not a component; the components are {}",
-                        all_ids.join(", ")
-                    ),
-                );
-            }
-        }
-        if m.value.components.is_empty() {
-            report(
-                m.loc(),
-                &format!("{path}.components"),
-                "must name at least one component".into(),
-            );
-        }
-        maintenance.push(MaintenanceSpec {
-            name: m.value.name,
-            components: m.value.components,
-            starts_us,
-            ends_us,
-            message: m.value.message,
         });
     }
     let s = Duration::from_secs;
@@ -428,11 +337,8 @@ pub fn validate(
         title: raw.title.unwrap_or_else(|| "Service status".into()),
         public_url,
         admin_token,
-        target,
         regions: public_regions,
         groups,
-        maintenance_sla,
-        maintenance,
         refresh_every,
         latency_window,
         history_page_size,

@@ -55,7 +55,6 @@ pub fn check(name: &str, steps: Vec<Step>) -> Check {
         description: String::new(),
         schedule: ScheduleSpec::Every(Duration::from_secs(10)),
         timeout: Duration::from_secs(2),
-        latency_objective: Duration::from_millis(800),
         regions: vec![],
         reuse_connections: false,
         max_body: 1 << 20,

@@ -41,17 +41,19 @@ pub fn status(templates: &Templates, c: &ComponentView) -> Result<String, Render
     render(templates, &c.name, &c.status.label().to_lowercase(), colour)
 }
 
-pub fn uptime(
-    templates: &Templates,
-    c: &ComponentView,
-    target: f64,
-) -> Result<String, RenderError> {
-    let (value, colour) = match c.figures.uptime {
-        Some(u) => (
+/// Green at or above the component's target, amber a little below it, red further.
+pub fn uptime(templates: &Templates, c: &ComponentView) -> Result<String, RenderError> {
+    let measured = c
+        .figures
+        .uptime
+        .as_ref()
+        .and_then(|u| u.availability.map(|a| (a, u.target)));
+    let (value, colour) = match measured {
+        Some((u, target)) => (
             crate::text::percent(u),
             if u >= target {
                 "#2da44e"
-            } else if u >= 0.999 {
+            } else if u >= 1.0 - 10.0 * (1.0 - target) {
                 "#bf8700"
             } else {
                 "#cf222e"

@@ -57,7 +57,6 @@ impl Templates {
         ctx.insert("active_incidents", &v.active_incidents());
         ctx.insert("maintenances", &v.maintenances());
         ctx.insert("groups", &v.groups());
-        ctx.insert("maintenance_rule", v.maintenance_rule());
         ctx.insert(
             "latency_window",
             &humantime::format_duration(v.settings.latency_window).to_string(),

@@ -144,7 +144,7 @@ pub fn site(
         );
         site.put(
             format!("/badge/{}/uptime.svg", c.id),
-            Page::new(badge::uptime(templates, c, settings.target)?, SVG),
+            Page::new(badge::uptime(templates, c)?, SVG),
         );
     }
     site.put("/static/status.css", Page::new(STYLESHEET, CSS));

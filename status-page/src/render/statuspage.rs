@@ -50,7 +50,7 @@ fn first_day(c: &ComponentView) -> Option<i64> {
         .days
         .iter()
         .find(|d| d.availability.is_some())
-        .and_then(|d| crate::snapshot::day_start(&d.date))
+        .map(|d| d.from_us)
 }
 
 fn components(v: &Views<'_>) -> Vec<Value> {
@@ -120,7 +120,8 @@ fn incident(v: &Views<'_>, i: &Incident) -> Value {
     })
 }
 
-fn maintenance(v: &Views<'_>, m: &Maintenance) -> Value {
+fn maintenance(v: &Views<'_>, shown: &Maintenance) -> Value {
+    let m = &shown.window;
     let status = m.status(v.snap.now_us);
     let id = format!("m{}", m.id);
     let update_status = match status {
@@ -153,10 +154,39 @@ fn maintenance(v: &Views<'_>, m: &Maintenance) -> Value {
             "custom_tweet": Value::Null,
             "tweet_id": Value::Null,
         }],
-        "components": affected(v, &m.components),
+        "components": affected(v, &shown.components),
         "scheduled_for": time(Some(m.starts_us)),
         "scheduled_until": time(Some(m.ends_us)),
     })
+}
+
+/// Not Statuspage's: each component's 90 days by its SLO, the figures behind the page's uptime
+/// (availability, downtime, maintenance, the error budget), for partners who check the SLA.
+fn uptime(v: &Views<'_>) -> Value {
+    let components: Vec<Value> = v
+        .snap
+        .components()
+        .map(|c| match &c.figures.uptime {
+            Some(u) => json!({
+                "id": c.id,
+                "name": c.name,
+                "from": time(Some(u.from_us)),
+                "to": time(Some(u.to_us)),
+                "from_us": u.from_us,
+                "to_us": u.to_us,
+                "availability": u.availability,
+                "target": u.target,
+                "downtime_seconds": u.down_seconds,
+                "no_data_seconds": u.no_data_seconds,
+                "maintenance_seconds": u.maintenance_seconds,
+                "maintenance_counted": u.maintenance_counted,
+                "error_budget_seconds": u.error_budget_seconds,
+                "error_budget_remaining_seconds": u.error_budget_remaining_seconds,
+            }),
+            None => json!({"id": c.id, "name": c.name, "availability": Value::Null}),
+        })
+        .collect();
+    json!({"page": page(v), "components": components})
 }
 
 fn status(v: &Views<'_>) -> Value {
@@ -232,6 +262,7 @@ pub fn documents(v: &Views<'_>) -> Vec<(String, String)> {
             "scheduled-maintenances/upcoming.json",
             json!({"page": page(v), "scheduled_maintenances": with(MaintenanceStatus::Scheduled)}),
         ),
+        ("uptime.json", uptime(v)),
         (
             "scheduled-maintenances/active.json",
             json!({"page": page(v), "scheduled_maintenances": with(MaintenanceStatus::InProgress)}),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::model::{Incident, Maintenance, MaintenanceStatus};
-use crate::settings::{MaintenanceSla, StatusPageSettings};
+use crate::settings::StatusPageSettings;
 use crate::snapshot::{ComponentView, DAYS, Snapshot};
 use crate::text;
 
@@ -41,8 +41,12 @@ pub struct ComponentRow {
     pub note: String,
     pub bars: Vec<Bar>,
     pub uptime: String,
+    /// The check's SLO target, as a percentage; empty before the collector answered.
+    pub target: String,
     pub misses: bool,
     pub maintenance: String,
+    /// How this component's maintenance counts, as its SLO says.
+    pub maintenance_rule: &'static str,
     pub objective: String,
     pub latency: Vec<LatencyRow>,
 }
@@ -123,7 +127,6 @@ impl<'a> Views<'a> {
             ctx.insert("data_as_of", "never");
             ctx.insert("data_age", "no data yet");
         }
-        ctx.insert("target", &text::percent(self.settings.target));
         ctx
     }
 
@@ -185,7 +188,8 @@ impl<'a> Views<'a> {
     }
 
     fn component(&self, c: &ComponentView) -> ComponentRow {
-        let target = self.settings.target;
+        let uptime = c.figures.uptime.as_ref();
+        let availability = uptime.and_then(|u| u.availability);
         ComponentRow {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -195,18 +199,27 @@ impl<'a> Views<'a> {
             icon: c.status.icon(),
             note: c.note.clone(),
             bars: self.bars(c),
-            uptime: c
-                .figures
-                .uptime
+            uptime: availability
                 .map(text::percent)
                 .unwrap_or_else(|| "No data".into()),
-            misses: c.figures.uptime.is_some_and(|u| u < target),
-            maintenance: if c.figures.maintenance_seconds > 0.0 {
-                text::duration_words((c.figures.maintenance_seconds * 1e6) as i64)
-            } else {
-                String::new()
+            target: uptime.map(|u| text::percent(u.target)).unwrap_or_default(),
+            misses: uptime.is_some_and(|u| u.availability.is_some_and(|a| a < u.target)),
+            maintenance: match uptime {
+                Some(u) if u.maintenance_seconds > 0.0 => {
+                    text::duration_words((u.maintenance_seconds * 1e6) as i64)
+                }
+                _ => String::new(),
             },
-            objective: text::millis(c.objective_ms),
+            maintenance_rule: if uptime.is_some_and(|u| u.maintenance_counted) {
+                "(counted in uptime)"
+            } else {
+                "(left out of uptime)"
+            },
+            objective: c
+                .figures
+                .objective_ms
+                .map(text::millis)
+                .unwrap_or_else(|| "–".into()),
             latency: c
                 .figures
                 .latency
@@ -217,7 +230,10 @@ impl<'a> Views<'a> {
                         .p95_ms
                         .map(text::millis)
                         .unwrap_or_else(|| "no data".into()),
-                    over: l.p95_ms.is_some_and(|p| p > c.objective_ms),
+                    over: l
+                        .p95_ms
+                        .zip(c.figures.objective_ms)
+                        .is_some_and(|(p, o)| p > o),
                     share: l
                         .share_under_objective
                         .map(|s| format!("{:.1}%", s * 100.0))
@@ -228,7 +244,10 @@ impl<'a> Views<'a> {
     }
 
     /// Exactly 90 bars, today last; a day the collector has nothing for is a no-data bar.
+    /// A day at or above the component's target is `ok`; the other colours are levels of
+    /// trouble, the same for every component.
     fn bars(&self, c: &ComponentView) -> Vec<Bar> {
+        let target = c.figures.uptime.as_ref().map_or(1.0, |u| u.target);
         let today = self.snap.now_us - self.snap.now_us.rem_euclid(DAY_US);
         (0..i64::from(DAYS))
             .rev()
@@ -258,7 +277,7 @@ impl<'a> Views<'a> {
                 };
                 let class = if a >= 1.0 {
                     "up"
-                } else if a >= self.settings.target {
+                } else if a >= target {
                     "ok"
                 } else if a >= 0.999 {
                     "minor"
@@ -349,22 +368,19 @@ impl<'a> Views<'a> {
 
     fn maintenance(&self, m: &Maintenance) -> MaintenanceRow {
         MaintenanceRow {
-            name: m.name.clone(),
+            name: m.window.name.clone(),
             status_label: match m.status(self.snap.now_us) {
                 MaintenanceStatus::Scheduled => "Scheduled",
                 MaintenanceStatus::InProgress => "In progress",
                 MaintenanceStatus::Completed => "Completed",
             },
-            window: format!("{} to {}", text::clock(m.starts_us), text::clock(m.ends_us)),
+            window: format!(
+                "{} to {}",
+                text::clock(m.window.starts_us),
+                text::clock(m.window.ends_us)
+            ),
             components: self.names(&m.components),
-            message: m.message.clone(),
-        }
-    }
-
-    pub fn maintenance_rule(&self) -> &'static str {
-        match self.settings.maintenance_sla {
-            MaintenanceSla::Excluded => "(left out of uptime)",
-            MaintenanceSla::Counted => "(counted in uptime)",
+            message: m.window.message.clone(),
         }
     }
 }
