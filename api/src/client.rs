@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lookout_model::read::{
     DailyList, Events, Figures, FiguresList, Incidents, IncidentsList, Maintenance,
-    MaintenanceList, NewMaintenance, Slos, States,
+    MaintenanceList, NewMaintenance, Results, Slos, States,
 };
 use lookout_model::secret::Secret;
 use serde::de::DeserializeOwned;
@@ -302,6 +302,15 @@ impl CollectorClient {
         }
         self.get_some("down intervals", "api/v1/incidents", &query)
             .await
+    }
+
+    /// The last `limit` raw results (of `check` when given), oldest first.
+    pub async fn results(&self, check: Option<&str>, limit: usize) -> Result<Results, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(c) = check {
+            query.push(("check", c.to_owned()));
+        }
+        self.get_some("results", "api/v1/results", &query).await
     }
 
     /// Events that happened at or after `since_us`, oldest first.

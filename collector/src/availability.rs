@@ -57,6 +57,33 @@ pub struct AllQuery {
     by_region: Option<bool>,
 }
 
+/// An [`AllQuery`] checked: its window, and which checks.
+struct Selection {
+    from: i64,
+    to: i64,
+    checks: Option<String>,
+    by_region: bool,
+}
+
+impl AllQuery {
+    fn selection(self, now: i64) -> Result<Selection, ApiError> {
+        let (from, to) = window(
+            &WindowQuery {
+                window: self.window,
+                from_us: self.from_us,
+                to_us: self.to_us,
+            },
+            now,
+        )?;
+        Ok(Selection {
+            from,
+            to,
+            checks: self.checks,
+            by_region: self.by_region.unwrap_or(false),
+        })
+    }
+}
+
 pub(crate) fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
     let (from, to) = match (&q.window, q.from_us, q.to_us) {
         (Some(w), None, None) => {
@@ -216,16 +243,12 @@ pub async fn get_all(
     ApiQuery(q): ApiQuery<AllQuery>,
 ) -> ApiResult<ApiJson<FiguresList>> {
     let now = chrono::Utc::now().timestamp_micros();
-    let (from, to) = window(
-        &WindowQuery {
-            window: q.window,
-            from_us: q.from_us,
-            to_us: q.to_us,
-        },
-        now,
-    )?;
-    let by_region = q.by_region.unwrap_or(false);
-    let names = q.checks;
+    let Selection {
+        from,
+        to,
+        checks: names,
+        by_region,
+    } = q.selection(now)?;
     let mut checks = settled(&s, now, move |s| {
         let mut out = Vec::new();
         for (check, info) in selected(s, names.as_deref())? {
@@ -373,15 +396,12 @@ pub async fn get_incidents_all(
     ApiQuery(q): ApiQuery<AllQuery>,
 ) -> ApiResult<ApiJson<IncidentsList>> {
     let now = chrono::Utc::now().timestamp_micros();
-    let (from, to) = window(
-        &WindowQuery {
-            window: q.window,
-            from_us: q.from_us,
-            to_us: q.to_us,
-        },
-        now,
-    )?;
-    let names = q.checks;
+    let Selection {
+        from,
+        to,
+        checks: names,
+        ..
+    } = q.selection(now)?;
     let checks = settled(&s, now, move |s| {
         Ok::<_, ApiError>(
             selected(s, names.as_deref())?

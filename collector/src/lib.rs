@@ -389,15 +389,10 @@ struct ResultsQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct ResultsBody {
-    results: Vec<ProbeResult>,
-}
-
 async fn get_results(
     State(s): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<ResultsQuery>,
-) -> ApiResult<ApiJson<ResultsBody>> {
+) -> ApiResult<ApiJson<lookout_model::read::Results>> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=100_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -415,7 +410,7 @@ async fn get_results(
         .await
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(ApiJson(ResultsBody { results }))
+    Ok(ApiJson(lookout_model::read::Results { results }))
 }
 
 #[derive(Deserialize)]

@@ -122,20 +122,13 @@ impl Suite {
 
     /// `/metrics` samples of `check` over `window`, by metric name.
     async fn metrics(&self, check: &str, window: &str) -> std::collections::BTreeMap<String, f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.collector))
-            .send()
+        let labels = format!("{{check=\"{check}\",window=\"{window}\"}}");
+        common::samples(&self.http, &self.collector, "lookout_check_")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let labels = format!("{{check=\"{check}\",window=\"{window}\"}} ");
-        text.lines()
-            .filter_map(|l| {
-                let (name, value) = l.split_once(&labels)?;
-                Some((name.to_owned(), value.parse().ok()?))
+            .into_iter()
+            .filter_map(|(series, v)| {
+                let name = series.strip_suffix(&labels)?;
+                Some((format!("lookout_check_{name}"), v))
             })
             .collect()
     }

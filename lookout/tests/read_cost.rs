@@ -3,6 +3,8 @@
 //! collector's own `lookout_collector_api_requests_total` counts them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,20 +22,9 @@ const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 
 /// Requests the collector has answered, by `route method`.
 async fn requests(http: &reqwest::Client, collector: &str) -> BTreeMap<String, f64> {
-    let text = http
-        .get(format!("{collector}/metrics"))
-        .send()
+    common::samples(http, collector, "lookout_collector_api_requests_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("lookout_collector_api_requests_total{"))
-        .filter_map(|l| {
-            let (labels, value) = l.rsplit_once("} ")?;
-            Some((labels.to_owned(), value.parse().ok()?))
-        })
+        .into_iter()
         .collect()
 }
 

@@ -326,6 +326,12 @@ impl IncidentsList {
     }
 }
 
+/// `GET /api/v1/results`: raw results in the order they were stored, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub results: Vec<crate::probe::ProbeResult>,
+}
+
 /// `GET /api/v1/events`: oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Events {

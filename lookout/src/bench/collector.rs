@@ -18,11 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use lookout_api::client::{CollectorClient, Select, Window};
 use lookout_collector::rollup::{DAY_US, floor_to};
 use lookout_collector::store::{CheckRollup, Coverage, ResultStore, SqliteStore};
 use lookout_collector::{CheckInfo, RollupSettings, Rollups};
 use lookout_model::latency::Accumulator;
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use lookout_model::secret::Secret;
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -464,32 +466,28 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     let disk = dir_bytes(dir);
 
     let (mut c, started) = start_collector(dir, args.checks).await?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let client = CollectorClient::new(url::Url::parse(&c.url)?, Secret::new(TOKEN))?;
     let mut times = Vec::new();
     let mut answered = 0;
     let mut worst = 1.0f64;
     for _ in 0..args.queries.max(1) {
         let t0 = Instant::now();
-        let v: serde_json::Value = http
-            .get(format!("{}/api/v1/checks?window=90d", c.url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
+        let list = client
+            .figures_all(
+                Window::Last(Duration::from_secs(90 * 86_400)),
+                &Select::default(),
+            )
             .await?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
-        let checks = v["checks"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        answered = checks
+        answered = list
+            .checks
             .iter()
-            .filter(|c| c["availability"].is_number() && c["latency"]["p99_ms"].is_number())
+            .filter(|c| c.availability.is_some() && c.latency.p99_ms.is_some())
             .count();
-        worst = checks
+        worst = list
+            .checks
             .first()
-            .and_then(|c| c["availability"].as_f64())
+            .and_then(|c| c.availability)
             .unwrap_or(1.0);
     }
     let (rss, peak) = memory_mib(c.pid);

@@ -90,7 +90,7 @@ struct Bench {
     http: reqwest::Client,
     listeners: Listeners,
     replacer: String,
-    collector: String,
+    collector: lookout_api::client::CollectorClient,
 }
 
 impl Bench {
@@ -128,28 +128,15 @@ impl Bench {
 
     /// Failed probe results (and all results) that started in `[from_us, to_us)`.
     async fn probes(&self, from_us: i64, to_us: i64) -> anyhow::Result<(usize, usize)> {
-        let v = self
-            .get(
-                format!("{}/api/v1/results?limit=100000", self.collector),
-                Some(TOKEN),
-            )
-            .await?;
-        let all: Vec<Value> = v
-            .as_array()
-            .cloned()
-            .or_else(|| v["results"].as_array().cloned())
-            .unwrap_or_default()
+        let all: Vec<lookout_model::probe::ProbeResult> = self
+            .collector
+            .results(None, 100_000)
+            .await?
+            .results
             .into_iter()
-            .filter(|r| {
-                r["started_at_us"]
-                    .as_i64()
-                    .is_some_and(|t| t >= from_us && t < to_us)
-            })
+            .filter(|r| r.started_at_us >= from_us && r.started_at_us < to_us)
             .collect();
-        let failed = all
-            .iter()
-            .filter(|r| r["outcome"]["status"] != "ok")
-            .count();
+        let failed = all.iter().filter(|r| !r.outcome.is_ok()).count();
         Ok((all.len(), failed))
     }
 
@@ -253,11 +240,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .context("no replacer in `lookout up`")?
             .0
             .clone(),
-        collector: listeners
-            .get("collector")
-            .context("no collector")?
-            .0
-            .clone(),
+        collector: lookout_api::client::CollectorClient::new(
+            url::Url::parse(&listeners.get("collector").context("no collector")?.0)?,
+            lookout_model::secret::Secret::new(TOKEN),
+        )?,
         listeners,
     };
     let started = Instant::now();

@@ -117,6 +117,26 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_j
         .unwrap()
 }
 
+/// The samples of `/metrics` at `url` whose line starts with `prefix`: (the rest of the name
+/// and labels, value).
+pub async fn samples(http: &reqwest::Client, url: &str, prefix: &str) -> Vec<(String, f64)> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The `platform:` section a `lookout up` test starts from: the bundled services on free
 /// loopback ports with `instances` of catalogue, mixes, media and analytics and one API key.
 /// `fast_health`: the gateway polls its upstreams every 500 ms, so an instance that leaves is

@@ -8,6 +8,10 @@ use crate::snapshot::{ComponentView, DAYS, Snapshot};
 use crate::text;
 
 const DAY_US: i64 = 86_400_000_000;
+/// A bad day's colour: levels of trouble below a component's target, the same for every
+/// component (how bad a day looked, not an objective).
+const MINOR_FROM: f64 = 0.999;
+const PARTIAL_FROM: f64 = 0.99;
 
 #[derive(Serialize)]
 pub struct Banner {
@@ -279,9 +283,9 @@ impl<'a> Views<'a> {
                     "up"
                 } else if a >= target {
                     "ok"
-                } else if a >= 0.999 {
+                } else if a >= MINOR_FROM {
                     "minor"
-                } else if a >= 0.99 {
+                } else if a >= PARTIAL_FROM {
                     "partial"
                 } else {
                     "major"
