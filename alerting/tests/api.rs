@@ -1125,6 +1125,86 @@ async fn a_silence_holds_a_page_until_it_ends_but_never_holds_a_resolve() {
     w.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collectors_maintenance_holds_a_page_until_it_ends_and_is_not_the_alerters_to_cancel() {
+    let hook = Receiver::start(&[], 200).await;
+    let (w, _) = World::paging(&hook, false).await;
+    let (status, v) = w
+        .post(
+            "/api/silences",
+            json!({"matchers": ["search-down"], "duration": "1h", "kind": "maintenance"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        error_of(&v).contains("scheduled maintenance is the collector's"),
+        "{v}"
+    );
+
+    let now = chrono::Utc::now();
+    let r = w
+        .http
+        .post(format!("{}/api/v1/maintenance", w.collector.url()))
+        .bearer_auth(COLLECTOR_TOKEN)
+        .json(&json!({"name": "Index rebuild", "checks": ["search"],
+            "starts": (now - chrono::Duration::seconds(10)).to_rfc3339(),
+            "ends": (now + chrono::Duration::hours(1)).to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let window: Value = r.json().await.unwrap();
+    let silence_id = format!("maintenance-{}", window["id"]);
+    // The alerter learns of it from the collector's live state.
+    let start = Instant::now();
+    let mut silences = w.get("/api/silences").await;
+    while !silences
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s["id"] == silence_id.as_str()))
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the window reached the alerter: {silences}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        silences = w.get("/api/silences").await;
+    }
+    let held = silences
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == silence_id.as_str())
+        .unwrap();
+    assert_eq!(held["kind"], "maintenance");
+    assert_eq!(held["matchers"], json!(["about:search"]));
+
+    w.take_down().await;
+    w.until_state("search-down", "ERROR").await;
+    w.idle(Duration::from_millis(1500)).await;
+    assert!(hook.hits().is_empty(), "held: {:?}", hook.hits());
+    let (status, v) = w
+        .api(Method::DELETE, &format!("/api/silences/{silence_id}"), None)
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(error_of(&v).contains("cancel it there"), "{v}");
+
+    let r = w
+        .http
+        .delete(format!(
+            "{}/api/v1/maintenance/{}",
+            w.collector.url(),
+            window["id"]
+        ))
+        .bearer_auth(COLLECTOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    w.until("the held trigger", || hook.accepted("trigger").len() == 1)
+        .await;
+    w.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Problems and acknowledgements.
 
