@@ -209,15 +209,18 @@ impl Registry {
     }
 }
 
+/// A window's start or end as written (RFC 3339), in microseconds since the epoch.
+pub fn parse_time(v: &str) -> Result<i64, chrono::ParseError> {
+    chrono::DateTime::parse_from_rfc3339(v.trim()).map(|t| t.timestamp_micros())
+}
+
 fn rfc3339(field: &'static str, v: &str) -> Result<i64, (&'static str, String)> {
-    chrono::DateTime::parse_from_rfc3339(v.trim())
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| {
-            (
-                field,
-                format!("{v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-01T02:00:00Z"),
-            )
-        })
+    parse_time(v).map_err(|e| {
+        (
+            field,
+            format!("{v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-01T02:00:00Z"),
+        )
+    })
 }
 
 fn bad_request(problems: &[(&'static str, String)]) -> ApiError {

@@ -117,12 +117,6 @@ pub struct RawMaintenance {
     pub message: String,
 }
 
-fn time_us(v: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.trim())
-        .ok()
-        .map(|t| t.timestamp_micros())
-}
-
 /// The config's maintenance windows, by the collector's rules; `known`: the config's checks.
 pub fn validate_maintenance(
     raw: Vec<Spanned<RawMaintenance>>,
@@ -133,7 +127,8 @@ pub fn validate_maintenance(
     for (i, m) in raw.into_iter().enumerate() {
         let (loc, m) = (m.loc(), m.value);
         let path = format!("maintenance[{i}]");
-        let (Some(starts_us), Some(ends_us)) = (time_us(&m.starts), time_us(&m.ends)) else {
+        let time = |v: &str| lookout_collector::maintenance::parse_time(v).ok();
+        let (Some(starts_us), Some(ends_us)) = (time(&m.starts), time(&m.ends)) else {
             report(
                 loc,
                 &path,
