@@ -58,7 +58,7 @@ impl Window {
 /// Which checks an all-checks read covers, and whether with each region's latency.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Select {
-    /// Only these (each must exist); all checks when `None`.
+    /// Only these (a name the collector does not know is left out); all checks when `None`.
     pub checks: Option<Vec<String>>,
     pub by_region: bool,
 }

@@ -163,10 +163,25 @@ fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
     if a.stale || b.stale {
         return false;
     }
-    let strip = |s: &Snapshot| Snapshot {
-        now_us: 0,
-        data_as_of_us: None,
-        ..s.clone()
+    // The window's end and the budget it allows move with every read; a page whose figures
+    // are otherwise the same is not made again for them (a page shows its figures with the
+    // window they are of, so an older one stays consistent).
+    let strip = |s: &Snapshot| {
+        let mut s = Snapshot {
+            now_us: 0,
+            data_as_of_us: None,
+            ..s.clone()
+        };
+        for g in &mut s.groups {
+            for c in &mut g.components {
+                if let Some(u) = &mut c.figures.uptime {
+                    u.to_us = 0;
+                    u.error_budget_seconds = 0.0;
+                    u.error_budget_remaining_seconds = 0.0;
+                }
+            }
+        }
+        s
     };
     // A new UTC day moves every bar.
     a.now_us / DAY_US == b.now_us / DAY_US && strip(a) == strip(b)
