@@ -37,7 +37,8 @@ pub struct RegionLatency {
     pub count: u64,
 }
 
-/// The 90 days' figures of a component, by its check's SLO: what the page's uptime and
+/// The 90 days' figures of a component, by its check's SLO: the public part of the collector's
+/// answer (no check name, no internal region), what the page's uptime and
 /// `/api/v2/uptime.json` show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Uptime {
