@@ -268,6 +268,47 @@ fn maintenance_over_rolled_up_minutes_rolls_them_up_again_and_survives_a_reopen(
 }
 
 #[test]
+fn a_maintenance_change_stopped_before_any_pass_is_rolled_up_after_the_restart() {
+    let store: Arc<dyn ResultStore> = Arc::new(SqliteStore::in_memory().unwrap());
+    let known = Known::from([("search".to_string(), info())]);
+    let r = Rollups::open(store.clone(), known.clone(), RollupSettings::default(), T0).unwrap();
+    let all = history(
+        30,
+        &[(0, 600_000_000, 840_000_000), (1, 600_000_000, 840_000_000)],
+        &[],
+    );
+    ingest(&r, &all);
+    r.pass(T0 + 31 * MINUTE_US).unwrap();
+    let window = lookout_model::read::Maintenance {
+        id: 0,
+        name: "upgrade".into(),
+        message: String::new(),
+        checks: vec!["search".into()],
+        starts_us: T0 + 11 * MINUTE_US,
+        ends_us: T0 + 13 * MINUTE_US,
+        source: lookout_model::read::MaintenanceSource::Api,
+        created_by: String::new(),
+        created_us: T0,
+    };
+    change(
+        &r,
+        crate::store::MaintenanceChange::Put(&window),
+        window.starts_us,
+        std::slice::from_ref(&window),
+    );
+    // Gone before any pass rolled the minutes up again: the mark was stored with the window.
+    drop(r);
+    let again =
+        Rollups::open(store, known, RollupSettings::default(), T0 + 32 * MINUTE_US).unwrap();
+    again.settle(T0 + 32 * MINUTE_US);
+    let spans = sla::Spans::new([(window.starts_us, window.ends_us)]);
+    let whole = (T0, T0 + 30 * MINUTE_US);
+    let t = again.tally("search", whole.0, whole.1, NOW).unwrap();
+    assert_eq!(t, truth_in(&all, &spans, whole.0, whole.1));
+    assert_eq!(t.maintenance_us, 2 * MINUTE_US);
+}
+
+#[test]
 fn windows_across_days_use_day_sums_and_still_equal_the_math() {
     let r = rollups();
     // Three days, with an outage at the end of day 1 running into day 2.
