@@ -123,8 +123,7 @@ fn name(w: Worse) -> &'static str {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
     Every(Duration),
-    /// A cron expression (seconds first, as the `cron` crate wants), kept as written too.
-    Cron(Box<cron::Schedule>, String),
+    Cron(lookout_conf::Cron),
 }
 
 impl Schedule {
@@ -137,30 +136,20 @@ impl Schedule {
             Schedule::Every(d) => {
                 after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::seconds(60))
             }
-            Schedule::Cron(s, _) => s
-                .after(&after)
-                .next()
+            Schedule::Cron(c) => c
+                .next_after(after)
                 .unwrap_or(after + chrono::Duration::days(365)),
         }
     }
 
     pub fn parse_cron(text: &str) -> Result<Schedule, String> {
-        // Operators write five-field crontab lines; the `cron` crate wants seconds first.
-        let fields = text.split_whitespace().count();
-        let full = if fields == 5 {
-            format!("0 {text}")
-        } else {
-            text.to_owned()
-        };
-        full.parse::<cron::Schedule>()
-            .map(|s| Schedule::Cron(Box::new(s), text.to_owned()))
-            .map_err(|e| format!("{text:?} is not a cron expression: {e}"))
+        lookout_conf::Cron::parse(text).map(Schedule::Cron)
     }
 
     pub fn describe(&self) -> String {
         match self {
             Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
-            Schedule::Cron(_, text) => format!("cron {text}"),
+            Schedule::Cron(c) => format!("cron {c}"),
         }
     }
 }

@@ -668,7 +668,10 @@ fn plan_notifications(
             plan::open_problem(&mut p, &with_holds, shared.settings.reminder_every, now_us)
         } else {
             plan::closed_problem(&p, &subs, &|s| {
-                shared.notifiers.get(&s.notifier).map(|n| n.kind())
+                shared
+                    .notifiers
+                    .get(&s.notifier)
+                    .is_some_and(|n| n.stateful())
             })
         };
         for pl in planned {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod catalog;
 pub mod check;
+pub mod config;
 pub mod engine;
 pub mod generate;
 pub mod metrics;
@@ -33,7 +34,7 @@ use check::Check;
 use engine::{Engine, EngineSettings, Feed, LinkSettings, Shared};
 use generate::GenerateSettings;
 use lookout_api::client::CollectorClient;
-use notify::{Notifier, NotifierConfig};
+use notify::Notifier;
 use problem::Silence;
 use source::Sources;
 use spec::SubscriptionSpec;
@@ -57,7 +58,8 @@ pub struct AlerterSettings {
     pub generate: GenerateSettings,
     /// Who hears about the generated checks.
     pub subscribe: Vec<SubscriptionSpec>,
-    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// The channels by name, built once from their config ([`notify::build`]).
+    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
     /// Silences from the config. Scheduled maintenance is the collector's: its windows hold
     /// pages through the live state.
     pub silences: Vec<Silence>,
@@ -96,7 +98,10 @@ impl AlerterSettings {
                 ..GenerateSettings::default()
             },
             subscribe: vec![SubscriptionSpec::log()],
-            notifiers: BTreeMap::from([("log".to_owned(), NotifierConfig::Log)]),
+            notifiers: BTreeMap::from([(
+                "log".to_owned(),
+                Arc::new(notify::log::LogNotifier) as Arc<dyn Notifier>,
+            )]),
             silences: Vec::new(),
             reminder_every: Some(Duration::from_secs(3600)),
             confirm_after: Duration::from_secs(7),
@@ -113,8 +118,6 @@ impl AlerterSettings {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("notifier {name:?}: {message}")]
-    Notifier { name: String, message: String },
     #[error("{0}")]
     Invalid(String),
     #[error("alerter: cannot serve: {0}")]
@@ -138,14 +141,7 @@ impl Alerter {
             Some(p) => Store::open(p)?,
             None => Store::in_memory()?,
         };
-        let mut notifiers: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
-        for (name, config) in &settings.notifiers {
-            let n = notify::build(config).map_err(|message| StartError::Notifier {
-                name: name.clone(),
-                message,
-            })?;
-            notifiers.insert(name.clone(), n);
-        }
+        let notifiers = settings.notifiers.clone();
         let client =
             CollectorClient::new(settings.collector.clone(), settings.collector_token.clone())
                 .map_err(|e| StartError::Invalid(e.to_string()))?;

@@ -27,12 +27,6 @@ pub struct Planned {
     pub level: Level,
 }
 
-/// Stateful receivers keep an incident open until told otherwise, so they always get the
-/// resolve, even when the subscription ignores OK.
-pub fn needs_resolve(notifier_kind: &str) -> bool {
-    matches!(notifier_kind, "pagerduty" | "alertmanager")
-}
-
 /// Plans an open problem's notifications for `subs` (with each one's hold and notifier kind),
 /// and records them in `p.notified`.
 pub fn open_problem(
@@ -83,18 +77,19 @@ fn reminder_due(n: Notified, every: Option<Duration>, now_us: i64) -> bool {
 }
 
 /// A closed problem's resolves: one to every subscription that was paged, never held.
-/// `kind_of` gives a subscription's notifier kind (`None` when it is gone).
+/// `stateful` says whether a subscription's receiver keeps an incident open until told
+/// otherwise ([`crate::notify::Notifier::stateful`]): such a receiver always gets the resolve,
+/// even when the subscription ignores OK.
 pub fn closed_problem(
     p: &Problem,
     subs: &[&Subscription],
-    kind_of: &dyn Fn(&Subscription) -> Option<&'static str>,
+    stateful: &dyn Fn(&Subscription) -> bool,
 ) -> Vec<Planned> {
     p.notified
         .keys()
         .filter_map(|id| {
             let s = subs.iter().find(|s| &s.id == id)?;
-            let stateful = kind_of(s).is_some_and(needs_resolve);
-            (!s.ignore_ok || stateful).then(|| Planned {
+            (!s.ignore_ok || stateful(s)).then(|| Planned {
                 subscription_id: id.clone(),
                 kind: Kind::Resolve,
                 level: Level::Ok,
@@ -152,7 +147,7 @@ mod tests {
         assert_eq!(sent[0].kind, Kind::Trigger);
         // Silenced afterwards: the resolve is still planned.
         p.closed_us = Some(2 * MIN);
-        let resolves = closed_problem(&p, &[&s], &|_| Some("webhook"));
+        let resolves = closed_problem(&p, &[&s], &|_| false);
         assert_eq!(resolves.len(), 1);
         assert_eq!(resolves[0].kind, Kind::Resolve);
     }
@@ -162,7 +157,7 @@ mod tests {
         let mut quiet = sub("quiet", false);
         quiet.ignore_ok = true;
         let p = Problem::open("check:a", "a", Level::Error, 0);
-        assert!(closed_problem(&p, &[&quiet], &|_| Some("webhook")).is_empty());
+        assert!(closed_problem(&p, &[&quiet], &|_| false).is_empty());
         let mut paged = p.clone();
         paged.notified.insert(
             "quiet".into(),
@@ -171,11 +166,8 @@ mod tests {
                 last_us: 0,
             },
         );
-        assert!(closed_problem(&paged, &[&quiet], &|_| Some("webhook")).is_empty());
-        assert_eq!(
-            closed_problem(&paged, &[&quiet], &|_| Some("pagerduty")).len(),
-            1
-        );
+        assert!(closed_problem(&paged, &[&quiet], &|_| false).is_empty());
+        assert_eq!(closed_problem(&paged, &[&quiet], &|_| true).len(), 1);
     }
 
     #[test]

@@ -104,13 +104,14 @@ impl Receiver {
     }
 
     /// A webhook notifier that posts here, under a path holding a token.
-    fn notifier(&self, hmac: bool) -> NotifierConfig {
-        NotifierConfig::Webhook(WebhookConfig {
+    fn notifier(&self, hmac: bool) -> Arc<dyn lookout_alerting::notify::Notifier> {
+        lookout_alerting::notify::build(&NotifierConfig::Webhook(WebhookConfig {
             url: Secret::new(format!("{}/hook/{SECRET}", self.url)),
             hmac_secret: hmac.then(|| Secret::new(HMAC_SECRET)),
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(5),
-        })
+        }))
+        .unwrap()
     }
 }
 

@@ -896,7 +896,7 @@ async fn alertmanager_shows_the_alert_as_sent_then_ends_it_on_resolve() {
 async fn every_kind_is_built_by_name_and_refuses_targets_it_cannot_take() {
     let base = "http://127.0.0.1:9";
     let mut all = http_notifiers(base, Duration::from_secs(1));
-    all.push(notify::build(&NotifierConfig::Log).unwrap());
+    all.push(notify::build(&NotifierConfig::Log(notify::log::LogConfig)).unwrap());
     let kinds: Vec<&str> = all.iter().map(|n| n.kind()).collect();
     assert_eq!(
         kinds,
@@ -910,7 +910,7 @@ async fn every_kind_is_built_by_name_and_refuses_targets_it_cannot_take() {
         }
     }
     // The log channel delivers whatever happens.
-    notify::build(&NotifierConfig::Log)
+    notify::build(&NotifierConfig::Log(notify::log::LogConfig))
         .unwrap()
         .send(None, &notification(Kind::Trigger))
         .await

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use lookout_model::probe::{ProbeResult, ResultBatch};
 use lookout_model::slo::Slo;
 
-/// Most results one batch may carry.
-pub const MAX_BATCH: usize = 5_000;
+pub use lookout_model::probe::MAX_BATCH;
 /// A run longer than this is not a probe run.
 const MAX_DURATION_US: u64 = 3_600 * 1_000_000;
 /// How far from the collector's clock a start time may be.

@@ -6,6 +6,7 @@
 
 mod availability;
 mod commit;
+pub mod config;
 pub mod confirm;
 pub mod ingest;
 pub mod live;

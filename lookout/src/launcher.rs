@@ -12,8 +12,9 @@ use lookout_replacer::instance::Instance;
 use lookout_replacer::provider::local::Launcher;
 use lookout_services::{AnalyticsSettings, ServiceKind};
 
-use crate::config::{LogConfig, PlatformConfig};
+use crate::config::LogConfig;
 use crate::supervisor::{Platform, RunningInstance, spawn};
+use lookout_services::config::PlatformConfig;
 
 struct Running {
     instance: RunningInstance,

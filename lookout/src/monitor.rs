@@ -17,9 +17,9 @@ use reqwest::Url;
 
 use crate::UsageError;
 use crate::config::Config;
-use crate::config::alerting::AlertingConfig;
-use crate::config::status_page::StatusPageConfig;
+use lookout_alerting::config::AlertingConfig;
 use lookout_alerting::{Alerter, AlerterSettings};
+use lookout_status_page::config::StatusPageConfig;
 use lookout_status_page::{StatusPage, StatusPageSettings};
 
 /// The checks the collector accepts, with their regions.
@@ -218,14 +218,14 @@ pub async fn start_status_page(
 /// stays with `platform`) and replaces them through the gateway's admin API.
 pub async fn start_local_replacer(
     config: &Config,
-    r: &crate::config::replacer::ReplacerConfig,
+    r: &lookout_replacer::config::ReplacerConfig,
     platform: &mut crate::supervisor::Platform,
     collector: Option<lookout_replacer::engine::CollectorLink>,
 ) -> anyhow::Result<(
     lookout_replacer::Replacer,
     Arc<crate::launcher::PlatformLauncher>,
 )> {
-    if !matches!(r.provider, crate::config::replacer::ProviderConfig::Local) {
+    if !r.provider.needs_platform() {
         return Err(UsageError(
             "replacer.provider: `lookout up` replaces its own instances with the local provider; \
              run `lookout replacer` for the aws provider"
@@ -242,19 +242,25 @@ pub async fn start_local_replacer(
         &config.platform,
         &config.log,
     ));
-    let provider = lookout_replacer::provider::local::LocalProvider::new(
-        launcher.clone(),
-        lookout_replacer::provider::local::Gateway {
-            admin_url: gateway,
-            token: config.platform.admin_token.clone(),
-        },
-    );
+    let local = lookout_replacer::provider::Platform {
+        local: Some((
+            launcher.clone(),
+            lookout_replacer::provider::local::Gateway {
+                admin_url: gateway,
+                token: config.platform.admin_token.clone(),
+            },
+        )),
+    };
+    let provider = r
+        .provider
+        .build(&local)
+        .map_err(|e| UsageError(format!("replacer.provider: {e}")))?;
     let listener = tokio::net::TcpListener::bind(r.listen)
         .await
         .map_err(|e| UsageError(format!("replacer: cannot listen on {}: {e}", r.listen)))?;
     let mut settings = r.settings.clone();
     settings.collector = collector;
-    let replacer = lookout_replacer::Replacer::start(settings, Arc::new(provider), listener)
+    let replacer = lookout_replacer::Replacer::start(settings, provider, listener)
         .await
         .map_err(|e| UsageError(e.to_string()))?;
     Ok((replacer, launcher))

@@ -171,27 +171,24 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
 }
 
 pub async fn run_replacer(config: Config, args: ReplacerArgs) -> anyhow::Result<()> {
-    use crate::config::replacer::ProviderConfig;
     let Some(r) = config.replacer.clone() else {
         return Err(UsageError(
             "the config has no `replacer:` section: nothing to watch (see docs/replacer.md)".into(),
         )
         .into());
     };
-    let provider: std::sync::Arc<dyn lookout_replacer::provider::Provider> = match &r.provider {
-        ProviderConfig::Local => {
-            return Err(UsageError(
-                "replacer.provider: the local provider replaces `lookout up`'s own child \
-                 processes and runs inside `lookout up`; give `lookout replacer` the aws provider"
-                    .into(),
-            )
-            .into());
-        }
-        ProviderConfig::Aws(settings) => std::sync::Arc::new(
-            lookout_replacer::provider::aws::AwsProvider::new((**settings).clone())
-                .map_err(|e| UsageError(format!("replacer.provider: {e}")))?,
-        ),
-    };
+    if r.provider.needs_platform() {
+        return Err(UsageError(
+            "replacer.provider: the local provider replaces `lookout up`'s own child \
+             processes and runs inside `lookout up`; give `lookout replacer` the aws provider"
+                .into(),
+        )
+        .into());
+    }
+    let provider = r
+        .provider
+        .build(&lookout_replacer::provider::Platform::default())
+        .map_err(|e| UsageError(format!("replacer.provider: {e}")))?;
     let listen = args.listen.unwrap_or(r.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

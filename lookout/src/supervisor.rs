@@ -14,8 +14,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::UsageError;
-use crate::config::{Config, LogConfig, PlatformConfig};
+use crate::config::{Config, LogConfig};
 use crate::service::{ChildLaunch, ChildReady, READY};
+use lookout_services::config::PlatformConfig;
 
 /// How long an instance may take to generate its data and bind.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "page-admin-token";
 const STATUS_TOKEN: &str = "status-page-admin-token";
+/// The collector's, and so the alerter's.
+const TOKEN: &str = "status-page-test-token";
 const INTERVAL: Duration = Duration::from_secs(5);
 /// A failure seen from one region is confirmed from the others within 2 s (the probes'
 /// confirmation runs); the collector then calls the check down; the page follows its feed.
@@ -51,6 +53,8 @@ checks:
         headers: {{ X-Api-Key: page-key }}
         assert:
           - {{ type: status, equals: 200 }}
+alerting:
+  listen: 127.0.0.1:0
 status_page:
   listen: 127.0.0.1:0
   title: Test platform status
@@ -72,6 +76,7 @@ status_page:
 
 struct Page {
     url: String,
+    alerter: String,
     http: reqwest::Client,
 }
 
@@ -108,11 +113,13 @@ impl Page {
 fn start(dir: &Path) -> (common::Proc, Page, String) {
     let (proc, components) = common::up(&config(dir));
     let url = components["status-page"].0.clone();
+    let alerter = components["alerting"].0.clone();
     let gateway_admin = components["gateway#1"].1.clone();
     (
         proc,
         Page {
             url,
+            alerter,
             http: reqwest::Client::new(),
         },
         gateway_admin,
@@ -267,6 +274,80 @@ impl Image {
             g > 100 && u16::from(g) > u16::from(r) + 40 && u16::from(g) > u16::from(b) + 40
         })
     }
+}
+
+/// Maintenance scheduled on the page's admin API is the collector's: the alerter, which reads
+/// only the collector, holds its pages for it (as read-only silences) and lets go when it is
+/// cancelled on the page.
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_scheduled_on_the_page_holds_the_alerters_pages_until_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, page, _) = start(dir.path());
+    let admin = |method: reqwest::Method, path: &str| {
+        page.http
+            .request(method, format!("{}{path}", page.url))
+            .bearer_auth(STATUS_TOKEN)
+    };
+    let now = chrono::Utc::now();
+    let r = admin(reqwest::Method::POST, "/api/v1/maintenances")
+        .json(
+            &json!({"name": "Search index rebuild", "components": ["search"],
+            "starts": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "ends": (now + chrono::Duration::hours(1)).to_rfc3339()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let active: Value = r.json().await.unwrap();
+    let r = admin(reqwest::Method::POST, "/api/v1/maintenances")
+        .json(
+            &json!({"name": "Database upgrade", "components": ["search", "artist-pages"],
+            "starts": (now + chrono::Duration::days(2)).to_rfc3339(),
+            "ends": (now + chrono::Duration::days(2) + chrono::Duration::hours(1)).to_rfc3339()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let held = || async {
+        let silences =
+            common::get_json(&page.http, &format!("{}/api/silences", page.alerter), TOKEN).await;
+        silences
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == "maintenance")
+            .map(|s| s["matchers"].clone())
+            .collect::<Vec<Value>>()
+    };
+    wait_until(
+        "the alerter holds both windows",
+        Duration::from_secs(10),
+        || async { held().await.len() == 2 },
+    )
+    .await;
+    let matchers = held().await;
+    assert!(matchers.contains(&json!(["about:search"])), "{matchers:?}");
+    assert!(
+        matchers.contains(&json!(["about:search", "about:artist-view"])),
+        "{matchers:?}"
+    );
+
+    let id = active["id"].as_i64().unwrap();
+    let r = admin(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/maintenances/{id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    wait_until("the hold is lifted", Duration::from_secs(10), || async {
+        held().await.len() == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -137,6 +137,9 @@ impl Phases {
     }
 }
 
+/// Most results one batch may carry: the collector refuses more, agents send no more.
+pub const MAX_BATCH: usize = 5_000;
+
 /// A batch of results as an agent sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

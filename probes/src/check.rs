@@ -40,7 +40,7 @@ impl Step {
 #[derive(Debug, Clone)]
 pub enum ScheduleSpec {
     Every(Duration),
-    Cron(String),
+    Cron(lookout_conf::Cron),
 }
 
 #[derive(Debug)]
@@ -69,12 +69,7 @@ impl Check {
             ScheduleSpec::Every(interval) => {
                 crate::schedule::Schedule::every(*interval, &self.name, region)
             }
-            // Validated when the check was built.
-            ScheduleSpec::Cron(expr) => {
-                crate::schedule::Schedule::cron(expr).unwrap_or_else(|_| {
-                    crate::schedule::Schedule::every(DEFAULT_INTERVAL, &self.name, region)
-                })
-            }
+            ScheduleSpec::Cron(c) => crate::schedule::Schedule::Cron(c.clone()),
         }
     }
 }

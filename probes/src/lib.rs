@@ -7,6 +7,7 @@ pub mod agent;
 pub mod assert;
 pub mod capture;
 pub mod check;
+pub mod config;
 pub mod http;
 pub mod journey;
 pub mod schedule;

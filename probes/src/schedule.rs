@@ -1,22 +1,15 @@
 //! When a check runs: every `interval` at a stable phase (so checks, and regions, do not all
-//! fire at once), or on a cron expression. The `cron` crate wants seconds first; the five-field
-//! crontab form operators write is accepted too and runs at second 0.
+//! fire at once), or on a cron expression ([`Cron`]: crontab's five fields or six with seconds).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use lookout_conf::Cron;
 
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    Every {
-        interval: Duration,
-        phase: Duration,
-    },
-    Cron {
-        expression: String,
-        schedule: Box<cron::Schedule>,
-    },
+    Every { interval: Duration, phase: Duration },
+    Cron(Cron),
 }
 
 /// The phase of a check in a region: a stable hash, so the same check starts at the same
@@ -25,26 +18,6 @@ pub fn phase_of(check: &str, region: &str, interval: Duration) -> Duration {
     let ms = interval.as_millis().max(1) as u64;
     let key = format!("{check}\u{0}{region}");
     Duration::from_millis(xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % ms)
-}
-
-/// Parses a cron expression: six or seven fields (seconds first), or crontab's five.
-pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
-    let fields = expression.split_whitespace().count();
-    let full = match fields {
-        5 => format!("0 {expression}"),
-        6 | 7 => expression.to_owned(),
-        n => {
-            return Err(format!(
-                "{expression:?} has {n} fields; write crontab's 5 (`*/5 * * * *`) or 6 with seconds first"
-            ));
-        }
-    };
-    cron::Schedule::from_str(&full).map_err(|e| {
-        format!(
-            "{expression:?} is not a cron expression: {}",
-            crate::assert::one_line(&e.to_string())
-        )
-    })
 }
 
 impl Schedule {
@@ -56,10 +29,7 @@ impl Schedule {
     }
 
     pub fn cron(expression: &str) -> Result<Self, String> {
-        Ok(Schedule::Cron {
-            expression: expression.to_owned(),
-            schedule: Box::new(parse_cron(expression)?),
-        })
+        Cron::parse(expression).map(Schedule::Cron)
     }
 
     /// The first start strictly after `now`.
@@ -72,7 +42,7 @@ impl Schedule {
                 let k = (now_ms - phase).div_euclid(interval) + 1;
                 Utc.timestamp_millis_opt(k * interval + phase).single()
             }
-            Schedule::Cron { schedule, .. } => schedule.after(&now).next(),
+            Schedule::Cron(c) => c.next_after(now),
         }
     }
 
@@ -81,8 +51,8 @@ impl Schedule {
     pub fn nominal_interval(&self, now: DateTime<Utc>) -> Option<Duration> {
         match self {
             Schedule::Every { interval, .. } => Some(*interval),
-            Schedule::Cron { schedule, .. } => {
-                let mut it = schedule.after(&now);
+            Schedule::Cron(c) => {
+                let mut it = c.after(now);
                 let (a, b) = (it.next()?, it.next()?);
                 (b - a).to_std().ok()
             }

@@ -66,7 +66,7 @@ fn every_second(name: &str, url: &str) -> Arc<Check> {
         name,
         vec![step(url, &[json!({"type": "status", "equals": 200})], &[])],
     );
-    c.schedule = ScheduleSpec::Cron("* * * * * *".into());
+    c.schedule = ScheduleSpec::Cron(lookout_conf::Cron::parse("* * * * * *").unwrap());
     c.timeout = Duration::from_millis(900);
     Arc::new(c)
 }

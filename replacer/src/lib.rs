@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod brakes;
+pub mod config;
 pub mod engine;
 pub mod events;
 pub mod health;

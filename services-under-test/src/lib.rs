@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod app;
 pub mod catalogue;
+pub mod config;
 pub mod data;
 pub mod etag;
 /// The shared API conventions, re-exported where the services have always found them.

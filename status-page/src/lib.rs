@@ -7,6 +7,7 @@
 //! ([`server`]); the admin API ([`admin`]) writes to the store and asks for a re-render.
 
 pub mod admin;
+pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod refresh;

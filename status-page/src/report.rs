@@ -479,8 +479,7 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         return Err(ApiError::Conflict("reports: no recipients in `to`".into()));
     }
     for to in &email.to {
-        builder =
-            builder.to(lookout_alerting::notify::email::mailbox(to).map_err(ApiError::Internal)?);
+        builder = builder.to(lookout_mail::mailbox(to).map_err(ApiError::Internal)?);
     }
     let link = s
         .settings
@@ -512,7 +511,7 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
                 ),
         )
         .map_err(|e| ApiError::Internal(format!("reports: the message cannot be built: {e}")))?;
-    let transport = lookout_alerting::notify::email::transport(email)
+    let transport = lookout_mail::transport(email)
         .map_err(ApiError::Internal)?
         .timeout(Some(email.timeout))
         .build::<lettre::Tokio1Executor>();
@@ -580,7 +579,7 @@ pub async fn schedule(shared: Arc<Shared>) {
         return;
     };
     loop {
-        let Some(next) = reports.schedule.upcoming(Utc).next() else {
+        let Some(next) = reports.schedule.next_after(Utc::now()) else {
             tracing::warn!("status page: the report schedule has no next time; no more reports");
             return;
         };

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lookout_alerting::notify::EmailConfig;
+use lookout_mail::EmailConfig;
 use lookout_model::secret::Secret;
 use url::Url;
 
@@ -30,7 +30,7 @@ pub struct GroupSpec {
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
     /// When last month's report is sent.
-    pub schedule: cron::Schedule,
+    pub schedule: lookout_conf::Cron,
     pub email: EmailConfig,
 }
 

@@ -4,13 +4,46 @@
 //! page/ticket one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
+use lookout_conf::Dur;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AlertmanagerConfig, Kind, Notification, Notifier, SendError, http, no_target, text};
+use super::{Channel, Kind, Notification, Notifier, SendError, http, no_target, text};
+
+/// `type: alertmanager`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    url: String,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager's base URL, e.g. `http://127.0.0.1:9093`.
+    pub url: String,
+    pub timeout: Duration,
+}
+
+impl Channel for AlertmanagerConfig {
+    type Raw = RawAlertmanager;
+
+    fn from_raw(raw: RawAlertmanager) -> Result<Self, String> {
+        Ok(AlertmanagerConfig {
+            url: raw.url,
+            timeout: super::timeout_or_default(raw.timeout),
+        })
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(AlertmanagerNotifier::new(self.clone())?))
+    }
+}
 
 /// How long an alert stays active after a trigger or a reminder without a word from us.
 /// Without `endsAt` Alertmanager would end it after its `resolve_timeout` (5m by default),
@@ -43,6 +76,10 @@ impl AlertmanagerNotifier {
 impl Notifier for AlertmanagerNotifier {
     fn kind(&self) -> &'static str {
         "alertmanager"
+    }
+
+    fn stateful(&self) -> bool {
+        true
     }
 
     fn check_target(&self, target: Option<&str>) -> Result<(), String> {

@@ -2,17 +2,32 @@
 //! One message per notification, threaded per problem through `References`, so a mail client
 //! shows a problem's trigger, reminders and resolve together.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
+use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncTransport, Tokio1Executor};
+pub use lookout_mail::{EmailConfig, RawEmail, SmtpTls};
+use lookout_mail::{mailbox, transport};
 use lookout_model::secret::Secret;
 
-use super::{EmailConfig, Notification, Notifier, Retry, SendError, SmtpTls, http, text};
+use super::{Channel, Notification, Notifier, Retry, SendError, http, text};
+
+/// `type: email`: the relay's keys are mail's own, shared with the status page's reports.
+impl Channel for EmailConfig {
+    type Raw = RawEmail;
+
+    fn from_raw(raw: RawEmail) -> Result<Self, String> {
+        EmailConfig::try_from(raw)
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(EmailNotifier::new(self.clone())?))
+    }
+}
 
 /// The right-hand side of our Message-IDs: ours, not the relay's, so the ids stay the same
 /// whichever relay sends them.
@@ -137,38 +152,6 @@ impl Notifier for EmailNotifier {
             self.deliver(message).await
         })
     }
-}
-
-/// The SMTP transport for these settings; the status page sends its reports through it too.
-pub fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransportBuilder, String> {
-    let host = config.host.trim();
-    let tls_error = |e: lettre::transport::smtp::Error| format!("email: TLS for {host:?}: {e}");
-    let builder = match config.tls {
-        SmtpTls::StartTls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(tls_error)?
-        }
-        SmtpTls::Implicit => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(tls_error)?
-        }
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-    };
-    let builder = builder.port(config.port);
-    match (&config.username, &config.password) {
-        (Some(user), Some(password)) => Ok(builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_string(),
-        ))),
-        (None, None) => Ok(builder),
-        _ => Err("email: username and password go together".to_string()),
-    }
-}
-
-/// One address, refused with what was given so the bad one in a list is plain to see.
-pub fn mailbox(address: &str) -> Result<Mailbox, String> {
-    address
-        .trim()
-        .parse::<Mailbox>()
-        .map_err(|e| format!("email: {:?} is not an address: {e}", address.trim()))
 }
 
 /// Splits a list on the commas outside quotes, so `"Doe, Jane" <jane@example.com>` is one.

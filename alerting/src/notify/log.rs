@@ -3,7 +3,31 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{Kind, Level, Notification, Notifier, SendError, no_target, text};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{Channel, Kind, Level, Notification, Notifier, SendError, no_target, text};
+
+/// `type: log` takes no other keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig;
+
+impl Channel for LogConfig {
+    type Raw = RawLog;
+
+    fn from_raw(_: RawLog) -> Result<Self, String> {
+        Ok(LogConfig)
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(LogNotifier))
+    }
+}
 
 pub struct LogNotifier;
 

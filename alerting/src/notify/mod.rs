@@ -1,5 +1,5 @@
-//! Notifiers: one file per kind behind [`Notifier`]. Adding a kind touches its own file and
-//! one line in [`build`].
+//! Notifiers: one file per kind behind [`Notifier`] and [`Channel`]. Adding a kind touches its
+//! own file and one line in `kinds!`.
 //!
 //! A notifier is a configured channel (an SMTP server, a PagerDuty routing key, a Slack or
 //! webhook URL, an Alertmanager): its secrets live in the config only. A subscription names a
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use lookout_model::secret::Secret;
 use serde::{Deserialize, Serialize};
 
 /// A check's state, as in Seyren.
@@ -150,6 +149,11 @@ pub trait Notifier: Send + Sync {
     /// Checks a subscription's target (an address, a channel) when the subscription is made,
     /// so that a bad one is refused then, not at 3 a.m.
     fn check_target(&self, target: Option<&str>) -> Result<(), String>;
+    /// Whether the receiver keeps an incident open until told otherwise (PagerDuty,
+    /// Alertmanager): such a receiver gets every resolve, even when the subscription ignores OK.
+    fn stateful(&self) -> bool {
+        false
+    }
     /// Delivers one notification. Bounded in time: a hanging receiver is a retryable error.
     fn send<'a>(
         &'a self,
@@ -158,83 +162,68 @@ pub trait Notifier: Send + Sync {
     ) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
-/// How a channel is configured (the `alerting.notifiers` map of the config).
-#[derive(Debug, Clone)]
-pub enum NotifierConfig {
-    Log,
-    Email(EmailConfig),
-    PagerDuty(PagerDutyConfig),
-    Slack(SlackConfig),
-    Webhook(WebhookConfig),
-    Alertmanager(AlertmanagerConfig),
+/// One kind of channel, implemented by its config type in the kind's own file: how it is
+/// written, how it is checked, and the notifier it builds. Adding a kind is that file and one
+/// line in [`kinds!`] below; the compiler asks for the rest.
+pub trait Channel: Sized {
+    /// The keys under `alerting.notifiers.NAME` besides `type`, as written.
+    type Raw: serde::de::DeserializeOwned + std::fmt::Debug;
+    /// Checks the keys as written; the message names the key that is wrong.
+    fn from_raw(raw: Self::Raw) -> Result<Self, String>;
+    /// The channel itself, once per start.
+    fn build(&self) -> Result<Arc<dyn Notifier>, String>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain SMTP, upgraded with STARTTLS (required).
-    StartTls,
-    /// TLS from the first byte (SMTPS, usually port 465).
-    Implicit,
-    /// No TLS at all: only for a relay on the same host or in tests.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct EmailConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    /// Recipients when a subscription names none.
-    pub to: Vec<String>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct PagerDutyConfig {
-    pub routing_key: Secret,
-    /// Events API v2 endpoint; `https://events.pagerduty.com/v2/enqueue` by default.
-    pub url: String,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct SlackConfig {
-    /// An incoming webhook URL: it holds a token, so it is a secret.
-    pub webhook_url: Secret,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    pub url: Secret,
-    /// Signs each body: `X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body>`.
-    pub hmac_secret: Option<Secret>,
-    pub headers: BTreeMap<String, Secret>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct AlertmanagerConfig {
-    /// Alertmanager's base URL, e.g. `http://127.0.0.1:9093`.
-    pub url: String,
-    pub timeout: Duration,
-}
-
-/// Builds a channel from its config.
-pub fn build(config: &NotifierConfig) -> Result<Arc<dyn Notifier>, String> {
-    Ok(match config {
-        NotifierConfig::Log => Arc::new(log::LogNotifier),
-        NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c.clone())?),
-        NotifierConfig::PagerDuty(c) => Arc::new(pagerduty::PagerDutyNotifier::new(c.clone())?),
-        NotifierConfig::Slack(c) => Arc::new(slack::SlackNotifier::new(c.clone())?),
-        NotifierConfig::Webhook(c) => Arc::new(webhook::WebhookNotifier::new(c.clone())?),
-        NotifierConfig::Alertmanager(c) => {
-            Arc::new(alertmanager::AlertmanagerNotifier::new(c.clone())?)
+/// Every kind: its variant (whose lowercase name is its `type:`) and its config type.
+macro_rules! kinds {
+    ($($variant:ident($config:ty),)*) => {
+        /// A channel as written in `alerting.notifiers`: `type:` names the kind.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        pub enum RawNotifier {
+            $($variant(<$config as Channel>::Raw),)*
         }
-    })
+
+        /// How a channel is configured (the `alerting.notifiers` map of the config).
+        #[derive(Debug, Clone)]
+        pub enum NotifierConfig {
+            $($variant($config),)*
+        }
+
+        impl TryFrom<RawNotifier> for NotifierConfig {
+            type Error = String;
+            fn try_from(raw: RawNotifier) -> Result<NotifierConfig, String> {
+                match raw {
+                    $(RawNotifier::$variant(r) => {
+                        <$config as Channel>::from_raw(r).map(NotifierConfig::$variant)
+                    })*
+                }
+            }
+        }
+
+        /// Builds a channel from its config.
+        pub fn build(config: &NotifierConfig) -> Result<Arc<dyn Notifier>, String> {
+            match config {
+                $(NotifierConfig::$variant(c) => c.build(),)*
+            }
+        }
+    };
+}
+
+kinds! {
+    Log(log::LogConfig),
+    Email(email::EmailConfig),
+    PagerDuty(pagerduty::PagerDutyConfig),
+    Slack(slack::SlackConfig),
+    Webhook(webhook::WebhookConfig),
+    Alertmanager(alertmanager::AlertmanagerConfig),
+}
+
+/// How long a delivery may take when a channel does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timeout_or_default(t: Option<lookout_conf::Dur>) -> Duration {
+    t.map_or(DEFAULT_TIMEOUT, |d| d.0)
 }
 
 /// Refuses a target on kinds that have none, so a subscription that names one is corrected
@@ -472,6 +461,12 @@ mod http {
         }
     }
 }
+
+pub use alertmanager::AlertmanagerConfig;
+pub use email::{EmailConfig, SmtpTls};
+pub use pagerduty::PagerDutyConfig;
+pub use slack::SlackConfig;
+pub use webhook::WebhookConfig;
 
 pub mod alertmanager;
 pub mod email;

@@ -2,15 +2,53 @@
 //! dedup key, so reminders (sent as triggers again) fold into the open alert and the resolve
 //! closes it. The routing key is a secret: it is in the body only, never in an error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::SecondsFormat;
 use futures_util::future::BoxFuture;
+use lookout_conf::Dur;
+use lookout_model::secret::Secret;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    Kind, Level, Notification, Notifier, PagerDutyConfig, SendError, http, no_target, text,
-};
+use super::{Channel, Kind, Level, Notification, Notifier, SendError, http, no_target, text};
+
+/// Events API v2's endpoint, unless the config names another (a proxy, a test receiver).
+pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `type: pagerduty`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagerDuty {
+    routing_key: Secret,
+    url: Option<String>,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    pub routing_key: Secret,
+    /// Events API v2 endpoint; [`DEFAULT_URL`] by default.
+    pub url: String,
+    pub timeout: Duration,
+}
+
+impl Channel for PagerDutyConfig {
+    type Raw = RawPagerDuty;
+
+    fn from_raw(raw: RawPagerDuty) -> Result<Self, String> {
+        Ok(PagerDutyConfig {
+            routing_key: raw.routing_key,
+            url: raw.url.unwrap_or_else(|| DEFAULT_URL.into()),
+            timeout: super::timeout_or_default(raw.timeout),
+        })
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(PagerDutyNotifier::new(self.clone())?))
+    }
+}
 
 /// PagerDuty cuts a longer summary.
 const SUMMARY_MAX: usize = 1024;
@@ -18,7 +56,7 @@ const SUMMARY_MAX: usize = 1024;
 pub struct PagerDutyNotifier {
     client: reqwest::Client,
     url: url::Url,
-    routing_key: lookout_model::secret::Secret,
+    routing_key: Secret,
     timeout: Duration,
 }
 
@@ -41,6 +79,10 @@ impl PagerDutyNotifier {
 impl Notifier for PagerDutyNotifier {
     fn kind(&self) -> &'static str {
         "pagerduty"
+    }
+
+    fn stateful(&self) -> bool {
+        true
     }
 
     fn check_target(&self, target: Option<&str>) -> Result<(), String> {

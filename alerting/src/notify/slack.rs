@@ -1,12 +1,46 @@
 //! Slack through an incoming webhook: the subject as the message text, the body in one
 //! attachment coloured by level. The webhook URL holds a token, so it never reaches an error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use lookout_conf::Dur;
+use lookout_model::secret::Secret;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Kind, Level, Notification, Notifier, Retry, SendError, SlackConfig, http, text};
+use super::{Channel, Kind, Level, Notification, Notifier, Retry, SendError, http, text};
+
+/// `type: slack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlack {
+    webhook_url: Secret,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// An incoming webhook URL: it holds a token, so it is a secret.
+    pub webhook_url: Secret,
+    pub timeout: Duration,
+}
+
+impl Channel for SlackConfig {
+    type Raw = RawSlack;
+
+    fn from_raw(raw: RawSlack) -> Result<Self, String> {
+        Ok(SlackConfig {
+            webhook_url: raw.webhook_url,
+            timeout: super::timeout_or_default(raw.timeout),
+        })
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(SlackNotifier::new(self.clone())?))
+    }
+}
 
 /// Slack's limit on channel names.
 const CHANNEL_MAX: usize = 80;

@@ -2,14 +2,56 @@
 //! needs to drop repeats (`X-Lookout-Delivery`), route (`X-Lookout-Event`) and authenticate
 //! (`X-Lookout-Signature`, an HMAC-SHA256 of the exact body bytes).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
+use lookout_conf::Dur;
+use lookout_model::secret::Secret;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{Notification, Notifier, Retry, SendError, WebhookConfig, http, no_target};
+use super::{Channel, Notification, Notifier, Retry, SendError, http, no_target};
+
+/// `type: webhook`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    url: Secret,
+    hmac_secret: Option<Secret>,
+    #[serde(default)]
+    headers: BTreeMap<String, Secret>,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: Secret,
+    /// Signs each body: `X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    pub hmac_secret: Option<Secret>,
+    pub headers: BTreeMap<String, Secret>,
+    pub timeout: Duration,
+}
+
+impl Channel for WebhookConfig {
+    type Raw = RawWebhook;
+
+    fn from_raw(raw: RawWebhook) -> Result<Self, String> {
+        Ok(WebhookConfig {
+            url: raw.url,
+            hmac_secret: raw.hmac_secret,
+            headers: raw.headers,
+            timeout: super::timeout_or_default(raw.timeout),
+        })
+    }
+
+    fn build(&self) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(WebhookNotifier::new(self.clone())?))
+    }
+}
 
 pub const DELIVERY: &str = "x-lookout-delivery";
 pub const EVENT: &str = "x-lookout-event";

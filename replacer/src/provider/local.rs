@@ -16,6 +16,42 @@ use crate::health::{self, Poll};
 use crate::instance::Instance;
 
 const KIND: &str = "local";
+
+/// `type: local` takes no other keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {}
+
+#[derive(Debug, Clone)]
+pub struct LocalConfig;
+
+impl super::ProviderKind for LocalConfig {
+    type Raw = RawLocal;
+
+    fn from_raw(
+        _: RawLocal,
+        _: Option<lookout_conf::Located>,
+        _: &mut lookout_conf::Report,
+    ) -> Self {
+        LocalConfig
+    }
+
+    fn needs_platform(&self) -> bool {
+        true
+    }
+
+    fn build(&self, platform: &super::Platform) -> Result<Arc<dyn Provider>, ProviderError> {
+        let Some((launcher, gateway)) = &platform.local else {
+            return Err(LocalProvider::fail(
+                "the local provider replaces `lookout up`'s own child processes and runs inside `lookout up`; give `lookout replacer` the aws provider".into(),
+            ));
+        };
+        Ok(Arc::new(LocalProvider::new(
+            launcher.clone(),
+            gateway.clone(),
+        )))
+    }
+}
 /// How long the old instance has to stop after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 

@@ -1,6 +1,6 @@
-//! Checks and probe settings: from the config as written to validated `Check`s. Every regex,
-//! JSON path, cron expression, URL, template variable and CA file is checked here, once, with
-//! the position of what is wrong.
+//! `probes:`, `variables:` and `checks:` in the config: from the config as written to validated
+//! `Check`s. Every regex, JSON path, cron expression, URL, template variable and CA file is
+//! checked here, once, with the position of what is wrong; the agents never parse again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -9,11 +9,110 @@ use std::time::Duration;
 
 use hyper::Method;
 use hyper::header::HeaderName;
-use lookout_probes::check::{self, Check, ScheduleSpec, Step};
-use lookout_probes::template::Template;
+use lookout_conf::{Cron, Dur, Report, Spanned, duration_in, moved, number_in};
+use lookout_model::slo::Slo;
+use serde::Deserialize;
 
-use super::Report;
-use super::raw::{RawCheck, RawStep, Spanned};
+use crate::check::{self, Check, ScheduleSpec, Step};
+use crate::template::Template;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProbes {
+    pub regions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub spool_max_mb: Option<Spanned<u64>>,
+    pub batch_max: Option<Spanned<usize>>,
+    pub flush_interval: Option<Spanned<Dur>>,
+    pub run_on_start: Option<bool>,
+    /// Put a controllable TCP proxy (delay, cut) between each region's agent and the gateway.
+    pub region_links: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    pub interval: Option<Spanned<Dur>>,
+    pub cron: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Dur>>,
+    /// The check's own SLO parts, over the top-level `slo:`.
+    pub slo: Option<Spanned<lookout_conf::slo::RawSlo>>,
+    /// Moved into `slo:`; kept to say so.
+    pub latency_objective: Option<Spanned<Dur>>,
+    pub regions: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub reuse_connections: bool,
+    pub ca: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<usize>>,
+    pub max_redirects: Option<Spanned<u8>>,
+    pub steps: Spanned<Vec<Spanned<RawStep>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Option<String>,
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    #[serde(default)]
+    pub capture: Vec<Spanned<crate::capture::CaptureConfig>>,
+    #[serde(default)]
+    pub assert: Vec<Spanned<crate::assert::AssertionConfig>>,
+}
+
+/// How the agents run and deliver, whichever checks they run.
+#[derive(Debug, Clone)]
+pub struct ProbesConfig {
+    pub regions: Vec<String>,
+    pub spool_max_bytes: u64,
+    pub batch_max: usize,
+    pub flush_interval: Duration,
+    pub run_on_start: bool,
+    pub region_links: bool,
+}
+
+/// `probes:`, its regions validated.
+pub fn validate_probes(raw: RawProbes, report: &mut Report) -> ProbesConfig {
+    let regions = validate_regions(raw.regions, report);
+    let ms = Duration::from_millis;
+    let flush_interval = duration_in(
+        report,
+        &raw.flush_interval,
+        "probes.flush_interval",
+        ms(250),
+        ms(10),
+        Duration::from_secs(60),
+    );
+    let spool_max_mb = number_in(
+        report,
+        raw.spool_max_mb.as_ref(),
+        "probes.spool_max_mb",
+        64,
+        1,
+        100_000,
+    );
+    let batch_max = number_in(
+        report,
+        raw.batch_max.as_ref(),
+        "probes.batch_max",
+        500,
+        1,
+        lookout_model::probe::MAX_BATCH,
+    );
+    ProbesConfig {
+        regions,
+        spool_max_bytes: spool_max_mb << 20,
+        batch_max,
+        flush_interval,
+        run_on_start: raw.run_on_start.unwrap_or(true),
+        region_links: raw.region_links.unwrap_or(true),
+    }
+}
 
 /// Regions `lookout up` runs agents in when the config names none.
 pub const DEFAULT_REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
@@ -25,7 +124,7 @@ fn name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-pub fn validate_regions(
+fn validate_regions(
     raw: Option<Spanned<Vec<Spanned<String>>>>,
     report: &mut Report,
 ) -> Vec<String> {
@@ -81,43 +180,15 @@ pub fn validate_variables(
     out
 }
 
-pub(super) fn duration_in(
-    report: &mut Report,
-    v: &Option<Spanned<super::raw::Dur>>,
-    path: &str,
-    default: Duration,
-    min: Duration,
-    max: Duration,
-) -> Duration {
-    match v {
-        None => default,
-        Some(d) => {
-            if d.value.0 < min || d.value.0 > max {
-                report(
-                    d.loc(),
-                    path,
-                    format!(
-                        "must be from {} to {}, got {}",
-                        humantime::format_duration(min),
-                        humantime::format_duration(max),
-                        humantime::format_duration(d.value.0)
-                    ),
-                );
-            }
-            d.value.0
-        }
-    }
-}
-
 /// The checks, and each one's SLO (`defaults` with the check's own parts over them).
 pub fn validate_checks(
     raw: Vec<Spanned<RawCheck>>,
     regions: &[String],
     variables: &BTreeMap<String, String>,
-    defaults: lookout_model::slo::Slo,
+    defaults: Slo,
     base_dir: &Path,
     report: &mut Report,
-) -> (Vec<Arc<Check>>, BTreeMap<String, lookout_model::slo::Slo>) {
+) -> (Vec<Arc<Check>>, BTreeMap<String, Slo>) {
     let mut names = HashSet::new();
     let mut out = Vec::new();
     let mut slos = BTreeMap::new();
@@ -150,8 +221,8 @@ pub fn validate_checks(
                 );
                 ScheduleSpec::Every(check::DEFAULT_INTERVAL)
             }
-            (None, Some(cron)) => match lookout_probes::schedule::parse_cron(&cron.value) {
-                Ok(_) => ScheduleSpec::Cron(cron.value.clone()),
+            (None, Some(cron)) => match Cron::parse(&cron.value) {
+                Ok(c) => ScheduleSpec::Cron(c),
                 Err(e) => {
                     report(cron.loc(), &format!("{at}.cron"), e);
                     ScheduleSpec::Every(check::DEFAULT_INTERVAL)
@@ -176,9 +247,9 @@ pub fn validate_checks(
         );
         let gap = match &schedule {
             ScheduleSpec::Every(interval) => Some(*interval),
-            ScheduleSpec::Cron(expr) => lookout_probes::schedule::Schedule::cron(expr)
-                .ok()
-                .and_then(|s| s.nominal_interval(chrono::Utc::now())),
+            ScheduleSpec::Cron(c) => {
+                crate::schedule::Schedule::Cron(c.clone()).nominal_interval(chrono::Utc::now())
+            }
         };
         if let Some(gap) = gap
             && timeout > gap
@@ -194,13 +265,13 @@ pub fn validate_checks(
                 ),
             );
         }
-        super::slo::moved(
+        moved(
             &c.latency_objective,
             &format!("{at}.latency_objective"),
             "the latency objective is part of the check's SLO: write `slo: { latency_objective: 800ms }` in the check (or at the top level for every check)",
             report,
         );
-        let slo = super::slo::validate_slo(c.slo, defaults, &format!("{at}.slo"), report);
+        let slo = lookout_conf::slo::validate_slo(c.slo, defaults, &format!("{at}.slo"), report);
         slos.insert(c.name.value.clone(), slo);
         let mut check_regions = Vec::new();
         if let Some(list) = &c.regions {
@@ -220,14 +291,14 @@ pub fn validate_checks(
             }
         }
         let tls = match &c.ca {
-            None => lookout_probes::http::tls::public_roots(),
+            None => crate::http::tls::public_roots(),
             Some(ca) => {
                 let path = base_dir.join(&ca.value);
-                match lookout_probes::http::tls::load_ca(&path.display().to_string()) {
+                match crate::http::tls::load_ca(&path.display().to_string()) {
                     Ok(t) => t,
                     Err(e) => {
                         report(ca.loc(), &format!("{at}.ca"), e.to_string());
-                        lookout_probes::http::tls::public_roots()
+                        crate::http::tls::public_roots()
                     }
                 }
             }

@@ -3,15 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lookout_model::secret::Secret;
-use lookout_replacer::ReplacerSettings;
-use lookout_replacer::brakes::BrakeSettings;
-use lookout_replacer::health::HealthSettings;
-use lookout_replacer::provider::aws::{AwsAction, AwsProvider, AwsSettings};
+use lookout_conf::{Dur, Report, Spanned, duration_in, number_in};
 use serde::Deserialize;
 
-use super::Report;
-use super::raw::{Dur, Spanned};
+use crate::ReplacerSettings;
+use crate::brakes::BrakeSettings;
+use crate::health::HealthSettings;
+use crate::provider::{ProviderConfig, RawProvider};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,30 +23,6 @@ pub struct RawReplacer {
     pub health: RawHealth,
     pub brakes: RawBrakes,
     pub replace_timeout: Option<Spanned<Dur>>,
-}
-
-// Read once at start: the size of a variant does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawProvider {
-    /// The platform's own child processes: `lookout up` only.
-    Local,
-    /// EC2 Auto Scaling groups: `lookout replacer`.
-    Aws {
-        region: String,
-        /// One endpoint for Auto Scaling and EC2 (moto, LocalStack); AWS itself when absent.
-        endpoint: Option<String>,
-        access_key_id: String,
-        secret_access_key: Secret,
-        session_token: Option<Secret>,
-        groups: Vec<String>,
-        /// `mark_unhealthy` (default), `terminate` or `terminate_and_shrink`.
-        action: Option<String>,
-        /// e.g. `http://{private_ip}:8080`.
-        url_template: String,
-        timeout: Option<Dur>,
-    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,12 +47,6 @@ pub struct RawBrakes {
 }
 
 #[derive(Debug, Clone)]
-pub enum ProviderConfig {
-    Local,
-    Aws(Box<AwsSettings>),
-}
-
-#[derive(Debug, Clone)]
 pub struct ReplacerConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
@@ -86,30 +54,7 @@ pub struct ReplacerConfig {
     pub settings: ReplacerSettings,
 }
 
-fn count<T: Copy + PartialOrd + std::fmt::Display>(
-    report: &mut Report,
-    v: &Option<Spanned<T>>,
-    path: &str,
-    default: T,
-    min: T,
-    max: T,
-) -> T {
-    match v {
-        None => default,
-        Some(s) if s.value < min || s.value > max => {
-            report(
-                s.loc(),
-                path,
-                format!("must be from {min} to {max}, got {}", s.value),
-            );
-            default
-        }
-        Some(s) => s.value,
-    }
-}
-
 pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
-    use super::checks::duration_in;
     let s = Duration::from_secs;
     let ms = Duration::from_millis;
     let d = HealthSettings::default();
@@ -130,17 +75,17 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
             ms(10),
             s(60),
         ),
-        failure_threshold: count(
+        failure_threshold: number_in(
             report,
-            &raw.health.failure_threshold,
+            raw.health.failure_threshold.as_ref(),
             "replacer.health.failure_threshold",
             d.failure_threshold,
             1,
             100,
         ),
-        success_threshold: count(
+        success_threshold: number_in(
             report,
-            &raw.health.success_threshold,
+            raw.health.success_threshold.as_ref(),
             "replacer.health.success_threshold",
             d.success_threshold,
             1,
@@ -182,17 +127,17 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
         }
     };
     let brakes = BrakeSettings {
-        max_concurrent: count(
+        max_concurrent: number_in(
             report,
-            &raw.brakes.max_concurrent,
+            raw.brakes.max_concurrent.as_ref(),
             "replacer.brakes.max_concurrent",
             b.max_concurrent,
             1,
             100,
         ),
-        max_per_hour: count(
+        max_per_hour: number_in(
             report,
-            &raw.brakes.max_per_hour,
+            raw.brakes.max_per_hour.as_ref(),
             "replacer.brakes.max_per_hour",
             b.max_per_hour,
             1,
@@ -207,9 +152,9 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
             s(86_400),
         ),
         max_unhealthy_share: share,
-        max_failing_services: count(
+        max_failing_services: number_in(
             report,
-            &raw.brakes.max_failing_services,
+            raw.brakes.max_failing_services.as_ref(),
             "replacer.brakes.max_failing_services",
             b.max_failing_services,
             1,
@@ -217,70 +162,10 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
         ),
     };
     let provider = match raw.provider {
-        None => ProviderConfig::Local,
+        None => ProviderConfig::default(),
         Some(p) => {
             let loc = p.loc();
-            match p.value {
-                RawProvider::Local => ProviderConfig::Local,
-                RawProvider::Aws {
-                    region,
-                    endpoint,
-                    access_key_id,
-                    secret_access_key,
-                    session_token,
-                    groups,
-                    action,
-                    url_template,
-                    timeout,
-                } => {
-                    let action = match action.as_deref().unwrap_or("mark_unhealthy") {
-                        "mark_unhealthy" => AwsAction::MarkUnhealthy,
-                        "terminate" => AwsAction::Terminate {
-                            decrement_desired: false,
-                        },
-                        "terminate_and_shrink" => AwsAction::Terminate {
-                            decrement_desired: true,
-                        },
-                        other => {
-                            report(
-                                loc,
-                                "replacer.provider.action",
-                                format!(
-                                    "{other:?} is not one of mark_unhealthy, terminate, terminate_and_shrink"
-                                ),
-                            );
-                            AwsAction::MarkUnhealthy
-                        }
-                    };
-                    let endpoint = endpoint.and_then(|e| match url::Url::parse(&e) {
-                        Ok(u) => Some(u),
-                        Err(err) => {
-                            report(
-                                loc,
-                                "replacer.provider.endpoint",
-                                format!("{e:?} is not a URL: {err}"),
-                            );
-                            None
-                        }
-                    });
-                    let settings = AwsSettings {
-                        endpoint,
-                        region,
-                        access_key_id,
-                        secret_access_key,
-                        session_token,
-                        groups,
-                        action,
-                        url_template,
-                        timeout: timeout.map_or(s(10), |t| t.0),
-                    };
-                    // Built once here so that `check-config` finds what the provider refuses.
-                    if let Err(e) = AwsProvider::new(settings.clone()) {
-                        report(loc, "replacer.provider", e.to_string());
-                    }
-                    ProviderConfig::Aws(Box::new(settings))
-                }
-            }
+            ProviderConfig::from_raw(p.value, loc, report)
         }
     };
     ReplacerConfig {

@@ -26,6 +26,10 @@ use url::Url;
 use super::{Provider, ProviderError, Replaced};
 use crate::instance::Instance;
 
+mod config;
+
+pub use config::{AwsConfig, RawAws};
+
 const PROVIDER: &str = "aws";
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// The most groups `DescribeAutoScalingGroups` returns in one page.
@@ -35,8 +39,8 @@ const INSTANCES_CHUNK: usize = 100;
 /// A guard against an endpoint that hands out `NextToken`s forever.
 const MAX_PAGES: usize = 1000;
 
-/// How the `aws` provider reaches AWS and what it does to an instance. Built by the binary's
-/// config; checked once by [`AwsProvider::new`].
+/// How the `aws` provider reaches AWS and what it does to an instance. Built from the config
+/// ([`AwsConfig`]); checked once by [`AwsProvider::new`].
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
     /// `None`: AWS itself (`https://autoscaling.{region}.amazonaws.com` and

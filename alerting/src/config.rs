@@ -7,20 +7,18 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lookout_alerting::check::{Check, Origin};
-use lookout_alerting::generate::{BurnAlert, GenerateSettings};
-use lookout_alerting::notify::{
-    self, AlertmanagerConfig, EmailConfig, NotifierConfig, PagerDutyConfig, SlackConfig, SmtpTls,
-    WebhookConfig,
-};
-use lookout_alerting::spec::{CheckSpec, SubscriptionSpec};
-use lookout_alerting::subscription::Subscription;
-use lookout_alerting::target::Percentile;
+use std::sync::Arc;
+
+use lookout_conf::{Dur, Report, Spanned, duration_in, moved};
 use lookout_model::secret::Secret;
 use serde::Deserialize;
 
-use super::Report;
-use super::raw::{Dur, Spanned};
+use crate::check::{Check, Origin};
+use crate::generate::{BurnAlert, GenerateSettings};
+use crate::notify::{self, Notifier, NotifierConfig, RawNotifier};
+use crate::spec::{CheckSpec, SubscriptionSpec};
+use crate::subscription::Subscription;
+use crate::target::Percentile;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,44 +92,6 @@ pub struct RawBurn {
     pub severity: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawNotifier {
-    Log,
-    Email {
-        host: String,
-        port: Option<u16>,
-        /// `starttls` (default), `tls` or `none`.
-        tls: Option<String>,
-        username: Option<String>,
-        password: Option<Secret>,
-        from: String,
-        #[serde(default)]
-        to: Vec<String>,
-        timeout: Option<Dur>,
-    },
-    Pagerduty {
-        routing_key: Secret,
-        url: Option<String>,
-        timeout: Option<Dur>,
-    },
-    Slack {
-        webhook_url: Secret,
-        timeout: Option<Dur>,
-    },
-    Webhook {
-        url: Secret,
-        hmac_secret: Option<Secret>,
-        #[serde(default)]
-        headers: BTreeMap<String, Secret>,
-        timeout: Option<Dur>,
-    },
-    Alertmanager {
-        url: String,
-        timeout: Option<Dur>,
-    },
-}
-
 /// The validated `alerting:` section.
 #[derive(Clone)]
 pub struct AlertingConfig {
@@ -142,11 +102,12 @@ pub struct AlertingConfig {
     pub confirm_after: Duration,
     pub recheck_every: Duration,
     pub reminder_every: Option<Duration>,
-    pub links: lookout_alerting::engine::LinkSettings,
-    pub heartbeat: Option<lookout_alerting::Heartbeat>,
+    pub links: crate::engine::LinkSettings,
+    pub heartbeat: Option<crate::Heartbeat>,
     pub generate: GenerateSettings,
     pub subscribe: Vec<SubscriptionSpec>,
-    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Every channel, built once here; `log` is always there.
+    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
     /// Checks from the config, with their subscriptions.
     pub checks: Vec<Check>,
     pub subscriptions: Vec<Subscription>,
@@ -160,91 +121,6 @@ impl std::fmt::Debug for AlertingConfig {
             .field("notifiers", &self.notifiers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn timeout(t: &Option<Dur>) -> Duration {
-    t.map_or(DEFAULT_TIMEOUT, |d| d.0)
-}
-
-pub(super) fn notifier_config(raw: &RawNotifier) -> Result<NotifierConfig, String> {
-    Ok(match raw {
-        RawNotifier::Log => NotifierConfig::Log,
-        RawNotifier::Email {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-            to,
-            timeout: t,
-        } => {
-            let tls = match tls.as_deref().unwrap_or("starttls") {
-                "starttls" => SmtpTls::StartTls,
-                "tls" => SmtpTls::Implicit,
-                "none" => SmtpTls::None,
-                other => {
-                    return Err(format!(
-                        "`tls`: {other:?} is not one of starttls, tls, none"
-                    ));
-                }
-            };
-            if username.is_some() != password.is_some() {
-                return Err("give both `username` and `password`, or neither".into());
-            }
-            NotifierConfig::Email(EmailConfig {
-                host: host.clone(),
-                port: port.unwrap_or(match tls {
-                    SmtpTls::Implicit => 465,
-                    SmtpTls::StartTls => 587,
-                    SmtpTls::None => 25,
-                }),
-                tls,
-                username: username.clone(),
-                password: password.clone(),
-                from: from.clone(),
-                to: to.clone(),
-                timeout: timeout(t),
-            })
-        }
-        RawNotifier::Pagerduty {
-            routing_key,
-            url,
-            timeout: t,
-        } => NotifierConfig::PagerDuty(PagerDutyConfig {
-            routing_key: routing_key.clone(),
-            url: url
-                .clone()
-                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into()),
-            timeout: timeout(t),
-        }),
-        RawNotifier::Slack {
-            webhook_url,
-            timeout: t,
-        } => NotifierConfig::Slack(SlackConfig {
-            webhook_url: webhook_url.clone(),
-            timeout: timeout(t),
-        }),
-        RawNotifier::Webhook {
-            url,
-            hmac_secret,
-            headers,
-            timeout: t,
-        } => NotifierConfig::Webhook(WebhookConfig {
-            url: url.clone(),
-            hmac_secret: hmac_secret.clone(),
-            headers: headers.clone(),
-            timeout: timeout(t),
-        }),
-        RawNotifier::Alertmanager { url, timeout: t } => {
-            NotifierConfig::Alertmanager(AlertmanagerConfig {
-                url: url.clone(),
-                timeout: timeout(t),
-            })
-        }
-    })
 }
 
 fn percentile(s: &str) -> Option<Percentile> {
@@ -267,7 +143,6 @@ fn share(s: &str) -> Option<f64> {
 
 /// `known` are the names of the config's probe checks, which targets may name.
 pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> AlertingConfig {
-    use super::checks::duration_in;
     let listen = raw
         .listen
         .as_ref()
@@ -337,39 +212,34 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
             report(h.loc(), "alerting.heartbeat.url", "is not a URL".into());
             return None;
         }
-        Some(lookout_alerting::Heartbeat {
+        Some(crate::Heartbeat {
             url: h.value.url,
             every: h.value.every.map_or(s(60), |d| d.0),
         })
     });
     let generate = validate_generate(raw.generate, report);
 
-    let mut notifiers: BTreeMap<String, NotifierConfig> =
-        BTreeMap::from([("log".to_owned(), NotifierConfig::Log)]);
-    let mut built: BTreeMap<String, std::sync::Arc<dyn notify::Notifier>> = BTreeMap::new();
-    for (name, n) in &raw.notifiers {
+    let mut built: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
+    for (name, n) in raw.notifiers {
         let path = format!("alerting.notifiers.{name}");
-        if !lookout_alerting::check::valid_id(name) {
+        if !crate::check::valid_id(&name) {
             report(n.loc(), &path, format!("{name:?} is not a notifier name"));
             continue;
         }
-        match notifier_config(&n.value).and_then(|c| notify::build(&c).map(|b| (c, b))) {
-            Ok((c, b)) => {
-                notifiers.insert(name.clone(), c);
-                built.insert(name.clone(), b);
+        let loc = n.loc();
+        match NotifierConfig::try_from(n.value).and_then(|c| notify::build(&c)) {
+            Ok(b) => {
+                built.insert(name, b);
             }
-            Err(e) => report(n.loc(), &path, e),
+            Err(e) => report(loc, &path, e),
         }
     }
-    built.entry("log".into()).or_insert_with(|| {
-        notify::build(&NotifierConfig::Log)
-            .unwrap_or_else(|_| std::sync::Arc::new(notify::log::LogNotifier))
-    });
+    built
+        .entry("log".into())
+        .or_insert_with(|| Arc::new(notify::log::LogNotifier));
 
     for (i, sub) in raw.subscribe.iter().enumerate() {
-        if let Err(e) =
-            lookout_alerting::api::subscription(&built, "any", sub.value.clone(), "check".into())
-        {
+        if let Err(e) = crate::api::subscription(&built, "any", sub.value.clone(), "check".into()) {
             report(sub.loc(), &format!("alerting.subscribe[{i}]"), e);
         }
     }
@@ -380,7 +250,7 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         let path = format!("alerting.checks[{i}]");
         match c.value.to_check(Origin::Config) {
             Ok(check) => {
-                if let lookout_alerting::check::Measure::Target(e) = &check.measure {
+                if let crate::check::Measure::Target(e) = &check.measure {
                     for name in e.checks() {
                         if !known.iter().any(|k| k == name) {
                             report(
@@ -410,7 +280,7 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
                         .id
                         .clone()
                         .unwrap_or_else(|| format!("{}:{}:{j}", check.id, sub.notifier));
-                    match lookout_alerting::api::subscription(&built, &check.id, sub.clone(), id) {
+                    match crate::api::subscription(&built, &check.id, sub.clone(), id) {
                         Ok(s) => subscriptions.push(s),
                         Err(e) => report(c.loc(), &format!("{path}.subscriptions[{j}]"), e),
                     }
@@ -439,10 +309,10 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         }
     }
 
-    super::slo::moved(
+    moved(
         &raw.maintenance,
         "alerting.maintenance",
-        super::slo::MAINTENANCE_MOVED,
+        lookout_conf::MAINTENANCE_MOVED,
         report,
     );
 
@@ -454,7 +324,7 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         confirm_after,
         recheck_every,
         reminder_every: (!reminder.is_zero()).then_some(reminder),
-        links: lookout_alerting::engine::LinkSettings {
+        links: crate::engine::LinkSettings {
             status_page: raw.links.status_page,
             dashboard: raw.links.dashboard,
             alerter: raw.links.alerter,
@@ -462,15 +332,14 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         heartbeat,
         generate,
         subscribe: raw.subscribe.into_iter().map(|s| s.value).collect(),
-        notifiers,
+        notifiers: built,
         checks,
         subscriptions,
     }
 }
 
 fn validate_generate(g: RawGenerate, report: &mut Report) -> GenerateSettings {
-    use super::checks::duration_in;
-    super::slo::moved(
+    moved(
         &g.slo_window,
         "alerting.generate.slo_window",
         "the SLO window is each check's SLO: write `slo: { window: 90d }` at the top level (every check) or in a check",

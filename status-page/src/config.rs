@@ -6,15 +6,19 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lookout_alerting::notify::NotifierConfig;
+use lookout_conf::{Cron, Dur, Report, Spanned, duration_in, moved};
+use lookout_mail::{EmailConfig, RawEmail};
 use lookout_model::secret::Secret;
-use lookout_probes::check::Check;
-use lookout_status_page::settings::{ComponentSpec, GroupSpec, slug};
 use serde::Deserialize;
 
-use super::Report;
-use super::alerting::RawNotifier;
-use super::raw::{Dur, Spanned};
+use crate::settings::{ComponentSpec, GroupSpec, ReportSettings, slug};
+
+/// A check the page may show, as the probes' section names and describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownCheck<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,20 +75,6 @@ pub struct RawReports {
     pub email: RawEmail,
 }
 
-/// The alert email notifier's keys.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEmail {
-    pub host: String,
-    pub port: Option<u16>,
-    pub tls: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub timeout: Option<Dur>,
-}
-
 #[derive(Debug, Clone)]
 pub struct StatusPageConfig {
     pub enabled: bool,
@@ -97,16 +87,15 @@ pub struct StatusPageConfig {
     pub refresh_every: Duration,
     pub latency_window: Duration,
     pub history_page_size: usize,
-    pub reports: Option<lookout_status_page::settings::ReportSettings>,
+    pub reports: Option<ReportSettings>,
 }
 
 pub fn validate(
     raw: RawStatusPage,
-    checks: &[std::sync::Arc<Check>],
+    checks: &[KnownCheck],
     regions: &[String],
     report: &mut Report,
 ) -> StatusPageConfig {
-    use super::checks::duration_in;
     let listen = raw
         .listen
         .as_ref()
@@ -136,22 +125,22 @@ pub fn validate(
         Some(t) => t.value,
         None => Secret::default(),
     };
-    super::slo::moved(
+    moved(
         &raw.target,
         "status_page.target",
-        super::slo::TARGET_MOVED,
+        lookout_conf::TARGET_MOVED,
         report,
     );
-    super::slo::moved(
+    moved(
         &raw.maintenance_in_sla,
         "status_page.maintenance_in_sla",
         "how maintenance counts is each check's SLO: write `slo: { maintenance_in_sla: false }` at the top level (every check) or in a check",
         report,
     );
-    super::slo::moved(
+    moved(
         &raw.maintenance,
         "status_page.maintenance",
-        super::slo::MAINTENANCE_MOVED,
+        lookout_conf::MAINTENANCE_MOVED,
         report,
     );
     // Public names: the given map in the probes' order; every region by its own name when
@@ -195,10 +184,10 @@ pub fn validate(
             components: checks
                 .iter()
                 .map(|c| ComponentSpec {
-                    id: slug(&c.name),
-                    name: c.name.clone(),
-                    description: c.description.clone(),
-                    check: c.name.clone(),
+                    id: slug(c.name),
+                    name: c.name.to_owned(),
+                    description: c.description.to_owned(),
+                    check: c.name.to_owned(),
                 })
                 .collect(),
         });
@@ -218,11 +207,7 @@ pub fn validate(
                     format!(
                         "{:?} is not a check; the checks are {}",
                         c.value.check,
-                        checks
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
                     ),
                 );
                 continue;
@@ -246,7 +231,7 @@ pub fn validate(
                 id,
                 name: c.value.name.trim().to_owned(),
                 description: c.value.description.unwrap_or_default(),
-                check: check.name.clone(),
+                check: check.name.to_owned(),
             });
         }
         groups.push(GroupSpec {
@@ -291,26 +276,15 @@ pub fn validate(
             .schedule
             .clone()
             .unwrap_or_else(|| "0 6 1 * *".into());
-        let schedule = match lookout_probes::schedule::parse_cron(&text) {
+        let schedule = match Cron::parse(&text) {
             Ok(s) => Some(s),
             Err(e) => {
                 report(loc, "status_page.reports.schedule", e);
                 None
             }
         };
-        let e = r.value.email;
-        let as_notifier = RawNotifier::Email {
-            host: e.host,
-            port: e.port,
-            tls: e.tls,
-            username: e.username,
-            password: e.password,
-            from: e.from,
-            to: e.to,
-            timeout: e.timeout,
-        };
-        let email = match super::alerting::notifier_config(&as_notifier) {
-            Ok(NotifierConfig::Email(c)) => {
+        let email = match EmailConfig::try_from(r.value.email) {
+            Ok(c) => {
                 if c.to.is_empty() {
                     report(
                         loc,
@@ -320,13 +294,12 @@ pub fn validate(
                 }
                 Some(c)
             }
-            Ok(_) => None,
             Err(msg) => {
                 report(loc, "status_page.reports.email", msg);
                 None
             }
         };
-        Some(lookout_status_page::settings::ReportSettings {
+        Some(ReportSettings {
             schedule: schedule?,
             email: email?,
         })
