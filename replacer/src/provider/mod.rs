@@ -37,7 +37,9 @@ pub trait ProviderKind: Sized {
 
 macro_rules! kinds {
     ($($variant:ident($config:ty),)*) => {
-        /// `replacer.provider` as written: `type:` names the kind.
+        /// `replacer.provider` as written: `type:` names the kind. Read once at start: the
+        /// size of a variant does not matter.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Deserialize)]
         #[serde(tag = "type", rename_all = "lowercase")]
         pub enum RawProvider {
