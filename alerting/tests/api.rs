@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1413,90 +1411,9 @@ async fn a_restart_on_the_same_store_neither_pages_again_nor_forgets_the_resolve
 // ---------------------------------------------------------------------------------------------
 // 10. PromQL against a real Prometheus.
 
-/// A Prometheus server, killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    const BINARY: &str = "/usr/bin/prometheus";
-
-    async fn start() -> Prometheus {
-        assert!(
-            Path::new(Self::BINARY).exists(),
-            "{} is missing: install Debian's `prometheus` package \
-             (apt-get install --no-install-recommends prometheus; ./scripts/test does)",
-            Self::BINARY
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(Self::BINARY)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} (Debian's `prometheus` package): {e}",
-                    Self::BINARY
-                )
-            });
-        let mut p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        let http = reqwest::Client::new();
-        let start = Instant::now();
-        loop {
-            let ready = http
-                .get(format!("{}/-/ready", p.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return p;
-            }
-            let exited = p.child.try_wait().unwrap();
-            if exited.is_some() || start.elapsed() > Duration::from_secs(30) {
-                let log = std::fs::read_to_string(p.dir.path().join("prometheus.log"))
-                    .unwrap_or_default();
-                panic!("Prometheus did not get ready ({exited:?}):\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_targets_are_read_from_a_real_prometheus() {
-    let prometheus = Prometheus::start().await;
+    let prometheus = lookout_testkit::peers::Prometheus::start().await;
     let w = World::start(|s| {
         s.prometheus = Some(url::Url::parse(&prometheus.url).unwrap());
     })
@@ -1606,20 +1523,8 @@ async fn metrics_pass_promtool_and_show_every_checks_state() {
         text.contains("lookout_alerting_evaluations_total{outcome=\"ok\"}"),
         "{text}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package has it; ./scripts/test installs it)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = lookout_testkit::peers::promtool_check(&text) {
+        panic!("{e}\n{text}");
+    }
     w.stop().await;
 }

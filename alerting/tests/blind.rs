@@ -80,14 +80,12 @@ async fn post_results(http: &reqwest::Client, c: &Collector, regions: &[&str], s
 }
 
 async fn blind(http: &reqwest::Client, a: &Alerter) -> Value {
-    http.get(format!("{}/api/checks/monitoring-blind", a.url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    lookout_testkit::http::get_json(
+        http,
+        format!("{}/api/checks/monitoring-blind", a.url()),
+        TOKEN,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,15 +167,12 @@ async fn results_stopping_in_a_region_or_everywhere_make_the_monitoring_blind() 
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let alerts: Value = http
-        .get(format!("{}/api/checks/monitoring-blind/alerts", a.url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: Value = lookout_testkit::http::get_json(
+        &http,
+        format!("{}/api/checks/monitoring-blind/alerts", a.url()),
+        TOKEN,
+    )
+    .await;
     let changes: Vec<(&str, &str)> = alerts["values"]
         .as_array()
         .unwrap()
@@ -191,14 +186,7 @@ async fn results_stopping_in_a_region_or_everywhere_make_the_monitoring_blind() 
     // for a test; what matters is that none go while the feed fails, checked below).
     c.shutdown().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let metrics = http
-        .get(format!("{}/metrics", a.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&http, format!("{}/metrics", a.url())).await;
     assert!(
         metrics.contains("lookout_alerting_collector_up 0"),
         "the feed's failure shows: {metrics}"

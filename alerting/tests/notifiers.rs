@@ -7,8 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,9 +22,10 @@ use lookout_alerting::notify::{
     NotifierConfig, PagerDutyConfig, Retry, SendError, SlackConfig, SmtpTls, WebhookConfig, text,
 };
 use lookout_model::secret::Secret;
+use lookout_testkit::free_port;
+use lookout_testkit::peers::{Alertmanager, Smtp};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tempfile::TempDir;
 
 const SLACK_PATH: &str = "/services/T0LOOKOUT/B0LOOKOUT/slack-secret-token";
 const WEBHOOK_PATH: &str = "/hook/webhook-secret-token";
@@ -200,14 +199,6 @@ async fn hanging() -> String {
         }
     });
     base
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -488,121 +479,24 @@ async fn pagerduty_gets_one_dedup_key_from_trigger_through_reminder_to_resolve()
 // ---------------------------------------------------------------------------------------
 // Email, against Python's aiosmtpd
 
-/// An SMTP server that stores each message as JSON in a directory, refuses any recipient
-/// named `refuse@...` with a 550, and accepts AUTH as `lookout` / `right-password`.
-const SMTP_SERVER: &str = include_str!("support/smtp_server.py");
-
-const NEED_AIOSMTPD: &str = "the email tests need python3 with aiosmtpd: install python3, then \
-                             `python3 -m pip install aiosmtpd` (./scripts/test does both)";
-
-/// The SMTP server, killed when the test ends however it ends.
-struct Smtp {
-    child: Child,
-    port: u16,
-    dir: TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The relay settings that send to aiosmtpd.
+fn smtp_config(smtp: &Smtp) -> EmailConfig {
+    EmailConfig {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "Lookout <lookout@example.com>".into(),
+        to: vec!["oncall@example.com".into()],
+        timeout: Duration::from_secs(5),
     }
-}
-
-impl Smtp {
-    async fn start() -> Smtp {
-        let probe = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run python3 ({e}): {NEED_AIOSMTPD}"));
-        assert!(probe.success(), "aiosmtpd is missing: {NEED_AIOSMTPD}");
-
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("smtp_server.py");
-        let mail = dir.path().join("mail");
-        std::fs::write(&script, SMTP_SERVER).unwrap();
-        std::fs::create_dir(&mail).unwrap();
-        let log = std::fs::File::create(dir.path().join("smtp.log")).unwrap();
-        let child = Command::new("python3")
-            .arg(&script)
-            .arg(&mail)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start python3 ({e}): {NEED_AIOSMTPD}"));
-        let mut smtp = Smtp {
-            child,
-            port: 0,
-            dir,
-        };
-        let port_file = mail.join("port");
-        let up = wait_for(Duration::from_secs(20), || {
-            let up = port_file.exists();
-            async move { up }
-        })
-        .await;
-        assert!(up, "the SMTP server did not start:\n{}", smtp.log());
-        smtp.port = std::fs::read_to_string(&port_file)
-            .unwrap()
-            .parse()
-            .unwrap();
-        smtp
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("smtp.log")).unwrap_or_default()
-    }
-
-    fn config(&self) -> EmailConfig {
-        EmailConfig {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "Lookout <lookout@example.com>".into(),
-            to: vec!["oncall@example.com".into()],
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// The messages stored so far.
-    fn messages(&self) -> Vec<Value> {
-        let mail: PathBuf = self.dir.path().join("mail");
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&mail)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        paths.iter().map(|p| read_json(p)).collect()
-    }
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-async fn wait_for<F, Fut>(limit: Duration, mut ok: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if ok().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test]
 async fn an_email_reaches_a_real_smtp_server_with_subject_recipients_and_body() {
     let smtp = Smtp::start().await;
-    let email = notify::build(&NotifierConfig::Email(smtp.config())).unwrap();
+    let email = notify::build(&NotifierConfig::Email(smtp_config(&smtp))).unwrap();
     let n = notification(Kind::Trigger);
     let to = "a@example.com, \"Doe, Jane\" <jane@example.com>";
     assert_eq!(email.check_target(Some(to)), Ok(()));
@@ -646,7 +540,7 @@ async fn an_email_reaches_a_real_smtp_server_with_subject_recipients_and_body() 
 #[tokio::test]
 async fn a_refused_recipient_is_final_and_a_closed_port_is_retried() {
     let smtp = Smtp::start().await;
-    let email = notify::build(&NotifierConfig::Email(smtp.config())).unwrap();
+    let email = notify::build(&NotifierConfig::Email(smtp_config(&smtp))).unwrap();
     let err = send(
         email.as_ref(),
         Some("refuse@example.com"),
@@ -659,7 +553,7 @@ async fn a_refused_recipient_is_final_and_a_closed_port_is_retried() {
 
     let closed = EmailConfig {
         port: free_port(),
-        ..smtp.config()
+        ..smtp_config(&smtp)
     };
     let email = notify::build(&NotifierConfig::Email(closed)).unwrap();
     let err = send(email.as_ref(), None, &notification(Kind::Trigger)).await;
@@ -672,7 +566,7 @@ async fn credentials_are_used_and_a_wrong_password_never_shows() {
     let with = |password: &str| EmailConfig {
         username: Some("lookout".into()),
         password: Some(Secret::new(password)),
-        ..smtp.config()
+        ..smtp_config(&smtp)
     };
     let right = notify::build(&NotifierConfig::Email(with("right-password"))).unwrap();
     right
@@ -696,7 +590,7 @@ async fn required_starttls_sends_nothing_to_a_server_without_it() {
         tls: SmtpTls::StartTls,
         username: Some("lookout".into()),
         password: Some(Secret::new("right-password")),
-        ..smtp.config()
+        ..smtp_config(&smtp)
     };
     let email = notify::build(&NotifierConfig::Email(config)).unwrap();
     let err = send(email.as_ref(), None, &notification(Kind::Trigger)).await;
@@ -731,104 +625,6 @@ async fn an_smtp_server_that_never_answers_is_given_up_within_the_timeout() {
 
 // ---------------------------------------------------------------------------------------
 // Alertmanager, the real one
-
-const NEED_ALERTMANAGER: &str = "the Alertmanager test needs Debian's prometheus-alertmanager \
-                                 package (`apt-get install prometheus-alertmanager`; \
-                                 ./scripts/test installs it)";
-
-/// An Alertmanager on loopback with one route to a receiver that sends nothing, killed when
-/// the test ends however it ends.
-struct Alertmanager {
-    child: Child,
-    url: String,
-    dir: TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Alertmanager {
-    async fn start() -> Alertmanager {
-        let binary = [
-            "/usr/bin/prometheus-alertmanager",
-            "/usr/local/bin/alertmanager",
-        ]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("no Alertmanager binary: {NEED_ALERTMANAGER}"));
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // An empty address turns clustering (and its gossip port) off.
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): {NEED_ALERTMANAGER}"));
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        let ready = format!("{}/-/ready", am.url);
-        let up = wait_for(Duration::from_secs(30), || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(
-            up,
-            "Alertmanager did not get ready on {}:\n{}",
-            am.url,
-            am.log()
-        );
-        am
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
-    }
-
-    /// Polls the alerts shown for `alertname` until `done` says so or 10 s pass.
-    async fn alerts_until(&self, alertname: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let alerts = self.alerts(alertname).await;
-            if done(&alerts) || Instant::now() > end {
-                return alerts;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The alerts Alertmanager shows for `alertname`.
-    async fn alerts(&self, alertname: &str) -> Vec<Value> {
-        let url = format!("{}/api/v2/alerts", self.url);
-        let all: Vec<Value> = reqwest::get(&url).await.unwrap().json().await.unwrap();
-        all.into_iter()
-            .filter(|a| a["labels"]["alertname"] == alertname)
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn alertmanager_shows_the_alert_as_sent_then_ends_it_on_resolve() {
@@ -915,4 +711,87 @@ async fn every_kind_is_built_by_name_and_refuses_targets_it_cannot_take() {
         .send(None, &notification(Kind::Trigger))
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Every kind, as the config writes it
+
+/// One config of every kind, as `alerting.notifiers` writes it, each pointed at a closed port.
+/// The match is exhaustive: a new kind does not compile until it is here.
+fn every_kind_as_written(closed: &str) -> Vec<(&'static str, Value)> {
+    let port: u16 = closed.rsplit(':').next().unwrap().parse().unwrap();
+    let written = [
+        json!({"type": "log"}),
+        json!({"type": "email", "host": "127.0.0.1", "port": port, "tls": "none",
+               "username": "lookout", "password": "smtp-password-never-shown",
+               "from": "lookout@example.com", "to": ["oncall@example.com"], "timeout": "1s"}),
+        json!({"type": "pagerduty", "routing_key": ROUTING_KEY,
+               "url": format!("{closed}/v2/enqueue"), "timeout": "1s"}),
+        json!({"type": "slack", "webhook_url": format!("{closed}{SLACK_PATH}"), "timeout": "1s"}),
+        json!({"type": "webhook", "url": format!("{closed}{WEBHOOK_PATH}"),
+               "hmac_secret": HMAC_SECRET, "headers": {"Authorization": HEADER_SECRET},
+               "timeout": "1s"}),
+        json!({"type": "alertmanager", "url": closed, "timeout": "1s"}),
+    ];
+    written
+        .into_iter()
+        .map(|w| {
+            let raw: notify::RawNotifier = serde_json::from_value(w.clone()).unwrap();
+            let config = NotifierConfig::try_from(raw).unwrap();
+            let kind = match config {
+                NotifierConfig::Log(_) => "log",
+                NotifierConfig::Email(_) => "email",
+                NotifierConfig::PagerDuty(_) => "pagerduty",
+                NotifierConfig::Slack(_) => "slack",
+                NotifierConfig::Webhook(_) => "webhook",
+                NotifierConfig::Alertmanager(_) => "alertmanager",
+            };
+            (kind, w)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_is_read_as_written_built_once_and_fails_the_same_way_without_a_receiver() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let n = notification(Kind::Trigger);
+    for (kind, written) in every_kind_as_written(&closed) {
+        let raw: notify::RawNotifier = serde_json::from_value(written.clone()).unwrap();
+        let notifier = notify::build(&NotifierConfig::try_from(raw).unwrap()).unwrap();
+        assert_eq!(notifier.kind(), kind, "its `type:` is its kind");
+        assert_eq!(
+            notifier.check_target(None),
+            Ok(()),
+            "{kind}: the default target"
+        );
+        assert_eq!(
+            notifier.stateful(),
+            matches!(kind, "pagerduty" | "alertmanager"),
+            "{kind}: only receivers that keep incidents open are sent every resolve"
+        );
+        match notifier.send(None, &n).await {
+            Ok(()) => assert_eq!(kind, "log", "{kind} delivered to a closed port"),
+            Err(e) => {
+                assert_eq!(e.retry, Retry::Backoff, "{kind}: {e}");
+                for secret in SECRETS.iter().chain(&["smtp-password-never-shown"]) {
+                    assert!(!e.message.contains(secret), "{kind} shows a secret: {e}");
+                }
+            }
+        }
+
+        // A key of another kind is refused by name.
+        let mut extra = written.clone();
+        extra["colour"] = json!("red");
+        let err = serde_json::from_value::<notify::RawNotifier>(extra).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `colour`"),
+            "{kind}: {err}"
+        );
+    }
+    let unknown = serde_json::from_value::<notify::RawNotifier>(json!({"type": "sms"}));
+    let err = unknown.unwrap_err().to_string();
+    assert!(
+        err.contains("unknown variant `sms`") && err.contains("`alertmanager`"),
+        "{err}"
+    );
 }

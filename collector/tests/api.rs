@@ -146,14 +146,7 @@ async fn bad_batches_are_refused_by_name_and_nothing_of_them_is_stored() {
     );
     let (status, _) = post(&http, &c, json!({"results": [ahead]}).to_string(), TOKEN).await;
     assert_eq!(status, 200);
-    let metrics = http
-        .get(format!("{}/metrics", c.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&http, format!("{}/metrics", c.url())).await;
     let offset: f64 = metrics
         .lines()
         .find_map(|l| {
@@ -204,14 +197,7 @@ async fn the_query_endpoints_answer_from_what_was_stored() {
     assert_eq!(a["current"]["regions"][1]["region"], "us");
     assert_eq!(a["current"]["regions"][1]["failing"], false);
 
-    let metrics = http
-        .get(format!("{}/metrics", c.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&http, format!("{}/metrics", c.url())).await;
     let burn: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("lookout_check_burn_rate{check=\"search\",window=\"1h\"} "))
@@ -328,15 +314,7 @@ async fn events_are_kept_in_order_and_bad_ones_refused_by_field() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("events[0].kind"));
-    let all: Value = http
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = lookout_testkit::http::get_json(&http, &url, TOKEN).await;
     let kinds: Vec<&str> = all["events"]
         .as_array()
         .unwrap()
@@ -345,15 +323,8 @@ async fn events_are_kept_in_order_and_bad_ones_refused_by_field() {
         .collect();
     assert_eq!(kinds, ["replacement_started", "replacement_done"]);
     let first = all["events"][0]["id"].as_i64().unwrap();
-    let after: Value = http
-        .get(format!("{url}?after={first}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value =
+        lookout_testkit::http::get_json(&http, format!("{url}?after={first}"), TOKEN).await;
     assert_eq!(after["events"].as_array().unwrap().len(), 1);
     assert_eq!(after["events"][0]["duration_ms"], Value::Null);
     c.shutdown().await;

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,56 +16,21 @@ use lookout_model::probe::{
     Failure, FailureKind, Outcome, Phases, ProbeResult, ResultBatch, StepResult,
 };
 use lookout_model::secret::Secret;
-use tempfile::TempDir;
+use lookout_testkit::{eventually, free_port, peers};
 
 const TOKEN: &str = "collector-token";
 const INFLUX_TOKEN: &str = "influx-token-never-logged";
 
-/// A VictoriaMetrics server on loopback, killed when the test ends however it ends.
-struct Victoria {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Drop for Victoria {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// VictoriaMetrics, read back the way this test needs.
+struct Victoria(peers::Victoria);
 
 impl Victoria {
     async fn start(port: u16) -> Victoria {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("victoria-metrics")
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.path().display()))
-            // Fresh points are readable at once rather than after the default 30 s.
-            .arg("-search.latencyOffset=0s")
-            .arg("-loggerLevel=ERROR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("victoria-metrics (./scripts/test installs Debian's victoria-metrics package)");
-        let vm = Victoria {
-            child,
-            port,
-            _dir: dir,
-        };
-        let health = format!("{}/health", vm.url());
-        let ready = wait_for(Duration::from_secs(20), || async {
-            reqwest::get(&health)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(ready, "VictoriaMetrics did not answer on port {port}");
-        vm
+        Victoria(peers::Victoria::start_on(port).await)
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// Every `probe_*` sample held, by series (name and labels), as timestamp (ms) to value.
@@ -239,14 +203,6 @@ fn results(n: usize, start_us: i64) -> Vec<ProbeResult> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn influx_config(url: &str) -> InfluxConfig {
     let mut c = InfluxConfig::new(url, "lookout", "probes", Secret::new(INFLUX_TOKEN));
     c.delivery.flush_interval = Duration::from_millis(50);
@@ -258,7 +214,7 @@ fn influx_config(url: &str) -> InfluxConfig {
 struct Running {
     collector: Collector,
     sink: Arc<InfluxSink>,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 async fn collector(config: InfluxConfig) -> Running {
@@ -323,7 +279,7 @@ impl Running {
 
     async fn wait_for_stats(&self, ok: impl Fn(SinkStats) -> bool) -> SinkStats {
         let ok = &ok;
-        wait_for(
+        eventually(
             Duration::from_secs(20),
             || async move { ok(self.sink.stats()) },
         )
@@ -332,37 +288,10 @@ impl Running {
     }
 }
 
-async fn wait_for<F, Fut>(limit: Duration, mut ok: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if ok().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 fn promtool_check(metrics: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (./scripts/test installs Debian's prometheus package, which has it)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}\n{metrics}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = peers::promtool_check(metrics) {
+        panic!("{e}\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

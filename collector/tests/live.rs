@@ -185,14 +185,7 @@ async fn a_long_poll_answers_as_soon_as_a_batch_takes_the_check_down() {
         ]
     );
 
-    let metrics = http
-        .get(format!("{}/metrics", c.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&http, format!("{}/metrics", c.url())).await;
     assert!(
         metrics.contains("lookout_check_state_changes_total{check=\"search\",state=\"down\"} 1"),
         "{metrics}"

@@ -1,8 +1,18 @@
-//! One conformance suite, run against every store; then what only the durable store promises.
+//! One conformance suite, run against every store and covering every method of the store
+//! trait; then what only the durable store promises.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
-use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore, counts};
+use std::collections::BTreeMap;
+
+use lookout_collector::store::{
+    Bucket, CheckRollup, Coverage, MaintenanceChange, NewResults, ResultFilter, ResultStore,
+    Retention, SqliteStore, counts,
+};
+use lookout_model::event::Event;
+use lookout_model::latency::Sparse;
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use lookout_model::read::{Maintenance, MaintenanceSource};
+use lookout_model::sla::{MINUTE_US, Tally};
 
 fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) -> ProbeResult {
     ProbeResult {
@@ -119,15 +129,393 @@ fn conformance(store: &dyn ResultStore) {
     );
 }
 
-#[test]
-fn the_in_memory_store_conforms() {
-    conformance(&SqliteStore::in_memory().unwrap());
+/// The reads a rollup pass and the query API make of raw results.
+fn conformance_reads(store: &dyn ResultStore) {
+    assert!(store.is_empty());
+    assert_eq!(
+        store.stored_since(0).unwrap(),
+        NewResults::default(),
+        "nothing stored yet"
+    );
+    let first = vec![
+        result("eu-1", 1, "search", "eu", 1_000, true),
+        result("eu-1", 2, "search", "eu", 2_000, false),
+        result("us-1", 1, "view", "us", 1_500, false),
+    ];
+    let second = vec![result("us-1", 2, "search", "us", 500, true)];
+    let answers = store.insert_many(&[&first, &second, &first[..1]]).unwrap();
+    assert_eq!(
+        answers,
+        [vec![true, true, true], vec![true], vec![false]],
+        "one answer per batch; a replay within the commit is not stored twice"
+    );
+    assert!(!store.is_empty());
+    assert_eq!(store.len(), 4);
+
+    let failed = store.failures("search", 0, 10_000, 10).unwrap();
+    assert_eq!(failed, [first[1].clone()], "failed runs only, as stored");
+    assert!(
+        store.failures("search", 0, 2_000, 10).unwrap().is_empty(),
+        "[from, to)"
+    );
+    assert_eq!(
+        store.failures("view", 0, 10_000, 0).unwrap().len(),
+        0,
+        "at most `limit`"
+    );
+    assert!(store.failures("nope", 0, 10_000, 10).unwrap().is_empty());
+
+    let all: Vec<(String, i64)> = store
+        .observations_all(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(check, o)| (check, o.start_us))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("search".to_string(), 500),
+            ("search".to_string(), 1_000),
+            ("view".to_string(), 1_500),
+            ("search".to_string(), 2_000)
+        ],
+        "every check, by start time"
+    );
+    assert!(store.observations("nope", 0, 10_000).unwrap().is_empty());
+
+    let all = store.stored_since(0).unwrap();
+    assert_eq!(
+        all.earliest,
+        BTreeMap::from([("search".to_string(), 500), ("view".to_string(), 1_500)])
+    );
+    let later = store.stored_since(all.max_id).unwrap();
+    assert_eq!(later.max_id, all.max_id);
+    assert!(later.earliest.is_empty(), "nothing after the last id");
+    assert_eq!(
+        store.stored_since(all.max_id + 100).unwrap().earliest.len(),
+        2,
+        "an id from before a wipe reads everything again"
+    );
+}
+
+fn sparse(durations: &[u64]) -> Sparse {
+    Sparse::from_durations(durations.iter().copied())
+}
+
+fn bad(down_us: i64) -> Tally {
+    Tally {
+        window_us: MINUTE_US,
+        down_us,
+        ..Tally::default()
+    }
+}
+
+/// What a rollup pass writes and a restart reads back.
+fn conformance_rollups(store: &dyn ResultStore) {
+    let hour = 3_600_000_000;
+    let day = 24 * hour;
+    let loaded = store.load_rollups(0).unwrap();
+    assert_eq!(loaded.rolled_id, 0);
+    assert!(loaded.checks.is_empty());
+
+    let coverage = Coverage {
+        covered_from: 0,
+        frontier: 10 * MINUTE_US,
+        dirty_from: None,
+    };
+    let pass = CheckRollup {
+        check: "search".into(),
+        coverage: Some(coverage),
+        minutes: (0, 10 * MINUTE_US),
+        bad_minutes: vec![
+            (MINUTE_US, bad(30_000_000)),
+            (2 * MINUTE_US, bad(60_000_000)),
+        ],
+        hours: vec![
+            ("eu".into(), 0, sparse(&[1_000, 2_000])),
+            ("us".into(), 0, sparse(&[3_000])),
+            ("eu".into(), hour, sparse(&[4_000])),
+        ],
+        days: vec![("eu".into(), 0, sparse(&[1_000, 2_000, 4_000]))],
+    };
+    store.save_rollups(42, &[pass]).unwrap();
+    let loaded = store.load_rollups(0).unwrap();
+    assert_eq!(loaded.rolled_id, 42);
+    let search = &loaded.checks["search"];
+    assert_eq!(search.coverage, Some(coverage));
+    assert_eq!(
+        search.bad_minutes,
+        [
+            (MINUTE_US, bad(30_000_000)),
+            (2 * MINUTE_US, bad(60_000_000))
+        ]
+    );
+    assert_eq!(search.hours[&0].count(), 3, "regions merged");
+    assert_eq!(search.hours[&hour].count(), 1);
+    assert_eq!(search.days[&0].count(), 3);
+    assert_eq!(
+        store.load_rollups(hour).unwrap().checks["search"]
+            .hours
+            .len(),
+        1,
+        "hours from `hours_since` on"
+    );
+
+    let hours = store.hours("search", 0, hour).unwrap();
+    let mut regions: Vec<(String, u64)> =
+        hours.into_iter().map(|(r, _, s)| (r, s.count())).collect();
+    regions.sort();
+    assert_eq!(regions, [("eu".to_string(), 2), ("us".to_string(), 1)]);
+    assert!(store.hours("nope", 0, day).unwrap().is_empty());
+    let eu = store
+        .region_hists("search", "eu", Bucket::Hour, 0, day)
+        .unwrap();
+    assert_eq!(eu.keys().copied().collect::<Vec<_>>(), [0, hour]);
+    let eu_days = store
+        .region_hists("search", "eu", Bucket::Day, 0, day)
+        .unwrap();
+    assert_eq!(eu_days[&0].count(), 3);
+    assert!(
+        store
+            .region_hists("search", "ap", Bucket::Hour, 0, day)
+            .unwrap()
+            .is_empty()
+    );
+
+    // A second pass over the same minutes replaces them; an empty histogram removes one.
+    let again = CheckRollup {
+        check: "search".into(),
+        coverage: Some(Coverage {
+            frontier: 20 * MINUTE_US,
+            ..coverage
+        }),
+        minutes: (0, 20 * MINUTE_US),
+        bad_minutes: vec![(15 * MINUTE_US, bad(1_000_000))],
+        hours: vec![("us".into(), 0, Sparse::default())],
+        days: vec![],
+    };
+    store.save_rollups(43, &[again]).unwrap();
+    let loaded = store.load_rollups(0).unwrap();
+    assert_eq!(loaded.rolled_id, 43);
+    let search = &loaded.checks["search"];
+    assert_eq!(search.bad_minutes, [(15 * MINUTE_US, bad(1_000_000))]);
+    assert_eq!(search.hours[&0].count(), 2, "the emptied region is gone");
+
+    // Retention: raw results before the cut (never the newest), hours and rollups before theirs.
+    let batch: Vec<ProbeResult> = (1..=5)
+        .map(|i| result("eu-1", i, "search", "eu", i as i64 * 100, true))
+        .collect();
+    store.insert(&batch).unwrap();
+    let removed = store
+        .prune(
+            Retention {
+                raw_before_us: 350,
+                hours_before_us: hour,
+                rollups_before_us: 10 * MINUTE_US,
+            },
+            2,
+        )
+        .unwrap();
+    assert_eq!(removed, 2, "at most `max_rows` at a time");
+    assert_eq!(store.len(), 3);
+    let retention = Retention {
+        raw_before_us: i64::MAX,
+        hours_before_us: hour,
+        rollups_before_us: 10 * MINUTE_US,
+    };
+    assert_eq!(store.prune(retention, 100).unwrap(), 2, "the newest stays");
+    assert_eq!(store.len(), 1);
+    let loaded = store.load_rollups(0).unwrap();
+    let search = &loaded.checks["search"];
+    assert_eq!(search.hours.keys().copied().collect::<Vec<_>>(), [hour]);
+    assert_eq!(search.bad_minutes, [(15 * MINUTE_US, bad(1_000_000))]);
+    assert_eq!(
+        search.coverage.map(|c| c.covered_from),
+        Some(10 * MINUTE_US),
+        "coverage starts where the rollups kept do"
+    );
+}
+
+fn window(name: &str, checks: &[&str], starts_us: i64, ends_us: i64) -> Maintenance {
+    Maintenance {
+        id: 0,
+        name: name.into(),
+        message: String::new(),
+        checks: checks.iter().map(|c| c.to_string()).collect(),
+        starts_us,
+        ends_us,
+        source: MaintenanceSource::Api,
+        created_by: "test".into(),
+        created_us: 1,
+    }
+}
+
+fn event(kind: &str, time_us: i64) -> Event {
+    Event {
+        source: "collector".into(),
+        kind: kind.into(),
+        service: "search".into(),
+        instance: None,
+        message: format!("{kind} at {time_us}"),
+        time_us,
+        duration_ms: None,
+    }
+}
+
+/// Maintenance windows, SLOs and events: what the collector keeps besides results.
+fn conformance_records(store: &dyn ResultStore) {
+    assert!(store.maintenances().unwrap().is_empty());
+    // Rolled up to minute 10, so a window from minute 5 marks it dirty from there.
+    store
+        .save_rollups(
+            1,
+            &[CheckRollup {
+                check: "search".into(),
+                coverage: Some(Coverage {
+                    covered_from: 0,
+                    frontier: 10 * MINUTE_US,
+                    dirty_from: None,
+                }),
+                minutes: (0, 10 * MINUTE_US),
+                ..CheckRollup::default()
+            }],
+        )
+        .unwrap();
+    let rebuild = window("index rebuild", &["search"], 5 * MINUTE_US, 20 * MINUTE_US);
+    let id = store
+        .change_maintenance(
+            MaintenanceChange::Put(&rebuild),
+            &[("search".into(), 5 * MINUTE_US)],
+        )
+        .unwrap();
+    assert!(id > 0, "a new window gets an id");
+    let later = window("upgrade", &["view"], 100 * MINUTE_US, 110 * MINUTE_US);
+    let other = store
+        .change_maintenance(MaintenanceChange::Put(&later), &[])
+        .unwrap();
+    assert_ne!(id, other);
+    assert_eq!(
+        store.maintenances().unwrap(),
+        [
+            Maintenance {
+                id,
+                ..rebuild.clone()
+            },
+            Maintenance {
+                id: other,
+                ..later.clone()
+            }
+        ],
+        "by id, as written"
+    );
+    let coverage = store.load_rollups(0).unwrap().checks["search"].coverage;
+    assert_eq!(coverage.and_then(|c| c.dirty_from), Some(5 * MINUTE_US));
+
+    let shorter = Maintenance {
+        id,
+        ends_us: 8 * MINUTE_US,
+        ..rebuild.clone()
+    };
+    assert_eq!(
+        store
+            .change_maintenance(MaintenanceChange::Put(&shorter), &[])
+            .unwrap(),
+        id,
+        "replaced in place"
+    );
+    assert_eq!(store.maintenances().unwrap()[0].ends_us, 8 * MINUTE_US);
+    store
+        .change_maintenance(MaintenanceChange::Delete(other), &[])
+        .unwrap();
+    assert_eq!(store.maintenances().unwrap(), [shorter]);
+
+    assert!(store.slos().unwrap().is_empty());
+    store
+        .put_slos(
+            &[
+                ("search".into(), r#"{"target":0.999}"#.into(), 10),
+                ("view".into(), r#"{"target":0.99}"#.into(), 10),
+            ],
+            &[event("slo_changed", 10)],
+        )
+        .unwrap();
+    store
+        .put_slos(&[("search".into(), r#"{"target":0.9}"#.into(), 20)], &[])
+        .unwrap();
+    assert_eq!(
+        store.slos().unwrap(),
+        BTreeMap::from([
+            ("search".to_string(), (r#"{"target":0.9}"#.to_string(), 20)),
+            ("view".to_string(), (r#"{"target":0.99}"#.to_string(), 10)),
+        ])
+    );
+
+    store
+        .insert_events(&[event("replacement_started", 30), event("held", 40)])
+        .unwrap();
+    let events = store.events(0, 0, 10).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["slo_changed", "replacement_started", "held"],
+        "oldest first"
+    );
+    assert_eq!(
+        events[1].event,
+        event("replacement_started", 30),
+        "as written"
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    let after = store.events(events[0].id, 0, 10).unwrap();
+    assert_eq!(after.len(), 2, "after an id");
+    assert_eq!(store.events(0, 35, 10).unwrap().len(), 1, "since a time");
+    assert_eq!(store.events(0, 0, 1).unwrap().len(), 1, "at most `limit`");
+}
+
+/// Every store the collector can run on, by its config.
+fn every_store(each: impl Fn(&dyn ResultStore)) {
+    each(&SqliteStore::in_memory().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    each(&file);
 }
 
 #[test]
-fn the_sqlite_store_conforms() {
+fn every_store_stores_and_queries_results() {
+    every_store(conformance);
+}
+
+#[test]
+fn every_store_answers_the_reads_of_a_pass() {
+    every_store(conformance_reads);
+}
+
+#[test]
+fn every_store_keeps_and_prunes_rollups() {
+    every_store(conformance_rollups);
+}
+
+#[test]
+fn every_store_keeps_maintenance_slos_and_events() {
+    every_store(conformance_records);
+}
+
+#[test]
+fn a_file_store_says_how_big_it_is() {
+    assert_eq!(SqliteStore::in_memory().unwrap().size_bytes(), 0);
     let dir = tempfile::tempdir().unwrap();
-    conformance(&SqliteStore::open(&dir.path().join("c.db")).unwrap());
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    let empty = store.size_bytes();
+    assert!(empty > 0);
+    let batch: Vec<ProbeResult> = (1..=2_000)
+        .map(|i| result("a", i, "search", "eu", i as i64, true))
+        .collect();
+    store.insert(&batch).unwrap();
+    assert!(
+        store.size_bytes() > empty,
+        "{} > {empty}",
+        store.size_bytes()
+    );
 }
 
 #[test]

@@ -18,11 +18,12 @@ mod common;
 
 use common::wait_until;
 use common::{LOOKOUT, Proc, up};
+use lookout_testkit::free_port;
+use lookout_testkit::peers::Smtp;
 
 const TOKEN: &str = "page-token";
 const ALERT_TOKEN: &str = "page-alert-token";
 const ADMIN: &str = "page-admin";
-const SMTP_SERVER: &str = include_str!("../../alerting/tests/support/smtp_server.py");
 
 /// What the webhook receiver got: (event header, body).
 #[derive(Clone, Default)]
@@ -75,74 +76,11 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}/hook"), received)
 }
 
-struct Smtp {
-    _proc: Proc,
-    port: u16,
-    mail: PathBuf,
-}
-
-impl Smtp {
-    fn start(dir: &Path) -> Smtp {
-        let ok = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "this test needs python3 with aiosmtpd (`python3 -m pip install aiosmtpd`; ./scripts/test installs it)"
-        );
-        let script = dir.join("smtp_server.py");
-        let mail = dir.join("mail");
-        std::fs::write(&script, SMTP_SERVER).unwrap();
-        std::fs::create_dir_all(&mail).unwrap();
-        let child = Command::new("python3")
-            .arg(&script)
-            .arg(&mail)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let port_file = mail.join("port");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !port_file.exists() {
-            assert!(Instant::now() < deadline, "the SMTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let port = std::fs::read_to_string(&port_file)
-            .unwrap()
-            .parse()
-            .unwrap();
-        Smtp {
-            _proc: Proc(child),
-            port,
-            mail,
-        }
-    }
-
-    fn subjects(&self) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.mail)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| {
-                let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-                v["headers"]["Subject"].as_str().unwrap_or("").to_owned()
-            })
-            .collect()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn subjects(smtp: &Smtp) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .map(|m| m["headers"]["Subject"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 fn config(dir: &Path, hook: &str, smtp_port: u16, alerting_port: u16) -> PathBuf {
@@ -236,7 +174,7 @@ impl World {
 async fn outages_page_blips_and_one_region_do_not_and_every_page_is_resolved() {
     let dir = tempfile::tempdir().unwrap();
     let (hook_url, received) = receiver().await;
-    let smtp = Smtp::start(dir.path());
+    let smtp = Smtp::start().await;
     let alerting_port = free_port();
     let config = config(dir.path(), &hook_url, smtp.port, alerting_port);
     let (_up, components) = up(&config);
@@ -294,9 +232,9 @@ async fn outages_page_blips_and_one_region_do_not_and_every_page_is_resolved() {
         received.all()
     );
     assert!(
-        smtp.subjects().is_empty(),
+        subjects(&smtp).is_empty(),
         "mail sent: {:?}",
-        smtp.subjects()
+        subjects(&smtp)
     );
 
     // 3. A full outage pages (webhook and mail) within seconds.
@@ -318,7 +256,7 @@ async fn outages_page_blips_and_one_region_do_not_and_every_page_is_resolved() {
     );
     assert!(page["reason"].is_string(), "a page says what broke: {page}");
     wait_until("the page by mail", Duration::from_secs(15), || async {
-        smtp.subjects()
+        subjects(&smtp)
             .iter()
             .any(|s| s.starts_with("[ERROR]") && s.contains("search"))
     })
@@ -347,13 +285,13 @@ async fn outages_page_blips_and_one_region_do_not_and_every_page_is_resolved() {
     .await;
     eprintln!("outage resolved {to_resolve:?} after it ended");
     wait_until("the resolve by mail", Duration::from_secs(15), || async {
-        smtp.subjects().iter().any(|s| s.starts_with("[RESOLVED]"))
+        subjects(&smtp).iter().any(|s| s.starts_with("[RESOLVED]"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(received.of("trigger", &problem), 1, "{:?}", received.all());
     assert_eq!(received.of("resolve", &problem), 1, "{:?}", received.all());
-    let mails = smtp.subjects();
+    let mails = subjects(&smtp);
     assert_eq!(
         mails.iter().filter(|s| s.starts_with("[ERROR]")).count(),
         1,

@@ -3,10 +3,10 @@
 //! exactly as a collector that was never interrupted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lookout_testkit::{Guard, free_port, wait_until};
 use serde_json::{Value, json};
 
 const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
@@ -22,39 +22,21 @@ fn config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     path
 }
 
-/// A collector process, killed when the test ends however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &std::path::Path) -> Proc {
-    let mut child = Command::new(LOOKOUT)
+/// A collector process, killed when the test ends however it ends; ready once it says where
+/// it listens.
+async fn start(config: &std::path::Path) -> Guard {
+    let mut command = Command::new(LOOKOUT);
+    command
         .args(["collector", "--config"])
         .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("collector http://"), "{line}");
-    Proc(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .env("RUST_LOG", "error");
+    let collector = Guard::spawn("lookout collector", command, "cargo builds it");
+    wait_until("the collector listens", Duration::from_secs(30), || {
+        let up = collector.log().contains("collector http://");
+        async move { up }
+    })
+    .await;
+    collector
 }
 
 /// Two hours of results from three regions every 10 s, with a 10-minute outage seen from two.
@@ -104,8 +86,8 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
     let (port_a, port_b) = (free_port(), free_port());
     let config_a = config(dir_a.path(), port_a);
     let config_b = config(dir_b.path(), port_b);
-    let mut killed = start(&config_a);
-    let steady = start(&config_b);
+    let mut killed = start(&config_a).await;
+    let steady = start(&config_b).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let now = chrono_now_us();
     let all = batches(now);
@@ -132,10 +114,9 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
         assert!(Instant::now() < deadline, "ingest flows");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    killed.0.kill().unwrap(); // SIGKILL
-    killed.0.wait().unwrap();
+    killed.kill(); // SIGKILL
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let restarted = start(&config_a);
+    let restarted = start(&config_a).await;
     let retried = tokio::time::timeout(Duration::from_secs(60), poster)
         .await
         .unwrap()
@@ -148,17 +129,12 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
         post_until_acked(&http, &url_b, b).await;
     }
 
-    let results: Value = http
-        .get(format!(
-            "http://127.0.0.1:{port_a}/api/v1/results?limit=100000"
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let results: Value = lookout_testkit::http::get_json(
+        &http,
+        format!("http://127.0.0.1:{port_a}/api/v1/results?limit=100000"),
+        TOKEN,
+    )
+    .await;
     let results = results["results"].as_array().unwrap();
     let mut keys: Vec<(String, u64)> = results
         .iter()
@@ -179,17 +155,12 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
     let avail = |port: u16| {
         let (http, window) = (http.clone(), window.clone());
         async move {
-            let v: Value = http
-                .get(format!(
-                    "http://127.0.0.1:{port}/api/v1/checks/search/availability?{window}"
-                ))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = lookout_testkit::http::get_json(
+                &http,
+                format!("http://127.0.0.1:{port}/api/v1/checks/search/availability?{window}"),
+                TOKEN,
+            )
+            .await;
             v
         }
     };
@@ -201,14 +172,8 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
     assert_eq!(a["no_data_seconds"], 0.001, "{a}");
 
     // /metrics carries the same figures, lint-clean.
-    let text = http
-        .get(format!("http://127.0.0.1:{port_b}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text =
+        lookout_testkit::http::get_text(&http, format!("http://127.0.0.1:{port_b}/metrics")).await;
     let gauge = |name: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -232,21 +197,9 @@ async fn a_collector_killed_mid_ingest_loses_nothing_it_acked() {
         gauge(r#"lookout_check_results_total{check="search",outcome="fail",region="eu-west"}"#),
         60.0
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (./scripts/test installs Debian's prometheus package, which has it)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = lookout_testkit::peers::promtool_check(&text) {
+        panic!("{e}");
+    }
     drop((restarted, steady));
 }
 

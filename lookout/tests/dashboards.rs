@@ -11,7 +11,7 @@ use common::wait_until;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -420,14 +420,6 @@ fn scrape_config(components: &common::Components, dir: &Path) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Prom {
     url: String,
     http: reqwest::Client,
@@ -511,35 +503,13 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let (_up, components) = common::up(&config(dir.path()));
     let started = now_s();
-    let port = free_port();
-    let _prometheus = common::Proc(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                scrape_config(&components, dir.path()).display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian's prometheus package; scripts/test installs it)"),
-    );
+    let config = std::fs::read_to_string(scrape_config(&components, dir.path())).unwrap();
+    let prometheus = lookout_testkit::peers::Prometheus::with_config(&config, &[]).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let prom = Prom {
-        url: format!("http://127.0.0.1:{port}"),
+        url: prometheus.url.clone(),
         http: http.clone(),
     };
-    wait_until("Prometheus ready", Duration::from_secs(30), || async {
-        http.get(format!("{}/-/ready", prom.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
 
     // Every component scraped, the discovered ones included: 3 agents (from the collector's
     // list), the gateway and 6 instances (from the replacer's).

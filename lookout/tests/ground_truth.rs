@@ -33,16 +33,12 @@ fn start(dir: &std::path::Path) -> (Proc, Components) {
 }
 
 async fn availability(http: &reqwest::Client, collector: &str, from_us: i64, to_us: i64) -> Value {
-    http.get(format!(
-        "{collector}/api/v1/checks/search/availability?from_us={from_us}&to_us={to_us}"
-    ))
-    .bearer_auth(TOKEN)
-    .send()
+    lookout_testkit::http::get_json(
+        http,
+        format!("{collector}/api/v1/checks/search/availability?from_us={from_us}&to_us={to_us}"),
+        TOKEN,
+    )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap()
 }
 
 async fn failures_in(
@@ -52,17 +48,12 @@ async fn failures_in(
     from_us: i64,
     to_us: i64,
 ) -> usize {
-    let body: Value = http
-        .get(format!(
-            "{collector}/api/v1/results?check=search&region={region}&limit=100000"
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = lookout_testkit::http::get_json(
+        http,
+        format!("{collector}/api/v1/results?check=search&region={region}&limit=100000"),
+        TOKEN,
+    )
+    .await;
     body["results"]
         .as_array()
         .unwrap()

@@ -164,16 +164,12 @@ async fn alerter_round(w: &World) -> (f64, usize) {
     let mut evaluated = 0;
     let mut total = 0;
     for _ in 0..200 {
-        let v: Value = w
-            .http
-            .get(format!("{}/api/checks", alerter.url()))
-            .bearer_auth("alerting")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = lookout_testkit::http::get_json(
+            &w.http,
+            format!("{}/api/checks", alerter.url()),
+            "alerting",
+        )
+        .await;
         let checks = v["values"].as_array().unwrap();
         total = checks.len();
         // The blind check waits out its grace; every other check is evaluated in the round.

@@ -325,15 +325,7 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
         .get_json(format!("{}/healthcheck", w.replacer), None)
         .await;
     assert_eq!(health["status"], "degraded");
-    let metrics = w
-        .http
-        .get(format!("{}/metrics", w.replacer))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&w.http, format!("{}/metrics", w.replacer)).await;
     assert!(
         metrics.contains("lookout_replacer_held{service=\"catalogue\"} 1"),
         "{metrics}"
@@ -343,15 +335,12 @@ async fn most_of_a_service_failing_at_once_replaces_nothing_and_raises_the_held_
     let level = |alerter: String| {
         let http = w.http.clone();
         async move {
-            let v: Value = http
-                .get(format!("{alerter}/api/checks/replacer-held"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = lookout_testkit::http::get_json(
+                &http,
+                format!("{alerter}/api/checks/replacer-held"),
+                TOKEN,
+            )
+            .await;
             v["state"].as_str().unwrap_or("").to_owned()
         }
     };

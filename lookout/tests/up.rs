@@ -350,17 +350,12 @@ async fn up_runs_an_agent_per_region_and_a_cut_link_fails_only_that_region() {
     let results = |region: &'static str| {
         let (http, collector) = (http.clone(), collector.clone());
         async move {
-            let body: Value = http
-                .get(format!(
-                    "{collector}/api/v1/results?check=search&region={region}&limit=100000"
-                ))
-                .bearer_auth("e2e-token")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: Value = lookout_testkit::http::get_json(
+                &http,
+                format!("{collector}/api/v1/results?check=search&region={region}&limit=100000"),
+                "e2e-token",
+            )
+            .await;
             body["results"].as_array().unwrap().clone()
         }
     };

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore};
@@ -18,6 +18,7 @@ use lookout_probes::agent::{Agent, AgentSettings};
 use lookout_probes::check::{Check, ScheduleSpec};
 use lookout_services::data::Dataset;
 use lookout_services::{Instance, InstanceSpec, ServiceKind};
+use lookout_testkit::within;
 use serde_json::json;
 
 const TOKEN: &str = "agent-test-token";
@@ -108,17 +109,6 @@ fn held(store: &SqliteStore, agent: &str) -> Vec<ProbeResult> {
         .unwrap()
 }
 
-async fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_spool_while_the_collector_is_away_and_arrive_once_in_order() {
     let platform = catalogue().await;
@@ -135,7 +125,7 @@ async fn results_spool_while_the_collector_is_away_and_arrive_once_in_order() {
     ];
     let a = agent(settings("eu-west", &c.url(), checks, dir.path())).await;
     assert!(
-        wait_for(Duration::from_secs(5), || store.len() >= 2).await,
+        within(Duration::from_secs(5), || store.len() >= 2).await,
         "results flow"
     );
 
@@ -162,7 +152,7 @@ async fn results_spool_while_the_collector_is_away_and_arrive_once_in_order() {
 
     let c = collector(store.clone(), port).await;
     assert!(
-        wait_for(Duration::from_secs(10), || a.spool_depth().0 == 0).await,
+        within(Duration::from_secs(10), || a.spool_depth().0 == 0).await,
         "the spool drains"
     );
     a.shutdown().await;
@@ -206,7 +196,7 @@ async fn a_failure_in_one_region_is_confirmed_by_the_others_within_2s() {
     .await;
     let cc = agent(settings("ap-south", &c.url(), vec![healthy], dir.path())).await;
     assert!(
-        wait_for(Duration::from_secs(5), || held(&store, "us-east-1").len()
+        within(Duration::from_secs(5), || held(&store, "us-east-1").len()
             == 1
             && held(&store, "ap-south-1").len() == 1)
         .await
@@ -227,7 +217,7 @@ async fn a_failure_in_one_region_is_confirmed_by_the_others_within_2s() {
     ))
     .await;
     assert!(
-        wait_for(Duration::from_secs(5), || !held(&store, "eu-west-1")
+        within(Duration::from_secs(5), || !held(&store, "eu-west-1")
             .is_empty())
         .await
     );
@@ -236,7 +226,7 @@ async fn a_failure_in_one_region_is_confirmed_by_the_others_within_2s() {
     let failed_at = failed.started_at_us + failed.duration_us as i64;
 
     for region in ["us-east-1", "ap-south-1"] {
-        let confirmed = wait_for(Duration::from_secs(3), || {
+        let confirmed = within(Duration::from_secs(3), || {
             held(&store, region).iter().any(|r| r.confirmation)
         })
         .await;
@@ -283,27 +273,15 @@ async fn agent_and_collector_metrics_pass_promtool() {
         dir.path(),
     ))
     .await;
-    assert!(wait_for(Duration::from_secs(5), || store.len() >= 1).await);
+    assert!(within(Duration::from_secs(5), || store.len() >= 1).await);
     for url in [
         format!("http://{}/metrics", a.addr),
         format!("{}/metrics", c.url()),
     ] {
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let mut child = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("promtool (./scripts/test installs Debian's prometheus package, which has it)");
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{url}: {}{}\n{text}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(e) = lookout_testkit::peers::promtool_check(&text) {
+            panic!("{url}: {e}\n{text}");
+        }
         assert!(text.contains("lookout_"), "{text}");
     }
     let text = reqwest::get(format!("http://{}/metrics", a.addr))
@@ -429,13 +407,13 @@ async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
     ))
     .await;
     assert!(
-        wait_for(Duration::from_secs(10), || held(&store, "eu-west-1").len()
+        within(Duration::from_secs(10), || held(&store, "eu-west-1").len()
             >= 3)
         .await,
         "good results get through"
     );
     assert!(
-        wait_for(Duration::from_secs(5), || a.spool_depth().0 <= 2).await,
+        within(Duration::from_secs(5), || a.spool_depth().0 <= 2).await,
         "nothing piles up behind a bad result"
     );
     let metrics = reqwest::get(format!("http://{}/metrics", a.addr))

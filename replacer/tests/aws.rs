@@ -10,11 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use lookout_testkit::peers;
 
 use lookout_model::secret::Secret;
 use lookout_replacer::instance::Instance;
@@ -28,9 +27,9 @@ const SETUP_KEY_ID: &str = "testing";
 /// Distinctive, so that a test can tell it never leaks into an error.
 const SECRET: &str = "lookout-test-secret-never-printed";
 
-/// A moto server, killed when dropped.
+/// A moto server, and the key its signatures are checked against.
 struct Moto {
-    child: Child,
+    _server: peers::Moto,
     endpoint: String,
     /// The IAM key made by [`Moto::setup`]: `(id, secret)`.
     key: (String, String),
@@ -38,62 +37,12 @@ struct Moto {
 
 impl Moto {
     async fn start() -> Moto {
-        let check = Command::new("python3")
-            .args(["-c", "import moto.server, boto3"])
-            .output();
-        match check {
-            Ok(out) if out.status.success() => {}
-            _ => panic!(
-                "these tests need python3 with moto's server and boto3; install them with\n    \
-                 python3 -m pip install 'moto[server]' boto3\n(add --break-system-packages on \
-                 Debian's own python3), or run ./scripts/test, which does"
-            ),
-        }
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start python3 -m moto.server");
-        let stderr = child.stderr.take().expect("moto's stderr");
-        let (tx, rx) = mpsc::channel();
-        // Werkzeug says where it listens on stderr, then logs every request there: keep
-        // reading, so that a full pipe never stalls the server.
-        std::thread::spawn(move || {
-            let mut told = false;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if !told && let Some(at) = line.find("Running on http://") {
-                    let url = line[at + "Running on ".len()..].trim().to_owned();
-                    told = tx.send(url).is_ok();
-                }
-            }
-        });
-        let mut moto = Moto {
-            child,
-            endpoint: String::new(),
+        let server = peers::Moto::start().await;
+        Moto {
+            endpoint: server.endpoint.clone(),
+            _server: server,
             key: (SETUP_KEY_ID.into(), SECRET.into()),
-        };
-        moto.endpoint =
-            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-                .await
-                .expect("join")
-                .expect("moto did not say where it listens within 60 s");
-        // Wait until it answers.
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            let answer = client
-                .get(format!("{}/moto-api/", moto.endpoint))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if answer.is_ok() {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("moto at {} never answered", moto.endpoint);
     }
 
     /// Runs `support/moto_asg.py` against this server; its JSON output.
@@ -156,13 +105,6 @@ impl Moto {
             timeout: Duration::from_secs(10),
         })
         .expect("valid settings")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -108,15 +108,9 @@ async fn jitter_stays_within_its_bounds_and_faults_expire() {
     })
     .await;
     assert!(expired, "a fault with a duration clears itself");
-    let list: Value = http
-        .get(format!("{}/admin/faults", c.admin_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        lookout_testkit::http::get_json(&http, format!("{}/admin/faults", c.admin_url()), ADMIN)
+            .await;
     assert_eq!(list["faults"], json!([]));
 }
 
@@ -197,15 +191,9 @@ async fn down_closes_the_listener_and_drops_connections_until_cleared() {
     let err = http.get(&url).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err}");
     // The admin listener stays up, so the fault can be seen and cleared.
-    let list: Value = http
-        .get(format!("{}/admin/faults", c.admin_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        lookout_testkit::http::get_json(&http, format!("{}/admin/faults", c.admin_url()), ADMIN)
+            .await;
     assert_eq!(list["faults"][0]["kind"], "down");
     clear(&http, &c).await;
     let back = eventually(Duration::from_secs(3), || async {

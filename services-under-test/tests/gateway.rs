@@ -226,16 +226,12 @@ async fn a_dead_upstream_instance_is_skipped_and_reported() {
         .unwrap();
     assert_eq!(dead["status"], "down");
     assert_eq!(dead["reason"], "connection refused");
-    let upstreams: Value = p
-        .http
-        .get(format!("{}/admin/upstreams", p.gateway.admin_url()))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upstreams: Value = lookout_testkit::http::get_json(
+        &p.http,
+        format!("{}/admin/upstreams", p.gateway.admin_url()),
+        ADMIN,
+    )
+    .await;
     assert!(
         upstreams["upstreams"]
             .as_array()

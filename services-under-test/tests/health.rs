@@ -69,15 +69,7 @@ async fn every_service_reports_its_health_and_metrics() {
 
     p.get("/1.x/artists/77").await;
     p.get("/1.x/nope").await;
-    let text = p
-        .http
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = lookout_testkit::http::get_text(&p.http, p.url("/metrics")).await;
     assert!(
         text.contains("route=\"/1.x/artists/{id}\",status=\"200\"} 1"),
         "routes are patterns, not paths"
@@ -87,34 +79,6 @@ async fn every_service_reports_its_health_and_metrics() {
     assert!(text.contains(
         "platform_gateway_upstream_requests_total{outcome=\"ok\",service=\"catalogue\"}"
     ));
-}
-
-/// Runs `promtool check metrics` on one exposition; promtool exits non-zero on lint problems.
-fn promtool_check(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("promtool not runnable ({e}); ./scripts/test installs Debian's prometheus package, which has it"))?;
-    let mut stdin = child.stdin.take().ok_or("promtool has no stdin")?;
-    stdin
-        .write_all(text.as_bytes())
-        .map_err(|e| e.to_string())?;
-    drop(stdin);
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }
 
 #[tokio::test]
@@ -144,16 +108,9 @@ async fn every_metrics_endpoint_passes_promtool() {
         &p.gateway,
     ];
     for instance in all {
-        let text = p
-            .http
-            .get(format!("{}/metrics", instance.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if let Err(problems) = promtool_check(&text) {
+        let text =
+            lookout_testkit::http::get_text(&p.http, format!("{}/metrics", instance.url())).await;
+        if let Err(problems) = lookout_testkit::peers::promtool_check(&text) {
             panic!(
                 "{:?} /metrics fails promtool:\n{problems}\n{text}",
                 instance.kind

@@ -405,14 +405,7 @@ async fn a_full_analytics_queue_drops_and_counts_instead_of_blocking() {
     );
     assert_eq!(accepted + dropped, 50);
     assert!(dropped > 0, "{r}");
-    let metrics = http
-        .get(format!("{}/metrics", a.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lookout_testkit::http::get_text(&http, format!("{}/metrics", a.url())).await;
     assert!(
         metrics.contains(&format!(
             "platform_analytics_events_dropped_total {dropped}"

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -731,27 +731,9 @@ async fn pages_are_cached_compressed_and_locked_down_and_unknown_pages_are_frien
         metrics.contains("lookout_status_page_requests_total{kind=\"page\"}"),
         "{metrics}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; ./scripts/test installs it)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = lookout_testkit::peers::promtool_check(&metrics) {
+        panic!("promtool: {e}");
+    }
     w.page.shutdown().await;
     w.collector.shutdown().await;
 }
@@ -873,75 +855,9 @@ async fn maintenance_is_announced_and_lifted() {
 // ---------------------------------------------------------------------------------------------
 // The monthly report, through aiosmtpd
 
-const SMTP_SERVER: &str = include_str!("../../alerting/tests/support/smtp_server.py");
-const NEED_AIOSMTPD: &str = "the report test needs python3 with aiosmtpd: \
-                             `python3 -m pip install aiosmtpd` (./scripts/test installs it)";
-
-struct Smtp {
-    child: Child,
-    port: u16,
-    mail: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Smtp {
-    async fn start() -> Smtp {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("smtp_server.py");
-        let mail = dir.path().join("mail");
-        std::fs::write(&script, SMTP_SERVER).unwrap();
-        std::fs::create_dir(&mail).unwrap();
-        let child = Command::new("python3")
-            .arg(&script)
-            .arg(&mail)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start python3 ({e}): {NEED_AIOSMTPD}"));
-        let port_file = mail.join("port");
-        for _ in 0..200 {
-            if port_file.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let port = std::fs::read_to_string(&port_file)
-            .unwrap_or_else(|_| panic!("the SMTP server did not start: {NEED_AIOSMTPD}"))
-            .parse()
-            .unwrap();
-        Smtp {
-            child,
-            port,
-            mail,
-            _dir: dir,
-        }
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        let mut files: Vec<_> = std::fs::read_dir(&self.mail)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-            .collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monthly_report_is_served_and_mailed_to_partners() {
-    let smtp = Smtp::start().await;
+    let smtp = lookout_testkit::peers::Smtp::start().await;
     let collector = collector().await;
     let mut s = settings(&collector.url());
     s.reports = Some(ReportSettings {

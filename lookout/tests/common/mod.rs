@@ -71,20 +71,8 @@ pub fn up(config: &Path) -> (Proc, Components) {
     (Proc(child), components)
 }
 
-/// Polls `ok` every 100 ms until it holds; fails the test naming `what` after `limit`. How
-/// long it took.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ok: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    start.elapsed()
-}
+#[allow(unused_imports)] // each test uses a part
+pub use lookout_testkit::wait_until;
 
 /// The process listening on `url`'s port (by iproute2's `ss`), to kill it like a crash.
 pub fn pid_of(url: &str) -> u32 {
@@ -105,29 +93,13 @@ pub fn pid_of(url: &str) -> u32 {
         .unwrap()
 }
 
-/// GET `url` with a bearer token and read its JSON body.
-pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+#[allow(unused_imports)]
+pub use lookout_testkit::http::get_json;
 
 /// The samples of `/metrics` at `url` whose line starts with `prefix`: (the rest of the name
 /// and labels, value).
 pub async fn samples(http: &reqwest::Client, url: &str, prefix: &str) -> Vec<(String, f64)> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = lookout_testkit::http::get_text(http, format!("{url}/metrics")).await;
     text.lines()
         .filter_map(|l| l.strip_prefix(prefix))
         .filter_map(|l| {

@@ -172,23 +172,8 @@ pub async fn clear(http: &reqwest::Client, instance: &Instance) {
     assert_eq!(r.status(), 200);
 }
 
-/// Polls `check` every 50 ms until it holds, for at most `within`.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+#[allow(unused_imports)] // each test uses a part
+pub use lookout_testkit::eventually;
 
 /// Asserts a JSON error body with a message containing `needle`.
 pub async fn assert_error(r: reqwest::Response, status: u16, needle: &str) {
