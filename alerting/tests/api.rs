@@ -468,8 +468,8 @@ async fn every_api_route_needs_the_token_and_the_openapi_document_lists_exactly_
         .collect();
     paths.sort_unstable();
     assert_eq!(paths, ROUTES, "the document's paths");
-    // And the list is the router's: every `.route("...")` of src/api.rs.
-    let source = include_str!("../src/api.rs");
+    // And the list is the router's: every `.route("...")` of src/api/mod.rs.
+    let source = include_str!("../src/api/mod.rs");
     let mut routed: Vec<&str> = source
         .match_indices(".route(")
         .filter_map(|(i, _)| source[i..].split('"').nth(1))

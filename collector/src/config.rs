@@ -3,6 +3,7 @@
 //! (held to the same rules as windows made through the API).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use lookout_conf::{Dur, Report, Spanned, check_duration, duration_in, number_in};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 use crate::MaintenanceSpec;
 use crate::sink;
+use crate::store::StoreConfig;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +24,19 @@ pub struct RawCollector {
     pub influxdb: Option<Spanned<RawInflux>>,
     /// How long raw results are kept (rollups are kept for 400 days).
     pub raw_retention: Option<Spanned<Dur>>,
+    /// Where results are kept: `{ type: sqlite, path: FILE }` (the default, at
+    /// `DATA_DIR/collector.db`) or `{ type: memory }`.
+    pub store: Option<Spanned<RawStore>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawStore {
+    Sqlite {
+        /// Relative to `data_dir`.
+        path: Option<String>,
+    },
+    Memory,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +61,7 @@ pub struct CollectorConfig {
     pub raw_retention: Duration,
     /// The config's maintenance windows.
     pub maintenance: Vec<MaintenanceSpec>,
+    pub store: StoreConfig,
 }
 
 /// Where the collector listens unless the config says.
@@ -53,11 +69,13 @@ pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8090);
 
 /// `collector:` and `maintenance:`. `checks`: the config's check names, which windows may
-/// name; without any, the collector has nothing to serve and needs no token.
+/// name; without any, the collector has nothing to serve and needs no token. A store's relative
+/// path is under `data_dir`.
 pub fn validate(
     raw: RawCollector,
     maintenance: Vec<Spanned<RawMaintenance>>,
     checks: &[&str],
+    data_dir: &Path,
     report: &mut Report,
 ) -> CollectorConfig {
     let token = match raw.token {
@@ -90,6 +108,34 @@ pub fn validate(
             Duration::from_secs(400 * 86_400),
         ),
         maintenance: validate_maintenance(maintenance, checks, report),
+        store: validate_store(raw.store, data_dir, report),
+    }
+}
+
+fn validate_store(
+    raw: Option<Spanned<RawStore>>,
+    data_dir: &Path,
+    report: &mut Report,
+) -> StoreConfig {
+    let default = || data_dir.join("collector.db");
+    let Some(raw) = raw else {
+        return StoreConfig::Sqlite { path: default() };
+    };
+    let loc = raw.loc();
+    match raw.value {
+        RawStore::Memory => StoreConfig::Memory,
+        RawStore::Sqlite { path: None } => StoreConfig::Sqlite { path: default() },
+        RawStore::Sqlite { path: Some(p) } if p.trim().is_empty() => {
+            report(
+                loc,
+                "collector.store.path",
+                "must not be empty: leave it out for DATA_DIR/collector.db".into(),
+            );
+            StoreConfig::Sqlite { path: default() }
+        }
+        RawStore::Sqlite { path: Some(p) } => StoreConfig::Sqlite {
+            path: data_dir.join(p),
+        },
     }
 }
 

@@ -10,44 +10,12 @@ use lookout_collector::store::{
 };
 use lookout_model::event::Event;
 use lookout_model::latency::Sparse;
-use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use lookout_model::probe::ProbeResult;
 use lookout_model::read::{Maintenance, MaintenanceSource};
 use lookout_model::sla::{MINUTE_US, Tally};
 
 fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) -> ProbeResult {
-    ProbeResult {
-        check: check.into(),
-        region: region.into(),
-        agent: agent.into(),
-        seq,
-        started_at_us: t,
-        outcome: if ok {
-            Outcome::Ok
-        } else {
-            Outcome::Fail(Failure {
-                kind: FailureKind::Refused,
-                message: "refused".into(),
-                step: Some(0),
-            })
-        },
-        duration_us: 1234,
-        steps: vec![StepResult {
-            name: "search".into(),
-            status: Some(200),
-            bytes: 4321,
-            phases: Phases {
-                dns_us: 1,
-                connect_us: 2,
-                tls_us: 3,
-                ttfb_us: 4,
-                transfer_us: 5,
-                total_us: 15,
-            },
-            cert_days_left: Some(30),
-            reused_connection: seq.is_multiple_of(2),
-        }],
-        confirmation: false,
-    }
+    lookout_testkit::results::result(check, region, agent, seq, t, ok, 1234)
 }
 
 fn conformance(store: &dyn ResultStore) {

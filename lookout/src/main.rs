@@ -1,16 +1,10 @@
 //! `lookout`: the one binary. `lookout up` runs the whole suite on this machine; each part can
 //! also run alone (`lookout service ...`); `lookout check-config` validates a config file;
-//! `lookout bench` runs the whole-system benchmarks.
+//! `lookout bench` runs the whole-system benchmarks of `lookout-bench`, a program of its own so
+//! that this one does not carry them.
 #![forbid(unsafe_code)]
 
-mod bench;
-mod config;
-mod launcher;
-mod logging;
-mod monitor;
-mod probe;
-mod service;
-mod supervisor;
+use lookout::{UsageError, config, logging, probe, service, supervisor};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,17 +45,14 @@ enum Command {
     StatusPage(probe::StatusPageArgs),
     /// Run the host-health replacer alone (the aws provider).
     Replacer(probe::ReplacerArgs),
-    /// Whole-system benchmarks; each prints its figures beside a reference measured in the same run.
+    /// Whole-system benchmarks (`lookout-bench`, beside this program); each prints its figures
+    /// beside a reference measured in the same run. `lookout bench --help` lists them.
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        which: bench::Bench,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
-
-/// Failures that are the user's to fix (bad config, an address in use): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
     match path {
@@ -123,10 +114,7 @@ fn main() -> ExitCode {
                 logging::init(cfg.log.format, &cfg.log.level);
                 runtime()?.block_on(probe::run_status_page(cfg, args))
             }),
-        Command::Bench { which } => {
-            logging::init(config::LogFormat::Text, "warn");
-            runtime().and_then(|rt| rt.block_on(bench::run(which)))
-        }
+        Command::Bench { args } => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,4 +142,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Runs `lookout-bench` from beside this program, with the arguments after `bench`.
+fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let me = std::env::current_exe()?;
+    let bench = me.with_file_name(format!("lookout-bench{}", std::env::consts::EXE_SUFFIX));
+    if !bench.exists() {
+        return Err(UsageError(format!(
+            "the benchmarks are a program of their own, and {} is not built: \
+             cargo build --release -p lookout-bench",
+            bench.display()
+        ))
+        .into());
+    }
+    let status = std::process::Command::new(&bench).args(args).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} ended with {status}", bench.display()))
+    }
 }

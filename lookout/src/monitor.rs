@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lookout_collector::sink::{InfluxSink, ResultSink};
-use lookout_collector::store::SqliteStore;
 use lookout_collector::{CheckInfo, Collector, CollectorSettings, Known};
 use lookout_probes::agent::{Agent, AgentSettings};
 use lookout_probes::check::ScheduleSpec;
@@ -57,9 +56,11 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| UsageError(format!("collector: cannot listen on {listen}: {e}")))?;
-    let path = config.data_dir.join("collector.db");
-    let store =
-        Arc::new(SqliteStore::open(&path).map_err(|e| UsageError(format!("collector: {e}")))?);
+    let store = config
+        .collector
+        .store
+        .open()
+        .map_err(|e| UsageError(format!("collector: {e}")))?;
     let mut sinks: Vec<Arc<dyn ResultSink>> = Vec::new();
     if let Some(influx) = &config.collector.influxdb {
         let sink =

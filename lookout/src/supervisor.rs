@@ -191,7 +191,7 @@ impl Platform {
 }
 
 /// Launches one child and waits for it to report where it listens.
-pub(crate) async fn spawn(
+pub async fn spawn(
     spec: InstanceSpec,
     index: usize,
     listen: SocketAddr,
@@ -201,7 +201,7 @@ pub(crate) async fn spawn(
     let kind = spec.kind;
     let name = format!("{kind}#{}", index + 1);
     let exe =
-        std::env::current_exe().context("cannot find the lookout executable to start instances")?;
+        crate::lookout_exe().context("cannot find the lookout executable to start instances")?;
     let mut process = Command::new(exe)
         .args(["service", "--spec-stdin"])
         .env(crate::logging::LEVEL_ENV, &log.level)

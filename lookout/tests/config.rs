@@ -85,6 +85,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"11:17: collector.influxdb.batch_size: must be from 1 to 50000, got 0"#,
                 r#"12:21: collector.influxdb.flush_interval: must be from 10ms to 1m, got 5m"#,
                 r#"13:19: collector.influxdb.max_buffered: must be from 1 to 10000000, got 20000000"#,
+                r#"14:10: collector.store.path: must not be empty: leave it out for DATA_DIR/collector.db"#,
             ],
         ),
         (

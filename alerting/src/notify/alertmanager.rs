@@ -13,7 +13,7 @@ use lookout_conf::Dur;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Channel, Kind, Notification, Notifier, SendError, http, no_target, text};
+use super::{Channel, Kind, Notification, Notifier, SendError, http, text};
 
 /// `type: alertmanager`.
 #[derive(Debug, Deserialize)]
@@ -80,10 +80,6 @@ impl Notifier for AlertmanagerNotifier {
 
     fn stateful(&self) -> bool {
         true
-    }
-
-    fn check_target(&self, target: Option<&str>) -> Result<(), String> {
-        no_target(self.kind(), target)
     }
 
     fn send<'a>(

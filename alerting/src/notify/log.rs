@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Channel, Kind, Level, Notification, Notifier, SendError, no_target, text};
+use super::{Channel, Kind, Level, Notification, Notifier, SendError, text};
 
 /// `type: log` takes no other keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,10 +34,6 @@ pub struct LogNotifier;
 impl Notifier for LogNotifier {
     fn kind(&self) -> &'static str {
         "log"
-    }
-
-    fn check_target(&self, target: Option<&str>) -> Result<(), String> {
-        no_target(self.kind(), target)
     }
 
     fn send<'a>(

@@ -147,8 +147,10 @@ pub trait Notifier: Send + Sync {
     /// The kind, e.g. `email`.
     fn kind(&self) -> &'static str;
     /// Checks a subscription's target (an address, a channel) when the subscription is made,
-    /// so that a bad one is refused then, not at 3 a.m.
-    fn check_target(&self, target: Option<&str>) -> Result<(), String>;
+    /// so that a bad one is refused then, not at 3 a.m. By default a kind takes none.
+    fn check_target(&self, target: Option<&str>) -> Result<(), String> {
+        no_target(self.kind(), target)
+    }
     /// Whether the receiver keeps an incident open until told otherwise (PagerDuty,
     /// Alertmanager): such a receiver gets every resolve, even when the subscription ignores OK.
     fn stateful(&self) -> bool {

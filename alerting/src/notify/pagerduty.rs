@@ -12,7 +12,7 @@ use lookout_model::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Channel, Kind, Level, Notification, Notifier, SendError, http, no_target, text};
+use super::{Channel, Kind, Level, Notification, Notifier, SendError, http, text};
 
 /// Events API v2's endpoint, unless the config names another (a proxy, a test receiver).
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -83,10 +83,6 @@ impl Notifier for PagerDutyNotifier {
 
     fn stateful(&self) -> bool {
         true
-    }
-
-    fn check_target(&self, target: Option<&str>) -> Result<(), String> {
-        no_target(self.kind(), target)
     }
 
     fn send<'a>(

@@ -14,7 +14,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{Channel, Notification, Notifier, Retry, SendError, http, no_target};
+use super::{Channel, Notification, Notifier, Retry, SendError, http};
 
 /// `type: webhook`.
 #[derive(Debug, Deserialize)]
@@ -130,10 +130,6 @@ impl WebhookNotifier {
 impl Notifier for WebhookNotifier {
     fn kind(&self) -> &'static str {
         "webhook"
-    }
-
-    fn check_target(&self, target: Option<&str>) -> Result<(), String> {
-        no_target(self.kind(), target)
     }
 
     fn send<'a>(

@@ -1,15 +1,40 @@
 //! Where results and their rollups are kept. The query API, ingest and the rollup task see
-//! only the trait; SQLite is the implementation (one file each for more).
+//! only the trait, [`ResultStore`]. A back end is one file here implementing it, one variant of
+//! [`StoreConfig`] and its arm in [`StoreConfig::open`]; `collector/tests/store.rs` runs the
+//! conformance suite over every back end, and `collector.store` in the config chooses one.
 
 mod row;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use lookout_model::latency::Sparse;
 use lookout_model::probe::ProbeResult;
 use lookout_model::sla::Tally;
 use std::collections::BTreeMap;
+
+/// Which back end keeps the collector's results (`collector.store` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// SQLite in WAL mode, in one file: survives restarts and SIGKILL; the default, at
+    /// `DATA_DIR/collector.db`.
+    Sqlite { path: PathBuf },
+    /// SQLite in memory: gone with the process, for trying things out.
+    Memory,
+}
+
+impl StoreConfig {
+    /// Opens the store, creating it (and its directory) when there is none.
+    pub fn open(&self) -> Result<Arc<dyn ResultStore>, StoreError> {
+        Ok(match self {
+            StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+            StoreConfig::Memory => Arc::new(SqliteStore::in_memory()?),
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -264,8 +264,17 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
 
     let collector_loc = loc_of(&raw.collector.listen);
-    let collector =
-        lookout_collector::config::validate(raw.collector, raw.maintenance, &names, report);
+    let data_dir: std::path::PathBuf = raw
+        .data_dir
+        .map(|d| d.value.into())
+        .unwrap_or_else(|| "lookout-data".into());
+    let collector = lookout_collector::config::validate(
+        raw.collector,
+        raw.maintenance,
+        &names,
+        &data_dir,
+        report,
+    );
     if !checks.is_empty() {
         listeners.claim(collector.listen, collector_loc, "collector.listen", report);
     }
@@ -318,10 +327,7 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         status_page,
         replacer,
         log,
-        data_dir: raw
-            .data_dir
-            .map(|d| d.value.into())
-            .unwrap_or_else(|| "lookout-data".into()),
+        data_dir,
         collector,
         probes,
         variables,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use lookout_api::client::{CollectorClient, Select, Window};
 use lookout_collector::rollup::{DAY_US, floor_to};
-use lookout_collector::store::{CheckRollup, Coverage, ResultStore, SqliteStore};
+use lookout_collector::store::{CheckRollup, Coverage, ResultStore, StoreConfig};
 use lookout_collector::{CheckInfo, RollupSettings, Rollups};
 use lookout_model::latency::Accumulator;
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
@@ -127,7 +127,7 @@ async fn start_collector(dir: &Path, checks: usize) -> anyhow::Result<(Running, 
     let path = dir.join("bench.yaml");
     std::fs::write(&path, config(dir, port, checks))?;
     let t0 = Instant::now();
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(lookout::lookout_exe()?)
         .arg("collector")
         .arg("--config")
         .arg(&path)
@@ -289,7 +289,7 @@ async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
 }
 
 /// 89 days of rollups for every check, as passes would have written them.
-fn write_history(store: &SqliteStore, args: &Args, from: i64, to: i64) -> anyhow::Result<()> {
+fn write_history(store: &dyn ResultStore, args: &Args, from: i64, to: i64) -> anyhow::Result<()> {
     let per_region_day = DAY_US / INTERVAL_US;
     let mut rollups = Vec::new();
     for i in 0..args.checks {
@@ -346,7 +346,12 @@ fn write_history(store: &SqliteStore, args: &Args, from: i64, to: i64) -> anyhow
     Ok(())
 }
 
-fn write_raw_day(store: &SqliteStore, args: &Args, from: i64, to: i64) -> anyhow::Result<usize> {
+fn write_raw_day(
+    store: &dyn ResultStore,
+    args: &Args,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<usize> {
     let mut batch = Vec::with_capacity(5_000);
     let mut total = 0;
     let mut seq = [0u64; REGIONS.len()];
@@ -384,9 +389,9 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     let start = floor_to(now - args.days * DAY_US, DAY_US);
     let raw_from = floor_to(now - DAY_US, MINUTE_US);
     let path = dir.join("collector.db");
-    let store = Arc::new(SqliteStore::open(&path)?);
+    let store = StoreConfig::Sqlite { path: path.clone() }.open()?;
     let t0 = Instant::now();
-    write_history(&store, args, start, raw_from)?;
+    write_history(store.as_ref(), args, start, raw_from)?;
     let rollup_bytes = dir_bytes(dir);
     println!(
         "history: {} checks x {} regions, {} days of rollups written in {:.1} s: {:.1} MiB",
@@ -397,7 +402,7 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
         rollup_bytes as f64 / 1048576.0
     );
     let t0 = Instant::now();
-    let raw = write_raw_day(&store, args, raw_from, now)?;
+    let raw = write_raw_day(store.as_ref(), args, raw_from, now)?;
     let raw_secs = t0.elapsed().as_secs_f64();
     let with_raw = dir_bytes(dir);
     println!(

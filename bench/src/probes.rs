@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore};
+use lookout_collector::store::{ResultFilter, StoreConfig};
 use lookout_collector::{Collector, CollectorSettings};
 use lookout_model::secret::Secret;
 use lookout_services::{InstanceSpec, ServiceKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::config::{LogConfig, LogFormat};
-use crate::supervisor;
+use lookout::config::{LogConfig, LogFormat};
+use lookout::supervisor;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -136,10 +136,9 @@ async fn realtime(pid: u32) -> bool {
     matches!(status, Ok(s) if s.success())
 }
 
+/// A port for a child to listen on, from the test kit (no other run gets it).
 pub(super) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(lookout_testkit::free_port())
 }
 
 pub(super) async fn stop(mut child: Child) {
@@ -177,7 +176,7 @@ async fn lookout_run(
     measure: Duration,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::in_memory()?);
+    let store = StoreConfig::Memory.open()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let collector = Collector::start(
         CollectorSettings {
@@ -194,7 +193,7 @@ async fn lookout_run(
     .await?;
     let config_path = dir.path().join("agent.yaml");
     std::fs::write(&config_path, agent_config(dir.path(), target, rate))?;
-    let exe = std::env::current_exe()?;
+    let exe = lookout::lookout_exe()?;
     let mut child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(&exe)
@@ -410,7 +409,7 @@ enum Target {
 /// `lookout bench exact-target` as a child on CPU 1; its URL.
 async fn exact_target(delay: Duration) -> anyhow::Result<(Child, String)> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["bench", "exact-target", "--delay"])
+        .args(["exact-target", "--delay"])
         .arg(humantime::format_duration(delay).to_string())
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -16,8 +16,8 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 
 use super::load::{self, LoadResult, LoadSpec};
-use crate::config::Config;
-use crate::supervisor::Platform;
+use lookout::config::Config;
+use lookout::supervisor::Platform;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,5 +1,8 @@
-//! `lookout bench NAME`: whole-system benchmarks. Each prints its figures beside a reference
-//! measured in the same run on the same machine, since a lone absolute figure says little.
+//! `lookout-bench NAME` (or `lookout bench NAME`): whole-system benchmarks. Each prints its
+//! figures beside a reference measured in the same run on the same machine, since a lone
+//! absolute figure says little. A program of its own, so that `lookout` does not carry them; it
+//! starts the suite through the `lookout` library and runs the `lookout` beside it.
+#![forbid(unsafe_code)]
 
 mod alerting;
 mod collector;
@@ -10,8 +13,15 @@ mod probes;
 mod replacer;
 mod status_page;
 
-#[derive(clap::Subcommand)]
-pub enum Bench {
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "lookout-bench",
+    version,
+    about = "Lookout's whole-system benchmarks, each beside a reference measured in the same run"
+)]
+enum Bench {
     /// The gateway's artist view under 32 concurrent clients, beside a static copy of it.
     Platform(platform::Args),
     /// Many checks at once against a delayed target, beside blackbox_exporter in the same run.
@@ -32,7 +42,24 @@ pub enum Bench {
     ExactTarget(exact_target::Args),
 }
 
-pub async fn run(which: Bench) -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let which = Bench::parse();
+    lookout::logging::init(lookout::config::LogFormat::Text, "warn");
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(which)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lookout-bench: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(which: Bench) -> anyhow::Result<()> {
     match which {
         Bench::Platform(args) => platform::run(args).await,
         Bench::Probes(args) => probes::run(args).await,

@@ -35,7 +35,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::probes::{free_port, stop};
-use crate::config::{Config, DEFAULT_CONFIG};
+use lookout::config::{Config, DEFAULT_CONFIG};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -263,7 +263,7 @@ pub(super) async fn start_up(config: &Path, log: &Path) -> anyhow::Result<(Up, L
         .create(true)
         .append(true)
         .open(log)?;
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(lookout::lookout_exe()?)
         .args(["up", "--config"])
         .arg(config)
         .env_remove("RUST_LOG")

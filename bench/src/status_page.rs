@@ -44,7 +44,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{self, HeaderMap};
 use hyper_util::rt::TokioIo;
-use lookout_collector::store::{ResultStore, SqliteStore};
+use lookout_collector::store::{ResultStore, StoreConfig};
 use lookout_collector::{CheckInfo, Collector, CollectorSettings};
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
 use lookout_model::secret::Secret;
@@ -257,8 +257,9 @@ async fn start_collector(db: PathBuf, per_second: u32) -> anyhow::Result<Collect
             )
         })
         .collect();
-    let store: Arc<dyn ResultStore> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?);
+    let store: Arc<dyn ResultStore> = StoreConfig::Sqlite { path: db.clone() }
+        .open()
+        .with_context(|| format!("cannot open {}", db.display()))?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     Collector::start(
         CollectorSettings::new(Secret::new(COLLECTOR_TOKEN), known),
