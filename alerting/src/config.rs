@@ -133,12 +133,9 @@ fn percentile(s: &str) -> Option<Percentile> {
     })
 }
 
+/// A share of the budget: above 0, at most all of it.
 fn share(s: &str) -> Option<f64> {
-    let v = match s.trim().strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => s.trim().parse::<f64>().ok()?,
-    };
-    (v > 0.0 && v <= 1.0).then_some(v)
+    lookout_conf::share(s).filter(|v| *v > 0.0 && *v <= 1.0)
 }
 
 /// `known` are the names of the config's probe checks, which targets may name.

@@ -19,8 +19,7 @@ use lookout_alerting::check::{Check, Origin};
 use lookout_alerting::notify::{NotifierConfig, WebhookConfig};
 use lookout_alerting::spec::CheckSpec;
 use lookout_alerting::{Alerter, AlerterSettings};
-use lookout_collector::store::SqliteStore;
-use lookout_collector::{CheckInfo, Collector, CollectorSettings};
+use lookout_collector::Collector;
 use lookout_model::secret::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -164,23 +163,12 @@ fn verify_signature(hit: &Hit) {
 // A collector, an alerter, and the helpers to drive them.
 
 async fn collector() -> Collector {
-    let known = BTreeMap::from([(
-        "search".to_string(),
-        CheckInfo {
-            regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-            interval_us: 10_000_000,
-            timeout_us: 5_000_000,
-            ..CheckInfo::unknown()
-        },
-    )]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Collector::start(
-        CollectorSettings::new(Secret::new(COLLECTOR_TOKEN), known),
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        listener,
+    let info = lookout_testkit::collector::check(&REGIONS, 10_000_000, 5_000_000);
+    lookout_testkit::collector::start(
+        COLLECTOR_TOKEN,
+        lookout_testkit::collector::known(&["search"], &info),
     )
     .await
-    .unwrap()
 }
 
 fn settings(collector: &Collector) -> AlerterSettings {

@@ -4,15 +4,13 @@
 //! alerter can see the collector.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lookout_alerting::generate::{self, GenerateSettings, Watched};
 use lookout_alerting::{Alerter, AlerterSettings, Heartbeat};
-use lookout_collector::store::SqliteStore;
-use lookout_collector::{CheckInfo, Collector, CollectorSettings};
+use lookout_collector::Collector;
 use lookout_model::secret::Secret;
 use serde_json::{Value, json};
 
@@ -20,24 +18,10 @@ const TOKEN: &str = "blind-token";
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 
 async fn collector() -> Collector {
-    let known = BTreeMap::from([(
-        "quick".to_string(),
-        CheckInfo {
-            regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-            // Silent after 2 x 1 s + 1 s without a result.
-            interval_us: 1_000_000,
-            timeout_us: 1_000_000,
-            ..CheckInfo::unknown()
-        },
-    )]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Collector::start(
-        CollectorSettings::new(Secret::new(TOKEN), known),
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        listener,
-    )
-    .await
-    .unwrap()
+    // Silent after 2 x 1 s + 1 s without a result.
+    let info = lookout_testkit::collector::check(&REGIONS, 1_000_000, 1_000_000);
+    lookout_testkit::collector::start(TOKEN, lookout_testkit::collector::known(&["quick"], &info))
+        .await
 }
 
 /// A dead-man's switch: counts the calls.

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::probes::{free_port, stop};
+use super::probes::stop;
 use lookout::config::{Config, DEFAULT_CONFIG};
 
 #[derive(clap::Args)]
@@ -444,7 +444,11 @@ async fn start_reference(
 ) -> anyhow::Result<Reference> {
     let dir = dir.join("reference");
     std::fs::create_dir_all(&dir)?;
-    let (bb_port, am_port, prom_port) = (free_port()?, free_port()?, free_port()?);
+    let (bb_port, am_port, prom_port) = (
+        lookout_testkit::free_port(),
+        lookout_testkit::free_port(),
+        lookout_testkit::free_port(),
+    );
     std::fs::write(
         dir.join("blackbox.yml"),
         format!(

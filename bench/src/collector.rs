@@ -29,7 +29,7 @@ use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::probes::{free_port, stop};
+use super::probes::stop;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -123,7 +123,7 @@ struct Running {
 }
 
 async fn start_collector(dir: &Path, checks: usize) -> anyhow::Result<(Running, Duration)> {
-    let port = free_port()?;
+    let port = lookout_testkit::free_port();
     let path = dir.join("bench.yaml");
     std::fs::write(&path, config(dir, port, checks))?;
     let t0 = Instant::now();

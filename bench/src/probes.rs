@@ -136,11 +136,6 @@ async fn realtime(pid: u32) -> bool {
     matches!(status, Ok(s) if s.success())
 }
 
-/// A port for a child to listen on, from the test kit (no other run gets it).
-pub(super) fn free_port() -> anyhow::Result<u16> {
-    Ok(lookout_testkit::free_port())
-}
-
 pub(super) async fn stop(mut child: Child) {
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
@@ -286,7 +281,7 @@ async fn blackbox_run(
         &config,
         "modules:\n  http_200:\n    prober: http\n    timeout: 900ms\n    http:\n      preferred_ip_protocol: ip4\n      valid_status_codes: [200]\n",
     )?;
-    let port = free_port()?;
+    let port = lookout_testkit::free_port();
     let child = Command::new("taskset")
         .args(["-c", "0", "prometheus-blackbox-exporter"])
         .arg(format!("--config.file={}", config.display()))

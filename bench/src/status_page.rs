@@ -55,7 +55,6 @@ use tokio::process::{Child, Command};
 use tokio::runtime::Runtime;
 
 use super::load::{self, LoadResult, LoadSpec};
-use super::probes::free_port;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -638,7 +637,7 @@ impl Nginx {
         site: &Path,
         content_type: &str,
     ) -> anyhow::Result<Nginx> {
-        let port = free_port()?;
+        let port = lookout_testkit::free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         // nginx refuses to start when its compiled-in temp paths (under /var/lib/nginx) cannot
         // be created, as for any user but root: all of them go under the directory. A module

@@ -191,27 +191,12 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lookout_model::probe::{Failure, FailureKind, Outcome};
 
     fn result(region: &str, ok: bool, t: i64, confirmation: bool) -> ProbeResult {
+        let agent = format!("{region}-1");
         ProbeResult {
-            check: "search".into(),
-            region: region.into(),
-            agent: format!("{region}-1"),
-            seq: t as u64,
-            started_at_us: t,
-            outcome: if ok {
-                Outcome::Ok
-            } else {
-                Outcome::Fail(Failure {
-                    kind: FailureKind::Refused,
-                    message: "x".into(),
-                    step: Some(0),
-                })
-            },
-            duration_us: 1,
-            steps: vec![],
             confirmation,
+            ..lookout_testkit::results::result("search", region, &agent, t as u64, t, ok, 1)
         }
     }
 

@@ -22,14 +22,8 @@ async fn collector() -> (Collector, Arc<SqliteStore>) {
             ..CheckInfo::unknown()
         },
     )]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let c = Collector::start(
-        CollectorSettings::new(Secret::new(TOKEN), known),
-        store.clone(),
-        listener,
-    )
-    .await
-    .unwrap();
+    let settings = CollectorSettings::new(Secret::new(TOKEN), known);
+    let c = lookout_testkit::collector::start_with(settings, store.clone()).await;
     (c, store)
 }
 

@@ -41,14 +41,8 @@ async fn collector_on(store: Arc<SqliteStore>) -> Collector {
             },
         ),
     ]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Collector::start(
-        CollectorSettings::new(Secret::new(TOKEN), known),
-        store,
-        listener,
-    )
-    .await
-    .unwrap()
+    lookout_testkit::collector::start_with(CollectorSettings::new(Secret::new(TOKEN), known), store)
+        .await
 }
 
 fn now_us() -> i64 {

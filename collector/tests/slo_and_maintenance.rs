@@ -45,8 +45,7 @@ fn known(slo: Slo) -> BTreeMap<String, CheckInfo> {
 }
 
 async fn start(store: Arc<SqliteStore>, settings: CollectorSettings) -> Collector {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Collector::start(settings, store, listener).await.unwrap()
+    lookout_testkit::collector::start_with(settings, store).await
 }
 
 struct Api<'a> {

@@ -29,7 +29,7 @@ impl Cron {
         let schedule = cron::Schedule::from_str(&full).map_err(|e| {
             format!(
                 "{expression:?} is not a cron expression: {}",
-                last_line(&e.to_string())
+                crate::one_line(&e.to_string())
             )
         })?;
         Ok(Cron {
@@ -53,16 +53,6 @@ impl Cron {
     pub fn after(&self, now: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
         self.schedule.after(&now)
     }
-}
-
-/// The `cron` crate's message is a parser trace; its last line says what is wrong.
-fn last_line(message: &str) -> &str {
-    message
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.chars().all(|c| c == '^'))
-        .unwrap_or(message)
-        .trim_start_matches("error: ")
 }
 
 impl PartialEq for Cron {

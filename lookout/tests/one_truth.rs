@@ -101,14 +101,8 @@ impl Suite {
     }
 
     async fn public(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.page))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.json().await.unwrap()
+        let text = lookout_testkit::http::get_ok(&self.http, format!("{}{path}", self.page)).await;
+        serde_json::from_str(&text).unwrap()
     }
 
     async fn alerter_check(&self, id: &str) -> Value {

@@ -6,12 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use lookout_alerting::{Alerter, AlerterSettings};
-use lookout_collector::store::SqliteStore;
-use lookout_collector::{CheckInfo, Collector, CollectorSettings};
+use lookout_collector::{CheckInfo, Collector};
 use lookout_model::secret::Secret;
 use lookout_status_page::settings::{ComponentSpec, GroupSpec};
 use lookout_status_page::{StatusPage, StatusPageSettings};
@@ -55,13 +53,7 @@ async fn world(n: usize) -> World {
         ..CheckInfo::unknown()
     };
     let known = checks.iter().map(|c| (c.clone(), info.clone())).collect();
-    let collector = Collector::start(
-        CollectorSettings::new(Secret::new(TOKEN), known),
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let collector = lookout_testkit::collector::start(TOKEN, known).await;
     let http = reqwest::Client::new();
     let now = chrono::Utc::now().timestamp_micros();
     let results: Vec<Value> = checks

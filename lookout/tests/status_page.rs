@@ -82,14 +82,7 @@ struct Page {
 
 impl Page {
     async fn text(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.text().await.unwrap()
+        lookout_testkit::http::get_ok(&self.http, format!("{}{path}", self.url)).await
     }
 
     async fn json(&self, path: &str) -> Value {

@@ -109,11 +109,7 @@ pub fn validate(raw: RawReplacer, report: &mut Report) -> ReplacerConfig {
         None => b.max_unhealthy_share,
         Some(v) => {
             let t = v.value.trim();
-            let parsed = match t.strip_suffix('%') {
-                Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
-                None => t.parse::<f64>().ok(),
-            };
-            match parsed {
+            match lookout_conf::share(t) {
                 Some(f) if f > 0.0 && f < 1.0 => f,
                 _ => {
                     report(

@@ -3,15 +3,12 @@
 //! the page read over HTTP as a browser, a Statuspage client and a feed reader would.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lookout_collector::store::SqliteStore;
-use lookout_collector::{CheckInfo, Collector, CollectorSettings};
+use lookout_collector::Collector;
 use lookout_model::secret::Secret;
 use lookout_status_page::settings::{ComponentSpec, GroupSpec, ReportSettings};
 use lookout_status_page::{StatusPage, StatusPageSettings};
@@ -30,25 +27,10 @@ fn now_us() -> i64 {
 }
 
 async fn collector() -> Collector {
-    let info = CheckInfo {
-        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-        interval_us: 10_000_000,
-        timeout_us: 5_000_000,
-        ..CheckInfo::unknown()
-    };
-    let known = BTreeMap::from([
-        ("search".to_string(), info.clone()),
-        ("artist-view".to_string(), info.clone()),
-        ("internal-canary".to_string(), info),
-    ]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Collector::start(
-        CollectorSettings::new(Secret::new(COLLECTOR_TOKEN), known),
-        Arc::new(SqliteStore::in_memory().unwrap()),
-        listener,
-    )
-    .await
-    .unwrap()
+    let info = lookout_testkit::collector::check(&REGIONS, 10_000_000, 5_000_000);
+    let known =
+        lookout_testkit::collector::known(&["search", "artist-view", "internal-canary"], &info);
+    lookout_testkit::collector::start(COLLECTOR_TOKEN, known).await
 }
 
 fn settings(collector_url: &str) -> StatusPageSettings {

@@ -25,3 +25,15 @@ pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl, token:
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     r.json().await.unwrap()
 }
+
+/// GET `url`, which must answer 200; the body as text.
+pub async fn get_ok(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    let url = url.into_url().unwrap();
+    let r = http
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(r.status(), 200, "GET {url}");
+    r.text().await.unwrap()
+}

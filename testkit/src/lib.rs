@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod child;
+pub mod collector;
 pub mod http;
 pub mod peers;
 pub mod port;

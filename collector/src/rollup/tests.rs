@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lookout_model::probe::{Outcome, ProbeResult};
+use lookout_model::probe::ProbeResult;
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules};
 use proptest::prelude::*;
 
@@ -24,25 +24,16 @@ fn info() -> CheckInfo {
 }
 
 fn result(seq: u64, region: usize, start: i64, ok: bool, duration_us: u64) -> ProbeResult {
-    ProbeResult {
-        check: "search".into(),
-        region: REGIONS[region].into(),
-        agent: format!("agent-{region}"),
+    let agent = format!("agent-{region}");
+    lookout_testkit::results::result(
+        "search",
+        REGIONS[region],
+        &agent,
         seq,
-        started_at_us: start,
-        outcome: if ok {
-            Outcome::Ok
-        } else {
-            Outcome::Fail(lookout_model::probe::Failure {
-                kind: lookout_model::probe::FailureKind::Refused,
-                message: "refused".into(),
-                step: None,
-            })
-        },
+        start,
+        ok,
         duration_us,
-        steps: vec![],
-        confirmation: false,
-    }
+    )
 }
 
 fn rollups() -> Rollups {

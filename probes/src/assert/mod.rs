@@ -98,16 +98,7 @@ pub fn default_status_ok(status: u16) -> Result<(), String> {
     }
 }
 
-/// A library's multi-line error (a regex's, with its caret drawing) as one line: its last.
-pub fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.chars().all(|c| c == '^'))
-        .unwrap_or(message)
-        .trim_start_matches("error: ")
-        .to_owned()
-}
+pub use lookout_conf::one_line;
 
 /// Shortens a value for a failure message.
 pub fn shown(text: &str) -> String {
