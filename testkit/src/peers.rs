@@ -40,6 +40,49 @@ async fn ready(guard: &mut Guard, url: &str, limit: Duration) {
     }
 }
 
+/// One of the Prometheus family (Prometheus, Alertmanager): `config` in a fresh directory as
+/// `--config.file`, a free port as `--web.listen-address`, `args(dir)` after them; ready once
+/// `/-/ready` answers. Its URL, port, guard and directory.
+struct Served {
+    url: String,
+    port: u16,
+    guard: Guard,
+    dir: tempfile::TempDir,
+}
+
+async fn serve_prometheus_like(
+    name: &str,
+    paths: &[&'static str],
+    install: &str,
+    config: &str,
+    args: impl FnOnce(&std::path::Path) -> Vec<String>,
+) -> Served {
+    let binary = binary(paths, install);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{name}.yml"));
+    std::fs::write(&file, config).unwrap();
+    let port = crate::free_port();
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg(format!("--config.file={}", file.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(args(dir.path()));
+    let mut guard = Guard::spawn(name, command, install);
+    let url = format!("http://127.0.0.1:{port}");
+    ready(
+        &mut guard,
+        &format!("{url}/-/ready"),
+        Duration::from_secs(30),
+    )
+    .await;
+    Served {
+        url,
+        port,
+        guard,
+        dir,
+    }
+}
+
 /// The first of `paths` that exists, for peers Debian and upstream install in different places.
 fn binary(paths: &[&'static str], install: &str) -> &'static str {
     paths

@@ -1,6 +1,5 @@
 //! Prometheus Alertmanager, with one route to a receiver that sends nothing and clustering off.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,44 +17,28 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub async fn start() -> Alertmanager {
-        let binary = super::binary(
+        let served = super::serve_prometheus_like(
+            "alertmanager",
             &[
                 "/usr/bin/prometheus-alertmanager",
                 "/usr/local/bin/alertmanager",
             ],
             INSTALL,
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
             "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-        )
-        .unwrap();
-        let port = crate::free_port();
-        let mut command = Command::new(binary);
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // An empty address turns clustering (and its gossip port) off.
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn");
-        let mut guard = Guard::spawn("alertmanager", command, INSTALL);
-        let url = format!("http://127.0.0.1:{port}");
-        super::ready(
-            &mut guard,
-            &format!("{url}/-/ready"),
-            Duration::from_secs(30),
+            |dir| {
+                vec![
+                    format!("--storage.path={}", dir.join("data").display()),
+                    // An empty address turns clustering (and its gossip port) off.
+                    "--cluster.listen-address=".to_owned(),
+                    "--log.level=warn".to_owned(),
+                ]
+            },
         )
         .await;
         Alertmanager {
-            url,
-            guard,
-            _dir: dir,
+            url: served.url,
+            guard: served.guard,
+            _dir: served.dir,
         }
     }
 

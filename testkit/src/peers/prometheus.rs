@@ -1,8 +1,5 @@
 //! A Prometheus server: with no scrape targets for PromQL, or with the config a test writes.
 
-use std::process::Command;
-use std::time::Duration;
-
 use crate::Guard;
 
 const INSTALL: &str = "install Debian's `prometheus` package \
@@ -23,36 +20,26 @@ impl Prometheus {
 
     /// With `config` as its prometheus.yml and `args` added to its command line.
     pub async fn with_config(config: &str, args: &[&str]) -> Prometheus {
-        let binary = super::binary(
+        let served = super::serve_prometheus_like(
+            "prometheus",
             &["/usr/bin/prometheus", "/usr/local/bin/prometheus"],
             INSTALL,
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("prometheus.yml");
-        std::fs::write(&file, config).unwrap();
-        let port = crate::free_port();
-        let mut command = Command::new(binary);
-        command
-            .arg(format!("--config.file={}", file.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .args(args);
-        let mut guard = Guard::spawn("prometheus", command, INSTALL);
-        let url = format!("http://127.0.0.1:{port}");
-        super::ready(
-            &mut guard,
-            &format!("{url}/-/ready"),
-            Duration::from_secs(30),
+            config,
+            |dir| {
+                let mut all = vec![format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                )];
+                all.extend(args.iter().map(|a| a.to_string()));
+                all
+            },
         )
         .await;
         Prometheus {
-            url,
-            port,
-            guard,
-            _dir: dir,
+            url: served.url,
+            port: served.port,
+            guard: served.guard,
+            _dir: served.dir,
         }
     }
 

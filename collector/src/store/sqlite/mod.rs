@@ -167,6 +167,29 @@ impl SqliteStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// One write, all or nothing, in a transaction that takes the write lock at once. When it
+    /// fails, the names it interned are forgotten: the rows that named them were never written.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &mut Names) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.lock();
+        let Inner { conn, names } = &mut *inner;
+        let last_name = names.last_id();
+        let outcome = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let out = f(&tx, names)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })();
+        if outcome.is_err() {
+            names.forget_after(last_name);
+        }
+        outcome
+    }
 }
 
 fn insert_batch(
@@ -292,32 +315,16 @@ fn read_observations(
 
 impl ResultStore for SqliteStore {
     fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError> {
-        let mut inner = self.lock();
-        let Inner { conn, names } = &mut *inner;
-        let last_name = names.last_id();
-        let outcome = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let mut inserted = Vec::with_capacity(batches.len());
-            for batch in batches {
-                inserted.push(insert_batch(&tx, names, batch)?);
-            }
-            // Nothing is acknowledged before this returns: the batches are in the log, synced.
-            tx.commit().map_err(unavailable)?;
-            Ok(inserted)
-        })();
-        match outcome {
-            Ok(inserted) => {
-                let new = inserted.iter().flatten().filter(|n| **n).count();
-                self.count.fetch_add(new, Ordering::Relaxed);
-                Ok(inserted)
-            }
-            Err(e) => {
-                names.forget_after(last_name);
-                Err(e)
-            }
-        }
+        // Nothing is acknowledged before this returns: the batches are in the log, synced.
+        let inserted = self.write(|tx, names| {
+            batches
+                .iter()
+                .map(|batch| insert_batch(tx, names, batch))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let new = inserted.iter().flatten().filter(|n| **n).count();
+        self.count.fetch_add(new, Ordering::Relaxed);
+        Ok(inserted)
     }
 
     fn query(&self, f: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError> {

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 
 use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::sla::Tally;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Inner, Kind, Names, SqliteStore, read_error, rows, unavailable};
+use super::{Kind, Names, SqliteStore, read_error, rows, unavailable};
 use crate::store::{
     Bucket, CheckRollup, Coverage, LoadedCheck, LoadedRollups, ResultStore, Retention, StoreError,
 };
@@ -181,20 +181,7 @@ pub(super) fn save(
     rolled_id: i64,
     checks: &[CheckRollup],
 ) -> Result<(), StoreError> {
-    let mut inner = store.lock();
-    let Inner { conn, names } = &mut *inner;
-    let last_name = names.last_id();
-    let outcome = (|| {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        write_rollups(&tx, names, rolled_id, checks).map_err(unavailable)?;
-        tx.commit().map_err(unavailable)
-    })();
-    if outcome.is_err() {
-        names.forget_after(last_name);
-    }
-    outcome
+    store.write(|tx, names| write_rollups(tx, names, rolled_id, checks).map_err(unavailable))
 }
 
 pub(super) fn load(store: &SqliteStore, hours_since_us: i64) -> Result<LoadedRollups, StoreError> {
