@@ -26,25 +26,13 @@ fn live(regions: &[&str]) -> Live {
 }
 
 fn result(region: &str, start: i64, ok: bool) -> ProbeResult {
-    ProbeResult {
-        check: "search".into(),
-        region: region.into(),
-        agent: format!("{region}-1"),
-        seq: start as u64,
-        started_at_us: start,
-        outcome: if ok {
-            Outcome::Ok
-        } else {
-            Outcome::Fail(Failure {
-                kind: FailureKind::Refused,
-                message: format!("refused in {region}"),
-                step: Some(0),
-            })
-        },
-        duration_us: 1,
-        steps: vec![],
-        confirmation: false,
+    let agent = format!("{region}-1");
+    let mut r =
+        lookout_testkit::results::result("search", region, &agent, start as u64, start, ok, 1);
+    if let Outcome::Fail(f) = &mut r.outcome {
+        f.message = format!("refused in {region}");
     }
+    r
 }
 
 fn check(l: &Live, now: i64) -> CheckView {
