@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod moto;
+mod nats;
 mod prometheus;
 mod promtool;
 mod smtp;
@@ -11,6 +12,7 @@ mod victoria;
 
 pub use alertmanager::Alertmanager;
 pub use moto::Moto;
+pub use nats::NatsCluster;
 pub use prometheus::Prometheus;
 pub use promtool::promtool_check;
 pub use smtp::Smtp;

@@ -1,0 +1,130 @@
+//! The log against a real three-node NATS cluster: acknowledged means held by a quorum, a
+//! retry is one message, reading goes on from a position, and no quorum means no promise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lookout_cluster::config::Auth;
+use lookout_cluster::{ClusterConfig, ClusterError, Log, Outgoing};
+use lookout_model::secret::Secret;
+use lookout_testkit::peers::NatsCluster;
+
+const RETENTION: Duration = Duration::from_secs(3600);
+
+fn message(log: &Log, id: &str, body: &str) -> Outgoing {
+    Outgoing {
+        subject: log.subject("results", "play mix.1"),
+        id: id.to_owned(),
+        payload: Bytes::from(body.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_messages_are_read_back_in_order_once_and_no_quorum_is_refused() {
+    let mut nats = NatsCluster::start().await;
+    let mut cfg = ClusterConfig::new(nats.urls());
+    cfg.publish_timeout = Duration::from_secs(2);
+    let log = Log::connect(&cfg, "test", RETENTION, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let first = log
+        .publish_all(vec![message(&log, "a:1", "one"), message(&log, "a:2", "two")])
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|p| p.position).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    // A retry of an acknowledged message is the same message.
+    let retry = log
+        .publish_all(vec![message(&log, "a:2", "two")])
+        .await
+        .unwrap();
+    assert!(retry[0].duplicate && retry[0].position == 2, "{retry:?}");
+    log.publish_all(vec![message(&log, "a:3", "three")])
+        .await
+        .unwrap();
+
+    let mut reader = log.read_from(1).await.unwrap();
+    let mut read = Vec::new();
+    while read.len() < 3 {
+        read.extend(reader.next_batch(100).await.unwrap());
+    }
+    let bodies: Vec<(u64, String)> = read
+        .iter()
+        .map(|e| (e.position, String::from_utf8(e.payload.to_vec()).unwrap()))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![(1, "one".into()), (2, "two".into()), (3, "three".into())]
+    );
+    assert_eq!(read[0].subject, "LOOKOUT.results.play~20mix~2E1");
+    let mut from_two = log.read_from(2).await.unwrap();
+    assert_eq!(from_two.next_batch(1).await.unwrap()[0].position, 2);
+    assert_eq!(log.last_position().await.unwrap(), 3);
+
+    // Two of three nodes gone: no quorum, so no acknowledgement, within the timeout.
+    let leader = nats.stream_leader("LOOKOUT").await.expect("a stream leader");
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    nats.kill(leader);
+    nats.kill(others[0]);
+    let started = Instant::now();
+    let refused = log
+        .publish_all(vec![message(&log, "a:4", "four")])
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{refused}");
+    // Back again: the same message goes through once.
+    nats.restart(leader).await;
+    nats.restart(others[0]).await;
+    let mut again = None;
+    let end = Instant::now() + Duration::from_secs(30);
+    while again.is_none() && Instant::now() < end {
+        again = log
+            .publish_all(vec![message(&log, "a:4", "four")])
+            .await
+            .ok();
+    }
+    let again = again.expect("publishing again once the nodes are back");
+    assert_eq!(again[0].position, 4, "{again:?}");
+}
+
+#[tokio::test]
+async fn refused_credentials_and_unreachable_servers_are_clear_errors() {
+    let nats = NatsCluster::start_with(1, Some("right-password")).await;
+    let mut cfg = ClusterConfig::new(nats.urls());
+    cfg.replicas = 1;
+    cfg.auth = Auth::UserPassword {
+        user: "lookout".into(),
+        password: Secret::new("wrong-password"),
+    };
+    let started = Instant::now();
+    let e = Log::connect(&cfg, "test", RETENTION, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClusterError::Credentials { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "retried refused credentials"
+    );
+    let text = e.to_string();
+    assert!(text.contains(&nats.urls()[0]), "{text}");
+    assert!(!text.contains("wrong-password"), "{text}");
+
+    cfg.auth = Auth::UserPassword {
+        user: "lookout".into(),
+        password: Secret::new("right-password"),
+    };
+    Log::connect(&cfg, "test", RETENTION, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let port = lookout_testkit::free_port();
+    let nowhere = ClusterConfig::new(vec![format!("nats://127.0.0.1:{port}")]);
+    let e = Log::connect(&nowhere, "test", RETENTION, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClusterError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+}
