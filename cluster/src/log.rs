@@ -294,6 +294,11 @@ impl Log {
         Ok(info.state.last_sequence)
     }
 
+    /// How long a publish waits for its acknowledgement.
+    pub fn publish_timeout(&self) -> Duration {
+        self.publish_timeout
+    }
+
     /// Whether the connection to NATS is up now.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

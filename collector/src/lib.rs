@@ -13,10 +13,12 @@ pub mod ingest;
 pub mod live;
 pub mod maintenance;
 mod metrics;
+pub mod replica;
 pub mod rollup;
 pub mod sink;
 mod slo_history;
 pub mod store;
+mod stored;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -50,6 +52,8 @@ pub struct CollectorSettings {
     /// The maintenance windows written in the config (validated by
     /// [`maintenance::problems`]); more come through the API.
     pub maintenance: Vec<MaintenanceSpec>,
+    /// `Some`: one replica of several, fed by the replicated log (docs/ha.md).
+    pub replica: Option<replica::ReplicaSettings>,
 }
 
 impl CollectorSettings {
@@ -62,6 +66,7 @@ impl CollectorSettings {
             rollup: RollupSettings::default(),
             rollup_every: Duration::from_secs(60),
             maintenance: Vec::new(),
+            replica: None,
         }
     }
 }
@@ -83,6 +88,8 @@ pub(crate) struct AppState {
     pub(crate) maintenance: maintenance::Registry,
     /// Since when each known check has had its SLO.
     pub(crate) slo_since: BTreeMap<String, i64>,
+    /// `Some` on a replica: where it stands in the log.
+    pub(crate) replica: Option<Arc<replica::Replica>>,
 }
 
 impl AppState {
@@ -115,6 +122,7 @@ pub struct Collector {
     task: JoinHandle<()>,
     passes: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    applier: Option<JoinHandle<()>>,
 }
 
 /// Rolls up now, then at every interval, off the async workers.
@@ -213,6 +221,20 @@ impl Collector {
         let ticker = tokio::spawn(live_ticks(live.clone()));
         let (stop, stopping) = watch::channel(false);
         let committer = commit::Committer::start(rollups.store().clone())?;
+        let replica = match settings.replica.clone() {
+            None => None,
+            Some(r) => {
+                let store = rollups.store().clone();
+                let applied = tokio::task::spawn_blocking(move || store.applied())
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(std::io::Error::other)?;
+                let replica = replica::Replica::start(r, applied)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Some(Arc::new(replica))
+            }
+        };
         let state = Arc::new(AppState {
             settings,
             rollups,
@@ -226,7 +248,9 @@ impl Collector {
             scrape: std::sync::Mutex::new(()),
             maintenance: registry,
             slo_since,
+            replica: replica.clone(),
         });
+        let applier = replica.map(|r| tokio::spawn(replica::apply_loop(state.clone(), r)));
         let addr = listener.local_addr()?;
         let mut stopped = stopping;
         let app = http::router(state);
@@ -244,6 +268,7 @@ impl Collector {
             task,
             passes,
             ticker,
+            applier,
         })
     }
 
@@ -254,6 +279,9 @@ impl Collector {
     pub async fn shutdown(self) {
         self.passes.abort();
         self.ticker.abort();
+        if let Some(a) = &self.applier {
+            a.abort();
+        }
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }

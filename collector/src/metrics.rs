@@ -41,6 +41,10 @@ pub(crate) struct Metrics {
     pub(crate) state_changes: IntCounterVec,
     /// API requests by route: what each reader costs the collector.
     pub(crate) api_requests: IntCounterVec,
+    /// A replica's place in the replicated log (0 on a single collector).
+    pub(crate) log_applied: IntGauge,
+    pub(crate) log_behind: IntGauge,
+    pub(crate) undecodable: prometheus::IntCounter,
 }
 
 /// The windows `/metrics` reports availability over.
@@ -62,6 +66,27 @@ impl Metrics {
         let gauge =
             |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         Ok(Metrics {
+            log_applied: reg(
+                &r,
+                IntGauge::new(
+                    "lookout_collector_log_applied_position",
+                    "The replicated log's position this replica has applied up to.",
+                )?,
+            )?,
+            log_behind: reg(
+                &r,
+                IntGauge::new(
+                    "lookout_collector_log_behind_messages",
+                    "Messages in the replicated log after the last one this replica applied.",
+                )?,
+            )?,
+            undecodable: reg(
+                &r,
+                prometheus::IntCounter::new(
+                    "lookout_collector_log_undecodable_total",
+                    "Messages of the replicated log this replica could not apply (each is logged with its position).",
+                )?,
+            )?,
             results: reg(
                 &r,
                 IntCounterVec::new(

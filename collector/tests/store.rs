@@ -440,6 +440,32 @@ fn conformance_records(store: &dyn ResultStore) {
     assert_eq!(store.events(0, 0, 1).unwrap().len(), 1, "at most `limit`");
 }
 
+/// A replica's log position moves only with what it applies, in the same commit.
+fn conformance_log_position(store: &dyn ResultStore) {
+    assert_eq!(store.applied().unwrap(), 0, "a new store has applied nothing");
+    let first = [result("eu-1", 1, "search", "eu", 100, true)];
+    let second = [
+        result("eu-1", 2, "search", "eu", 200, false),
+        result("eu-1", 1, "search", "eu", 100, true),
+    ];
+    assert_eq!(
+        store.insert_applied(&[&first, &second], 7).unwrap(),
+        vec![vec![true], vec![true, false]]
+    );
+    assert_eq!(store.applied().unwrap(), 7);
+    store
+        .insert(&[result("us-1", 1, "search", "us", 150, true)])
+        .unwrap();
+    assert_eq!(store.applied().unwrap(), 7, "a plain insert is no log message");
+    // The log delivering a message again: nothing stored twice, the position goes on.
+    assert_eq!(
+        store.insert_applied(&[&second], 9).unwrap(),
+        vec![vec![false, false]]
+    );
+    assert_eq!(store.applied().unwrap(), 9);
+    assert_eq!(store.len(), 3);
+}
+
 /// Every store the collector can run on, by its config.
 fn every_store(each: impl Fn(&dyn ResultStore)) {
     each(&SqliteStore::in_memory().unwrap());
@@ -469,6 +495,11 @@ fn every_store_keeps_maintenance_slos_and_events() {
 }
 
 #[test]
+fn every_store_keeps_its_log_position_with_what_it_applied() {
+    every_store(conformance_log_position);
+}
+
+#[test]
 fn a_file_store_says_how_big_it_is() {
     assert_eq!(SqliteStore::in_memory().unwrap().size_bytes(), 0);
     let dir = tempfile::tempdir().unwrap();
@@ -495,10 +526,11 @@ fn the_sqlite_store_keeps_everything_across_a_reopen() {
         let batch: Vec<ProbeResult> = (1..=500)
             .map(|i| result("a", i, "search", "eu", i as i64, i % 7 != 0))
             .collect();
-        store.insert(&batch).unwrap();
+        store.insert_applied(&[&batch], 42).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.len(), 500);
+    assert_eq!(store.applied().unwrap(), 42);
     assert_eq!(
         counts(
             &store

@@ -78,8 +78,38 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
         },
         rollup_every: std::time::Duration::from_secs(60),
         maintenance: config.collector.maintenance.clone(),
+        replica: match &config.cluster {
+            None => None,
+            Some(cluster) => Some(replica_settings(
+                cluster,
+                &format!("lookout-collector@{listen}"),
+                config.collector.raw_retention,
+            )
+            .await?),
+        },
     };
     Ok(Collector::start(settings, store, listener).await?)
+}
+
+/// How long a replica keeps trying to reach NATS at start, saying so as it goes.
+const NATS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Joins the replicated log. The stream keeps what the collector keeps raw: a wiped replica
+/// can rebuild every raw result from it.
+async fn replica_settings(
+    cluster: &lookout_cluster::ClusterConfig,
+    name: &str,
+    retention: std::time::Duration,
+) -> anyhow::Result<lookout_collector::replica::ReplicaSettings> {
+    let log = lookout_cluster::Log::connect(cluster, name, retention, NATS_PATIENCE)
+        .await
+        .map_err(|e| UsageError(format!("cluster: {e}")))?;
+    tracing::info!(stream = %log.stream(), "joined the replicated log");
+    Ok(lookout_collector::replica::ReplicaSettings {
+        log,
+        when_behind: cluster.when_behind,
+        max_behind: cluster.max_behind,
+    })
 }
 
 pub fn agent_settings(
@@ -89,14 +119,24 @@ pub fn agent_settings(
     collector: &str,
     gateway: Option<String>,
 ) -> anyhow::Result<AgentSettings> {
-    // A base URL with a path must end in `/`, or joining the API path would drop its last part.
-    let with_slash = if collector.ends_with('/') {
-        collector.to_owned()
-    } else {
-        format!("{collector}/")
-    };
-    let collector = Url::parse(&with_slash)
-        .map_err(|e| UsageError(format!("collector URL {collector:?}: {e}")))?;
+    let collectors = collector
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            // A base URL with a path must end in `/`, or joining the API path would drop its
+            // last part.
+            let with_slash = if c.ends_with('/') {
+                c.to_owned()
+            } else {
+                format!("{c}/")
+            };
+            Url::parse(&with_slash).map_err(|e| UsageError(format!("collector URL {c:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if collectors.is_empty() {
+        return Err(UsageError("give at least one collector URL".into()).into());
+    }
     let mut variables: lookout_probes::template::Vars =
         config.variables.clone().into_iter().collect();
     if let Some(g) = gateway {
@@ -105,7 +145,7 @@ pub fn agent_settings(
     Ok(AgentSettings {
         region: region.to_owned(),
         agent_id: agent_id.to_owned(),
-        collector,
+        collectors,
         token: config.collector.token.clone(),
         checks: config.checks.clone(),
         variables,

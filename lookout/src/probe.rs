@@ -12,7 +12,8 @@ pub struct ProbeArgs {
     /// The region this agent stands in; one of the config's probes.regions.
     #[arg(long)]
     region: String,
-    /// The collector's base URL.
+    /// The collector's base URL; for a cluster, every replica's, comma-separated (the agent
+    /// fails over between them).
     #[arg(long, default_value = "http://127.0.0.1:8090")]
     collector: String,
     #[arg(long, short)]
@@ -36,6 +37,10 @@ pub struct CollectorArgs {
     /// Overrides collector.listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// This collector's own SQLite file, overriding collector.store: replicas of one cluster
+    /// on one host each need their own.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -111,7 +116,10 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_collector(config: Config, args: CollectorArgs) -> anyhow::Result<()> {
+pub async fn run_collector(mut config: Config, args: CollectorArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.store {
+        config.collector.store = lookout_collector::store::StoreConfig::Sqlite { path };
+    }
     if config.collector.token.is_empty() {
         return Err(
             UsageError("collector.token is required: agents authenticate with it".into()).into(),

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use lookout_api::ApiError;
 use lookout_api::discovery::TargetGroup;
-use lookout_model::health::{Health, HealthStatus};
+use lookout_model::health::{Dependency, Health, HealthStatus, InstanceHealth};
 
 use crate::{AppState, availability, maintenance};
 use agents::{get_agents, get_commands, post_recheck};
@@ -28,12 +28,40 @@ use states::get_states;
 const MAX_BODY: usize = 16 << 20;
 
 async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    let dependencies = s
+        .replica
+        .as_ref()
+        .map(|r| {
+            let now = chrono::Utc::now().timestamp_micros();
+            let lag = r.lag(now);
+            let trouble = r.refuse_reads(now).or_else(|| {
+                (!lag.connected).then(|| "not connected to NATS; reconnecting".to_owned())
+            });
+            vec![Dependency::from_instances(
+                "replicated log",
+                vec![InstanceHealth {
+                    url: r.settings.log.stream().to_owned(),
+                    status: if trouble.is_some() {
+                        HealthStatus::Down
+                    } else {
+                        HealthStatus::Ok
+                    },
+                    reason: trouble.or_else(|| {
+                        Some(format!(
+                            "applied {}, {} behind",
+                            lag.applied, lag.behind
+                        ))
+                    }),
+                }],
+            )]
+        })
+        .unwrap_or_default();
     let health = Health {
-        status: HealthStatus::Ok,
+        status: lookout_model::health::overall(true, &dependencies),
         service: "collector".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: s.started.elapsed().as_secs_f64(),
-        dependencies: vec![],
+        dependencies,
     };
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(health))
 }
@@ -100,6 +128,41 @@ async fn count_requests(
     next.run(request).await
 }
 
+/// On a replica, every answer says where in the log it stands (never silently stale), and
+/// reads are refused while it catches up (or, by `cluster.when_behind`, while far behind).
+async fn mark_replica_lag(
+    State(s): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let Some(replica) = &s.replica else {
+        return next.run(request).await;
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    let is_read = request.method() == axum::http::Method::GET;
+    let mut response = match replica.refuse_reads(now) {
+        Some(why) if is_read => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "2")],
+            axum::Json(serde_json::json!({"error": why, "status": 503})),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    };
+    let lag = replica.lag(now);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("lookout-log-applied", lag.applied.to_string()),
+        ("lookout-log-behind", lag.behind.to_string()),
+        ("lookout-log-behind-seconds", format!("{:.1}", lag.seconds)),
+    ] {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    response
+}
+
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let token = state.settings.token.clone();
     let api = Router::new()
@@ -130,6 +193,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents/{agent}/commands", get(get_commands))
         .route("/api/v1/states", get(get_states))
         .route("/api/v1/checks/{check}/recheck", post(post_recheck))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mark_replica_lag,
+        ))
         .route_layer(middleware::from_fn_with_state(
             token,
             lookout_api::auth::require_bearer,

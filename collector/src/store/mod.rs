@@ -153,6 +153,18 @@ pub trait ResultStore: Send + Sync {
     /// of making their batches durable), all or nothing; one answer per batch.
     fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError>;
 
+    /// [`insert_many`](Self::insert_many) for batches read from the replicated log, with the
+    /// log position they end at written in the same commit: a replica that restarts goes on
+    /// after it, so each message is applied once however often the log delivers it.
+    fn insert_applied(
+        &self,
+        batches: &[&[ProbeResult]],
+        position: u64,
+    ) -> Result<Vec<Vec<bool>>, StoreError>;
+
+    /// The log position of the last message applied (0: none).
+    fn applied(&self) -> Result<u64, StoreError>;
+
     /// Results in the order they were stored, oldest first, the last `limit` of them.
     fn query(&self, filter: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError>;
 

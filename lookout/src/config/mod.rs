@@ -86,6 +86,8 @@ pub struct Config {
     pub status_page: Option<StatusPageConfig>,
     /// `None` when the config has no `replacer:` section.
     pub replacer: Option<ReplacerConfig>,
+    /// `None` when the config has no `cluster:` section: one process, no replicated log.
+    pub cluster: Option<lookout_cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -322,10 +324,14 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
         }
         cfg
     });
+    let cluster = raw
+        .cluster
+        .map(|c| lookout_cluster::config::validate(c, report));
     Config {
         alerting,
         status_page,
         replacer,
+        cluster,
         log,
         data_dir,
         collector,

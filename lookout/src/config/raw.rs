@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub status_page: Option<lookout_status_page::config::RawStatusPage>,
     /// The host-health replacer: runs in `lookout up` when this section is there.
     pub replacer: Option<lookout_replacer::config::RawReplacer>,
+    /// The replicated log: with this section, the collector runs as one replica of several.
+    pub cluster: Option<lookout_cluster::config::RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,7 @@
 //! The probe agent: runs its region's checks on their schedules, spools every result to disk,
 //! pushes them to the collector in batches (in order, replaying after an outage), and keeps a
-//! long poll open through which the collector can ask it to run a check now.
+//! long poll open through which the collector can ask it to run a check now. Given several
+//! collectors (replicas of one cluster), it talks to one and fails over to the next.
 
 mod metrics;
 pub mod spool;
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -37,8 +38,9 @@ use crate::template::Vars;
 pub struct AgentSettings {
     pub region: String,
     pub agent_id: String,
-    /// The collector's base URL.
-    pub collector: Url,
+    /// The collectors' base URLs: one, or the replicas of a cluster (any one takes results;
+    /// the agent moves to the next when one does not answer). Never empty.
+    pub collectors: Vec<Url>,
     pub token: Secret,
     /// Every configured check; the agent runs those assigned to its region.
     pub checks: Vec<Arc<Check>>,
@@ -76,6 +78,8 @@ struct Shared {
     /// Wakes the pusher when a result is spooled.
     spooled: Notify,
     collector_ok: AtomicBool,
+    /// Which of the collectors the agent talks to now (modulo their number).
+    current: AtomicUsize,
     started: Instant,
     http: reqwest::Client,
     /// What [`AgentSettings::metrics_url`] resolved to.
@@ -120,6 +124,7 @@ impl Agent {
             spooled: Notify::new(),
             // Optimistic until a push fails: a fresh agent has nothing wrong to report.
             collector_ok: AtomicBool::new(true),
+            current: AtomicUsize::new(0),
             started: Instant::now(),
             http,
             metrics_url,
@@ -277,13 +282,40 @@ async fn schedule_loop(
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+impl Shared {
+    /// The collector talked to now, and which one it is.
+    fn collector(&self) -> (usize, &Url) {
+        let urls = &self.settings.collectors;
+        let i = self.current.load(Ordering::Relaxed) % urls.len().max(1);
+        (i, &urls[i])
+    }
+
+    /// Moves on from collector `from` to the next (unless another task already has).
+    fn fail_over(&self, from: usize, why: &str) {
+        let n = self.settings.collectors.len();
+        if n < 2 {
+            return;
+        }
+        let next = (from + 1) % n;
+        if self
+            .current
+            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::warn!(
+                from = %self.settings.collectors[from],
+                to = %self.settings.collectors[next],
+                error = %why,
+                "collector not answering; failing over"
+            );
+        }
+    }
+}
+
 async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let url = shared.settings.collector.join("api/v1/results");
-    let Ok(url) = url else {
-        tracing::error!("collector URL cannot take a path; results stay spooled");
-        return;
-    };
     let mut backoff = Duration::from_millis(200);
+    // Failed pushes in a row: the agent waits only once every collector has failed.
+    let mut failures = 0usize;
     // Shrinks when the collector refuses a batch, to find the one bad result by halving
     // instead of dropping the good ones sent with it; back to full after a success.
     let mut limit = shared.settings.batch_max;
@@ -311,9 +343,15 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             }
             continue;
         }
+        let (which, base) = shared.collector();
+        let Ok(url) = base.join("api/v1/results") else {
+            tracing::error!(collector = %base, "collector URL cannot take a path; results stay spooled");
+            return;
+        };
         match push(&shared, &url, &batch).await {
             Ok(()) => {
                 backoff = Duration::from_millis(200);
+                failures = 0;
                 limit = shared.settings.batch_max;
                 if !shared.collector_ok.swap(true, Ordering::Relaxed) {
                     tracing::info!("collector reachable; results flowing");
@@ -332,8 +370,13 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 }
             }
             Err(PushError::Unavailable(msg)) => {
+                shared.fail_over(which, &msg);
+                failures += 1;
+                if failures < shared.settings.collectors.len() {
+                    continue;
+                }
                 if shared.collector_ok.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(error = %msg, "collector unreachable; spooling results");
+                    tracing::warn!(error = %msg, "no collector reachable; spooling results");
                 }
                 shared.metrics.collector_up.set(0);
                 if stopping {
@@ -412,21 +455,20 @@ async fn command_loop(
     let s = &shared.settings;
     let mut checks: Vec<&str> = triggers.keys().map(String::as_str).collect();
     checks.sort_unstable();
-    let Ok(mut url) = s
-        .collector
-        .join(&format!("api/v1/agents/{}/commands", s.agent_id))
-    else {
-        return;
-    };
-    url.query_pairs_mut()
-        .append_pair("region", &s.region)
-        .append_pair("checks", &checks.join(","))
-        .append_pair("wait", "20s");
-    if let Some(m) = &shared.metrics_url {
-        url.query_pairs_mut().append_pair("metrics_url", m.as_str());
-    }
     let mut backoff = Duration::from_millis(200);
     loop {
+        // The collector the results go to: confirmations are asked by whichever took them.
+        let (_, base) = shared.collector();
+        let Ok(mut url) = base.join(&format!("api/v1/agents/{}/commands", s.agent_id)) else {
+            return;
+        };
+        url.query_pairs_mut()
+            .append_pair("region", &s.region)
+            .append_pair("checks", &checks.join(","))
+            .append_pair("wait", "20s");
+        if let Some(m) = &shared.metrics_url {
+            url.query_pairs_mut().append_pair("metrics_url", m.as_str());
+        }
         let request = shared
             .http
             .get(url.clone())
@@ -464,21 +506,31 @@ async fn command_loop(
 
 async fn healthcheck(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let ok = shared.collector_ok.load(Ordering::Relaxed);
-    let collector = Dependency::from_instances(
-        "collector",
-        vec![InstanceHealth {
-            url: shared.settings.collector.to_string(),
+    let (current, _) = shared.collector();
+    let instances = shared
+        .settings
+        .collectors
+        .iter()
+        .enumerate()
+        // "Not ok" is said only once every collector failed; the spares are not probed.
+        .map(|(i, url)| InstanceHealth {
+            url: url.to_string(),
             status: if ok {
                 HealthStatus::Ok
             } else {
                 HealthStatus::Down
             },
-            reason: (!ok).then(|| {
+            reason: if !ok {
                 let (waiting, _, dropped) = shared.spool.depth();
-                format!("not reachable; {waiting} results spooled, {dropped} dropped")
-            }),
-        }],
-    );
+                Some(format!(
+                    "no collector reachable; {waiting} results spooled, {dropped} dropped"
+                ))
+            } else {
+                (i != current).then(|| "standby".to_owned())
+            },
+        })
+        .collect();
+    let collector = Dependency::from_instances("collector", instances);
     let dependencies = vec![collector];
     let health = Health {
         status: overall(true, &dependencies),

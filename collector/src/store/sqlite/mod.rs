@@ -313,18 +313,57 @@ fn read_observations(
         .collect())
 }
 
-impl ResultStore for SqliteStore {
-    fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError> {
+impl SqliteStore {
+    fn insert_at(
+        &self,
+        batches: &[&[ProbeResult]],
+        position: Option<u64>,
+    ) -> Result<Vec<Vec<bool>>, StoreError> {
         // Nothing is acknowledged before this returns: the batches are in the log, synced.
         let inserted = self.write(|tx, names| {
-            batches
+            let inserted = batches
                 .iter()
                 .map(|batch| insert_batch(tx, names, batch))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(p) = position {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('log_applied', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![i64::try_from(p).unwrap_or(i64::MAX)],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(inserted)
         })?;
         let new = inserted.iter().flatten().filter(|n| **n).count();
         self.count.fetch_add(new, Ordering::Relaxed);
         Ok(inserted)
+    }
+}
+
+impl ResultStore for SqliteStore {
+    fn insert_many(&self, batches: &[&[ProbeResult]]) -> Result<Vec<Vec<bool>>, StoreError> {
+        self.insert_at(batches, None)
+    }
+
+    fn insert_applied(
+        &self,
+        batches: &[&[ProbeResult]],
+        position: u64,
+    ) -> Result<Vec<Vec<bool>>, StoreError> {
+        self.insert_at(batches, Some(position))
+    }
+
+    fn applied(&self) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        let held: Option<i64> = inner
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'log_applied'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| StoreError::Read(e.to_string()))?;
+        Ok(held.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 
     fn query(&self, f: &ResultFilter) -> Result<Vec<ProbeResult>, StoreError> {

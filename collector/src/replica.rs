@@ -1,0 +1,265 @@
+//! A collector as one replica of several: an agent's batch goes to the replicated log (and is
+//! acknowledged once the log has it), and every replica applies the whole log, in order, to
+//! its own store, with the position it applied in the same commit. Given the same log, every
+//! replica holds the same results and computes the same figures; a new or wiped one catches
+//! up from the log before it answers reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use lookout_cluster::{Log, Outgoing, Unacknowledged, WhenBehind};
+use lookout_model::probe::{ProbeResult, ResultBatch};
+use tokio::sync::watch;
+
+use crate::AppState;
+
+/// Messages applied in one commit at most.
+const MAX_APPLY: usize = 512;
+/// The kind of message (the subject's second token) that carries results.
+pub const RESULTS: &str = "results";
+
+/// How a collector joins the cluster.
+#[derive(Clone, Debug)]
+pub struct ReplicaSettings {
+    pub log: Log,
+    pub when_behind: WhenBehind,
+    pub max_behind: Duration,
+}
+
+impl ReplicaSettings {
+    /// How long an ingest waits for this replica to apply what the log acknowledged.
+    pub(crate) fn log_wait(&self) -> Duration {
+        self.log.publish_timeout()
+    }
+}
+
+/// Where this replica stands in the log.
+pub(crate) struct Replica {
+    pub(crate) settings: ReplicaSettings,
+    applied: watch::Sender<u64>,
+    /// Messages the log held after the last one applied, as counted on its delivery.
+    behind: AtomicU64,
+    /// When the log took the last message applied (µs since the epoch; 0: none yet).
+    last_published_us: AtomicI64,
+    /// The log's last position when this replica started: it answers reads once there.
+    start_target: u64,
+    caught_up: AtomicBool,
+}
+
+/// How far behind the log a replica is, for answers and health.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Lag {
+    pub applied: u64,
+    pub behind: u64,
+    /// Age of the last applied message while messages wait after it; 0 when none wait.
+    pub seconds: f64,
+    pub caught_up: bool,
+    pub connected: bool,
+}
+
+impl Replica {
+    pub(crate) async fn start(
+        settings: ReplicaSettings,
+        applied: u64,
+    ) -> Result<Replica, lookout_cluster::ClusterError> {
+        let start_target = settings.log.last_position().await?;
+        let (tx, _) = watch::channel(applied);
+        Ok(Replica {
+            settings,
+            applied: tx,
+            behind: AtomicU64::new(start_target.saturating_sub(applied)),
+            last_published_us: AtomicI64::new(0),
+            start_target,
+            caught_up: AtomicBool::new(applied >= start_target),
+        })
+    }
+
+    pub(crate) fn lag(&self, now_us: i64) -> Lag {
+        let applied = *self.applied.borrow();
+        let behind = self.behind.load(Ordering::Relaxed);
+        let published = self.last_published_us.load(Ordering::Relaxed);
+        let seconds = if behind == 0 || published == 0 {
+            0.0
+        } else {
+            (now_us - published).max(0) as f64 / 1e6
+        };
+        Lag {
+            applied,
+            behind,
+            seconds,
+            caught_up: self.caught_up.load(Ordering::Relaxed),
+            connected: self.settings.log.connected(),
+        }
+    }
+
+    /// Whether reads must be refused now, and why.
+    pub(crate) fn refuse_reads(&self, now_us: i64) -> Option<String> {
+        let lag = self.lag(now_us);
+        if !lag.caught_up {
+            return Some(format!(
+                "catching up with the log: applied {} of {}",
+                lag.applied, self.start_target
+            ));
+        }
+        let too_far = lag.behind > 0 && lag.seconds > self.settings.max_behind.as_secs_f64();
+        (self.settings.when_behind == WhenBehind::Refuse && too_far).then(|| {
+            format!(
+                "{} messages ({:.0} s) behind the log, more than cluster.max_behind",
+                lag.behind, lag.seconds
+            )
+        })
+    }
+
+    /// Publishes an agent's batch, one message per check (subjects carry the check), and
+    /// answers (new, duplicates) once the log has acknowledged all of it and this replica
+    /// has applied it, or `wait` has passed (the results are safe in the log either way).
+    pub(crate) async fn append(
+        &self,
+        results: Vec<ProbeResult>,
+        wait: Duration,
+    ) -> Result<(usize, usize), Unacknowledged> {
+        let total = results.len();
+        let messages = messages(&self.settings.log, results)?;
+        let published = self.settings.log.publish_all(messages).await?;
+        let last = published.iter().map(|p| p.position).max().unwrap_or(0);
+        if self.caught_up.load(Ordering::Relaxed) {
+            let mut applied = self.applied.subscribe();
+            let reached = tokio::time::timeout(wait, applied.wait_for(|p| *p >= last)).await;
+            if reached.is_err() {
+                tracing::warn!(
+                    position = last,
+                    "acknowledged by the log but not yet applied here; answering anyway"
+                );
+            }
+        }
+        // The log tells duplicates by message; a replayed batch is one message.
+        let duplicated = published.iter().all(|p| p.duplicate);
+        Ok(if duplicated { (0, total) } else { (total, 0) })
+    }
+}
+
+/// One message per check of the batch, with an id that the same batch sent again repeats.
+fn messages(log: &Log, results: Vec<ProbeResult>) -> Result<Vec<Outgoing>, Unacknowledged> {
+    let mut by_check: BTreeMap<String, Vec<ProbeResult>> = BTreeMap::new();
+    for r in results {
+        by_check.entry(r.check.clone()).or_default().push(r);
+    }
+    by_check
+        .into_iter()
+        .map(|(check, results)| {
+            let first = results.first().map_or(0, |r| r.seq);
+            let last = results.last().map_or(0, |r| r.seq);
+            let agent = results.first().map(|r| r.agent.clone()).unwrap_or_default();
+            let id = format!(
+                "{}:{first}-{last}:{}:{}",
+                agent,
+                results.len(),
+                lookout_cluster::subject_token(&check)
+            );
+            let payload = serde_json::to_vec(&ResultBatch { results })
+                .map_err(|e| Unacknowledged(format!("encoding the batch: {e}")))?;
+            Ok(Outgoing {
+                subject: log.subject(RESULTS, &check),
+                id,
+                payload: Bytes::from(payload),
+            })
+        })
+        .collect()
+}
+
+/// Applies the log to this replica's store for as long as the collector runs: in order,
+/// several messages a commit, from the position after the last applied; a lost connection
+/// or a failed commit starts reading again from there.
+pub(crate) async fn apply_loop(s: Arc<AppState>, replica: Arc<Replica>) {
+    let store = s.store().clone();
+    loop {
+        let position = *replica.applied.borrow();
+        let mut reader = match replica.settings.log.read_from(position + 1).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the log; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let entries = match reader.next_batch(MAX_APPLY).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the log stopped; reading again");
+                    break;
+                }
+            };
+            let applied = *replica.applied.borrow();
+            let entries: Vec<_> = entries
+                .into_iter()
+                .filter(|e| e.position > applied)
+                .collect();
+            let Some(last) = entries.last() else {
+                continue;
+            };
+            let (last_position, behind, published) = (last.position, last.behind, last.published_us);
+            let mut batches = Vec::with_capacity(entries.len());
+            for e in &entries {
+                match decode(&replica.settings.log, &e.subject, &e.payload) {
+                    Ok(b) => batches.push(b),
+                    Err(why) => {
+                        // Counted and named, never silently skipped; it cannot block the rest.
+                        s.metrics.undecodable.inc();
+                        tracing::error!(position = e.position, subject = %e.subject, error = %why, "a log message this replica cannot apply; skipped");
+                    }
+                }
+            }
+            let st = store.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&[ProbeResult]> =
+                    batches.iter().map(|b| b.results.as_slice()).collect();
+                let inserted = st.insert_applied(&refs, last_position);
+                (batches, inserted)
+            })
+            .await;
+            match outcome {
+                Ok((batches, Ok(inserted))) => {
+                    let now = chrono::Utc::now().timestamp_micros();
+                    for (b, new) in batches.iter().zip(&inserted) {
+                        crate::stored::after_stored(&s, &b.results, new, now);
+                    }
+                    replica.behind.store(behind, Ordering::Relaxed);
+                    replica.last_published_us.store(published, Ordering::Relaxed);
+                    if last_position >= replica.start_target
+                        && !replica.caught_up.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::info!(position = last_position, "caught up with the log; serving reads");
+                    }
+                    s.metrics.log_applied.set(last_position as i64);
+                    s.metrics.log_behind.set(behind as i64);
+                    replica.applied.send_replace(last_position);
+                }
+                Ok((_, Err(e))) => {
+                    tracing::error!(error = %e, position = last_position, "cannot apply the log; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "applying the log panicked; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn decode(log: &Log, subject: &str, payload: &[u8]) -> Result<ResultBatch, String> {
+    let kind = subject
+        .strip_prefix(log.stream())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.split('.').next());
+    match kind {
+        Some(RESULTS) => serde_json::from_slice(payload).map_err(|e| format!("not a batch: {e}")),
+        _ => Err("not a kind of message this version knows".into()),
+    }
+}

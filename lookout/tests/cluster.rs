@@ -1,0 +1,408 @@
+//! The clustered shape against a real three-node NATS cluster: collector replicas fed by the
+//! replicated log, real probe agents that fail over between them, and faults made to happen
+//! (SIGKILL a replica, SIGKILL the stream's leader, two of three NATS nodes gone, a wiped
+//! replica). Nothing acknowledged to an agent is lost or stored twice, and every live replica
+//! answers the same figures as a single collector fed the same results.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lookout_model::probe::ProbeResult;
+use lookout_testkit::peers::NatsCluster;
+use lookout_testkit::{Guard, free_port, wait_until};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
+const TOKEN: &str = "cluster-test-token";
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+const CHECKS: [&str; 2] = ["play", "search"];
+
+/// What the checks probe: answers 200, or 503 while `failing` (an outage to count).
+struct Target {
+    port: u16,
+    failing: Arc<AtomicBool>,
+}
+
+async fn target() -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let failing = Arc::new(AtomicBool::new(false));
+    let flag = failing.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let status = if flag.load(Ordering::Relaxed) {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Target { port, failing }
+}
+
+fn config(dir: &Path, nats: &[String], target: u16) -> PathBuf {
+    let urls = nats.join(", ");
+    let mut checks = String::new();
+    for c in CHECKS {
+        checks.push_str(&format!(
+            "  - name: {c}\n    interval: 1s\n    timeout: 1s\n    steps:\n      - url: http://127.0.0.1:{target}/{c}\n"
+        ));
+    }
+    let text = format!(
+        "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
+        dir.join("data").display(),
+        REGIONS.join(", ")
+    );
+    let path = dir.join("lookout.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The clustered shape on this machine: NATS, collector replicas, agents.
+struct Shape {
+    /// Killed and brought back by the tests of the log itself.
+    #[allow(dead_code)]
+    nats: NatsCluster,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    target: Target,
+    ports: Vec<u16>,
+    collectors: Vec<Option<Guard>>,
+    agents: Vec<Guard>,
+    http: reqwest::Client,
+}
+
+impl Shape {
+    async fn start(replicas: usize) -> Shape {
+        let nats = NatsCluster::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let target = target().await;
+        let config = config(dir.path(), &nats.urls(), target.port);
+        let mut shape = Shape {
+            nats,
+            config,
+            target,
+            ports: (0..replicas).map(|_| free_port()).collect(),
+            collectors: (0..replicas).map(|_| None).collect(),
+            agents: Vec::new(),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            dir,
+        };
+        for i in 0..replicas {
+            shape.start_collector(i).await;
+        }
+        shape
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn store(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("collector-{i}.db"))
+    }
+
+    /// Starts replica `i` on its own store, and waits until it serves reads (caught up).
+    async fn start_collector(&mut self, i: usize) {
+        let mut command = Command::new(LOOKOUT);
+        command
+            .args(["collector", "--config"])
+            .arg(&self.config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.ports[i]))
+            .arg("--store")
+            .arg(self.store(i))
+            .env("RUST_LOG", "warn");
+        self.collectors[i] = Some(Guard::spawn(
+            &format!("collector-{i}"),
+            command,
+            "cargo builds it",
+        ));
+        let url = format!("{}/api/v1/checks", self.url(i));
+        let http = self.http.clone();
+        wait_until(
+            &format!("collector {i} serves reads"),
+            Duration::from_secs(60),
+            || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    http.get(&url)
+                        .bearer_auth(TOKEN)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+        )
+        .await;
+    }
+
+    fn kill_collector(&mut self, i: usize) {
+        if let Some(mut g) = self.collectors[i].take() {
+            g.kill();
+        }
+    }
+
+    /// One agent per region, each given every replica (the first one first).
+    fn start_agents(&mut self) {
+        let collectors: Vec<String> = (0..self.ports.len()).map(|i| self.url(i)).collect();
+        for region in REGIONS {
+            let mut command = Command::new(LOOKOUT);
+            command
+                .args(["probe", "--config"])
+                .arg(&self.config)
+                .args(["--region", region, "--agent-id", &format!("{region}-1")])
+                .args(["--collector", &collectors.join(",")])
+                .env("RUST_LOG", "warn");
+            self.agents
+                .push(Guard::spawn(&format!("agent-{region}"), command, "cargo builds it"));
+        }
+    }
+
+    /// SIGTERM every agent, and waits until each has pushed what it could and exited.
+    async fn stop_agents(&mut self) {
+        for a in &self.agents {
+            Command::new("kill")
+                .args(["-TERM", &a.pid().to_string()])
+                .status()
+                .unwrap();
+        }
+        for a in &mut self.agents {
+            let mut exited = None;
+            for _ in 0..300 {
+                exited = a.exited();
+                if exited.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(exited.is_some_and(|s| s.success()), "agent: {exited:?}\n{}", a.tail());
+        }
+    }
+
+    /// What is left in each agent's spool after it stopped: (waiting, dropped).
+    fn spooled(&self) -> Vec<(u64, u64)> {
+        REGIONS
+            .iter()
+            .map(|region| {
+                let dir = self
+                    .dir
+                    .path()
+                    .join("data")
+                    .join("spool")
+                    .join(format!("{region}-1"));
+                let spool = lookout_probes::agent::spool::Spool::open(&dir, 64 << 20).unwrap();
+                let (waiting, _, dropped) = spool.depth();
+                (waiting, dropped)
+            })
+            .collect()
+    }
+
+    async fn get(&self, i: usize, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.url(i)))
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn results(&self, i: usize) -> Vec<ProbeResult> {
+        let r = self.get(i, "/api/v1/results?limit=100000").await;
+        assert!(r.status().is_success(), "{}", r.status());
+        let body: Value = r.json().await.unwrap();
+        serde_json::from_value(body["results"].clone()).unwrap()
+    }
+
+    async fn applied(&self, i: usize) -> u64 {
+        let r = self.get(i, "/api/v1/checks").await;
+        r.headers()
+            .get("lookout-log-applied")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until every live replica has applied the log's whole length as `reference` has.
+    async fn agree(&self, live: &[usize]) {
+        let reference = self.applied(live[0]).await;
+        for &i in live {
+            wait_until(
+                &format!("replica {i} applies up to {reference}"),
+                Duration::from_secs(30),
+                || async move { self.applied(i).await >= reference },
+            )
+            .await;
+        }
+    }
+
+    /// Every check's figures over `[from, to)` as replica `i` answers them.
+    async fn figures(&self, i: usize, from: i64, to: i64) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for c in CHECKS {
+            let r = self
+                .get(
+                    i,
+                    &format!("/api/v1/checks/{c}/availability?from_us={from}&to_us={to}"),
+                )
+                .await;
+            assert!(r.status().is_success(), "{c}: {}", r.status());
+            out.insert(c.to_owned(), window_figures(r.json().await.unwrap()));
+        }
+        out
+    }
+}
+
+/// A window's figures without `current`: the state now, which follows each one's clock.
+fn window_figures(mut figures: Value) -> Value {
+    if let Some(o) = figures.as_object_mut() {
+        o.remove("current");
+    }
+    figures
+}
+
+/// Per agent, the sequence numbers held, in order.
+fn seqs(results: &[ProbeResult]) -> BTreeMap<String, Vec<u64>> {
+    let mut by_agent: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in results {
+        by_agent.entry(r.agent.clone()).or_default().push(r.seq);
+    }
+    for v in by_agent.values_mut() {
+        v.sort_unstable();
+    }
+    by_agent
+}
+
+/// Each agent's results are consecutive numbers (a fresh spool starts from its clock), each
+/// once: none lost in the middle, none twice.
+fn assert_complete(results: &[ProbeResult], what: &str) {
+    let by_agent = seqs(results);
+    assert_eq!(by_agent.len(), REGIONS.len(), "{what}: every agent");
+    for (agent, seqs) in by_agent {
+        let first = seqs[0];
+        let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "{what}: {agent}'s results, once each, none missing");
+    }
+}
+
+fn sorted(mut results: Vec<ProbeResult>) -> Vec<ProbeResult> {
+    results.sort_by(|a, b| (&a.agent, a.seq).cmp(&(&b.agent, b.seq)));
+    results
+}
+
+/// The figures of a single collector, in this process, fed exactly `results`.
+async fn single_collector_figures(
+    results: &[ProbeResult],
+    from: i64,
+    to: i64,
+) -> BTreeMap<String, Value> {
+    let info = lookout_testkit::collector::check(&REGIONS, 1_000_000, 1_000_000);
+    let collector =
+        lookout_testkit::collector::start(TOKEN, lookout_testkit::collector::known(&CHECKS, &info))
+            .await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for chunk in results.chunks(200) {
+        let r = http
+            .post(format!("{}/api/v1/results", collector.url()))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "results": chunk }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let mut out = BTreeMap::new();
+    for c in CHECKS {
+        let r = http
+            .get(format!(
+                "{}/api/v1/checks/{c}/availability?from_us={from}&to_us={to}",
+                collector.url()
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        out.insert(c.to_owned(), window_figures(r.json().await.unwrap()));
+    }
+    collector.shutdown().await;
+    out
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// Waits until replica `i` holds at least `n` results.
+async fn holds(shape: &Shape, i: usize, n: usize) {
+    wait_until(
+        &format!("replica {i} holds {n} results"),
+        Duration::from_secs(60),
+        || async move { shape.results(i).await.len() >= n },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_mid_ingest_loses_nothing_acknowledged_and_the_live_ones_agree() {
+    let mut shape = Shape::start(3).await;
+    let from = now_us();
+    shape.start_agents();
+    holds(&shape, 1, 12).await;
+    // An outage while the first replica (every agent's first choice) is killed.
+    shape.target.failing.store(true, Ordering::Relaxed);
+    holds(&shape, 2, 24).await;
+    shape.kill_collector(0);
+    let after_kill = shape.results(1).await.len();
+    holds(&shape, 1, after_kill + 12).await;
+    shape.target.failing.store(false, Ordering::Relaxed);
+    holds(&shape, 2, after_kill + 24).await;
+    shape.stop_agents().await;
+    let to = now_us();
+
+    assert_eq!(
+        shape.spooled(),
+        vec![(0, 0); 3],
+        "every result an agent made was acknowledged"
+    );
+    shape.agree(&[1, 2]).await;
+    let (one, two) = (shape.results(1).await, shape.results(2).await);
+    assert_complete(&one, "replica 1");
+    assert_eq!(sorted(one.clone()), sorted(two), "replicas 1 and 2 hold the same");
+    let figures = shape.figures(1, from, to).await;
+    assert_eq!(figures, shape.figures(2, from, to).await, "the same figures");
+    assert!(
+        figures["play"]["down_seconds"].as_f64().unwrap() > 0.0,
+        "the outage counts: {}",
+        figures["play"]
+    );
+    assert_eq!(
+        figures,
+        single_collector_figures(&one, from, to).await,
+        "the figures of a single collector fed the same results"
+    );
+}
