@@ -406,3 +406,128 @@ async fn a_replica_killed_mid_ingest_loses_nothing_acknowledged_and_the_live_one
         "the figures of a single collector fed the same results"
     );
 }
+
+impl Shape {
+    /// Where agent `i` serves its /healthcheck, as it printed at start.
+    async fn agent_url(&self, i: usize) -> String {
+        let agent = &self.agents[i];
+        wait_until("the agent says where it listens", Duration::from_secs(30), || {
+            let said = agent.log().contains(" http://");
+            async move { said }
+        })
+        .await;
+        let log = agent.log();
+        let line = log.lines().find(|l| l.starts_with("probe ")).unwrap();
+        line.split_whitespace().nth(4).unwrap().to_owned()
+    }
+
+    /// Whether every agent says it is spooling because no collector takes its results.
+    async fn all_spooling(&self) -> bool {
+        for i in 0..self.agents.len() {
+            let url = format!("{}/healthcheck", self.agent_url(i).await);
+            let Ok(r) = self.http.get(&url).send().await else {
+                return false;
+            };
+            let health: Value = r.json().await.unwrap_or_default();
+            if !health.to_string().contains("results spooled") {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Only the agents' own results (not those a test posted itself).
+fn agents_only(results: Vec<ProbeResult>) -> Vec<ProbeResult> {
+    results
+        .into_iter()
+        .filter(|r| REGIONS.iter().any(|g| r.agent == format!("{g}-1")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_streams_leader_killed_then_no_quorum_loses_nothing_and_everything_arrives_once() {
+    let mut shape = Shape::start(2).await;
+    let from = now_us();
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+
+    let leader = shape.nats.stream_leader("LOOKOUT").await.expect("a leader");
+    shape.nats.kill(leader);
+    let before = shape.results(0).await.len();
+    holds(&shape, 0, before + 12).await;
+
+    // Two of three nodes gone: no quorum, so nothing is acknowledged and agents keep spooling.
+    let second = (0..3).find(|i| *i != leader).unwrap();
+    shape.nats.kill(second);
+    let now = now_us();
+    let refused = shape
+        .http
+        .post(format!("{}/api/v1/results", shape.url(1)))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "results": [
+            lookout_testkit::results::result("play", "eu", "direct-1", 1, now, true, 1000)
+        ]}))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503, "{}", refused.text().await.unwrap());
+    assert!(refused.headers().contains_key("retry-after"));
+    wait_until("every agent spools", Duration::from_secs(30), || {
+        shape.all_spooling()
+    })
+    .await;
+
+    shape.nats.restart(leader).await;
+    shape.nats.restart(second).await;
+    let during = shape.results(0).await.len();
+    holds(&shape, 0, during + 12).await;
+    shape.stop_agents().await;
+    let to = now_us();
+    assert_eq!(shape.spooled(), vec![(0, 0); 3], "every result arrived");
+    shape.agree(&[0, 1]).await;
+    let (zero, one) = (
+        agents_only(shape.results(0).await),
+        agents_only(shape.results(1).await),
+    );
+    assert_complete(&zero, "replica 0");
+    assert_eq!(sorted(zero), sorted(one), "both replicas hold the same");
+    assert_eq!(
+        shape.figures(0, from, to).await,
+        shape.figures(1, from, to).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_replica_catches_up_from_the_log_before_it_serves() {
+    let mut shape = Shape::start(2).await;
+    let from = now_us();
+    shape.start_agents();
+    holds(&shape, 0, 24).await;
+    shape.kill_collector(1);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = shape.store(1).into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    let held = shape.results(0).await.len();
+    holds(&shape, 0, held + 6).await;
+    // Ready only once caught up: the wait in start_collector is for reads to be served.
+    shape.start_collector(1).await;
+    assert!(
+        shape.results(1).await.len() >= held,
+        "served only after catching up"
+    );
+    shape.stop_agents().await;
+    let to = now_us();
+    shape.agree(&[0, 1]).await;
+    let (zero, one) = (shape.results(0).await, shape.results(1).await);
+    assert_complete(&one, "the wiped replica");
+    assert_eq!(sorted(zero), sorted(one), "it holds what the other holds");
+    assert_eq!(
+        shape.figures(0, from, to).await,
+        shape.figures(1, from, to).await,
+        "and answers the same figures"
+    );
+}
