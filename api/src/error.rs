@@ -169,32 +169,53 @@ pub struct ApiJson<T>(pub T);
 #[derive(Debug)]
 pub struct ApiFastJson<T>(pub T);
 
+/// [`ApiFastJson`] that keeps the body as it came too: a collector replica hands an agent's
+/// batch on to the replicated log as sent, rather than encoding it again.
+pub struct ApiFastJsonBytes<T>(pub T, pub bytes::Bytes);
+
+async fn fast_json<T: serde::de::DeserializeOwned, S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<(T, bytes::Bytes), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected a JSON body with `Content-Type: application/json`".into(),
+        ));
+    }
+    let body = bytes::Bytes::from_request(req, state).await?;
+    match serde_json::from_slice(&body) {
+        Ok(v) => Ok((v, body)),
+        Err(_) => match axum::Json::<T>::from_bytes(&body) {
+            Ok(axum::Json(v)) => Ok((v, body)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiFastJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| {
-                m.type_() == "application"
-                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
-            });
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a JSON body with `Content-Type: application/json`".into(),
-            ));
-        }
-        let body = bytes::Bytes::from_request(req, state).await?;
-        match serde_json::from_slice(&body) {
-            Ok(v) => Ok(ApiFastJson(v)),
-            Err(_) => match axum::Json::<T>::from_bytes(&body) {
-                Ok(axum::Json(v)) => Ok(ApiFastJson(v)),
-                Err(e) => Err(e.into()),
-            },
-        }
+        fast_json(req, state).await.map(|(v, _)| ApiFastJson(v))
+    }
+}
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiFastJsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        fast_json(req, state)
+            .await
+            .map(|(v, body)| ApiFastJsonBytes(v, body))
     }
 }
 

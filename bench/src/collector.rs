@@ -53,7 +53,7 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-const TOKEN: &str = "bench-token";
+pub(crate) const TOKEN: &str = "bench-token";
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const BATCH: usize = 500;
 const INTERVAL_US: i64 = 10_000_000;
@@ -62,9 +62,10 @@ fn check_name(i: usize) -> String {
     format!("check-{i:03}")
 }
 
-fn config(dir: &Path, port: u16, checks: usize) -> String {
+/// `extra`: more top-level sections (`cluster:` for the replicas).
+pub(crate) fn config(dir: &Path, port: u16, checks: usize, extra: &str) -> String {
     let mut c = format!(
-        "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n  raw_retention: 1d\nlog:\n  level: warn\nprobes:\n  regions: [{}]\nchecks:\n",
+        "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n  raw_retention: 1d\nlog:\n  level: warn\n{extra}probes:\n  regions: [{}]\nchecks:\n",
         dir.display(),
         REGIONS.join(", ")
     );
@@ -116,21 +117,30 @@ fn result(check: usize, region: usize, agent: &str, seq: u64, start: i64, n: u64
     }
 }
 
-struct Running {
-    child: Child,
-    url: String,
-    pid: u32,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) pid: u32,
 }
 
 async fn start_collector(dir: &Path, checks: usize) -> anyhow::Result<(Running, Duration)> {
     let port = lookout_testkit::free_port();
     let path = dir.join("bench.yaml");
-    std::fs::write(&path, config(dir, port, checks))?;
+    std::fs::write(&path, config(dir, port, checks, ""))?;
+    start_collector_with(&path, &[]).await
+}
+
+/// `lookout collector --config CONFIG ARGS...`, once it says where it listens.
+pub(crate) async fn start_collector_with(
+    path: &Path,
+    args: &[String],
+) -> anyhow::Result<(Running, Duration)> {
     let t0 = Instant::now();
     let mut child = Command::new(lookout::lookout_exe()?)
         .arg("collector")
         .arg("--config")
-        .arg(&path)
+        .arg(path)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -195,9 +205,9 @@ fn fsyncs_per_second(dir: &Path) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
+/// Batches as agents send them: one agent's results, in order, 500 at a time, as JSON.
+pub(crate) fn agent_batches(results: usize, checks: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let now = chrono::Utc::now().timestamp_micros();
-    // Batches as agents send them: one agent's results, in order, 500 at a time.
     let mut bodies = Vec::new();
     let mut n = 0u64;
     let per_agent = 20_000;
@@ -210,26 +220,35 @@ async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
             for _ in 0..BATCH {
                 seq += 1;
                 n += 1;
-                let check = (n as usize) % args.checks;
+                let check = (n as usize) % checks;
                 let start = now - 3_600_000_000 + (seq as i64) * 100_000;
                 batch.push(result(check, region, &agent, seq, start, n));
             }
             bodies.push(serde_json::to_vec(
                 &serde_json::json!({ "results": batch }),
             )?);
-            if bodies.len() * BATCH >= args.results {
+            if bodies.len() * BATCH >= results {
                 break 'outer;
             }
         }
     }
-    let (mut c, _) = start_collector(dir, args.checks).await?;
+    Ok(bodies)
+}
+
+/// Posts every body from `clients` connections, each to the next of `urls` in turn; answers
+/// how many results were acknowledged as new, and how long it took.
+pub(crate) async fn post_all(
+    urls: &[String],
+    bodies: Vec<Vec<u8>>,
+    clients: usize,
+) -> anyhow::Result<(usize, f64)> {
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let url = format!("{}/api/v1/results", c.url);
     let queue = Arc::new(std::sync::Mutex::new(bodies));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (http, url, queue) = (http.clone(), url.clone(), queue.clone());
+    for client in 0..clients {
+        let url = format!("{}/api/v1/results", urls[client % urls.len()]);
+        let (http, queue) = (http.clone(), queue.clone());
         tasks.push(tokio::spawn(async move {
             let mut acked = 0usize;
             loop {
@@ -260,7 +279,13 @@ async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     for t in tasks {
         acked += t.await??;
     }
-    let elapsed = t0.elapsed().as_secs_f64();
+    Ok((acked, t0.elapsed().as_secs_f64()))
+}
+
+async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
+    let bodies = agent_batches(args.results, args.checks)?;
+    let (mut c, _) = start_collector(dir, args.checks).await?;
+    let (acked, elapsed) = post_all(std::slice::from_ref(&c.url), bodies, args.clients).await?;
     let cpu = super::probes::cpu_seconds(c.pid)?;
     let (rss, peak) = memory_mib(c.pid);
     stop(std::mem::replace(

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alerting;
+mod cluster;
 mod collector;
 mod exact_target;
 mod load;
@@ -28,6 +29,9 @@ enum Bench {
     Probes(probes::Args),
     /// Durable ingest beside the disk's sync rate; 90-day answers for 500 checks beside a raw scan.
     Collector(collector::Args),
+    /// The replicated log: ingest through a three-node NATS cluster into two collector
+    /// replicas beside a single collector, and a wiped replica's catch-up.
+    Cluster(cluster::Args),
     /// Outages and blips injected into `lookout up`: time to page and to resolve, and false
     /// pages, beside Prometheus + blackbox_exporter + Alertmanager in the same run.
     Alerting(alerting::Args),
@@ -64,6 +68,7 @@ async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Platform(args) => platform::run(args).await,
         Bench::Probes(args) => probes::run(args).await,
         Bench::Collector(args) => collector::run(args).await,
+        Bench::Cluster(args) => cluster::run(args).await,
         Bench::Alerting(args) => alerting::run(args).await,
         Bench::Replacer(args) => replacer::run(args).await,
         Bench::StatusPage(args) => status_page::run(args).await,

@@ -4,7 +4,6 @@
 //! replica holds the same results and computes the same figures; a new or wiped one catches
 //! up from the log before it answers reads.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,13 +26,6 @@ pub struct ReplicaSettings {
     pub log: Log,
     pub when_behind: WhenBehind,
     pub max_behind: Duration,
-}
-
-impl ReplicaSettings {
-    /// How long an ingest waits for this replica to apply what the log acknowledged.
-    pub(crate) fn log_wait(&self) -> Duration {
-        self.log.publish_timeout()
-    }
 }
 
 /// Where this replica stands in the log.
@@ -113,61 +105,39 @@ impl Replica {
         })
     }
 
-    /// Publishes an agent's batch, one message per check (subjects carry the check), and
-    /// answers (new, duplicates) once the log has acknowledged all of it and this replica
-    /// has applied it, or `wait` has passed (the results are safe in the log either way).
+    /// Publishes an agent's batch and answers (new, duplicates) once the log has acknowledged
+    /// it. Not after this replica applied it too: waiting for that halved the ingest rate
+    /// (`lookout bench cluster`), and every read says how far behind the log it is instead.
     pub(crate) async fn append(
         &self,
-        results: Vec<ProbeResult>,
-        wait: Duration,
+        results: &[ProbeResult],
+        body: Bytes,
     ) -> Result<(usize, usize), Unacknowledged> {
         let total = results.len();
-        let messages = messages(&self.settings.log, results)?;
-        let published = self.settings.log.publish_all(messages).await?;
-        let last = published.iter().map(|p| p.position).max().unwrap_or(0);
-        if self.caught_up.load(Ordering::Relaxed) {
-            let mut applied = self.applied.subscribe();
-            let reached = tokio::time::timeout(wait, applied.wait_for(|p| *p >= last)).await;
-            if reached.is_err() {
-                tracing::warn!(
-                    position = last,
-                    "acknowledged by the log but not yet applied here; answering anyway"
-                );
-            }
-        }
+        let published = self
+            .settings
+            .log
+            .publish_all(vec![message(&self.settings.log, results, body)])
+            .await?;
         // The log tells duplicates by message; a replayed batch is one message.
         let duplicated = published.iter().all(|p| p.duplicate);
         Ok(if duplicated { (0, total) } else { (total, 0) })
     }
 }
 
-/// One message per check of the batch, with an id that the same batch sent again repeats.
-fn messages(log: &Log, results: Vec<ProbeResult>) -> Result<Vec<Outgoing>, Unacknowledged> {
-    let mut by_check: BTreeMap<String, Vec<ProbeResult>> = BTreeMap::new();
-    for r in results {
-        by_check.entry(r.check.clone()).or_default().push(r);
+/// The batch as one message, as the agent sent it (checked, not encoded again), with an id
+/// that the same batch sent again repeats. Its subject carries the agent
+/// (`STREAM.results.AGENT`), not the check: an agent's batch spans all of its checks, and one
+/// message per check made ingest ten times slower (docs/ha.md, "Subjects").
+fn message(log: &Log, results: &[ProbeResult], body: Bytes) -> Outgoing {
+    let first = results.first().map_or(0, |r| r.seq);
+    let last = results.last().map_or(0, |r| r.seq);
+    let agent = results.first().map_or("", |r| r.agent.as_str());
+    Outgoing {
+        subject: log.subject(RESULTS, agent),
+        id: format!("{agent}:{first}-{last}:{}", results.len()),
+        payload: body,
     }
-    by_check
-        .into_iter()
-        .map(|(check, results)| {
-            let first = results.first().map_or(0, |r| r.seq);
-            let last = results.last().map_or(0, |r| r.seq);
-            let agent = results.first().map(|r| r.agent.clone()).unwrap_or_default();
-            let id = format!(
-                "{}:{first}-{last}:{}:{}",
-                agent,
-                results.len(),
-                lookout_cluster::subject_token(&check)
-            );
-            let payload = serde_json::to_vec(&ResultBatch { results })
-                .map_err(|e| Unacknowledged(format!("encoding the batch: {e}")))?;
-            Ok(Outgoing {
-                subject: log.subject(RESULTS, &check),
-                id,
-                payload: Bytes::from(payload),
-            })
-        })
-        .collect()
 }
 
 /// Applies the log to this replica's store for as long as the collector runs: in order,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lookout_api::{ApiError, ApiFastJson, ApiJson, ApiQuery, ApiResult};
+use lookout_api::{ApiError, ApiFastJsonBytes, ApiJson, ApiQuery, ApiResult};
 use serde::Deserialize;
 
 use lookout_model::probe::{BatchAck, ResultBatch};
@@ -16,7 +16,7 @@ use crate::{AppState, ingest, store};
 
 pub(super) async fn post_results(
     State(s): State<Arc<AppState>>,
-    ApiFastJson(batch): ApiFastJson<ResultBatch>,
+    ApiFastJsonBytes(batch, body): ApiFastJsonBytes<ResultBatch>,
 ) -> ApiResult<Response> {
     let now = chrono::Utc::now().timestamp_micros();
     if let Err(e) = ingest::validate(
@@ -32,7 +32,7 @@ pub(super) async fn post_results(
         return Err(ApiError::BadRequest(e));
     }
     if let Some(replica) = &s.replica {
-        return append_to_log(replica, batch).await;
+        return append_to_log(replica, &batch, body).await;
     }
     // Stored by the commit thread (a sync to disk never stalls the async workers), together
     // with whatever else arrived meanwhile; the results come back, uncopied.
@@ -63,9 +63,12 @@ pub(super) async fn post_results(
 
 /// Acknowledged once the replicated log holds the batch; no quorum: 503, and the agent keeps
 /// its results and tries again (here or at another replica).
-async fn append_to_log(replica: &crate::replica::Replica, batch: ResultBatch) -> ApiResult<Response> {
-    let wait = replica.settings.log_wait();
-    match replica.append(batch.results, wait).await {
+async fn append_to_log(
+    replica: &crate::replica::Replica,
+    batch: &ResultBatch,
+    body: bytes::Bytes,
+) -> ApiResult<Response> {
+    match replica.append(&batch.results, body).await {
         Ok((accepted, duplicates)) => Ok((
             StatusCode::OK,
             axum::Json(BatchAck {
