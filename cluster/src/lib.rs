@@ -3,8 +3,10 @@
 //! acknowledgement; read in order from a position), and the claims that let exactly one of
 //! several replicas act. `lookout up` without `cluster:` uses none of it.
 
+mod claims;
 pub mod config;
 mod log;
 
+pub use claims::{Claim, Claims, claim_key};
 pub use config::{ClusterConfig, WhenBehind};
 pub use log::{ClusterError, Entry, Log, Outgoing, Published, Reader, Unacknowledged, subject_token};

@@ -294,6 +294,10 @@ impl Log {
         Ok(info.state.last_sequence)
     }
 
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
     /// How long a publish waits for its acknowledgement.
     pub fn publish_timeout(&self) -> Duration {
         self.publish_timeout

@@ -128,3 +128,54 @@ async fn refused_credentials_and_unreachable_servers_are_clear_errors() {
     assert!(matches!(e, ClusterError::Unreachable { .. }), "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
+
+#[tokio::test]
+async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
+    use lookout_cluster::{Claim, Claims};
+    let nats = NatsCluster::start().await;
+    let cfg = ClusterConfig::new(nats.urls());
+    let mut replicas = Vec::new();
+    for name in ["a", "b"] {
+        let log = Log::connect(&cfg, name, RETENTION, Duration::from_secs(30))
+            .await
+            .unwrap();
+        replicas.push(
+            Claims::open(&log, "claims", 3, Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+    }
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+    };
+    let key = lookout_cluster::claim_key(&["hook", "search@1", "trigger"]);
+    let (a, b) = tokio::join!(replicas[0].claim(&key, now()), replicas[1].claim(&key, now()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let won = [a, b]
+        .iter()
+        .filter(|c| matches!(c, Claim::Won(_)))
+        .count();
+    assert_eq!(won, 1, "{a:?} {b:?}");
+    let (winner, loser) = if matches!(a, Claim::Won(_)) { (0, 1) } else { (1, 0) };
+    let Claim::Won(stale) = [a, b][winner] else {
+        unreachable!()
+    };
+    assert_eq!(
+        replicas[loser].claim(&key, now()).await.unwrap(),
+        Claim::Held
+    );
+    // The winner freezes past the timeout: the other takes over, and the frozen one, back,
+    // finds its claim gone and cannot mark it done.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let Claim::Won(taken) = replicas[loser].claim(&key, now()).await.unwrap() else {
+        panic!("not taken over after the timeout")
+    };
+    assert!(!replicas[winner].still_mine(&key, stale).await.unwrap());
+    assert!(!replicas[winner].done(&key, stale).await.unwrap());
+    assert!(replicas[loser].still_mine(&key, taken).await.unwrap());
+    assert!(replicas[loser].done(&key, taken).await.unwrap());
+    assert_eq!(replicas[winner].claim(&key, now()).await.unwrap(), Claim::Done);
+}

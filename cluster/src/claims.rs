@@ -1,0 +1,171 @@
+//! Claims: which one of several replicas does a thing once (sends a notification). A claim is
+//! a key created in a JetStream KV bucket (replicated as the stream is): creating is a
+//! compare-and-set, so exactly one replica wins. The winner acts, then marks the key done. A
+//! claim not done within the timeout (its replica died or froze) can be taken over, by an
+//! update that names the revision seen; and before acting, a claimant checks that the key is
+//! still at the revision it wrote (fencing: a replica paused past the timeout has lost it).
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+
+use crate::log::{ClusterError, Log};
+
+const CLAIMED: &[u8] = b"claimed";
+const DONE: &[u8] = b"done";
+/// How long a done claim is remembered: longer than any retry of the same notification.
+const REMEMBER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a claim attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This replica holds it, at this revision: act, then [`Claims::done`].
+    Won(u64),
+    /// Another replica holds it and is within its time.
+    Held,
+    /// Somebody already did it.
+    Done,
+}
+
+#[derive(Clone)]
+pub struct Claims {
+    kv: kv::Store,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn error(bucket: &str, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Stream {
+        stream: bucket.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// A KV key for any text: KV keys take letters, digits and `-_=./` only.
+pub fn claim_key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            let mut out = String::with_capacity(p.len());
+            for b in p.bytes() {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("={b:02X}"));
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl Claims {
+    /// The bucket `{name}` beside the log (created when missing), with `replicas` copies.
+    pub async fn open(
+        log: &Log,
+        name: &str,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Claims, ClusterError> {
+        let js = log.jetstream();
+        let kv = match js.get_key_value(name).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: name.to_owned(),
+                    history: 1,
+                    max_age: REMEMBER,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| error(name, e))?,
+        };
+        Ok(Claims { kv, timeout })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Tries to claim `key` at `now_us` (this replica's clock, against the time the KV took
+    /// the claim: the replicas' clocks must agree to well within the timeout).
+    pub async fn claim(&self, key: &str, now_us: i64) -> Result<Claim, ClusterError> {
+        match self.kv.create(key, Bytes::from_static(CLAIMED)).await {
+            Ok(revision) => return Ok(Claim::Won(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(error(key, e)),
+        }
+        let Some(entry) = self.kv.entry(key).await.map_err(|e| error(key, e))? else {
+            // Gone between the two calls (expired): try once more next time.
+            return Ok(Claim::Held);
+        };
+        if entry.value.as_ref() == DONE {
+            return Ok(Claim::Done);
+        }
+        let claimed_us = i64::try_from(entry.created.unix_timestamp_nanos() / 1_000)
+            .unwrap_or(i64::MAX);
+        let timeout_us = i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);
+        if now_us.saturating_sub(claimed_us) < timeout_us {
+            return Ok(Claim::Held);
+        }
+        // Taken over: only one of the replicas that saw this revision can update it.
+        match self
+            .kv
+            .update(key, Bytes::from_static(CLAIMED), entry.revision)
+            .await
+        {
+            Ok(revision) => Ok(Claim::Won(revision)),
+            Err(_) => Ok(Claim::Held),
+        }
+    }
+
+    /// Whether this replica's claim (`revision`) still stands: checked right before acting.
+    pub async fn still_mine(&self, key: &str, revision: u64) -> Result<bool, ClusterError> {
+        Ok(self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| error(key, e))?
+            .is_some_and(|e| e.revision == revision && e.value.as_ref() == CLAIMED))
+    }
+
+    /// Marks the claimed thing done; refused when the claim was taken over meanwhile.
+    pub async fn done(&self, key: &str, revision: u64) -> Result<bool, ClusterError> {
+        Ok(self
+            .kv
+            .update(key, Bytes::from_static(DONE), revision)
+            .await
+            .is_ok())
+    }
+
+    /// Gives a claim up (the thing failed and will be tried again, by whichever replica).
+    pub async fn release(&self, key: &str, revision: u64) -> Result<(), ClusterError> {
+        self.kv
+            .delete_expect_revision(key, Some(revision))
+            .await
+            .map_err(|e| error(key, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claim_key;
+
+    #[test]
+    fn claim_keys_take_any_text() {
+        assert_eq!(
+            claim_key(&["pager:ops", "g@1/2", "trigger"]),
+            "pager=3Aops.g=401=2F2.trigger"
+        );
+    }
+}
