@@ -72,6 +72,8 @@ pub struct Shared {
     pub started: Instant,
     /// Whether a round of slow checks is under way.
     pub slow_round: std::sync::atomic::AtomicBool,
+    /// `Some` on a replica: the claims that let one replica send each notification.
+    pub claims: Option<lookout_cluster::Claims>,
 }
 
 #[derive(Debug, Clone)]
@@ -528,7 +530,13 @@ fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us:
             p.closed_us = None;
         }
         (bad, None) => {
-            let mut p = Problem::open(&key, &check.id, bad, now_us);
+            // Opened at the start of the collector's down, when there is one: a time from the
+            // results, the same on every alerter replica, so they name the problem alike.
+            let opened = live
+                .filter(|l| l.state == LiveState::Down)
+                .and_then(|l| l.since_us)
+                .unwrap_or(now_us);
+            let mut p = Problem::open(&key, &check.id, bad, opened);
             if let Some(l) = live {
                 p.regions = l.failing().map(|r| r.region.clone()).collect();
                 p.reason = l.failing().find_map(|r| r.reason.clone());

@@ -73,6 +73,9 @@ pub struct AlerterSettings {
     pub heartbeat: Option<Heartbeat>,
     /// Regions without results this soon after start are not yet reported blind.
     pub blind_grace: Duration,
+    /// `Some` on one alerter replica of several: each notification is sent by the replica
+    /// that claims it (docs/ha.md).
+    pub claims: Option<lookout_cluster::Claims>,
 }
 
 /// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
@@ -110,6 +113,7 @@ impl AlerterSettings {
             delivery: outbox::DeliverySettings::default(),
             heartbeat: None,
             blind_grace: Duration::from_secs(60),
+            claims: None,
         }
     }
 }
@@ -235,6 +239,7 @@ impl Alerter {
             },
             started: Instant::now(),
             slow_round: std::sync::atomic::AtomicBool::new(false),
+            claims: settings.claims.clone(),
         });
         let addr = listener.local_addr()?;
         let mut tasks = vec![

@@ -129,6 +129,10 @@ async fn deliver(
         return true;
     };
     let kind = notifier.kind();
+    let claim = match claim(shared, &d).await {
+        Claimed::Send(c) => c,
+        Claimed::NotNow => return true,
+    };
     let result = tokio::time::timeout(
         settings.attempt_timeout,
         notifier.send(target.as_deref(), &n),
@@ -155,11 +159,19 @@ async fn deliver(
             if let Err(e) = shared.store.mark_sent(d.id, now_us()).await {
                 tracing::error!(error = %e, "alerter: a sent notification could not be marked; it may be sent again");
             }
+            if let (Some(claims), Some((key, revision))) = (&shared.claims, &claim)
+                && !claims.done(key, *revision).await.unwrap_or(false)
+            {
+                tracing::warn!(problem = %d.problem_id, "alerter: sent, but the claim was taken over meanwhile; the receiver may get it twice, with the same delivery id");
+            }
         }
         Err(err) if err.retry == Retry::Never => {
+            release(shared, &claim).await;
             fail(shared, &d, err.message, kind).await;
         }
         Err(err) => {
+            // Whichever replica tries next may have the better path to the receiver.
+            release(shared, &claim).await;
             let age = Duration::from_micros(u64::try_from(now_us() - d.created_us).unwrap_or(0));
             if age > settings.give_up_after {
                 fail(
@@ -192,6 +204,72 @@ async fn deliver(
         }
     }
     true
+}
+
+/// How often a replica looks again at a notification another replica has claimed.
+const CLAIM_POLL: Duration = Duration::from_secs(1);
+
+enum Claimed {
+    /// Send it: on a replica, with the claim's key and revision.
+    Send(Option<(String, u64)>),
+    /// Not this replica's to send now (held, or done by another).
+    NotNow,
+}
+
+/// The claim's key: the same on every replica for the same notification.
+fn claim_key(d: &Delivery) -> String {
+    let what = match d.kind {
+        // Replicas queue reminders at slightly different times: the minute tells them apart.
+        Kind::Reminder => format!("reminder-{}", d.created_us / 60_000_000),
+        other => format!("{}-{:?}", other.as_str(), d.level),
+    };
+    lookout_cluster::claim_key(&[&d.subscription_id, &d.problem_id, &what])
+}
+
+/// On a replica: claims the notification, or says why not now. Alone: always send.
+async fn claim(shared: &Shared, d: &Delivery) -> Claimed {
+    let Some(claims) = &shared.claims else {
+        return Claimed::Send(None);
+    };
+    let key = claim_key(d);
+    let later = now_us() + i64::try_from(CLAIM_POLL.as_micros()).unwrap_or(i64::MAX);
+    let outcome = claims.claim(&key, now_us()).await;
+    let revision = match outcome {
+        Ok(lookout_cluster::Claim::Won(r)) => r,
+        Ok(lookout_cluster::Claim::Done) => {
+            tracing::info!(problem = %d.problem_id, kind = d.kind.as_str(), "alerter: sent by another replica");
+            if let Err(e) = shared.store.mark_sent(d.id, now_us()).await {
+                tracing::error!(error = %e, "alerter: cannot record a notification sent by another replica");
+            }
+            return Claimed::NotNow;
+        }
+        Ok(lookout_cluster::Claim::Held) => {
+            let _ = shared.store.postpone(d.id, later).await;
+            return Claimed::NotNow;
+        }
+        Err(e) => {
+            // No claim, no send: a page twice is what the claims are there to prevent.
+            tracing::warn!(error = %e, "alerter: cannot claim a notification; trying again");
+            let _ = shared.store.postpone(d.id, later).await;
+            return Claimed::NotNow;
+        }
+    };
+    // Fencing: a replica frozen since it claimed must not send what another took over.
+    match claims.still_mine(&key, revision).await {
+        Ok(true) => Claimed::Send(Some((key, revision))),
+        _ => {
+            let _ = shared.store.postpone(d.id, later).await;
+            Claimed::NotNow
+        }
+    }
+}
+
+async fn release(shared: &Shared, claim: &Option<(String, u64)>) {
+    if let (Some(claims), Some((key, revision))) = (&shared.claims, claim)
+        && let Err(e) = claims.release(key, *revision).await
+    {
+        tracing::warn!(error = %e, "alerter: cannot release a claim; it lapses after its timeout");
+    }
 }
 
 async fn fail(shared: &Shared, d: &Delivery, message: String, kind: &str) {

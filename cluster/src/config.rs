@@ -18,6 +18,9 @@ pub const DEFAULT_REPLICAS: usize = 3;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How far behind the log a replica may be before it refuses to answer (when told to).
 pub const DEFAULT_MAX_BEHIND: Duration = Duration::from_secs(30);
+/// How long a replica's claim on a notification stands before another may take it over: a
+/// notification whose sender died is late by at most this.
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +39,7 @@ pub struct RawCluster {
     /// `max_behind`).
     pub when_behind: Option<Spanned<String>>,
     pub max_behind: Option<Spanned<Dur>>,
+    pub claim_timeout: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,10 +86,16 @@ pub struct ClusterConfig {
     pub publish_timeout: Duration,
     pub when_behind: WhenBehind,
     pub max_behind: Duration,
+    pub claim_timeout: Duration,
 }
 
 impl ClusterConfig {
     /// A cluster of these servers with every default: for tests and `lookout cluster`.
+    /// The KV bucket of the alerter replicas' claims.
+    pub fn claims_bucket(&self) -> String {
+        format!("{}_claims", self.stream)
+    }
+
     pub fn new(servers: Vec<String>) -> Self {
         ClusterConfig {
             servers,
@@ -96,6 +106,7 @@ impl ClusterConfig {
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             when_behind: WhenBehind::Serve,
             max_behind: DEFAULT_MAX_BEHIND,
+            claim_timeout: DEFAULT_CLAIM_TIMEOUT,
         }
     }
 }
@@ -236,6 +247,14 @@ pub fn validate(raw: RawCluster, report: &mut Report) -> ClusterConfig {
         DEFAULT_MAX_BEHIND,
         Duration::from_secs(1),
         Duration::from_secs(86_400),
+    );
+    cfg.claim_timeout = lookout_conf::duration_in(
+        report,
+        &raw.claim_timeout,
+        "cluster.claim_timeout",
+        DEFAULT_CLAIM_TIMEOUT,
+        Duration::from_secs(1),
+        Duration::from_secs(600),
     );
     if let Some(w) = raw.when_behind {
         match w.value.as_str() {

@@ -112,6 +112,30 @@ async fn replica_settings(
     })
 }
 
+/// The alerter replicas' claims, beside the replicated log.
+pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_cluster::Claims> {
+    let Some(cluster) = &config.cluster else {
+        return Err(UsageError("claims need the config's `cluster:` section".into()).into());
+    };
+    // The stream's retention is the collector's, whichever component creates it first.
+    let log = lookout_cluster::Log::connect(
+        cluster,
+        name,
+        config.collector.raw_retention,
+        NATS_PATIENCE,
+    )
+    .await
+    .map_err(|e| UsageError(format!("cluster: {e}")))?;
+    lookout_cluster::Claims::open(
+        &log,
+        &cluster.claims_bucket(),
+        cluster.replicas,
+        cluster.claim_timeout,
+    )
+    .await
+    .map_err(|e| UsageError(format!("cluster: {e}")).into())
+}
+
 pub fn agent_settings(
     config: &Config,
     region: &str,

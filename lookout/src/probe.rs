@@ -53,6 +53,10 @@ pub struct AlertingArgs {
     /// Overrides alerting.listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// This alerter's own SQLite file (default DATA_DIR/alerting.db): replicas of one cluster
+    /// on one host each need their own.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -147,7 +151,13 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
         )
         .into());
     }
-    let settings = monitor::alerter_settings(&config, &alerting, &args.collector)?;
+    let mut settings = monitor::alerter_settings(&config, &alerting, &args.collector)?;
+    if let Some(path) = args.store {
+        settings.store = Some(path);
+    }
+    if config.cluster.is_some() {
+        settings.claims = Some(monitor::claims(&config, "lookout-alerting").await?);
+    }
     let alerter = monitor::start_alerter(settings, args.listen.unwrap_or(alerting.listen)).await?;
     println!("alerting {} -> {}", alerter.url(), args.collector);
     crate::service::shutdown_signal().await;

@@ -61,7 +61,52 @@ async fn target() -> Target {
     Target { port, failing }
 }
 
-fn config(dir: &Path, nats: &[String], target: u16) -> PathBuf {
+/// What the receivers got: (path, what it was, delivery id), in order.
+type Received = Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// A webhook receiver (`/hook`) and a PagerDuty-shaped one (`/pd`, Events API v2), both
+/// keeping every request they were sent.
+async fn receivers() -> (u16, Received) {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let keep = received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/{kind}",
+            axum::routing::post(
+                |axum::extract::State(r): axum::extract::State<Received>,
+                 axum::extract::Path(kind): axum::extract::Path<String>,
+                 headers: axum::http::HeaderMap,
+                 body: String| async move {
+                    let header = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let entry = if kind == "pd" {
+                        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                        (
+                            kind,
+                            v["event_action"].as_str().unwrap_or("").to_owned(),
+                            v["dedup_key"].as_str().unwrap_or("").to_owned(),
+                        )
+                    } else {
+                        (kind, header("x-lookout-event"), header("x-lookout-delivery"))
+                    };
+                    r.lock().unwrap().push(entry);
+                    (axum::http::StatusCode::ACCEPTED, "{\"status\":\"success\"}")
+                },
+            ),
+        )
+        .with_state(keep);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, received)
+}
+
+fn config(dir: &Path, nats: &[String], target: u16, hooks: u16) -> PathBuf {
     let urls = nats.join(", ");
     let mut checks = String::new();
     for c in CHECKS {
@@ -69,8 +114,11 @@ fn config(dir: &Path, nats: &[String], target: u16) -> PathBuf {
             "  - name: {c}\n    interval: 1s\n    timeout: 1s\n    steps:\n      - url: http://127.0.0.1:{target}/{c}\n"
         ));
     }
+    let alerting = format!(
+        "alerting:\n  enabled: false\n  token: alert-token\n  confirm_after: 2s\n  recheck_every: 1s\n  notifiers:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{hooks}/hook\" }}\n    pd: {{ type: pagerduty, routing_key: rk, url: \"http://127.0.0.1:{hooks}/pd\" }}\n  subscribe:\n    - {{ notifier: hook }}\n    - {{ notifier: pd }}\n"
+    );
     let text = format!(
-        "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
+        "{alerting}data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
         dir.join("data").display(),
         REGIONS.join(", ")
     );
@@ -89,6 +137,8 @@ struct Shape {
     target: Target,
     ports: Vec<u16>,
     collectors: Vec<Option<Guard>>,
+    alerters: Vec<Guard>,
+    received: Received,
     agents: Vec<Guard>,
     http: reqwest::Client,
 }
@@ -98,13 +148,16 @@ impl Shape {
         let nats = NatsCluster::start().await;
         let dir = tempfile::tempdir().unwrap();
         let target = target().await;
-        let config = config(dir.path(), &nats.urls(), target.port);
+        let (hooks, received) = receivers().await;
+        let config = config(dir.path(), &nats.urls(), target.port, hooks);
         let mut shape = Shape {
             nats,
             config,
             target,
             ports: (0..replicas).map(|_| free_port()).collect(),
             collectors: (0..replicas).map(|_| None).collect(),
+            alerters: Vec::new(),
+            received,
             agents: Vec::new(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             dir,
@@ -156,6 +209,28 @@ impl Shape {
             },
         )
         .await;
+    }
+
+    /// An alerter replica reading collector replica `collector`, on its own store.
+    fn start_alerter(&mut self, collector: usize) {
+        let i = self.alerters.len();
+        let mut command = Command::new(LOOKOUT);
+        command
+            .args(["alerting", "--config"])
+            .arg(&self.config)
+            .args(["--collector", &self.url(collector)])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--store")
+            .arg(self.dir.path().join(format!("alerting-{i}.db")))
+            .env("RUST_LOG", "info");
+        self.alerters
+            .push(Guard::spawn(&format!("alerter-{i}"), command, "cargo builds it"));
+    }
+
+    /// What the receivers got for `check`'s problem: (receiver, event) in order.
+    fn pages(&self) -> Vec<(String, String, String)> {
+        self.received.lock().unwrap().clone()
     }
 
     fn kill_collector(&mut self, i: usize) {
@@ -529,5 +604,70 @@ async fn a_wiped_replica_catches_up_from_the_log_before_it_serves() {
         shape.figures(0, from, to).await,
         shape.figures(1, from, to).await,
         "and answers the same figures"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
+    let mut shape = Shape::start(2).await;
+    shape.start_alerter(0);
+    shape.start_alerter(1);
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+    // A full outage: every region fails both checks, then recovers.
+    shape.target.failing.store(true, Ordering::Relaxed);
+    let count = |receiver: &str, event: &str| {
+        shape
+            .pages()
+            .iter()
+            .filter(|(r, e, _)| r == receiver && e == event)
+            .count()
+    };
+    wait_until("paged at both receivers", Duration::from_secs(60), || {
+        let paged = count("hook", "trigger") > 0 && count("pd", "trigger") > 0;
+        async move { paged }
+    })
+    .await;
+    shape.target.failing.store(false, Ordering::Relaxed);
+    wait_until("resolved at both receivers", Duration::from_secs(60), || {
+        let resolved = count("hook", "resolve") >= count("hook", "trigger")
+            && count("pd", "resolve") >= count("pd", "trigger");
+        async move { resolved }
+    })
+    .await;
+    // Time for a second replica's copy to arrive, were there one.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pages = shape.pages();
+    let problems: std::collections::BTreeSet<&String> = pages
+        .iter()
+        .filter(|(r, _, _)| r == "pd")
+        .map(|(_, _, key)| key)
+        .collect();
+    assert!(!problems.is_empty());
+    for receiver in ["hook", "pd"] {
+        for event in ["trigger", "resolve"] {
+            assert_eq!(
+                count(receiver, event),
+                problems.len(),
+                "{receiver}: one {event} per problem, not one per replica: {pages:?}"
+            );
+        }
+    }
+    let sent: usize = shape
+        .alerters
+        .iter()
+        .map(|a| a.log().matches("notification sent").count())
+        .sum();
+    assert_eq!(
+        sent,
+        pages.len(),
+        "each notification sent once in all, by whichever replica"
+    );
+    assert!(
+        shape
+            .alerters
+            .iter()
+            .any(|a| a.log().contains("sent by another replica")),
+        "both replicas evaluated and queued the notifications; the claims kept one"
     );
 }

@@ -121,6 +121,19 @@ impl Store {
         .await
     }
 
+    /// Looks at a delivery again at `next_us` without counting an attempt: another replica
+    /// holds its claim, and its backoff is not this one's.
+    pub async fn postpone(&self, id: i64, next_us: i64) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE outbox SET next_attempt_us = ?2 WHERE id = ?1",
+                params![id, next_us],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn mark_failed(&self, id: i64, error: String) -> Result<(), StoreError> {
         self.run(move |c| {
             c.execute(
