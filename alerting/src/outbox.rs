@@ -129,7 +129,7 @@ async fn deliver(
         return true;
     };
     let kind = notifier.kind();
-    let claim = match claim(shared, &d).await {
+    let claim = match claim(shared, &d, &n).await {
         Claimed::Send(c) => c,
         Claimed::NotNow => return true,
     };
@@ -216,22 +216,13 @@ enum Claimed {
     NotNow,
 }
 
-/// The claim's key: the same on every replica for the same notification.
-fn claim_key(d: &Delivery) -> String {
-    let what = match d.kind {
-        // Replicas queue reminders at slightly different times: the minute tells them apart.
-        Kind::Reminder => format!("reminder-{}", d.created_us / 60_000_000),
-        other => format!("{}-{:?}", other.as_str(), d.level),
-    };
-    lookout_cluster::claim_key(&[&d.subscription_id, &d.problem_id, &what])
-}
-
 /// On a replica: claims the notification, or says why not now. Alone: always send.
-async fn claim(shared: &Shared, d: &Delivery) -> Claimed {
+async fn claim(shared: &Shared, d: &Delivery, n: &Notification) -> Claimed {
     let Some(claims) = &shared.claims else {
         return Claimed::Send(None);
     };
-    let key = claim_key(d);
+    // The notification's id is the same on every replica (and the receivers' dedup key).
+    let key = lookout_cluster::claim_key(&[&n.id]);
     let later = now_us() + i64::try_from(CLAIM_POLL.as_micros()).unwrap_or(i64::MAX);
     let outcome = claims.claim(&key, now_us()).await;
     let revision = match outcome {

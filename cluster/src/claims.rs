@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use crate::log::{ClusterError, Log};
 
-const CLAIMED: &[u8] = b"claimed";
+/// A claim's value: `claimed by OWNER`, so people (and tests) can see who holds it.
+const CLAIMED: &str = "claimed by ";
 const DONE: &[u8] = b"done";
 /// How long a done claim is remembered: longer than any retry of the same notification.
 const REMEMBER: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -32,6 +33,8 @@ pub enum Claim {
 pub struct Claims {
     kv: kv::Store,
     timeout: Duration,
+    /// Who this replica is, in its claims.
+    owner: String,
 }
 
 impl std::fmt::Debug for Claims {
@@ -75,6 +78,7 @@ impl Claims {
         name: &str,
         replicas: usize,
         timeout: Duration,
+        owner: &str,
     ) -> Result<Claims, ClusterError> {
         let js = log.jetstream();
         let kv = match js.get_key_value(name).await {
@@ -90,17 +94,48 @@ impl Claims {
                 .await
                 .map_err(|e| error(name, e))?,
         };
-        Ok(Claims { kv, timeout })
+        Ok(Claims {
+            kv,
+            timeout,
+            owner: owner.to_owned(),
+        })
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
+    fn mine(&self) -> Bytes {
+        Bytes::from(format!("{CLAIMED}{}", self.owner))
+    }
+
+    /// Who holds `key` now (`None`: nobody, or done).
+    pub async fn holder(&self, key: &str) -> Result<Option<String>, ClusterError> {
+        let entry = self.kv.entry(key).await.map_err(|e| error(key, e))?;
+        Ok(entry.and_then(|e| {
+            std::str::from_utf8(&e.value)
+                .ok()
+                .and_then(|v| v.strip_prefix(CLAIMED))
+                .map(str::to_owned)
+        }))
+    }
+
+    /// Every key held or done.
+    pub async fn keys(&self) -> Result<Vec<String>, ClusterError> {
+        use futures_util::TryStreamExt;
+        self.kv
+            .keys()
+            .await
+            .map_err(|e| error("keys", e))?
+            .try_collect()
+            .await
+            .map_err(|e| error("keys", e))
+    }
+
     /// Tries to claim `key` at `now_us` (this replica's clock, against the time the KV took
     /// the claim: the replicas' clocks must agree to well within the timeout).
     pub async fn claim(&self, key: &str, now_us: i64) -> Result<Claim, ClusterError> {
-        match self.kv.create(key, Bytes::from_static(CLAIMED)).await {
+        match self.kv.create(key, self.mine()).await {
             Ok(revision) => return Ok(Claim::Won(revision)),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(error(key, e)),
@@ -121,7 +156,7 @@ impl Claims {
         // Taken over: only one of the replicas that saw this revision can update it.
         match self
             .kv
-            .update(key, Bytes::from_static(CLAIMED), entry.revision)
+            .update(key, self.mine(), entry.revision)
             .await
         {
             Ok(revision) => Ok(Claim::Won(revision)),
@@ -136,7 +171,7 @@ impl Claims {
             .entry(key)
             .await
             .map_err(|e| error(key, e))?
-            .is_some_and(|e| e.revision == revision && e.value.as_ref() == CLAIMED))
+            .is_some_and(|e| e.revision == revision && e.value == self.mine()))
     }
 
     /// Marks the claimed thing done; refused when the claim was taken over meanwhile.

@@ -140,7 +140,7 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
             .await
             .unwrap();
         replicas.push(
-            Claims::open(&log, "claims", 3, Duration::from_secs(1))
+            Claims::open(&log, "claims", 3, Duration::from_secs(1), name)
                 .await
                 .unwrap(),
         );
@@ -166,6 +166,10 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
     assert_eq!(
         replicas[loser].claim(&key, now()).await.unwrap(),
         Claim::Held
+    );
+    assert_eq!(
+        replicas[loser].holder(&key).await.unwrap().as_deref(),
+        Some(["a", "b"][winner])
     );
     // The winner freezes past the timeout: the other takes over, and the frozen one, back,
     // finds its claim gone and cannot mark it done.

@@ -131,6 +131,7 @@ pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_clust
         &cluster.claims_bucket(),
         cluster.replicas,
         cluster.claim_timeout,
+        name,
     )
     .await
     .map_err(|e| UsageError(format!("cluster: {e}")).into())

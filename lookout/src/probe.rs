@@ -156,7 +156,9 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
         settings.store = Some(path);
     }
     if config.cluster.is_some() {
-        settings.claims = Some(monitor::claims(&config, "lookout-alerting").await?);
+        let listen = args.listen.unwrap_or(alerting.listen);
+        let name = format!("lookout-alerting@{listen}");
+        settings.claims = Some(monitor::claims(&config, &name).await?);
     }
     let alerter = monitor::start_alerter(settings, args.listen.unwrap_or(alerting.listen)).await?;
     println!("alerting {} -> {}", alerter.url(), args.collector);

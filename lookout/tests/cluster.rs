@@ -22,6 +22,7 @@ const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
 const TOKEN: &str = "cluster-test-token";
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 const CHECKS: [&str; 2] = ["play", "search"];
+const CLAIM_TIMEOUT_S: u64 = 3;
 
 /// What the checks probe: answers 200, or 503 while `failing` (an outage to count).
 struct Target {
@@ -64,18 +65,27 @@ async fn target() -> Target {
 /// What the receivers got: (path, what it was, delivery id), in order.
 type Received = Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
 
+/// The receivers' state: what they got, and a request to hold unanswered (a receiver that took
+/// the notification but has not said so yet) until released.
+#[derive(Clone, Default)]
+struct Hooks {
+    received: Received,
+    hang_next: Arc<AtomicBool>,
+    released: Arc<tokio::sync::Notify>,
+}
+
 /// A webhook receiver (`/hook`) and a PagerDuty-shaped one (`/pd`, Events API v2), both
 /// keeping every request they were sent.
-async fn receivers() -> (u16, Received) {
-    let received = Received::default();
+async fn receivers() -> (u16, Hooks) {
+    let hooks = Hooks::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let keep = received.clone();
+    let keep = hooks.clone();
     let app = axum::Router::new()
         .route(
             "/{kind}",
             axum::routing::post(
-                |axum::extract::State(r): axum::extract::State<Received>,
+                |axum::extract::State(h): axum::extract::State<Hooks>,
                  axum::extract::Path(kind): axum::extract::Path<String>,
                  headers: axum::http::HeaderMap,
                  body: String| async move {
@@ -96,14 +106,20 @@ async fn receivers() -> (u16, Received) {
                     } else {
                         (kind, header("x-lookout-event"), header("x-lookout-delivery"))
                     };
-                    r.lock().unwrap().push(entry);
+                    let hang = entry.0 == "hook"
+                        && entry.1 == "trigger"
+                        && h.hang_next.swap(false, Ordering::SeqCst);
+                    h.received.lock().unwrap().push(entry);
+                    if hang {
+                        h.released.notified().await;
+                    }
                     (axum::http::StatusCode::ACCEPTED, "{\"status\":\"success\"}")
                 },
             ),
         )
         .with_state(keep);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, received)
+    (port, hooks)
 }
 
 fn config(dir: &Path, nats: &[String], target: u16, hooks: u16) -> PathBuf {
@@ -138,7 +154,8 @@ struct Shape {
     ports: Vec<u16>,
     collectors: Vec<Option<Guard>>,
     alerters: Vec<Guard>,
-    received: Received,
+    alerter_ports: Vec<u16>,
+    hooks: Hooks,
     agents: Vec<Guard>,
     http: reqwest::Client,
 }
@@ -148,8 +165,8 @@ impl Shape {
         let nats = NatsCluster::start().await;
         let dir = tempfile::tempdir().unwrap();
         let target = target().await;
-        let (hooks, received) = receivers().await;
-        let config = config(dir.path(), &nats.urls(), target.port, hooks);
+        let (hooks_port, hooks) = receivers().await;
+        let config = config(dir.path(), &nats.urls(), target.port, hooks_port);
         let mut shape = Shape {
             nats,
             config,
@@ -157,7 +174,8 @@ impl Shape {
             ports: (0..replicas).map(|_| free_port()).collect(),
             collectors: (0..replicas).map(|_| None).collect(),
             alerters: Vec::new(),
-            received,
+            alerter_ports: Vec::new(),
+            hooks,
             agents: Vec::new(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             dir,
@@ -214,13 +232,15 @@ impl Shape {
     /// An alerter replica reading collector replica `collector`, on its own store.
     fn start_alerter(&mut self, collector: usize) {
         let i = self.alerters.len();
+        let port = free_port();
+        self.alerter_ports.push(port);
         let mut command = Command::new(LOOKOUT);
         command
             .args(["alerting", "--config"])
             .arg(&self.config)
             .args(["--collector", &self.url(collector)])
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg(format!("127.0.0.1:{port}"))
             .arg("--store")
             .arg(self.dir.path().join(format!("alerting-{i}.db")))
             .env("RUST_LOG", "info");
@@ -230,7 +250,7 @@ impl Shape {
 
     /// What the receivers got for `check`'s problem: (receiver, event) in order.
     fn pages(&self) -> Vec<(String, String, String)> {
-        self.received.lock().unwrap().clone()
+        self.hooks.received.lock().unwrap().clone()
     }
 
     fn kill_collector(&mut self, i: usize) {
@@ -669,5 +689,109 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
             .iter()
             .any(|a| a.log().contains("sent by another replica")),
         "both replicas evaluated and queued the notifications; the claims kept one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
+    let mut shape = Shape::start(2).await;
+    shape.start_alerter(0);
+    shape.start_alerter(1);
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+    // The webhook takes the first page and says nothing: its sender is frozen mid-send.
+    shape.hooks.hang_next.store(true, Ordering::SeqCst);
+    shape.target.failing.store(true, Ordering::Relaxed);
+    let hook_triggers = |shape: &Shape| {
+        shape
+            .pages()
+            .into_iter()
+            .filter(|(r, e, _)| r == "hook" && e == "trigger")
+            .map(|(_, _, id)| id)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the first page reaches the webhook", Duration::from_secs(60), || {
+        let got = !hook_triggers(&shape).is_empty();
+        async move { got }
+    })
+    .await;
+    let log = lookout_cluster::Log::connect(
+        &lookout_cluster::ClusterConfig::new(shape.nats.urls()),
+        "test",
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let claims = lookout_cluster::Claims::open(
+        &log,
+        "LOOKOUT_claims",
+        3,
+        Duration::from_secs(CLAIM_TIMEOUT_S),
+        "test",
+    )
+    .await
+    .unwrap();
+    let mut frozen = None;
+    for key in claims.keys().await.unwrap() {
+        if !key.contains("hook") || !key.contains("trigger") {
+            continue;
+        }
+        if let Some(owner) = claims.holder(&key).await.unwrap() {
+            frozen = shape
+                .alerter_ports
+                .iter()
+                .position(|p| owner.ends_with(&format!(":{p}")));
+        }
+    }
+    let frozen = frozen.expect("a replica holds the webhook's claim");
+    let pid = shape.alerters[frozen].pid().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+
+    // The other replica takes the claim over after its timeout and sends the same page again.
+    let waited = wait_until(
+        "the other replica takes over",
+        Duration::from_secs(CLAIM_TIMEOUT_S + 15),
+        || {
+            let again = hook_triggers(&shape).len() >= 2;
+            async move { again }
+        },
+    )
+    .await;
+    let triggers = hook_triggers(&shape);
+    assert_eq!(triggers[0], triggers[1], "the takeover resends with the same delivery id");
+    assert!(waited >= Duration::from_secs(CLAIM_TIMEOUT_S - 1), "{waited:?}");
+
+    // Thawed, the frozen one finds its claim taken and sends nothing more.
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    shape.hooks.released.notify_waiters();
+    shape.target.failing.store(false, Ordering::Relaxed);
+    let problems = || {
+        shape
+            .pages()
+            .into_iter()
+            .filter(|(r, e, _)| r == "pd" && e == "trigger")
+            .map(|(_, _, key)| key)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    wait_until("resolved at the webhook", Duration::from_secs(60), || {
+        let resolves = shape
+            .pages()
+            .iter()
+            .filter(|(r, e, _)| r == "hook" && e == "resolve")
+            .count();
+        let done = resolves >= problems().len();
+        async move { done }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let distinct: std::collections::BTreeSet<String> =
+        hook_triggers(&shape).into_iter().collect();
+    assert_eq!(distinct.len(), problems().len(), "one page per problem: {:?}", shape.pages());
+    assert_eq!(
+        hook_triggers(&shape).len(),
+        problems().len() + 1,
+        "the frozen one's page and the takeover's, nothing after the thaw: {:?}",
+        shape.pages()
     );
 }

@@ -195,14 +195,14 @@ pub fn notification(
             },
         )
     });
+    // The same on every alerter replica for the same notification (the receivers' dedup key,
+    // the replicas' claim); reminders, queued a little apart by each replica, by the minute.
+    let what = match kind {
+        Kind::Reminder => format!("reminder-{}", now.timestamp_micros() / 60_000_000),
+        other => format!("{}-{}", other.as_str(), format!("{level:?}").to_lowercase()),
+    };
     Notification {
-        id: format!(
-            "{}/{}/{}/{}",
-            p.id,
-            sub.id,
-            kind.as_str(),
-            now.timestamp_micros()
-        ),
+        id: format!("{}/{}/{what}", p.id, sub.id),
         problem_id: p.id.clone(),
         kind,
         check_id: p.lead.clone(),
