@@ -10,4 +10,6 @@ pub mod discovery;
 pub mod error;
 pub mod metrics;
 
-pub use error::{ApiBytes, ApiError, ApiFastJson, ApiFastJsonBytes, ApiJson, ApiPath, ApiQuery, ApiResult};
+pub use error::{
+    ApiBytes, ApiError, ApiFastJson, ApiFastJsonBytes, ApiJson, ApiPath, ApiQuery, ApiResult,
+};

@@ -87,8 +87,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         config(single_dir.path(), port, args.checks, ""),
     )?;
     let (mut single, _) = start_collector_with(&single_config, &[]).await?;
-    let (single_acked, single_s) =
-        post_all(std::slice::from_ref(&single.url), bodies.clone(), args.clients).await?;
+    let (single_acked, single_s) = post_all(
+        std::slice::from_ref(&single.url),
+        bodies.clone(),
+        args.clients,
+    )
+    .await?;
     stop(std::mem::replace(
         &mut single.child,
         tokio::process::Command::new("true").spawn()?,

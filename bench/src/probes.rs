@@ -181,7 +181,7 @@ async fn lookout_run(
             rollup: Default::default(),
             rollup_every: std::time::Duration::from_secs(60),
             maintenance: Vec::new(),
-        replica: None,
+            replica: None,
         },
         store.clone(),
         listener,

@@ -147,18 +147,14 @@ impl Claims {
         if entry.value.as_ref() == DONE {
             return Ok(Claim::Done);
         }
-        let claimed_us = i64::try_from(entry.created.unix_timestamp_nanos() / 1_000)
-            .unwrap_or(i64::MAX);
+        let claimed_us =
+            i64::try_from(entry.created.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
         let timeout_us = i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);
         if now_us.saturating_sub(claimed_us) < timeout_us {
             return Ok(Claim::Held);
         }
         // Taken over: only one of the replicas that saw this revision can update it.
-        match self
-            .kv
-            .update(key, self.mine(), entry.revision)
-            .await
-        {
+        match self.kv.update(key, self.mine(), entry.revision).await {
             Ok(revision) => Ok(Claim::Won(revision)),
             Err(_) => Ok(Claim::Held),
         }

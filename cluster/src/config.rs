@@ -277,7 +277,9 @@ mod tests {
     fn parse(yaml: &str) -> (ClusterConfig, Vec<String>) {
         let raw: RawCluster = serde_saphyr::from_str(yaml).unwrap();
         let mut problems = Vec::new();
-        let cfg = validate(raw, &mut |_, path, msg| problems.push(format!("{path}: {msg}")));
+        let cfg = validate(raw, &mut |_, path, msg| {
+            problems.push(format!("{path}: {msg}"))
+        });
         (cfg, problems)
     }
 
@@ -310,7 +312,10 @@ mod tests {
         ] {
             assert!(all.contains(expected), "{expected:?} not in:\n{all}");
         }
-        assert!(!all.contains("secretpw"), "a password in a URL was echoed:\n{all}");
+        assert!(
+            !all.contains("secretpw"),
+            "a password in a URL was echoed:\n{all}"
+        );
     }
 
     #[test]

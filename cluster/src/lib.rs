@@ -9,4 +9,6 @@ mod log;
 
 pub use claims::{Claim, Claims, claim_key};
 pub use config::{ClusterConfig, WhenBehind};
-pub use log::{ClusterError, Entry, Log, Outgoing, Published, Reader, Unacknowledged, subject_token};
+pub use log::{
+    ClusterError, Entry, Log, Outgoing, Published, Reader, Unacknowledged, subject_token,
+};

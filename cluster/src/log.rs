@@ -18,7 +18,9 @@ const STREAM_READY: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The servers refused the credentials: retrying cannot help.
-    #[error("NATS at {servers} refused the credentials ({detail}); check cluster.user/password or cluster.nkey_seed")]
+    #[error(
+        "NATS at {servers} refused the credentials ({detail}); check cluster.user/password or cluster.nkey_seed"
+    )]
     Credentials { servers: String, detail: String },
     #[error("cannot reach NATS at {servers}: {detail}")]
     Unreachable { servers: String, detail: String },

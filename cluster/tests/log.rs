@@ -29,7 +29,10 @@ async fn acknowledged_messages_are_read_back_in_order_once_and_no_quorum_is_refu
         .await
         .unwrap();
     let first = log
-        .publish_all(vec![message(&log, "a:1", "one"), message(&log, "a:2", "two")])
+        .publish_all(vec![
+            message(&log, "a:1", "one"),
+            message(&log, "a:2", "two"),
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -65,7 +68,10 @@ async fn acknowledged_messages_are_read_back_in_order_once_and_no_quorum_is_refu
     assert_eq!(log.last_position().await.unwrap(), 3);
 
     // Two of three nodes gone: no quorum, so no acknowledgement, within the timeout.
-    let leader = nats.stream_leader("LOOKOUT").await.expect("a stream leader");
+    let leader = nats
+        .stream_leader("LOOKOUT")
+        .await
+        .expect("a stream leader");
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     nats.kill(leader);
     nats.kill(others[0]);
@@ -152,14 +158,18 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
             .as_micros() as i64
     };
     let key = lookout_cluster::claim_key(&["hook", "search@1", "trigger"]);
-    let (a, b) = tokio::join!(replicas[0].claim(&key, now()), replicas[1].claim(&key, now()));
+    let (a, b) = tokio::join!(
+        replicas[0].claim(&key, now()),
+        replicas[1].claim(&key, now())
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
-    let won = [a, b]
-        .iter()
-        .filter(|c| matches!(c, Claim::Won(_)))
-        .count();
+    let won = [a, b].iter().filter(|c| matches!(c, Claim::Won(_))).count();
     assert_eq!(won, 1, "{a:?} {b:?}");
-    let (winner, loser) = if matches!(a, Claim::Won(_)) { (0, 1) } else { (1, 0) };
+    let (winner, loser) = if matches!(a, Claim::Won(_)) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     let Claim::Won(stale) = [a, b][winner] else {
         unreachable!()
     };
@@ -181,5 +191,8 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
     assert!(!replicas[winner].done(&key, stale).await.unwrap());
     assert!(replicas[loser].still_mine(&key, taken).await.unwrap());
     assert!(replicas[loser].done(&key, taken).await.unwrap());
-    assert_eq!(replicas[winner].claim(&key, now()).await.unwrap(), Claim::Done);
+    assert_eq!(
+        replicas[winner].claim(&key, now()).await.unwrap(),
+        Claim::Done
+    );
 }

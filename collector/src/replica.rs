@@ -171,7 +171,8 @@ pub(crate) async fn apply_loop(s: Arc<AppState>, replica: Arc<Replica>) {
             let Some(last) = entries.last() else {
                 continue;
             };
-            let (last_position, behind, published) = (last.position, last.behind, last.published_us);
+            let (last_position, behind, published) =
+                (last.position, last.behind, last.published_us);
             let mut batches = Vec::with_capacity(entries.len());
             for e in &entries {
                 match decode(&replica.settings.log, &e.subject, &e.payload) {
@@ -198,11 +199,16 @@ pub(crate) async fn apply_loop(s: Arc<AppState>, replica: Arc<Replica>) {
                         crate::stored::after_stored(&s, &b.results, new, now);
                     }
                     replica.behind.store(behind, Ordering::Relaxed);
-                    replica.last_published_us.store(published, Ordering::Relaxed);
+                    replica
+                        .last_published_us
+                        .store(published, Ordering::Relaxed);
                     if last_position >= replica.start_target
                         && !replica.caught_up.swap(true, Ordering::Relaxed)
                     {
-                        tracing::info!(position = last_position, "caught up with the log; serving reads");
+                        tracing::info!(
+                            position = last_position,
+                            "caught up with the log; serving reads"
+                        );
                     }
                     s.metrics.log_applied.set(last_position as i64);
                     s.metrics.log_behind.set(behind as i64);

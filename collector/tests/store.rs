@@ -442,7 +442,11 @@ fn conformance_records(store: &dyn ResultStore) {
 
 /// A replica's log position moves only with what it applies, in the same commit.
 fn conformance_log_position(store: &dyn ResultStore) {
-    assert_eq!(store.applied().unwrap(), 0, "a new store has applied nothing");
+    assert_eq!(
+        store.applied().unwrap(),
+        0,
+        "a new store has applied nothing"
+    );
     let first = [result("eu-1", 1, "search", "eu", 100, true)];
     let second = [
         result("eu-1", 2, "search", "eu", 200, false),
@@ -456,7 +460,11 @@ fn conformance_log_position(store: &dyn ResultStore) {
     store
         .insert(&[result("us-1", 1, "search", "us", 150, true)])
         .unwrap();
-    assert_eq!(store.applied().unwrap(), 7, "a plain insert is no log message");
+    assert_eq!(
+        store.applied().unwrap(),
+        7,
+        "a plain insert is no log message"
+    );
     // The log delivering a message again: nothing stored twice, the position goes on.
     assert_eq!(
         store.insert_applied(&[&second], 9).unwrap(),

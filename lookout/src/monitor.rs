@@ -80,12 +80,14 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
         maintenance: config.collector.maintenance.clone(),
         replica: match &config.cluster {
             None => None,
-            Some(cluster) => Some(replica_settings(
-                cluster,
-                &format!("lookout-collector@{listen}"),
-                config.collector.raw_retention,
-            )
-            .await?),
+            Some(cluster) => Some(
+                replica_settings(
+                    cluster,
+                    &format!("lookout-collector@{listen}"),
+                    config.collector.raw_retention,
+                )
+                .await?,
+            ),
         },
     };
     Ok(Collector::start(settings, store, listener).await?)
@@ -118,14 +120,10 @@ pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_clust
         return Err(UsageError("claims need the config's `cluster:` section".into()).into());
     };
     // The stream's retention is the collector's, whichever component creates it first.
-    let log = lookout_cluster::Log::connect(
-        cluster,
-        name,
-        config.collector.raw_retention,
-        NATS_PATIENCE,
-    )
-    .await
-    .map_err(|e| UsageError(format!("cluster: {e}")))?;
+    let log =
+        lookout_cluster::Log::connect(cluster, name, config.collector.raw_retention, NATS_PATIENCE)
+            .await
+            .map_err(|e| UsageError(format!("cluster: {e}")))?;
     lookout_cluster::Claims::open(
         &log,
         &cluster.claims_bucket(),

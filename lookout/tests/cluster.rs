@@ -104,7 +104,11 @@ async fn receivers() -> (u16, Hooks) {
                             v["dedup_key"].as_str().unwrap_or("").to_owned(),
                         )
                     } else {
-                        (kind, header("x-lookout-event"), header("x-lookout-delivery"))
+                        (
+                            kind,
+                            header("x-lookout-event"),
+                            header("x-lookout-delivery"),
+                        )
                     };
                     let hang = entry.0 == "hook"
                         && entry.1 == "trigger"
@@ -244,8 +248,11 @@ impl Shape {
             .arg("--store")
             .arg(self.dir.path().join(format!("alerting-{i}.db")))
             .env("RUST_LOG", "info");
-        self.alerters
-            .push(Guard::spawn(&format!("alerter-{i}"), command, "cargo builds it"));
+        self.alerters.push(Guard::spawn(
+            &format!("alerter-{i}"),
+            command,
+            "cargo builds it",
+        ));
     }
 
     /// What the receivers got for `check`'s problem: (receiver, event) in order.
@@ -270,8 +277,11 @@ impl Shape {
                 .args(["--region", region, "--agent-id", &format!("{region}-1")])
                 .args(["--collector", &collectors.join(",")])
                 .env("RUST_LOG", "warn");
-            self.agents
-                .push(Guard::spawn(&format!("agent-{region}"), command, "cargo builds it"));
+            self.agents.push(Guard::spawn(
+                &format!("agent-{region}"),
+                command,
+                "cargo builds it",
+            ));
         }
     }
 
@@ -292,7 +302,11 @@ impl Shape {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(exited.is_some_and(|s| s.success()), "agent: {exited:?}\n{}", a.tail());
+            assert!(
+                exited.is_some_and(|s| s.success()),
+                "agent: {exited:?}\n{}",
+                a.tail()
+            );
         }
     }
 
@@ -398,7 +412,10 @@ fn assert_complete(results: &[ProbeResult], what: &str) {
     for (agent, seqs) in by_agent {
         let first = seqs[0];
         let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
-        assert_eq!(seqs, expected, "{what}: {agent}'s results, once each, none missing");
+        assert_eq!(
+            seqs, expected,
+            "{what}: {agent}'s results, once each, none missing"
+        );
     }
 }
 
@@ -487,9 +504,17 @@ async fn a_replica_killed_mid_ingest_loses_nothing_acknowledged_and_the_live_one
     shape.agree(&[1, 2]).await;
     let (one, two) = (shape.results(1).await, shape.results(2).await);
     assert_complete(&one, "replica 1");
-    assert_eq!(sorted(one.clone()), sorted(two), "replicas 1 and 2 hold the same");
+    assert_eq!(
+        sorted(one.clone()),
+        sorted(two),
+        "replicas 1 and 2 hold the same"
+    );
     let figures = shape.figures(1, from, to).await;
-    assert_eq!(figures, shape.figures(2, from, to).await, "the same figures");
+    assert_eq!(
+        figures,
+        shape.figures(2, from, to).await,
+        "the same figures"
+    );
     assert!(
         figures["play"]["down_seconds"].as_f64().unwrap() > 0.0,
         "the outage counts: {}",
@@ -506,10 +531,14 @@ impl Shape {
     /// Where agent `i` serves its /healthcheck, as it printed at start.
     async fn agent_url(&self, i: usize) -> String {
         let agent = &self.agents[i];
-        wait_until("the agent says where it listens", Duration::from_secs(30), || {
-            let said = agent.log().contains(" http://");
-            async move { said }
-        })
+        wait_until(
+            "the agent says where it listens",
+            Duration::from_secs(30),
+            || {
+                let said = agent.log().contains(" http://");
+                async move { said }
+            },
+        )
         .await;
         let log = agent.log();
         let line = log.lines().find(|l| l.starts_with("probe ")).unwrap();
@@ -649,11 +678,15 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
     })
     .await;
     shape.target.failing.store(false, Ordering::Relaxed);
-    wait_until("resolved at both receivers", Duration::from_secs(60), || {
-        let resolved = count("hook", "resolve") >= count("hook", "trigger")
-            && count("pd", "resolve") >= count("pd", "trigger");
-        async move { resolved }
-    })
+    wait_until(
+        "resolved at both receivers",
+        Duration::from_secs(60),
+        || {
+            let resolved = count("hook", "resolve") >= count("hook", "trigger")
+                && count("pd", "resolve") >= count("pd", "trigger");
+            async move { resolved }
+        },
+    )
     .await;
     // Time for a second replica's copy to arrive, were there one.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -710,10 +743,14 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
             .map(|(_, _, id)| id)
             .collect::<Vec<_>>()
     };
-    wait_until("the first page reaches the webhook", Duration::from_secs(60), || {
-        let got = !hook_triggers(&shape).is_empty();
-        async move { got }
-    })
+    wait_until(
+        "the first page reaches the webhook",
+        Duration::from_secs(60),
+        || {
+            let got = !hook_triggers(&shape).is_empty();
+            async move { got }
+        },
+    )
     .await;
     let log = lookout_cluster::Log::connect(
         &lookout_cluster::ClusterConfig::new(shape.nats.urls()),
@@ -759,8 +796,14 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
     )
     .await;
     let triggers = hook_triggers(&shape);
-    assert_eq!(triggers[0], triggers[1], "the takeover resends with the same delivery id");
-    assert!(waited >= Duration::from_secs(CLAIM_TIMEOUT_S - 1), "{waited:?}");
+    assert_eq!(
+        triggers[0], triggers[1],
+        "the takeover resends with the same delivery id"
+    );
+    assert!(
+        waited >= Duration::from_secs(CLAIM_TIMEOUT_S - 1),
+        "{waited:?}"
+    );
 
     // Thawed, the frozen one finds its claim taken and sends nothing more.
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
@@ -785,9 +828,13 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let distinct: std::collections::BTreeSet<String> =
-        hook_triggers(&shape).into_iter().collect();
-    assert_eq!(distinct.len(), problems().len(), "one page per problem: {:?}", shape.pages());
+    let distinct: std::collections::BTreeSet<String> = hook_triggers(&shape).into_iter().collect();
+    assert_eq!(
+        distinct.len(),
+        problems().len(),
+        "one page per problem: {:?}",
+        shape.pages()
+    );
     assert_eq!(
         hook_triggers(&shape).len(),
         problems().len() + 1,

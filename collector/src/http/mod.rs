@@ -47,10 +47,7 @@ async fn healthcheck(State(s): State<Arc<AppState>>) -> impl IntoResponse {
                         HealthStatus::Ok
                     },
                     reason: trouble.or_else(|| {
-                        Some(format!(
-                            "applied {}, {} behind",
-                            lag.applied, lag.behind
-                        ))
+                        Some(format!("applied {}, {} behind", lag.applied, lag.behind))
                     }),
                 }],
             )]

@@ -79,7 +79,9 @@ async fn append_to_log(
             .into_response()),
         Err(e) => {
             tracing::warn!(error = %e, "results not acknowledged by the log; the agents keep them and retry");
-            Ok(unavailable("the replicated log did not take the results; retry later"))
+            Ok(unavailable(
+                "the replicated log did not take the results; retry later",
+            ))
         }
     }
 }

@@ -100,7 +100,11 @@ impl NatsCluster {
         let node = &mut self.nodes[i];
         let mut command = Command::new(binary());
         command.arg("-c").arg(&node.config);
-        node.guard = Some(Guard::spawn(&format!("nats-{}", node.name), command, INSTALL));
+        node.guard = Some(Guard::spawn(
+            &format!("nats-{}", node.name),
+            command,
+            INSTALL,
+        ));
     }
 
     /// Waits until node `i` answers that JetStream is ready on it.
@@ -185,9 +189,16 @@ impl NatsCluster {
             let Ok(jsz) = r.json::<Value>().await else {
                 continue;
             };
-            let details = jsz["account_details"].as_array().cloned().unwrap_or_default();
+            let details = jsz["account_details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for account in details {
-                for s in account["stream_detail"].as_array().cloned().unwrap_or_default() {
+                for s in account["stream_detail"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     if s["name"] == stream
                         && let Some(leader) = s["cluster"]["leader"].as_str()
                     {

@@ -358,9 +358,11 @@ impl ResultStore for SqliteStore {
         let inner = self.lock();
         let held: Option<i64> = inner
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'log_applied'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'log_applied'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| StoreError::Read(e.to_string()))?;
         Ok(held.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
