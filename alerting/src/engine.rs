@@ -74,6 +74,8 @@ pub struct Shared {
     pub slow_round: std::sync::atomic::AtomicBool,
     /// `Some` on a replica: the claims that let one replica send each notification.
     pub claims: Option<lookout_cluster::Claims>,
+    /// `Some` on a replica: people's changes go through the replicated log.
+    pub changes: Option<crate::changes::Changes>,
 }
 
 #[derive(Debug, Clone)]

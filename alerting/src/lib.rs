@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod changes;
 pub mod check;
 pub mod config;
 pub mod engine;
@@ -76,6 +77,9 @@ pub struct AlerterSettings {
     /// `Some` on one alerter replica of several: each notification is sent by the replica
     /// that claims it (docs/ha.md).
     pub claims: Option<lookout_cluster::Claims>,
+    /// `Some` on a replica: acknowledgements and silences made through the API go through the
+    /// replicated log, so that every replica holds them.
+    pub changes: Option<lookout_cluster::Log>,
 }
 
 /// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
@@ -114,6 +118,7 @@ impl AlerterSettings {
             heartbeat: None,
             blind_grace: Duration::from_secs(60),
             claims: None,
+            changes: None,
         }
     }
 }
@@ -240,6 +245,7 @@ impl Alerter {
             started: Instant::now(),
             slow_round: std::sync::atomic::AtomicBool::new(false),
             claims: settings.claims.clone(),
+            changes: settings.changes.clone().map(changes::Changes::new),
         });
         let addr = listener.local_addr()?;
         let mut tasks = vec![
@@ -250,6 +256,7 @@ impl Alerter {
                 stop_rx.clone(),
             )),
             tokio::spawn(engine::run(shared.clone(), stop_rx.clone())),
+            tokio::spawn(changes::follow(shared.clone(), stop_rx.clone())),
             tokio::spawn(outbox::run(
                 shared.clone(),
                 settings.delivery.clone(),

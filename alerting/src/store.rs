@@ -438,6 +438,18 @@ impl Store {
         .await
     }
 
+    /// Whether a silence made through the API (not one of the config's) is held.
+    pub async fn holds_silence(&self, id: String) -> Result<bool, StoreError> {
+        self.run(move |c| {
+            Ok(
+                c.query_row("SELECT COUNT(*) FROM silences WHERE id = ?1", [&id], |r| {
+                    r.get::<_, i64>(0)
+                })? > 0,
+            )
+        })
+        .await
+    }
+
     pub async fn delete_silence(&self, id: String) -> Result<bool, StoreError> {
         self.run(move |c| Ok(c.execute("DELETE FROM silences WHERE id = ?1", [&id])? > 0))
             .await

@@ -244,6 +244,15 @@ impl Log {
     /// Reads the log in order from `position` on (1 is the start), for as long as the
     /// returned reader is read.
     pub async fn read_from(&self, position: u64) -> Result<Reader, ClusterError> {
+        self.read_kind_from(position, None).await
+    }
+
+    /// [`read_from`](Self::read_from), only the messages of one kind (`subject(kind, ..)`).
+    pub async fn read_kind_from(
+        &self,
+        position: u64,
+        kind: Option<&str>,
+    ) -> Result<Reader, ClusterError> {
         let read_error = |e: String| ClusterError::Read {
             stream: self.stream.clone(),
             detail: e,
@@ -263,6 +272,9 @@ impl Log {
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy,
+                filter_subject: kind.map_or_else(String::new, |k| {
+                    format!("{}.{}.>", self.stream, subject_token(k))
+                }),
                 ..Default::default()
             })
             .await

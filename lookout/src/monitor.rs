@@ -114,8 +114,12 @@ async fn replica_settings(
     })
 }
 
-/// The alerter replicas' claims, beside the replicated log.
-pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_cluster::Claims> {
+/// An alerter replica's part of the cluster: the replicated log (people's changes) and the
+/// claims beside it (one sender per notification).
+pub async fn alerter_replica(
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<(lookout_cluster::Log, lookout_cluster::Claims)> {
     let Some(cluster) = &config.cluster else {
         return Err(UsageError("claims need the config's `cluster:` section".into()).into());
     };
@@ -124,7 +128,7 @@ pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_clust
         lookout_cluster::Log::connect(cluster, name, config.collector.raw_retention, NATS_PATIENCE)
             .await
             .map_err(|e| UsageError(format!("cluster: {e}")))?;
-    lookout_cluster::Claims::open(
+    let claims = lookout_cluster::Claims::open(
         &log,
         &cluster.claims_bucket(),
         cluster.replicas,
@@ -132,7 +136,8 @@ pub async fn claims(config: &Config, name: &str) -> anyhow::Result<lookout_clust
         name,
     )
     .await
-    .map_err(|e| UsageError(format!("cluster: {e}")).into())
+    .map_err(|e| UsageError(format!("cluster: {e}")))?;
+    Ok((log, claims))
 }
 
 pub fn agent_settings(

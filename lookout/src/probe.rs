@@ -158,7 +158,9 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
     if config.cluster.is_some() {
         let listen = args.listen.unwrap_or(alerting.listen);
         let name = format!("lookout-alerting@{listen}");
-        settings.claims = Some(monitor::claims(&config, &name).await?);
+        let (log, claims) = monitor::alerter_replica(&config, &name).await?;
+        settings.claims = Some(claims);
+        settings.changes = Some(log);
     }
     let alerter = monitor::start_alerter(settings, args.listen.unwrap_or(alerting.listen)).await?;
     println!("alerting {} -> {}", alerter.url(), args.collector);

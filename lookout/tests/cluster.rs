@@ -255,7 +255,30 @@ impl Shape {
         ));
     }
 
-    /// What the receivers got for `check`'s problem: (receiver, event) in order.
+    fn alerter_api(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(
+                method,
+                format!("http://127.0.0.1:{}{path}", self.alerter_ports[i]),
+            )
+            .bearer_auth("alert-token")
+            .timeout(Duration::from_secs(15))
+    }
+
+    /// Whether alerter `i`'s answer at `path` mentions `text`.
+    async fn alerter_body(&self, i: usize, path: &str, text: &str) -> bool {
+        match self.alerter_api(i, reqwest::Method::GET, path).send().await {
+            Ok(r) => r.text().await.unwrap_or_default().contains(text),
+            Err(_) => false,
+        }
+    }
+
+    /// What the receivers got: (receiver, event, id) in order.
     fn pages(&self) -> Vec<(String, String, String)> {
         self.hooks.received.lock().unwrap().clone()
     }
@@ -706,6 +729,37 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
             );
         }
     }
+    // A silence made through one replica holds on the other, and so does its expiry.
+    let made = shape
+        .alerter_api(1, reqwest::Method::POST, "/api/silences")
+        .json(&serde_json::json!({"matchers": ["about:search"], "duration": "1h", "created_by": "oncall-bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let silence: Value = made.json().await.unwrap();
+    let id = silence["id"].as_str().unwrap().to_owned();
+    wait_until(
+        "the other replica holds the silence",
+        Duration::from_secs(10),
+        || shape.alerter_body(0, "/api/silences", &id),
+    )
+    .await;
+    let expired = shape
+        .alerter_api(0, reqwest::Method::DELETE, &format!("/api/silences/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 204);
+    wait_until(
+        "the other replica drops the silence",
+        Duration::from_secs(10),
+        || {
+            let has = shape.alerter_body(1, "/api/silences", &id);
+            async move { !has.await }
+        },
+    )
+    .await;
     let sent: usize = shape
         .alerters
         .iter()

@@ -71,27 +71,37 @@ pub(super) async fn ack_problem(
     if ack.by.trim().is_empty() {
         return Err(ApiError::BadRequest("`by`: say who acknowledges".into()));
     }
-    let mut e = s.engine.lock().await;
-    let Some(p) = e.problems.values_mut().find(|p| p.id == id) else {
+    let open = s.engine.lock().await.problems.values().any(|p| p.id == id);
+    if !open {
         return Err(match s.store.problem(&id).await.map_err(internal)? {
             Some(_) => ApiError::Conflict(format!(
                 "problem {id:?} is over; acknowledgements end with it"
             )),
             None => ApiError::NotFound(format!("no problem with id {id:?}")),
         });
-    };
-    p.ack = Some(crate::problem::Ack {
+    }
+    let ack = crate::problem::Ack {
         by: ack.by,
         comment: ack.comment,
         at_us: chrono::Utc::now().timestamp_micros(),
-    });
-    let p = p.clone();
-    s.store
-        .apply(crate::store::Batch {
-            problems: vec![p.clone()],
-            ..Default::default()
+    };
+    crate::changes::make(
+        &s,
+        crate::changes::Change::Ack {
+            problem_id: id.clone(),
+            ack,
+        },
+    )
+    .await?;
+    let e = s.engine.lock().await;
+    e.problems
+        .values()
+        .find(|p| p.id == id)
+        .cloned()
+        .map(ApiJson)
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "problem {id:?} closed as it was acknowledged; acknowledgements end with it"
+            ))
         })
-        .await
-        .map_err(internal)?;
-    Ok(ApiJson(p))
 }

@@ -100,9 +100,10 @@ pub(super) async fn create_silence(
         }
     };
     let kind = spec.kind.unwrap_or_else(|| "silence".into());
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     silence_from(&e.checks, spec.matchers.clone(), starts, ends, &kind)
         .map_err(ApiError::BadRequest)?;
+    drop(e);
     let silence = Silence {
         id: format!("silence-{now}"),
         matchers: spec.matchers,
@@ -112,10 +113,13 @@ pub(super) async fn create_silence(
         comment: spec.comment,
         kind,
     };
-    s.store.put_silence(&silence).await.map_err(internal)?;
-    e.silences.push(silence.clone());
-    drop(e);
-    s.wake.notify_one();
+    crate::changes::make(
+        &s,
+        crate::changes::Change::Silence {
+            silence: silence.clone(),
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, ApiJson(silence)))
 }
 
@@ -161,17 +165,14 @@ pub(super) async fn delete_silence(
              (DELETE /api/v1/maintenance/{m})"
         )));
     }
-    let mut e = s.engine.lock().await;
-    if !e.silences.iter().any(|x| x.id == id) {
+    if !s.engine.lock().await.silences.iter().any(|x| x.id == id) {
         return Err(ApiError::NotFound(format!("no silence with id {id:?}")));
     }
-    if !s.store.delete_silence(id.clone()).await.map_err(internal)? {
+    if !s.store.holds_silence(id.clone()).await.map_err(internal)? {
         return Err(ApiError::Conflict(format!(
             "silence {id:?} comes from the config; change it there"
         )));
     }
-    e.silences.retain(|x| x.id != id);
-    drop(e);
-    s.wake.notify_one();
+    crate::changes::make(&s, crate::changes::Change::Unsilence { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

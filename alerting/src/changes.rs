@@ -1,0 +1,166 @@
+//! What people change through the API (acknowledgements, silences made and expired), applied
+//! the same way on every alerter replica. Alone, a change is applied at once. On a replica it
+//! is published to the replicated log (`STREAM.alerting.changes`), and every replica, the one
+//! that answered included, applies it as it reads the log; the answer waits for this replica's
+//! own apply, so it reads its write. Applying is idempotent (an ack sets the same fields, a
+//! silence is put by its id), so a replica reads the changes from the start of the log at every
+//! start and needs no position of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lookout_api::ApiError;
+use lookout_cluster::{Log, Outgoing};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::engine::Shared;
+use crate::problem::{Ack, Problem, Silence};
+
+/// The kind of message (the subject's second token) of the alerter's changes.
+const KIND: &str = "alerting";
+/// How long an answer waits for this replica to apply its own change.
+const OWN_APPLY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    Ack { problem_id: String, ack: Ack },
+    Silence { silence: Silence },
+    Unsilence { id: String },
+}
+
+/// The log the changes go through, and how far this replica has applied it.
+pub struct Changes {
+    log: Log,
+    applied: watch::Sender<u64>,
+}
+
+impl Changes {
+    pub fn new(log: Log) -> Changes {
+        Changes {
+            log,
+            applied: watch::channel(0).0,
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// Applies `change` here, or through the log on a replica; answers once this replica has it.
+pub async fn make(shared: &Shared, change: Change) -> Result<(), ApiError> {
+    let Some(changes) = &shared.changes else {
+        return apply(shared, &change).await;
+    };
+    let payload = serde_json::to_vec(&change).map_err(internal)?;
+    let published = changes
+        .log
+        .publish_all(vec![Outgoing {
+            subject: changes.log.subject(KIND, "changes"),
+            id: format!("change-{}", chrono::Utc::now().timestamp_micros()),
+            payload: Bytes::from(payload),
+        }])
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the change was not taken: {e}")))?;
+    let position = published.first().map_or(0, |p| p.position);
+    let mut applied = changes.applied.subscribe();
+    tokio::time::timeout(OWN_APPLY, applied.wait_for(|p| *p >= position))
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable(
+                "the change is in the log but not yet applied here; every replica will apply it"
+                    .into(),
+            )
+        })?
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// The change itself, the same on every replica.
+pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
+    match change {
+        Change::Ack { problem_id, ack } => {
+            let mut e = shared.engine.lock().await;
+            let Some(p) = e.problems.values_mut().find(|p| &p.id == problem_id) else {
+                // Over (or never opened) here: an ack ends with its problem.
+                return Ok(());
+            };
+            p.ack = Some(ack.clone());
+            let p: Problem = p.clone();
+            shared
+                .store
+                .apply(crate::store::Batch {
+                    problems: vec![p],
+                    ..Default::default()
+                })
+                .await
+                .map_err(internal)?;
+        }
+        Change::Silence { silence } => {
+            let mut e = shared.engine.lock().await;
+            shared.store.put_silence(silence).await.map_err(internal)?;
+            e.silences.retain(|s| s.id != silence.id);
+            e.silences.push(silence.clone());
+        }
+        Change::Unsilence { id } => {
+            let mut e = shared.engine.lock().await;
+            shared
+                .store
+                .delete_silence(id.clone())
+                .await
+                .map_err(internal)?;
+            e.silences.retain(|s| &s.id != id);
+        }
+    }
+    shared.wake.notify_one();
+    Ok(())
+}
+
+/// Applies the log's changes, from its start, for as long as the alerter runs.
+pub async fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Some(changes) = shared.changes.as_ref() else {
+        return;
+    };
+    loop {
+        let from = *changes.applied.borrow() + 1;
+        let mut reader = match changes.log.read_kind_from(from, Some(KIND)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerter: cannot read the changes from the log; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        };
+        loop {
+            let entries = tokio::select! {
+                e = reader.next_batch(64) => e,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let entries = match entries {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerter: reading the changes stopped; reading again");
+                    break;
+                }
+            };
+            for entry in entries {
+                match serde_json::from_slice::<Change>(&entry.payload) {
+                    Ok(change) => {
+                        if let Err(e) = apply(&shared, &change).await {
+                            tracing::error!(position = entry.position, error = %e, "alerter: a change from the log could not be applied");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(position = entry.position, error = %e, "alerter: a change in the log this version cannot read; skipped");
+                    }
+                }
+                changes.applied.send_replace(entry.position);
+            }
+        }
+    }
+}
