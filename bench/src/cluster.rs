@@ -6,7 +6,8 @@
 //! single collector's rate for the same batches; how long each replica takes to have applied
 //! everything after the last acknowledgement; and a wiped replica's catch-up rate (it rebuilds
 //! its store from the log), with what that makes of a day of results for 500 checks x 3 regions
-//! every 10 s (12.96 million).
+//! every 10 s (12.96 million). Then the time to page, alone and in the cluster, and with the
+//! claiming alerter replica killed mid-send (`cluster_page`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ pub struct Args {
     /// Results posted in each run.
     #[arg(long, default_value_t = 300_000)]
     results: usize,
+    /// Outages per side in the time-to-page run.
+    #[arg(long, default_value_t = 3)]
+    pages: usize,
     /// Concurrent connections posting batches, to each side alike. The replicated side waits a
     /// network round trip more per batch (the PubAck), so it needs more batches in flight.
     #[arg(long, default_value_t = 16)]
@@ -167,5 +171,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     drop(wiped);
     drop(replicas);
-    Ok(())
+    drop(nats);
+    super::cluster_page::run(args.pages).await
 }

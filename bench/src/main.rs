@@ -6,6 +6,7 @@
 
 mod alerting;
 mod cluster;
+mod cluster_page;
 mod collector;
 mod exact_target;
 mod load;

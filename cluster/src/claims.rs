@@ -135,14 +135,18 @@ impl Claims {
     /// Tries to claim `key` at `now_us` (this replica's clock, against the time the KV took
     /// the claim: the replicas' clocks must agree to well within the timeout).
     pub async fn claim(&self, key: &str, now_us: i64) -> Result<Claim, ClusterError> {
-        match self.kv.create(key, self.mine()).await {
+        let created = match self.kv.create(key, self.mine()).await {
             Ok(revision) => return Ok(Claim::Won(revision)),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(error(key, e)),
-        }
+            Err(e) => e,
+        };
+        // A lost race does not always come back as AlreadyExists (the client may report the
+        // server's "wrong last sequence" as another kind): whoever holds the key now decides.
         let Some(entry) = self.kv.entry(key).await.map_err(|e| error(key, e))? else {
-            // Gone between the two calls (expired): try once more next time.
-            return Ok(Claim::Held);
+            if created.kind() == kv::CreateErrorKind::AlreadyExists {
+                // Gone between the two calls (expired): try once more next time.
+                return Ok(Claim::Held);
+            }
+            return Err(error(key, created));
         };
         if entry.value.as_ref() == DONE {
             return Ok(Claim::Done);

@@ -286,6 +286,7 @@ impl Log {
         Ok(Reader {
             messages,
             stream: self.stream.clone(),
+            next: position.max(1),
         })
     }
 
@@ -327,6 +328,9 @@ impl Log {
 pub struct Reader {
     messages: consumer::pull::Ordered,
     stream: String,
+    /// The position expected next. An ordered consumer that recreates itself before it has
+    /// delivered anything starts again from the log's start: what came before is skipped.
+    next: u64,
 }
 
 impl Reader {
@@ -368,13 +372,21 @@ impl Reader {
                     }
                     return Ok(out);
                 }
-                Some(Ok(m)) => out.push(self.entry(m)?),
+                Some(Ok(m)) => {
+                    let entry = self.entry(m)?;
+                    if entry.position >= self.next {
+                        self.next = entry.position + 1;
+                        out.push(entry);
+                    }
+                }
             }
             if out.len() >= max {
                 return Ok(out);
             }
             match self.messages.next().now_or_never() {
                 Some(n) => next = n,
+                // Everything so far was skipped: wait for the next one.
+                None if out.is_empty() => next = self.messages.next().await,
                 None => return Ok(out),
             }
         }

@@ -14,53 +14,15 @@ use std::time::Duration;
 
 use lookout_model::probe::ProbeResult;
 use lookout_testkit::peers::NatsCluster;
+use lookout_testkit::target::Target;
 use lookout_testkit::{Guard, free_port, wait_until};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
 const TOKEN: &str = "cluster-test-token";
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 const CHECKS: [&str; 2] = ["play", "search"];
 const CLAIM_TIMEOUT_S: u64 = 3;
-
-/// What the checks probe: answers 200, or 503 while `failing` (an outage to count).
-struct Target {
-    port: u16,
-    failing: Arc<AtomicBool>,
-}
-
-async fn target() -> Target {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let failing = Arc::new(AtomicBool::new(false));
-    let flag = failing.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let flag = flag.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let status = if flag.load(Ordering::Relaxed) {
-                    "503 Service Unavailable"
-                } else {
-                    "200 OK"
-                };
-                let answer = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                );
-                let _ = conn.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    Target { port, failing }
-}
 
 /// What the receivers got: (path, what it was, delivery id), in order.
 type Received = Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
@@ -168,7 +130,7 @@ impl Shape {
     async fn start(replicas: usize) -> Shape {
         let nats = NatsCluster::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let target = target().await;
+        let target = Target::start().await;
         let (hooks_port, hooks) = receivers().await;
         let config = config(dir.path(), &nats.urls(), target.port, hooks_port);
         let mut shape = Shape {
@@ -509,12 +471,12 @@ async fn a_replica_killed_mid_ingest_loses_nothing_acknowledged_and_the_live_one
     shape.start_agents();
     holds(&shape, 1, 12).await;
     // An outage while the first replica (every agent's first choice) is killed.
-    shape.target.failing.store(true, Ordering::Relaxed);
+    shape.target.fail(true);
     holds(&shape, 2, 24).await;
     shape.kill_collector(0);
     let after_kill = shape.results(1).await.len();
     holds(&shape, 1, after_kill + 12).await;
-    shape.target.failing.store(false, Ordering::Relaxed);
+    shape.target.fail(false);
     holds(&shape, 2, after_kill + 24).await;
     shape.stop_agents().await;
     let to = now_us();
@@ -687,7 +649,7 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
     shape.start_agents();
     holds(&shape, 0, 12).await;
     // A full outage: every region fails both checks, then recovers.
-    shape.target.failing.store(true, Ordering::Relaxed);
+    shape.target.fail(true);
     let count = |receiver: &str, event: &str| {
         shape
             .pages()
@@ -700,7 +662,7 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
         async move { paged }
     })
     .await;
-    shape.target.failing.store(false, Ordering::Relaxed);
+    shape.target.fail(false);
     wait_until(
         "resolved at both receivers",
         Duration::from_secs(60),
@@ -788,7 +750,7 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
     holds(&shape, 0, 12).await;
     // The webhook takes the first page and says nothing: its sender is frozen mid-send.
     shape.hooks.hang_next.store(true, Ordering::SeqCst);
-    shape.target.failing.store(true, Ordering::Relaxed);
+    shape.target.fail(true);
     let hook_triggers = |shape: &Shape| {
         shape
             .pages()
@@ -862,7 +824,7 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
     // Thawed, the frozen one finds its claim taken and sends nothing more.
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     shape.hooks.released.notify_waiters();
-    shape.target.failing.store(false, Ordering::Relaxed);
+    shape.target.fail(false);
     let problems = || {
         shape
             .pages()

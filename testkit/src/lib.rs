@@ -12,6 +12,7 @@ pub mod http;
 pub mod peers;
 pub mod port;
 pub mod results;
+pub mod target;
 pub mod wait;
 
 pub use child::Guard;
