@@ -159,7 +159,7 @@ async fn start_side(config: &Path, dir: &Path, replicas: usize) -> anyhow::Resul
     }
     let mut alerter_ports = Vec::new();
     let first_alerter = children.len();
-    for i in 0..replicas {
+    for (i, collector) in urls.iter().enumerate() {
         let port = lookout_testkit::free_port();
         let store = dir.join(format!("alerting-{i}.db")).display().to_string();
         children.push(spawn(&[
@@ -167,7 +167,7 @@ async fn start_side(config: &Path, dir: &Path, replicas: usize) -> anyhow::Resul
             s("--config"),
             cfg.clone(),
             s("--collector"),
-            urls[i].clone(),
+            collector.clone(),
             s("--listen"),
             format!("127.0.0.1:{port}"),
             s("--store"),
