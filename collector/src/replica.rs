@@ -128,7 +128,7 @@ impl Replica {
 /// The batch as one message, as the agent sent it (checked, not encoded again), with an id
 /// that the same batch sent again repeats. Its subject carries the agent
 /// (`STREAM.results.AGENT`), not the check: an agent's batch spans all of its checks, and one
-/// message per check made ingest ten times slower (docs/ha.md, "Subjects").
+/// message per check made ingest three times slower (docs/ha.md, "Subjects").
 fn message(log: &Log, results: &[ProbeResult], body: Bytes) -> Outgoing {
     let first = results.first().map_or(0, |r| r.seq);
     let last = results.last().map_or(0, |r| r.seq);
