@@ -67,6 +67,18 @@ async fn until_applied(http: &reqwest::Client, url: &str, position: u64) -> anyh
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// The bench's own view of the cluster's log: the last position, the claims.
+pub(crate) async fn watch_log(nats: &NatsCluster) -> anyhow::Result<lookout_cluster::Log> {
+    // The stream's retention as the replicas create it (the default raw retention), so that
+    // connecting does not report a difference.
+    let retention = Duration::from_secs(14 * 86_400);
+    let cluster = lookout_cluster::ClusterConfig::new(nats.urls());
+    Ok(
+        lookout_cluster::Log::connect(&cluster, "bench", retention, Duration::from_secs(30))
+            .await?,
+    )
+}
+
 async fn replica(dir: &Path, config: &Path, i: usize) -> anyhow::Result<Running> {
     let port = lookout_testkit::free_port();
     let args = vec![
@@ -120,13 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let (acked, cluster_s) = post_all(&urls, bodies, args.clients).await?;
     let rate = acked as f64 / cluster_s;
-    let log = lookout_cluster::Log::connect(
-        &lookout_cluster::ClusterConfig::new(nats.urls()),
-        "bench",
-        Duration::from_secs(86_400),
-        Duration::from_secs(30),
-    )
-    .await?;
+    let log = watch_log(&nats).await?;
     let last = log.last_position().await?;
     let mut settle = Vec::new();
     for u in &urls {

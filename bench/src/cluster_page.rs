@@ -258,13 +258,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     let clustered = times_to_page(&inbox, &target, runs).await?;
 
     // The claimant killed with its page in flight (the webhook holds it unanswered).
-    let log = lookout_cluster::Log::connect(
-        &lookout_cluster::ClusterConfig::new(nats.urls()),
-        "bench",
-        Duration::from_secs(86_400),
-        Duration::from_secs(30),
-    )
-    .await?;
+    let log = super::cluster::watch_log(&nats).await?;
     let claims = lookout_cluster::Claims::open(
         &log,
         "LOOKOUT_claims",
