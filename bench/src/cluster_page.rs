@@ -261,7 +261,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     let log = super::cluster::watch_log(&nats).await?;
     let claims = lookout_cluster::Claims::open(
         &log,
-        "LOOKOUT_claims",
+        &lookout_cluster::ClusterConfig::new(Vec::new()).claims_bucket(),
         3,
         Duration::from_secs(CLAIM_TIMEOUT_S),
         "bench",

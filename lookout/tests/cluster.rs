@@ -778,7 +778,7 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
     .unwrap();
     let claims = lookout_cluster::Claims::open(
         &log,
-        "LOOKOUT_claims",
+        &lookout_cluster::ClusterConfig::new(Vec::new()).claims_bucket(),
         3,
         Duration::from_secs(CLAIM_TIMEOUT_S),
         "test",

@@ -69,6 +69,8 @@ pub enum AgentError {
     Metrics(#[from] prometheus::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("no collector URL given: an agent needs at least one to push its results to")]
+    NoCollector,
 }
 
 struct Shared {
@@ -99,6 +101,9 @@ impl Agent {
         settings: AgentSettings,
         listener: TcpListener,
     ) -> Result<Agent, AgentError> {
+        if settings.collectors.is_empty() {
+            return Err(AgentError::NoCollector);
+        }
         let spool =
             Spool::open(&settings.spool_dir, settings.spool_max_bytes).map_err(|source| {
                 AgentError::Spool {
