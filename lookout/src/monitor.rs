@@ -116,6 +116,19 @@ async fn replica_settings(
 
 /// An alerter replica's part of the cluster: the replicated log (people's changes) and the
 /// claims beside it (one sender per notification).
+/// The replicated log of the config's `cluster:`, for a replica called `name`.
+pub async fn cluster_log(config: &Config, name: &str) -> anyhow::Result<lookout_cluster::Log> {
+    let Some(cluster) = &config.cluster else {
+        return Err(UsageError("a replica needs the config's `cluster:` section".into()).into());
+    };
+    // The stream's retention is the collector's, whichever component creates it first.
+    Ok(
+        lookout_cluster::Log::connect(cluster, name, config.collector.raw_retention, NATS_PATIENCE)
+            .await
+            .map_err(|e| UsageError(format!("cluster: {e}")))?,
+    )
+}
+
 pub async fn alerter_replica(
     config: &Config,
     name: &str,
@@ -123,11 +136,7 @@ pub async fn alerter_replica(
     let Some(cluster) = &config.cluster else {
         return Err(UsageError("claims need the config's `cluster:` section".into()).into());
     };
-    // The stream's retention is the collector's, whichever component creates it first.
-    let log =
-        lookout_cluster::Log::connect(cluster, name, config.collector.raw_retention, NATS_PATIENCE)
-            .await
-            .map_err(|e| UsageError(format!("cluster: {e}")))?;
+    let log = cluster_log(config, name).await?;
     let claims = lookout_cluster::Claims::open(
         &log,
         &cluster.claims_bucket(),

@@ -69,6 +69,10 @@ pub struct StatusPageArgs {
     /// Overrides status_page.listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// This status page's own SQLite file (default DATA_DIR/status-page.db): replicas of one
+    /// cluster on one host each need their own.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -184,8 +188,16 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
         )
         .into());
     }
-    let settings = monitor::status_page_settings(&config, &sp, &args.collector)?;
-    let page = monitor::start_status_page(settings, args.listen.unwrap_or(sp.listen)).await?;
+    let mut settings = monitor::status_page_settings(&config, &sp, &args.collector)?;
+    if let Some(path) = args.store {
+        settings.store = Some(path);
+    }
+    let listen = args.listen.unwrap_or(sp.listen);
+    if config.cluster.is_some() {
+        let name = format!("lookout-status-page@{listen}");
+        settings.changes = Some(monitor::cluster_log(&config, &name).await?);
+    }
+    let page = monitor::start_status_page(settings, listen).await?;
     println!("status page {} -> {}", page.url(), args.collector);
     crate::service::shutdown_signal().await;
     page.shutdown().await;

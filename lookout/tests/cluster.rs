@@ -88,7 +88,51 @@ async fn receivers() -> (u16, Hooks) {
     (port, hooks)
 }
 
-fn config(dir: &Path, nats: &[String], target: u16, hooks: u16) -> PathBuf {
+/// A TCP gate before the webhook receiver. Open, it forwards; shut, it takes each connection
+/// and holds it unread, so a notifier's request has left its sender but has not reached the
+/// receiver (the sender is between its claim and the receiver's taking the page).
+#[derive(Clone, Default)]
+struct Gate {
+    shut: Arc<AtomicBool>,
+    held: Arc<std::sync::Mutex<Vec<tokio::net::TcpStream>>>,
+}
+
+impl Gate {
+    async fn start(to: u16) -> (u16, Gate) {
+        let gate = Gate::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let g = gate.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if g.shut.load(Ordering::SeqCst) {
+                    g.held.lock().unwrap().push(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        (port, gate)
+    }
+
+    fn held(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+
+    /// Drops what it held (those senders see their connection closed) and forwards again.
+    fn open(&self) {
+        self.shut.store(false, Ordering::SeqCst);
+        self.held.lock().unwrap().clear();
+    }
+}
+
+fn config(dir: &Path, nats: &[String], target: u16, hook: u16, hooks: u16) -> PathBuf {
     let urls = nats.join(", ");
     let mut checks = String::new();
     for c in CHECKS {
@@ -97,10 +141,11 @@ fn config(dir: &Path, nats: &[String], target: u16, hooks: u16) -> PathBuf {
         ));
     }
     let alerting = format!(
-        "alerting:\n  enabled: false\n  token: alert-token\n  confirm_after: 2s\n  recheck_every: 1s\n  notifiers:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{hooks}/hook\" }}\n    pd: {{ type: pagerduty, routing_key: rk, url: \"http://127.0.0.1:{hooks}/pd\" }}\n  subscribe:\n    - {{ notifier: hook }}\n    - {{ notifier: pd }}\n"
+        "alerting:\n  enabled: false\n  token: alert-token\n  confirm_after: 2s\n  recheck_every: 1s\n  notifiers:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{hook}/hook\", timeout: 20s }}\n    pd: {{ type: pagerduty, routing_key: rk, url: \"http://127.0.0.1:{hooks}/pd\" }}\n  subscribe:\n    - {{ notifier: hook }}\n    - {{ notifier: pd }}\n"
     );
+    let status_page = "status_page:\n  admin_token: page-token\n  refresh_every: 1s\n  regions: { eu: Europe, us: North America, ap: Asia Pacific }\n  groups:\n    - name: Music\n      components:\n        - { name: Playback, check: play }\n        - { name: Search, check: search }\n";
     let text = format!(
-        "{alerting}data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
+        "{alerting}{status_page}data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\n  claim_timeout: {CLAIM_TIMEOUT_S}s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
         dir.join("data").display(),
         REGIONS.join(", ")
     );
@@ -121,7 +166,11 @@ struct Shape {
     collectors: Vec<Option<Guard>>,
     alerters: Vec<Guard>,
     alerter_ports: Vec<u16>,
+    pages: Vec<Guard>,
+    page_ports: Vec<u16>,
     hooks: Hooks,
+    /// Between the alerters and the webhook receiver.
+    gate: Gate,
     agents: Vec<Guard>,
     http: reqwest::Client,
 }
@@ -132,7 +181,8 @@ impl Shape {
         let dir = tempfile::tempdir().unwrap();
         let target = Target::start().await;
         let (hooks_port, hooks) = receivers().await;
-        let config = config(dir.path(), &nats.urls(), target.port, hooks_port);
+        let (gate_port, gate) = Gate::start(hooks_port).await;
+        let config = config(dir.path(), &nats.urls(), target.port, gate_port, hooks_port);
         let mut shape = Shape {
             nats,
             config,
@@ -141,7 +191,10 @@ impl Shape {
             collectors: (0..replicas).map(|_| None).collect(),
             alerters: Vec::new(),
             alerter_ports: Vec::new(),
+            pages: Vec::new(),
+            page_ports: Vec::new(),
             hooks,
+            gate,
             agents: Vec::new(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             dir,
@@ -217,6 +270,65 @@ impl Shape {
         ));
     }
 
+    /// A status page replica reading collector replica `collector`, on its own store.
+    fn start_status_page(&mut self, collector: usize) {
+        let i = self.pages.len();
+        let port = free_port();
+        self.page_ports.push(port);
+        let mut command = Command::new(LOOKOUT);
+        command
+            .args(["status-page", "--config"])
+            .arg(&self.config)
+            .args(["--collector", &self.url(collector)])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--store")
+            .arg(self.dir.path().join(format!("status-page-{i}.db")))
+            .env("RUST_LOG", "warn");
+        self.pages.push(Guard::spawn(
+            &format!("status-page-{i}"),
+            command,
+            "cargo builds it",
+        ));
+    }
+
+    fn page_api(&self, i: usize, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(
+                method,
+                format!("http://127.0.0.1:{}{path}", self.page_ports[i]),
+            )
+            .bearer_auth("page-token")
+            .timeout(Duration::from_secs(15))
+    }
+
+    /// Status page replica `i`'s incidents, as its admin API lists them (none while it is
+    /// not up yet).
+    async fn page_incidents(&self, i: usize) -> Vec<Value> {
+        match self
+            .page_api(i, reqwest::Method::GET, "/api/v1/incidents")
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether status page replica `i`'s public `path` mentions `text`.
+    async fn page_shows(&self, i: usize, path: &str, text: &str) -> bool {
+        match self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.page_ports[i]))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default().contains(text),
+            Err(_) => false,
+        }
+    }
+
     fn alerter_api(
         &self,
         i: usize,
@@ -243,6 +355,42 @@ impl Shape {
     /// What the receivers got: (receiver, event, id) in order.
     fn pages(&self) -> Vec<(String, String, String)> {
         self.hooks.received.lock().unwrap().clone()
+    }
+
+    /// The alerter replica holding a claim on a `receiver`'s `event` (as the claims bucket says).
+    async fn claimant(&self, receiver: &str, event: &str) -> Option<usize> {
+        let cluster = lookout_cluster::ClusterConfig::new(self.nats.urls());
+        let log = lookout_cluster::Log::connect(
+            &cluster,
+            "test",
+            Duration::from_secs(3600),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        let claims = lookout_cluster::Claims::open(
+            &log,
+            &cluster.claims_bucket(),
+            3,
+            Duration::from_secs(CLAIM_TIMEOUT_S),
+            "test",
+        )
+        .await
+        .unwrap();
+        for key in claims.keys().await.unwrap() {
+            if !key.contains(receiver) || !key.contains(event) {
+                continue;
+            }
+            if let Some(owner) = claims.holder(&key).await.unwrap()
+                && let Some(i) = self
+                    .alerter_ports
+                    .iter()
+                    .position(|p| owner.ends_with(&format!(":{p}")))
+            {
+                return Some(i);
+            }
+        }
+        None
     }
 
     fn kill_collector(&mut self, i: usize) {
@@ -768,36 +916,10 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
         },
     )
     .await;
-    let log = lookout_cluster::Log::connect(
-        &lookout_cluster::ClusterConfig::new(shape.nats.urls()),
-        "test",
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    let claims = lookout_cluster::Claims::open(
-        &log,
-        &lookout_cluster::ClusterConfig::new(Vec::new()).claims_bucket(),
-        3,
-        Duration::from_secs(CLAIM_TIMEOUT_S),
-        "test",
-    )
-    .await
-    .unwrap();
-    let mut frozen = None;
-    for key in claims.keys().await.unwrap() {
-        if !key.contains("hook") || !key.contains("trigger") {
-            continue;
-        }
-        if let Some(owner) = claims.holder(&key).await.unwrap() {
-            frozen = shape
-                .alerter_ports
-                .iter()
-                .position(|p| owner.ends_with(&format!(":{p}")));
-        }
-    }
-    let frozen = frozen.expect("a replica holds the webhook's claim");
+    let frozen = shape
+        .claimant("hook", "trigger")
+        .await
+        .expect("a replica holds the webhook's claim");
     let pid = shape.alerters[frozen].pid().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
 
@@ -856,5 +978,245 @@ async fn a_claimant_frozen_mid_send_is_taken_over_and_the_page_stays_one() {
         problems().len() + 1,
         "the frozen one's page and the takeover's, nothing after the thaw: {:?}",
         shape.pages()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claimant_killed_between_claim_and_delivery_is_taken_over_and_pages_once() {
+    let mut shape = Shape::start(2).await;
+    shape.start_alerter(0);
+    shape.start_alerter(1);
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+    // The webhook's pages leave their sender and are held on the way: claimed, not delivered.
+    shape.gate.shut.store(true, Ordering::SeqCst);
+    let outage = std::time::Instant::now();
+    shape.target.fail(true);
+    wait_until(
+        "a page to the webhook is on its way",
+        Duration::from_secs(60),
+        || {
+            let held = shape.gate.held() > 0;
+            async move { held }
+        },
+    )
+    .await;
+    let usual = outage.elapsed();
+    let claimant = shape
+        .claimant("hook", "trigger")
+        .await
+        .expect("a replica holds the webhook's claim");
+    shape.alerters[claimant].kill();
+    shape.gate.open();
+
+    let hook_triggers = |shape: &Shape| {
+        shape
+            .pages()
+            .into_iter()
+            .filter(|(r, e, _)| r == "hook" && e == "trigger")
+            .count()
+    };
+    let taken_over = wait_until(
+        "the other replica sends the page",
+        Duration::from_secs(CLAIM_TIMEOUT_S + 30),
+        || {
+            let got = hook_triggers(&shape) > 0;
+            async move { got }
+        },
+    )
+    .await;
+    eprintln!(
+        "time to page: {usual:?} to the send; delivered {taken_over:?} after the claimant was killed (claim timeout {CLAIM_TIMEOUT_S} s)"
+    );
+    assert!(
+        taken_over <= Duration::from_secs(CLAIM_TIMEOUT_S + 5),
+        "the page arrives within the claim timeout (and a retry) of the kill: {taken_over:?}\n{}",
+        shape.alerters[1 - claimant].log()
+    );
+
+    shape.target.fail(false);
+    let problems = || {
+        shape
+            .pages()
+            .into_iter()
+            .filter(|(r, e, _)| r == "pd" && e == "trigger")
+            .map(|(_, _, key)| key)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let count = |receiver: &str, event: &str| {
+        shape
+            .pages()
+            .iter()
+            .filter(|(r, e, _)| r == receiver && e == event)
+            .count()
+    };
+    wait_until(
+        "resolved at both receivers",
+        Duration::from_secs(60),
+        || {
+            let done = count("hook", "resolve") >= problems().len()
+                && count("hook", "trigger") >= problems().len();
+            async move { done }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pages = shape.pages();
+    assert!(!problems().is_empty());
+    for event in ["trigger", "resolve"] {
+        assert_eq!(
+            count("hook", event),
+            problems().len(),
+            "the webhook: one {event} per problem, the killed one's never arrived: {pages:?}"
+        );
+        // The killed replica may have been between PagerDuty's answer and marking it sent:
+        // the takeover then resends with the same dedup key, which PagerDuty folds into one.
+        let keys: std::collections::BTreeSet<&String> = pages
+            .iter()
+            .filter(|(r, e, _)| r == "pd" && e == event)
+            .map(|(_, _, key)| key)
+            .collect();
+        assert_eq!(
+            keys.len(),
+            problems().len(),
+            "PagerDuty: one {event} per problem: {pages:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_page_replicas_make_the_same_incidents_and_share_peoples_updates() {
+    let mut shape = Shape::start(2).await;
+    // Each page reads its own collector replica.
+    shape.start_status_page(0);
+    shape.start_status_page(1);
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+    shape.target.fail(true);
+    let open_on = |i: usize| {
+        let shape = &shape;
+        async move {
+            shape
+                .page_incidents(i)
+                .await
+                .iter()
+                .any(|inc| inc["status"] != "resolved")
+        }
+    };
+    for i in 0..2 {
+        wait_until(
+            &format!("status page {i} opens an incident"),
+            Duration::from_secs(60),
+            || open_on(i),
+        )
+        .await;
+    }
+    shape.target.fail(false);
+    let resolved_on = |i: usize| {
+        let shape = &shape;
+        async move {
+            let incidents = shape.page_incidents(i).await;
+            !incidents.is_empty() && incidents.iter().all(|inc| inc["status"] == "resolved")
+        }
+    };
+    for i in 0..2 {
+        wait_until(
+            &format!("status page {i} resolves it"),
+            Duration::from_secs(60),
+            || resolved_on(i),
+        )
+        .await;
+    }
+    wait_until(
+        "both pages hold the same incidents",
+        Duration::from_secs(20),
+        || async { shape.page_incidents(0).await == shape.page_incidents(1).await },
+    )
+    .await;
+    let incidents = shape.page_incidents(0).await;
+    assert!(incidents.iter().all(|i| i["auto"] == true), "{incidents:?}");
+    let id = incidents[0]["id"].as_i64().unwrap();
+
+    // A person's update through one replica: on the other, through its API, page and JSON.
+    let text = "Root cause: a bad deploy of the media service, rolled back.";
+    let posted = shape
+        .page_api(
+            1,
+            reqwest::Method::POST,
+            &format!("/api/v1/incidents/{id}/updates"),
+        )
+        .json(&serde_json::json!({"status": "resolved", "message": text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201, "{}", posted.text().await.unwrap());
+    for (path, what) in [
+        (format!("/api/v1/incidents/{id}"), "admin API"),
+        ("/api/v2/incidents.json".to_owned(), "Statuspage JSON"),
+        ("/history".to_owned(), "history page"),
+    ] {
+        let on_page = |p: &str| {
+            let (shape, p) = (&shape, p.to_owned());
+            async move {
+                if p.starts_with("/api/v1") {
+                    match shape.page_api(0, reqwest::Method::GET, &p).send().await {
+                        Ok(r) => r.text().await.unwrap_or_default().contains(text),
+                        Err(_) => false,
+                    }
+                } else {
+                    shape.page_shows(0, &p, text).await
+                }
+            }
+        };
+        wait_until(
+            &format!("the other replica's {what} shows the update"),
+            Duration::from_secs(10),
+            || on_page(&path),
+        )
+        .await;
+    }
+
+    // An incident a person opens through one replica has the same id on the other.
+    let opened = shape
+        .page_api(0, reqwest::Method::POST, "/api/v1/incidents")
+        .json(&serde_json::json!({
+            "name": "Slow search in Asia Pacific",
+            "message": "We are looking into slow searches.",
+            "components": ["search"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 201, "{}", opened.text().await.unwrap());
+    let opened: Value = opened.json().await.unwrap();
+    let new_id = opened["id"].as_i64().unwrap();
+    assert_ne!(new_id, id);
+    wait_until(
+        "the other replica has the new incident under the same id",
+        Duration::from_secs(10),
+        || async {
+            let r = shape
+                .page_api(
+                    1,
+                    reqwest::Method::GET,
+                    &format!("/api/v1/incidents/{new_id}"),
+                )
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .contains("Slow search in Asia Pacific"),
+                _ => false,
+            }
+        },
+    )
+    .await;
+    let (a, b) = (shape.page_incidents(0).await, shape.page_incidents(1).await);
+    assert_eq!(
+        a, b,
+        "both replicas show the same incidents, ids and updates alike"
     );
 }

@@ -1,6 +1,8 @@
 //! The admin API (bearer token): incidents, their updates and impact, scheduled maintenance,
 //! and sending a month's report now. Every write re-renders the site before it answers, so
 //! what was posted is on the page, the JSON and the feed by the time the caller hears back.
+//! On a replica, a write goes through the replicated log ([`changes`]) and answers once this
+//! replica has applied it; every other replica applies it too.
 //!
 //! Maintenance is the collector's (it holds the alerter's pages and leaves its time out of
 //! availability): these routes schedule and cancel it there, by component.
@@ -16,6 +18,7 @@ use lookout_api::error::{ApiError, ApiJson, ApiPath};
 use serde::Deserialize;
 
 use crate::Shared;
+use crate::changes::{self, Change};
 use crate::model::{Impact, Incident, IncidentStatus, Maintenance};
 use crate::refresh::now_us;
 use crate::store::StoreError;
@@ -155,20 +158,19 @@ async fn create_incident(
     let status = status_field(body.status.as_deref().unwrap_or("investigating"))?;
     let impact = impact_field(body.impact.as_deref().unwrap_or("minor"))?;
     let components = components_field(&s, &body.components)?;
-    let now = now_us();
-    let id = s
-        .store
-        .create_incident(
-            &name,
-            impact,
+    let id = changes::make(
+        &s,
+        Change::Open {
+            origin: changes::origin("open"),
+            name,
+            message,
             status,
-            &message,
-            &components,
-            now,
-            now,
-            false,
-        )
-        .map_err(internal)?;
+            impact,
+            components,
+            at_us: now_us(),
+        },
+    )
+    .await?;
     crate::refresh::rerender(&s).await;
     Ok((StatusCode::CREATED, ApiJson(find(&s, id).await?)))
 }
@@ -192,13 +194,18 @@ async fn post_update(
     let message = text_field("message", &body.message, MAX_MESSAGE)?;
     let impact = body.impact.as_deref().map(impact_field).transpose()?;
     find(&s, id).await?;
-    let now = now_us();
-    s.store
-        .add_update(id, status, &message, now, false)
-        .map_err(internal)?;
-    if let Some(impact) = impact {
-        s.store.set_impact(id, impact, now).map_err(internal)?;
-    }
+    changes::make(
+        &s,
+        Change::Update {
+            origin: changes::origin("update"),
+            incident: id,
+            status,
+            message,
+            impact,
+            at_us: now_us(),
+        },
+    )
+    .await?;
     crate::refresh::rerender(&s).await;
     Ok((StatusCode::CREATED, ApiJson(find(&s, id).await?)))
 }
@@ -230,13 +237,17 @@ async fn patch_incident(
         .map(|n| text_field("name", n, MAX_NAME))
         .transpose()?;
     find(&s, id).await?;
-    let now = now_us();
-    if let Some(impact) = impact {
-        s.store.set_impact(id, impact, now).map_err(internal)?;
-    }
-    if let Some(name) = name {
-        s.store.set_name(id, &name, now).map_err(internal)?;
-    }
+    changes::make(
+        &s,
+        Change::Correct {
+            origin: changes::origin("correct"),
+            incident: id,
+            impact,
+            name,
+            at_us: now_us(),
+        },
+    )
+    .await?;
     crate::refresh::rerender(&s).await;
     Ok(ApiJson(find(&s, id).await?))
 }

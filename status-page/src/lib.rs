@@ -7,6 +7,7 @@
 //! ([`server`]); the admin API ([`admin`]) writes to the store and asks for a re-render.
 
 pub mod admin;
+pub mod changes;
 pub mod config;
 pub mod metrics;
 pub mod model;
@@ -55,6 +56,10 @@ pub struct Shared {
     /// Held by the one refresh running.
     pub refreshing: Mutex<()>,
     pub kick: Notify,
+    /// Asks for the site to be made again from the store, without reading the collector.
+    pub rerender: Notify,
+    /// `Some` on a replica: the log the incidents are made from.
+    pub changes: Option<changes::Changes>,
     pub reports: report::Cache,
     pub metrics: metrics::Metrics,
     pub started: std::time::Instant,
@@ -82,6 +87,10 @@ impl StatusPage {
             settings.public_url = url::Url::parse(&format!("http://{addr}/")).ok();
         }
         let store = store::Store::open(settings.store.as_deref())?;
+        let changes = match settings.changes.clone() {
+            Some(log) => Some(changes::Changes::new(log, store.log_applied()?)),
+            None => None,
+        };
         let client = CollectorClient::new(
             settings.collector_url.clone(),
             settings.collector_token.clone(),
@@ -96,6 +105,8 @@ impl StatusPage {
             state: Mutex::new(refresh::RefreshState::default()),
             refreshing: Mutex::new(()),
             kick: Notify::new(),
+            rerender: Notify::new(),
+            changes,
             reports: report::Cache::default(),
             metrics: metrics::Metrics::new()
                 .map_err(|e| StartError::Setup(format!("metrics: {e}")))?,
@@ -108,6 +119,7 @@ impl StatusPage {
             tokio::spawn(refresh::follow_feed(shared.clone(), stopped.clone())),
             tokio::spawn(refresh::kick_on_change(shared.clone())),
             tokio::spawn(refresh::run(shared.clone())),
+            tokio::spawn(changes::follow(shared.clone(), stopped.clone())),
         ];
         if shared.settings.reports.is_some() {
             tasks.push(tokio::spawn(report::schedule(shared.clone())));

@@ -19,6 +19,10 @@ pub struct Metrics {
     pub stale: IntGauge,
     pub reports_sent: IntCounter,
     pub report_failures: IntCounter,
+    /// On a replica: changes in the log this version cannot read, and changes it read but
+    /// could not store. Never skipped silently.
+    pub log_changes_failed: IntCounterVec,
+    pub log_applied: IntGauge,
 }
 
 impl Metrics {
@@ -95,6 +99,23 @@ impl Metrics {
                 IntCounter::new(
                     "lookout_status_page_report_failures_total",
                     "SLA reports that could not be mailed.",
+                )?,
+            )?,
+            log_changes_failed: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "lookout_status_page_log_changes_failed_total",
+                        "Changes read from the replicated log and not applied: undecodable (this version cannot read it) or unstored.",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
+            log_applied: register(
+                &registry,
+                IntGauge::new(
+                    "lookout_status_page_log_applied",
+                    "On a replica: the replicated log's position applied.",
                 )?,
             )?,
             registry,

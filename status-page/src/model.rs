@@ -3,12 +3,12 @@
 
 use lookout_model::read;
 pub use lookout_model::read::MaintenanceStatus;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::settings::StatusPageSettings;
 
 /// An incident's status, as Statuspage names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Investigating,
@@ -49,7 +49,7 @@ impl IncidentStatus {
 }
 
 /// How bad an incident is, as Statuspage names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     None,

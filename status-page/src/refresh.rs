@@ -11,7 +11,7 @@ use lookout_api::client::{ClientError, Window};
 use crate::Shared;
 use crate::model::Maintenance;
 use crate::snapshot::{self, ComponentFigures, Snapshot};
-use crate::sync::{self, Seen};
+use crate::sync::Seen;
 
 const DAY_US: i64 = 86_400_000_000;
 /// Long-poll wait on the live state feed.
@@ -76,6 +76,10 @@ pub async fn run(shared: Arc<Shared>) {
         tokio::select! {
             _ = timer => {}
             _ = shared.kick.notified() => tokio::time::sleep(SETTLE).await,
+            _ = shared.rerender.notified() => {
+                rerender(&shared).await;
+                continue;
+            }
         }
         refresh(&shared).await;
     }
@@ -231,7 +235,7 @@ async fn read(
             });
         }
     }
-    match sync::apply(&shared.store, &mut seen, &shared.settings) {
+    match crate::changes::observe(shared, &mut seen).await {
         Ok(_) => st.synced_once = true,
         Err(e) => tracing::error!(error = %e, "status page: incidents could not be stored"),
     }

@@ -57,6 +57,9 @@ pub struct StatusPageSettings {
     pub history_page_size: usize,
     /// Latency shown as "current": the p95 over this window, per region.
     pub latency_window: Duration,
+    /// `Some` on one status page replica of several: incidents are made from the replicated
+    /// log, so that every replica shows the same (docs/ha.md).
+    pub changes: Option<lookout_cluster::Log>,
 }
 
 impl StatusPageSettings {
@@ -74,6 +77,7 @@ impl StatusPageSettings {
             refresh_every: Duration::from_secs(15),
             history_page_size: 20,
             latency_window: Duration::from_secs(15 * 60),
+            changes: None,
         }
     }
 

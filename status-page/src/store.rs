@@ -56,6 +56,17 @@ CREATE TABLE IF NOT EXISTS sources (
     incident_id INTEGER NOT NULL,
     PRIMARY KEY (check_name, start_us)
 );
+-- People's changes applied, by their origin: a change read from the replicated log again (a
+-- replica's restart) is applied once. incident_id is the incident it made or changed.
+CREATE TABLE IF NOT EXISTS changes_applied (
+    origin TEXT PRIMARY KEY,
+    incident_id INTEGER NOT NULL
+);
+-- On a replica: how far it has applied the replicated log.
+CREATE TABLE IF NOT EXISTS log_applied (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    position INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reports_sent (
     month TEXT PRIMARY KEY,
     sent_us INTEGER NOT NULL
@@ -191,28 +202,67 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO incidents (name, status, impact, started_us, created_us, updated_us, auto)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![
+        let id = insert_incident(
+            &tx,
+            &NewIncident {
                 name,
-                status.as_str(),
-                impact.as_str(),
+                impact,
+                status,
+                body,
+                components,
                 started_us,
                 at_us,
-                auto
-            ],
+                auto,
+            },
         )?;
-        let id = tx.last_insert_rowid();
-        for c in components {
-            tx.execute(
-                "INSERT OR IGNORE INTO incident_components (incident_id, component) VALUES (?1, ?2)",
-                params![id, c],
-            )?;
-        }
-        add_update(&tx, id, status, body, at_us, auto)?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Runs `change` in one transaction, unless a change from `origin` was applied before;
+    /// either way, the incident it made or changed.
+    pub fn once(
+        &self,
+        origin: &str,
+        change: impl FnOnce(&Connection) -> Result<i64, StoreError>,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(id) = origin_of(&tx, origin)? {
+            return Ok(id);
+        }
+        let id = change(&tx)?;
+        tx.execute(
+            "INSERT INTO changes_applied (origin, incident_id) VALUES (?1, ?2)",
+            params![origin, id],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The incident a change from `origin` made or changed, once applied.
+    pub fn applied_change(&self, origin: &str) -> Result<Option<i64>, StoreError> {
+        origin_of(&self.conn(), origin)
+    }
+
+    /// How far this replica has applied the replicated log (0: nothing yet).
+    pub fn log_applied(&self) -> Result<u64, StoreError> {
+        let p: Option<i64> = self
+            .conn()
+            .query_row("SELECT position FROM log_applied WHERE one = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(p.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
+    }
+
+    pub fn set_log_applied(&self, position: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO log_applied (one, position) VALUES (1, ?1)
+             ON CONFLICT (one) DO UPDATE SET position = excluded.position",
+            [i64::try_from(position).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
     }
 
     /// Posts an update; the incident takes its status.
@@ -237,19 +287,11 @@ impl Store {
         impact: Impact,
         at_us: i64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE incidents SET impact = ?2, updated_us = ?3 WHERE id = ?1",
-            params![incident_id, impact.as_str(), at_us],
-        )?;
-        Ok(())
+        set_impact(&self.conn(), incident_id, impact, at_us)
     }
 
     pub fn set_name(&self, incident_id: i64, name: &str, at_us: i64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE incidents SET name = ?2, updated_us = ?3 WHERE id = ?1",
-            params![incident_id, name, at_us],
-        )?;
-        Ok(())
+        set_name(&self.conn(), incident_id, name, at_us)
     }
 
     /// Rewrites an update's text (the page's own first message, made whole while an outage
@@ -353,8 +395,82 @@ impl Store {
     }
 }
 
-fn add_update(
-    tx: &rusqlite::Transaction<'_>,
+/// An incident to open, with its first update.
+pub struct NewIncident<'a> {
+    pub name: &'a str,
+    pub impact: Impact,
+    pub status: IncidentStatus,
+    pub body: &'a str,
+    pub components: &'a [String],
+    pub started_us: i64,
+    pub at_us: i64,
+    pub auto: bool,
+}
+
+/// Opens `new` within the caller's transaction; its id.
+pub fn insert_incident(tx: &Connection, new: &NewIncident<'_>) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO incidents (name, status, impact, started_us, created_us, updated_us, auto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        params![
+            new.name,
+            new.status.as_str(),
+            new.impact.as_str(),
+            new.started_us,
+            new.at_us,
+            new.auto
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for c in new.components {
+        tx.execute(
+            "INSERT OR IGNORE INTO incident_components (incident_id, component) VALUES (?1, ?2)",
+            params![id, c],
+        )?;
+    }
+    add_update(tx, id, new.status, new.body, new.at_us, new.auto)?;
+    Ok(id)
+}
+
+pub fn set_impact(
+    conn: &Connection,
+    incident_id: i64,
+    impact: Impact,
+    at_us: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE incidents SET impact = ?2, updated_us = ?3 WHERE id = ?1",
+        params![incident_id, impact.as_str(), at_us],
+    )?;
+    Ok(())
+}
+
+pub fn set_name(
+    conn: &Connection,
+    incident_id: i64,
+    name: &str,
+    at_us: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE incidents SET name = ?2, updated_us = ?3 WHERE id = ?1",
+        params![incident_id, name, at_us],
+    )?;
+    Ok(())
+}
+
+fn origin_of(conn: &Connection, origin: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT incident_id FROM changes_applied WHERE origin = ?1",
+            [origin],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Posts an update within the caller's transaction; the incident takes its status.
+pub fn add_update(
+    tx: &Connection,
     incident_id: i64,
     status: IncidentStatus,
     body: &str,
@@ -412,6 +528,62 @@ mod tests {
             .incident(id)?
             .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         assert_eq!(i.resolved_us, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_change_read_again_is_applied_once_and_the_position_survives_a_reopen()
+    -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Open {
+            path: "a temporary directory".into(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        let path = dir.path().join("status-page.db");
+        let s = Store::open(Some(&path))?;
+        let open = |s: &Store| {
+            s.once("open-1", |tx| {
+                insert_incident(
+                    tx,
+                    &NewIncident {
+                        name: "Search slow",
+                        impact: Impact::Minor,
+                        status: IncidentStatus::Investigating,
+                        body: "looking",
+                        components: &["search".into()],
+                        started_us: 100,
+                        at_us: 100,
+                        auto: false,
+                    },
+                )
+            })
+        };
+        let first = open(&s)?;
+        assert_eq!(open(&s)?, first, "the same change names the same incident");
+        let update = |s: &Store| {
+            s.once("update-1", |tx| {
+                add_update(
+                    tx,
+                    first,
+                    IncidentStatus::Identified,
+                    "found it",
+                    200,
+                    false,
+                )?;
+                Ok(first)
+            })
+        };
+        update(&s)?;
+        update(&s)?;
+        assert_eq!(s.incidents()?.len(), 1);
+        assert_eq!(s.incidents()?[0].updates.len(), 2, "one update, not two");
+        assert_eq!(s.applied_change("update-1")?, Some(first));
+        assert_eq!(s.applied_change("update-2")?, None);
+        s.set_log_applied(42)?;
+        drop(s);
+        let s = Store::open(Some(&path))?;
+        assert_eq!(s.log_applied()?, 42);
+        update(&s)?;
+        assert_eq!(s.incidents()?[0].updates.len(), 2, "nor after a reopen");
         Ok(())
     }
 }
