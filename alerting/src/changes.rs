@@ -126,7 +126,7 @@ pub async fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     };
     loop {
         let from = *changes.applied.borrow() + 1;
-        let mut reader = match changes.log.read_kind_from(from, Some(KIND)).await {
+        let mut reader = match changes.log.read_kinds_from(from, &[KIND]).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "alerter: cannot read the changes from the log; retrying");

@@ -244,14 +244,16 @@ impl Log {
     /// Reads the log in order from `position` on (1 is the start), for as long as the
     /// returned reader is read.
     pub async fn read_from(&self, position: u64) -> Result<Reader, ClusterError> {
-        self.read_kind_from(position, None).await
+        self.read_kinds_from(position, &[]).await
     }
 
-    /// [`read_from`](Self::read_from), only the messages of one kind (`subject(kind, ..)`).
-    pub async fn read_kind_from(
+    /// [`read_from`](Self::read_from), only the messages of these kinds (`subject(kind, ..)`);
+    /// every kind when `kinds` is empty. Each component reads its own kinds: the server
+    /// filters, so a collector never sees the alerter's changes, nor counts them unreadable.
+    pub async fn read_kinds_from(
         &self,
         position: u64,
-        kind: Option<&str>,
+        kinds: &[&str],
     ) -> Result<Reader, ClusterError> {
         let read_error = |e: String| ClusterError::Read {
             stream: self.stream.clone(),
@@ -272,9 +274,10 @@ impl Log {
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy,
-                filter_subject: kind.map_or_else(String::new, |k| {
-                    format!("{}.{}.>", self.stream, subject_token(k))
-                }),
+                filter_subjects: kinds
+                    .iter()
+                    .map(|k| format!("{}.{}.>", self.stream, subject_token(k)))
+                    .collect(),
                 ..Default::default()
             })
             .await

@@ -6,6 +6,12 @@
 //!
 //! A change that touches minutes already rolled up has them rolled up again from the raw
 //! results, so that every figure of every window agrees with the windows as they are now.
+//!
+//! On a replica, a window scheduled or cancelled through the API is a [`Change`] on the
+//! replicated log, applied by every replica in the log's order among the results; the answer
+//! waits for this replica's own apply. A window is known by what it is (its source, name,
+//! checks, start and when it was made), not by the store's id, so applying a change read
+//! again (a restart) changes nothing, whatever ids each replica's store gave its windows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -17,7 +23,7 @@ use lookout_model::read::{
     Maintenance, MaintenanceList, MaintenanceSource, MaintenanceStatus, NewMaintenance,
 };
 use lookout_model::sla::Spans;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::rollup::Rollups;
@@ -92,6 +98,100 @@ pub fn spans_by_check(windows: &[Maintenance]) -> HashMap<String, Spans> {
         }
     }
     by.into_iter().map(|(c, v)| (c, Spans::new(v))).collect()
+}
+
+/// A change of the windows, as the replicated log carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    Schedule {
+        window: Maintenance,
+    },
+    /// Cancelled at `at_us`: removed if it had not begun by then, ended then if it had.
+    Cancel {
+        window: Maintenance,
+        at_us: i64,
+    },
+}
+
+/// Whether two windows are the same one, whichever store numbered them.
+fn same(a: &Maintenance, b: &Maintenance) -> bool {
+    a.source == b.source
+        && a.name == b.name
+        && a.checks == b.checks
+        && a.starts_us == b.starts_us
+        && a.created_us == b.created_us
+}
+
+/// Applies `change` (blocking): the window it scheduled or cancelled, as this store numbers
+/// it; `None` for a cancel of a window gone already or over by then.
+pub(crate) fn apply(state: &AppState, change: &Change) -> Result<Option<i64>, StoreError> {
+    let held = |w: &Maintenance| state.maintenance.all().into_iter().find(|m| same(m, w));
+    let outcome = match change {
+        Change::Schedule { window } => match held(window) {
+            Some(m) => Some(m.id),
+            None => Some(state.maintenance.change(
+                &state.rollups,
+                MaintenanceChange::Put(window),
+                &touched(window, window.starts_us),
+            )?),
+        },
+        Change::Cancel { window, at_us } => match held(window) {
+            None => None,
+            Some(m) => match m.status(*at_us) {
+                MaintenanceStatus::Completed => None,
+                MaintenanceStatus::Scheduled => Some(state.maintenance.change(
+                    &state.rollups,
+                    MaintenanceChange::Delete(m.id),
+                    &touched(&m, m.starts_us),
+                )?),
+                MaintenanceStatus::InProgress if m.ends_us == *at_us => Some(m.id),
+                MaintenanceStatus::InProgress => {
+                    let ended = Maintenance {
+                        ends_us: *at_us,
+                        ..m.clone()
+                    };
+                    Some(state.maintenance.change(
+                        &state.rollups,
+                        MaintenanceChange::Put(&ended),
+                        &touched(&m, *at_us),
+                    )?)
+                }
+            },
+        },
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    state
+        .live
+        .set_maintenance(state.maintenance.not_over(now), now);
+    Ok(outcome)
+}
+
+/// Makes `change` here, or on a replica through the log; the window's id once this replica
+/// has it.
+async fn make(s: &Arc<AppState>, change: Change) -> ApiResult<Option<i64>> {
+    if let Some(replica) = &s.replica {
+        replica
+            .publish_change(crate::replica::MAINTENANCE, &change)
+            .await?;
+        let window = match &change {
+            Change::Schedule { window } | Change::Cancel { window, .. } => window,
+        };
+        return Ok(match &change {
+            Change::Schedule { .. } => s
+                .maintenance
+                .all()
+                .into_iter()
+                .find(|m| same(m, window))
+                .map(|m| m.id),
+            Change::Cancel { .. } => None,
+        });
+    }
+    let state = s.clone();
+    tokio::task::spawn_blocking(move || apply(&state, &change))
+        .await
+        .map_err(|e| ApiError::Internal(format!("maintenance task failed: {e}")))?
+        .map_err(internal)
 }
 
 /// The windows held, in memory as in the store.
@@ -298,19 +398,11 @@ pub(crate) async fn create(
         created_by: body.created_by.trim().chars().take(MAX_NAME).collect(),
         created_us: now,
     };
-    let state = s.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let dirty = touched(&m, m.starts_us);
-        let id = state
-            .maintenance
-            .change(&state.rollups, MaintenanceChange::Put(&m), &dirty)?;
-        Ok::<_, StoreError>(Maintenance { id, ..m })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("maintenance task failed: {e}")))?
-    .map_err(internal)?;
+    let id = make(&s, Change::Schedule { window: m.clone() })
+        .await?
+        .ok_or_else(|| ApiError::Internal("the window was applied but is not held".into()))?;
+    let stored = Maintenance { id, ..m };
     tracing::info!(id = stored.id, name = %stored.name, checks = ?stored.checks, "maintenance scheduled");
-    s.live.set_maintenance(s.maintenance.not_over(now), now);
     Ok((StatusCode::CREATED, ApiJson(stored)))
 }
 
@@ -358,45 +450,19 @@ pub(crate) async fn cancel(
         )));
     }
     let now = chrono::Utc::now().timestamp_micros();
-    let state = s.clone();
-    let change = move || match m.status(now) {
-        MaintenanceStatus::Completed => Err(None),
-        MaintenanceStatus::Scheduled => state
-            .maintenance
-            .change(
-                &state.rollups,
-                MaintenanceChange::Delete(m.id),
-                &touched(&m, m.starts_us),
-            )
-            .map_err(Some),
-        MaintenanceStatus::InProgress => {
-            let ended = Maintenance {
-                ends_us: now,
-                ..m.clone()
-            };
-            state
-                .maintenance
-                .change(
-                    &state.rollups,
-                    MaintenanceChange::Put(&ended),
-                    &touched(&m, now),
-                )
-                .map_err(Some)
-        }
-    };
-    match tokio::task::spawn_blocking(change)
-        .await
-        .map_err(|e| ApiError::Internal(format!("maintenance task failed: {e}")))?
-    {
-        Ok(_) => {}
-        Err(None) => {
-            return Err(ApiError::Conflict(format!(
-                "maintenance window {n} is over; it stays in the history"
-            )));
-        }
-        Err(Some(e)) => return Err(internal(e)),
+    if m.status(now) == MaintenanceStatus::Completed {
+        return Err(ApiError::Conflict(format!(
+            "maintenance window {n} is over; it stays in the history"
+        )));
     }
+    make(
+        &s,
+        Change::Cancel {
+            window: m,
+            at_us: now,
+        },
+    )
+    .await?;
     tracing::info!(id = n, "maintenance cancelled");
-    s.live.set_maintenance(s.maintenance.not_over(now), now);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,6 +19,10 @@ use crate::AppState;
 const MAX_APPLY: usize = 512;
 /// The kind of message (the subject's second token) that carries results.
 pub const RESULTS: &str = "results";
+/// The kind that carries maintenance scheduled and cancelled through the API.
+pub const MAINTENANCE: &str = "maintenance";
+/// How long an answer waits for this replica to apply its own change.
+const OWN_APPLY: Duration = Duration::from_secs(10);
 
 /// How a collector joins the cluster.
 #[derive(Clone, Debug)]
@@ -125,6 +129,42 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// Publishes a change people made (`kind`, JSON) and answers once this replica has
+    /// applied it, so that the caller reads its own write.
+    pub(crate) async fn publish_change(
+        &self,
+        kind: &str,
+        change: &impl serde::Serialize,
+    ) -> Result<(), lookout_api::ApiError> {
+        use lookout_api::ApiError;
+        let payload =
+            serde_json::to_vec(change).map_err(|e| ApiError::Internal(format!("a change: {e}")))?;
+        let log = &self.settings.log;
+        let id = format!("{kind}-{:016x}", xxhash_rust::xxh3::xxh3_64(&payload));
+        let published = log
+            .publish_all(vec![Outgoing {
+                subject: log.subject(kind, "changes"),
+                id,
+                payload: Bytes::from(payload),
+            }])
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("the change was not taken: {e}")))?;
+        let position = published.first().map_or(0, |p| p.position);
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(OWN_APPLY, applied.wait_for(|p| *p >= position))
+            .await
+            .map_err(|_| {
+                ApiError::Unavailable(
+                    "the change is in the log but not yet applied here; every replica will apply it"
+                        .into(),
+                )
+            })?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(())
+    }
+}
+
 /// The batch as one message, as the agent sent it (checked, not encoded again), with an id
 /// that the same batch sent again repeats. Its subject carries the agent
 /// (`STREAM.results.AGENT`), not the check: an agent's batch spans all of its checks, and one
@@ -144,10 +184,14 @@ fn message(log: &Log, results: &[ProbeResult], body: Bytes) -> Outgoing {
 /// several messages a commit, from the position after the last applied; a lost connection
 /// or a failed commit starts reading again from there.
 pub(crate) async fn apply_loop(s: Arc<AppState>, replica: Arc<Replica>) {
-    let store = s.store().clone();
     loop {
         let position = *replica.applied.borrow();
-        let mut reader = match replica.settings.log.read_from(position + 1).await {
+        let mut reader = match replica
+            .settings
+            .log
+            .read_kinds_from(position + 1, &[RESULTS, MAINTENANCE])
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the log; retrying");
@@ -168,73 +212,143 @@ pub(crate) async fn apply_loop(s: Arc<AppState>, replica: Arc<Replica>) {
                 .into_iter()
                 .filter(|e| e.position > applied)
                 .collect();
-            let Some(last) = entries.last() else {
-                continue;
-            };
-            let (last_position, behind, published) =
-                (last.position, last.behind, last.published_us);
-            let mut batches = Vec::with_capacity(entries.len());
-            for e in &entries {
-                match decode(&replica.settings.log, &e.subject, &e.payload) {
-                    Ok(b) => batches.push(b),
-                    Err(why) => {
-                        // Counted and named, never silently skipped; it cannot block the rest.
-                        s.metrics.undecodable.inc();
-                        tracing::error!(position = e.position, subject = %e.subject, error = %why, "a log message this replica cannot apply; skipped");
+            // Results are applied several messages a commit; a maintenance change between
+            // them is applied in its place in the log's order.
+            let mut results = Vec::with_capacity(entries.len());
+            let mut failed = false;
+            for e in entries {
+                match kind_of(&replica.settings.log, &e.subject) {
+                    Some(MAINTENANCE) => {
+                        if !apply_results(&s, &replica, std::mem::take(&mut results)).await
+                            || !apply_maintenance(&s, &replica, &e).await
+                        {
+                            failed = true;
+                            break;
+                        }
                     }
+                    _ => results.push(e),
                 }
             }
-            let st = store.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&[ProbeResult]> =
-                    batches.iter().map(|b| b.results.as_slice()).collect();
-                let inserted = st.insert_applied(&refs, last_position);
-                (batches, inserted)
-            })
-            .await;
-            match outcome {
-                Ok((batches, Ok(inserted))) => {
-                    let now = chrono::Utc::now().timestamp_micros();
-                    for (b, new) in batches.iter().zip(&inserted) {
-                        crate::stored::after_stored(&s, &b.results, new, now);
-                    }
-                    replica.behind.store(behind, Ordering::Relaxed);
-                    replica
-                        .last_published_us
-                        .store(published, Ordering::Relaxed);
-                    if last_position >= replica.start_target
-                        && !replica.caught_up.swap(true, Ordering::Relaxed)
-                    {
-                        tracing::info!(
-                            position = last_position,
-                            "caught up with the log; serving reads"
-                        );
-                    }
-                    s.metrics.log_applied.set(last_position as i64);
-                    s.metrics.log_behind.set(behind as i64);
-                    replica.applied.send_replace(last_position);
-                }
-                Ok((_, Err(e))) => {
-                    tracing::error!(error = %e, position = last_position, "cannot apply the log; trying again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "applying the log panicked; trying again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    break;
-                }
+            if failed || !apply_results(&s, &replica, results).await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
             }
         }
     }
 }
 
-fn decode(log: &Log, subject: &str, payload: &[u8]) -> Result<ResultBatch, String> {
-    let kind = subject
+/// Applies a run of result messages in one commit with the last one's position; false when
+/// the store refused it (the caller reads again from the last position applied).
+async fn apply_results(
+    s: &Arc<AppState>,
+    replica: &Arc<Replica>,
+    entries: Vec<lookout_cluster::Entry>,
+) -> bool {
+    let Some(last) = entries.last() else {
+        return true;
+    };
+    let (last_position, behind, published) = (last.position, last.behind, last.published_us);
+    let mut batches = Vec::with_capacity(entries.len());
+    for e in &entries {
+        match decode(&replica.settings.log, &e.subject, &e.payload) {
+            Ok(b) => batches.push(b),
+            Err(why) => {
+                // Counted and named, never silently skipped; it cannot block the rest.
+                s.metrics.undecodable.inc();
+                tracing::error!(position = e.position, subject = %e.subject, error = %why, "a log message this replica cannot apply; skipped");
+            }
+        }
+    }
+    let st = s.store().clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[ProbeResult]> = batches.iter().map(|b| b.results.as_slice()).collect();
+        let inserted = st.insert_applied(&refs, last_position);
+        (batches, inserted)
+    })
+    .await;
+    match outcome {
+        Ok((batches, Ok(inserted))) => {
+            let now = chrono::Utc::now().timestamp_micros();
+            for (b, new) in batches.iter().zip(&inserted) {
+                crate::stored::after_stored(s, &b.results, new, now);
+            }
+            applied(s, replica, last_position, behind, published);
+            true
+        }
+        Ok((_, Err(e))) => {
+            tracing::error!(error = %e, position = last_position, "cannot apply the log; trying again");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "applying the log panicked; trying again");
+            false
+        }
+    }
+}
+
+/// Applies a maintenance change, then records its position (a change applied twice, after a
+/// crash between the two, changes nothing the second time).
+async fn apply_maintenance(
+    s: &Arc<AppState>,
+    replica: &Arc<Replica>,
+    entry: &lookout_cluster::Entry,
+) -> bool {
+    let change = match serde_json::from_slice::<crate::maintenance::Change>(&entry.payload) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            s.metrics.undecodable.inc();
+            tracing::error!(position = entry.position, subject = %entry.subject, error = %e, "a maintenance change this replica cannot read; skipped");
+            None
+        }
+    };
+    let (state, position) = (s.clone(), entry.position);
+    let outcome = tokio::task::spawn_blocking(move || {
+        if let Some(change) = &change {
+            crate::maintenance::apply(&state, change)?;
+        }
+        state.store().insert_applied(&[], position)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => {
+            applied(s, replica, position, entry.behind, entry.published_us);
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, position, "cannot apply a maintenance change; trying again");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "applying a maintenance change panicked; trying again");
+            false
+        }
+    }
+}
+
+/// Records that the log is applied up to `position`.
+fn applied(s: &AppState, replica: &Replica, position: u64, behind: u64, published_us: i64) {
+    replica.behind.store(behind, Ordering::Relaxed);
+    replica
+        .last_published_us
+        .store(published_us, Ordering::Relaxed);
+    if position >= replica.start_target && !replica.caught_up.swap(true, Ordering::Relaxed) {
+        tracing::info!(position, "caught up with the log; serving reads");
+    }
+    s.metrics.log_applied.set(position as i64);
+    s.metrics.log_behind.set(behind as i64);
+    replica.applied.send_replace(position);
+}
+
+/// The kind of message a subject carries (`STREAM.kind.key`).
+fn kind_of<'a>(log: &Log, subject: &'a str) -> Option<&'a str> {
+    subject
         .strip_prefix(log.stream())
         .and_then(|rest| rest.strip_prefix('.'))
-        .and_then(|rest| rest.split('.').next());
-    match kind {
+        .and_then(|rest| rest.split('.').next())
+}
+
+fn decode(log: &Log, subject: &str, payload: &[u8]) -> Result<ResultBatch, String> {
+    match kind_of(log, subject) {
         Some(RESULTS) => serde_json::from_slice(payload).map_err(|e| format!("not a batch: {e}")),
         _ => Err("not a kind of message this version knows".into()),
     }

@@ -1220,3 +1220,113 @@ async fn status_page_replicas_make_the_same_incidents_and_share_peoples_updates(
         "both replicas show the same incidents, ids and updates alike"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_scheduled_and_cancelled_through_one_replica_holds_on_every_replica() {
+    let mut shape = Shape::start(2).await;
+    shape.start_agents();
+    holds(&shape, 0, 12).await;
+    let from = now_us();
+    let starts = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let ends = starts + chrono::Duration::hours(1);
+    let made = shape
+        .http
+        .post(format!("{}/api/v1/maintenance", shape.url(1)))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({
+            "name": "Media service upgrade",
+            "checks": ["play"],
+            "starts": starts.to_rfc3339(),
+            "ends": ends.to_rfc3339(),
+            "created_by": "ops-alice",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    let made: Value = made.json().await.unwrap();
+    wait_until(
+        "the other replica holds the window",
+        Duration::from_secs(10),
+        || async {
+            windows(&shape, 0)
+                .await
+                .iter()
+                .any(|w| w["name"] == "Media service upgrade")
+        },
+    )
+    .await;
+    // During the window the check fails: maintenance, not downtime, on both replicas.
+    shape.target.fail(true);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    shape.target.fail(false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Cancelled through the other replica: it ends now, on both.
+    let id = windows(&shape, 0)
+        .await
+        .iter()
+        .find(|w| w["name"] == "Media service upgrade")
+        .and_then(|w| w["id"].as_i64())
+        .unwrap();
+    let cancelled = shape
+        .http
+        .delete(format!("{}/api/v1/maintenance/{id}", shape.url(0)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.status(),
+        204,
+        "{}",
+        cancelled.text().await.unwrap()
+    );
+    let planned_end = made["ends_us"].as_i64().unwrap();
+    for i in 0..2 {
+        let shape = &shape;
+        wait_until(
+            &format!("replica {i} ends the window"),
+            Duration::from_secs(10),
+            || async move {
+                windows(shape, i).await.iter().any(|w| {
+                    w["name"] == "Media service upgrade"
+                        && w["ends_us"].as_i64().unwrap_or(i64::MAX) < planned_end
+                })
+            },
+        )
+        .await;
+    }
+    shape.stop_agents().await;
+    shape.agree(&[0, 1]).await;
+    let to = now_us();
+    let strip = |mut ws: Vec<Value>| {
+        // Each store numbers its windows itself; the window is the same.
+        for w in &mut ws {
+            w.as_object_mut().unwrap().remove("id");
+        }
+        ws
+    };
+    assert_eq!(
+        strip(windows(&shape, 0).await),
+        strip(windows(&shape, 1).await)
+    );
+    let (a, b) = (
+        shape.figures(0, from, to).await,
+        shape.figures(1, from, to).await,
+    );
+    assert_eq!(a, b, "both replicas count the same maintenance");
+    let maintenance = a["play"]["maintenance_seconds"].as_f64();
+    assert!(
+        maintenance.is_some_and(|s| s > 3.0),
+        "the window's time is maintenance: {}",
+        a["play"]
+    );
+}
+
+/// Replica `i`'s maintenance windows.
+async fn windows(shape: &Shape, i: usize) -> Vec<Value> {
+    let r = shape.get(i, "/api/v1/maintenance").await;
+    let body: Value = r.json().await.unwrap();
+    body["maintenance"].as_array().cloned().unwrap_or_default()
+}
