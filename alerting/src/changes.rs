@@ -1,5 +1,6 @@
-//! What people change through the API (acknowledgements, silences made and expired), applied
-//! the same way on every alerter replica. Alone, a change is applied at once. On a replica it
+//! What people change through the API (acknowledgements, silences made and expired, checks
+//! and subscriptions made, changed and removed), applied the same way on every alerter
+//! replica. Alone, a change is applied at once. On a replica it
 //! is published to the replicated log (`STREAM.alerting.changes`), and every replica, the one
 //! that answered included, applies it as it reads the log; the answer waits for this replica's
 //! own apply, so it reads its write. Applying is idempotent (an ack sets the same fields, a
@@ -15,8 +16,10 @@ use lookout_cluster::{Log, Outgoing};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::check::Origin;
 use crate::engine::Shared;
 use crate::problem::{Ack, Problem, Silence};
+use crate::subscription::Subscription;
 
 /// The kind of message (the subject's second token) of the alerter's changes.
 const KIND: &str = "alerting";
@@ -26,9 +29,29 @@ const OWN_APPLY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
-    Ack { problem_id: String, ack: Ack },
-    Silence { silence: Silence },
-    Unsilence { id: String },
+    Ack {
+        problem_id: String,
+        ack: Ack,
+    },
+    Silence {
+        silence: Silence,
+    },
+    Unsilence {
+        id: String,
+    },
+    /// A check made or changed through the API (validated by the replica that took it).
+    PutCheck {
+        spec: crate::spec::CheckSpec,
+    },
+    DeleteCheck {
+        id: String,
+    },
+    Subscribe {
+        subscription: Subscription,
+    },
+    Unsubscribe {
+        id: String,
+    },
 }
 
 /// The log the changes go through, and how far this replica has applied it.
@@ -113,6 +136,52 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
                 .await
                 .map_err(internal)?;
             e.silences.retain(|s| &s.id != id);
+        }
+        Change::PutCheck { spec } => {
+            let check = spec
+                .to_check(Origin::Api)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let mut e = shared.engine.lock().await;
+            shared
+                .store
+                .put_api_check(check.id.clone(), spec)
+                .await
+                .map_err(internal)?;
+            e.api_specs.insert(check.id.clone(), spec.clone());
+            e.add_check(check);
+        }
+        Change::DeleteCheck { id } => {
+            let mut e = shared.engine.lock().await;
+            shared
+                .store
+                .delete_api_check(id.clone())
+                .await
+                .map_err(internal)?;
+            e.api_specs.remove(id);
+            if e.checks.get(id).is_some_and(|c| c.origin == Origin::Api) {
+                e.remove_check(id);
+            }
+        }
+        Change::Subscribe { subscription } => {
+            let mut e = shared.engine.lock().await;
+            shared
+                .store
+                .put_api_subscription(subscription)
+                .await
+                .map_err(internal)?;
+            e.subscriptions.retain(|s| s.id != subscription.id);
+            e.subscriptions.push(subscription.clone());
+        }
+        Change::Unsubscribe { id } => {
+            let mut e = shared.engine.lock().await;
+            if shared
+                .store
+                .delete_api_subscription(id.clone())
+                .await
+                .map_err(internal)?
+            {
+                e.subscriptions.retain(|s| &s.id != id);
+            }
         }
     }
     shared.wake.notify_one();

@@ -394,6 +394,18 @@ impl Store {
         .await
     }
 
+    /// Whether subscription `id` was made through the API (and so can be removed through it).
+    pub async fn is_api_subscription(&self, id: String) -> Result<bool, StoreError> {
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM api_subscriptions WHERE id = ?1",
+                [&id],
+                |r| r.get::<_, i64>(0),
+            )? > 0)
+        })
+        .await
+    }
+
     pub async fn delete_api_subscription(&self, id: String) -> Result<bool, StoreError> {
         self.run(move |c| Ok(c.execute("DELETE FROM api_subscriptions WHERE id = ?1", [&id])? > 0))
             .await

@@ -870,6 +870,81 @@ async fn two_alerter_replicas_send_one_trigger_and_one_resolve_per_problem() {
         },
     )
     .await;
+    // A check and a subscription made through one replica are on the other; so are their
+    // removals.
+    let made = shape
+        .alerter_api(0, reqwest::Method::POST, "/api/checks")
+        .json(
+            &serde_json::json!({"id": "play-p95", "name": "Playback p95",
+            "target": "latency(play, p95, 5m)", "warn": 0.5, "error": 0.8, "interval": "1s"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    wait_until(
+        "the other replica has the check",
+        Duration::from_secs(10),
+        || shape.alerter_body(1, "/api/checks/play-p95", "Playback p95"),
+    )
+    .await;
+    let subscribed = shape
+        .alerter_api(
+            1,
+            reqwest::Method::POST,
+            "/api/checks/play-p95/subscriptions",
+        )
+        .json(&serde_json::json!({"id": "play-p95-hook", "notifier": "hook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        subscribed.status(),
+        201,
+        "{}",
+        subscribed.text().await.unwrap()
+    );
+    wait_until(
+        "the other replica has the subscription",
+        Duration::from_secs(10),
+        || shape.alerter_body(0, "/api/checks/play-p95/subscriptions", "play-p95-hook"),
+    )
+    .await;
+    let removed = shape
+        .alerter_api(
+            0,
+            reqwest::Method::DELETE,
+            "/api/checks/play-p95/subscriptions/play-p95-hook",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    wait_until(
+        "the other replica drops the subscription",
+        Duration::from_secs(10),
+        || {
+            let has = shape.alerter_body(1, "/api/checks/play-p95/subscriptions", "play-p95-hook");
+            async move { !has.await }
+        },
+    )
+    .await;
+    let removed = shape
+        .alerter_api(1, reqwest::Method::DELETE, "/api/checks/play-p95")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    wait_until(
+        "the other replica drops the check",
+        Duration::from_secs(10),
+        || {
+            let has = shape.alerter_body(0, "/api/checks", "play-p95");
+            async move { !has.await }
+        },
+    )
+    .await;
+
     let sent: usize = shape
         .alerters
         .iter()

@@ -6,6 +6,7 @@ use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 
 use super::{S, internal};
+use crate::changes::Change;
 use crate::check::{Check, Origin};
 use crate::engine::Shared;
 use crate::notify::Level;
@@ -148,7 +149,7 @@ pub(super) async fn create_check(
     ApiJson(spec): ApiJson<CheckSpec>,
 ) -> ApiResult<(StatusCode, ApiJson<CheckView>)> {
     let c = spec.to_check(Origin::Api).map_err(bad_spec)?;
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     if e.checks.contains_key(&c.id) {
         return Err(ApiError::Conflict(format!(
             "a check with id {:?} exists; PUT /api/checks/{} changes it",
@@ -156,17 +157,12 @@ pub(super) async fn create_check(
         )));
     }
     check_dependencies(&e, &c)?;
+    drop(e);
     let mut stored = spec.clone();
     stored.id = Some(c.id.clone());
-    s.store
-        .put_api_check(c.id.clone(), &stored)
-        .await
-        .map_err(internal)?;
-    e.api_specs.insert(c.id.clone(), stored);
-    e.add_check(c.clone());
-    let v = view(&c, &e);
-    drop(e);
-    s.wake.notify_one();
+    crate::changes::make(&s, Change::PutCheck { spec: stored }).await?;
+    let e = s.engine.lock().await;
+    let v = view(e.checks.get(&c.id).unwrap_or(&c), &e);
     Ok((StatusCode::CREATED, ApiJson(v)))
 }
 
@@ -175,7 +171,7 @@ pub(super) async fn update_check(
     ApiPath(id): ApiPath<String>,
     ApiJson(mut spec): ApiJson<CheckSpec>,
 ) -> ApiResult<ApiJson<CheckView>> {
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     let existing = e.checks.get(&id).ok_or_else(|| no_check(&id))?;
     if existing.origin != Origin::Api {
         return Err(ApiError::Conflict(format!(
@@ -196,15 +192,10 @@ pub(super) async fn update_check(
     spec.id = Some(id.clone());
     let c = spec.to_check(Origin::Api).map_err(bad_spec)?;
     check_dependencies(&e, &c)?;
-    s.store
-        .put_api_check(id.clone(), &spec)
-        .await
-        .map_err(internal)?;
-    e.api_specs.insert(id.clone(), spec);
-    e.add_check(c.clone());
-    let v = view(&c, &e);
     drop(e);
-    s.wake.notify_one();
+    crate::changes::make(&s, Change::PutCheck { spec }).await?;
+    let e = s.engine.lock().await;
+    let v = view(e.checks.get(&c.id).unwrap_or(&c), &e);
     Ok(ApiJson(v))
 }
 
@@ -212,19 +203,15 @@ pub(super) async fn delete_check(
     State(s): S,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     let existing = e.checks.get(&id).ok_or_else(|| no_check(&id))?;
     if existing.origin != Origin::Api {
         return Err(ApiError::Conflict(format!(
             "check {id:?} is not one made through the API; remove it from where it is defined"
         )));
     }
-    s.store
-        .delete_api_check(id.clone())
-        .await
-        .map_err(internal)?;
-    e.api_specs.remove(&id);
-    e.remove_check(&id);
+    drop(e);
+    crate::changes::make(&s, Change::DeleteCheck { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

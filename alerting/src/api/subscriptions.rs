@@ -70,7 +70,7 @@ pub(super) async fn create_subscription(
     ApiPath(id): ApiPath<String>,
     ApiJson(spec): ApiJson<SubscriptionSpec>,
 ) -> ApiResult<(StatusCode, ApiJson<Subscription>)> {
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     if !e.checks.contains_key(&id) {
         return Err(no_check(&id));
     }
@@ -91,8 +91,14 @@ pub(super) async fn create_subscription(
         )));
     }
     let sub = subscription(&s.notifiers, &id, spec, sub_id).map_err(ApiError::BadRequest)?;
-    s.store.put_api_subscription(&sub).await.map_err(internal)?;
-    e.subscriptions.push(sub.clone());
+    drop(e);
+    crate::changes::make(
+        &s,
+        crate::changes::Change::Subscribe {
+            subscription: sub.clone(),
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, ApiJson(sub)))
 }
 
@@ -100,7 +106,7 @@ pub(super) async fn delete_subscription(
     State(s): S,
     ApiPath((id, sub)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let mut e = s.engine.lock().await;
+    let e = s.engine.lock().await;
     if !e
         .subscriptions
         .iter()
@@ -112,7 +118,7 @@ pub(super) async fn delete_subscription(
     }
     if !s
         .store
-        .delete_api_subscription(sub.clone())
+        .is_api_subscription(sub.clone())
         .await
         .map_err(internal)?
     {
@@ -120,7 +126,8 @@ pub(super) async fn delete_subscription(
             "subscription {sub:?} comes from the config; change it there"
         )));
     }
-    e.subscriptions.retain(|x| x.id != sub);
+    drop(e);
+    crate::changes::make(&s, crate::changes::Change::Unsubscribe { id: sub }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
