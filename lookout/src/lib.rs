@@ -3,6 +3,7 @@
 //! (`lookout-bench`) start the suite through the same code.
 #![forbid(unsafe_code)]
 
+pub mod cluster_up;
 pub mod config;
 pub mod launcher;
 pub mod logging;

@@ -30,6 +30,11 @@ enum Command {
     Up {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// The clustered shape instead (docs/ha.md): three NATS nodes, and replicas of the
+        /// collector, the alerter and the status page, each its own process to kill and start
+        /// again. Needs nats-server on the PATH.
+        #[arg(long)]
+        cluster: bool,
     },
     /// Validate a config file: every error, with file, line and column.
     CheckConfig { file: PathBuf },
@@ -71,14 +76,16 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(anyhow::Error::new(e)),
         },
-        Command::Up { config } => {
-            load(config.as_ref())
-                .map_err(anyhow::Error::new)
-                .and_then(|cfg| {
-                    logging::init(cfg.log.format, &cfg.log.level);
+        Command::Up { config, cluster } => load(config.as_ref())
+            .map_err(anyhow::Error::new)
+            .and_then(|cfg| {
+                logging::init(cfg.log.format, &cfg.log.level);
+                if cluster {
+                    runtime()?.block_on(lookout::cluster_up::up(cfg, config))
+                } else {
                     runtime()?.block_on(supervisor::up(cfg, config))
-                })
-        }
+                }
+            }),
         Command::Service(args) => {
             let (format, level) = logging::from_env();
             logging::init(format, &level);

@@ -28,6 +28,10 @@ pub struct ProbeArgs {
     /// behind NAT); the collector lists it at /api/v1/targets for Prometheus's discovery.
     #[arg(long, value_name = "URL")]
     metrics_url: Option<url::Url>,
+    /// The platform's gateway, as `{{gateway}}` in the checks' URLs (overriding a `gateway`
+    /// variable of the config).
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -111,8 +115,13 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
     let agent_id = args
         .agent_id
         .unwrap_or_else(|| format!("{}-{}", args.region, hostname()));
-    let mut settings =
-        monitor::agent_settings(&config, &args.region, &agent_id, &args.collector, None)?;
+    let mut settings = monitor::agent_settings(
+        &config,
+        &args.region,
+        &agent_id,
+        &args.collector,
+        args.gateway,
+    )?;
     settings.metrics_url = args.metrics_url;
     let agent = monitor::start_agent(settings, args.listen).await?;
     println!(

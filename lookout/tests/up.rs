@@ -27,11 +27,18 @@ fn config(gateway: &str, extra: &str) -> String {
 }
 
 fn start(config_text: &str) -> Result<Up, (Option<i32>, String)> {
+    start_with(config_text, &[])
+}
+
+/// `lookout up` with `args`, once it says it runs; each part it lists by name, as (URL, admin
+/// URL) or, for the clustered shape's processes, (URL, pid).
+fn start_with(config_text: &str, args: &[&str]) -> Result<Up, (Option<i32>, String)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lookout.yaml");
     std::fs::write(&path, config_text).unwrap();
     let mut child = Command::new(LOOKOUT)
         .arg("up")
+        .args(args)
         .arg("--config")
         .arg(&path)
         .env("RUST_LOG", "warn")
@@ -54,8 +61,11 @@ fn start(config_text: &str) -> Result<Up, (Option<i32>, String)> {
             Ok(line) if line.starts_with("Press Ctrl-C") => break,
             Ok(line) => {
                 let parts: Vec<&str> = line.split_whitespace().collect();
-                if let [name, url, "admin", admin] = parts[..] {
-                    components.insert(name.to_owned(), (url.to_owned(), admin.to_owned()));
+                match parts[..] {
+                    [name, url, "admin", admin] | [name, url, "pid", admin, "log", _] => {
+                        components.insert(name.to_owned(), (url.to_owned(), admin.to_owned()));
+                    }
+                    _ => {}
                 }
             }
             Err(_) => {
@@ -436,4 +446,106 @@ fn chrono_now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_cluster_runs_the_replicated_shape_and_a_killed_collector_replica_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "data_dir: {}\ncollector:\n  listen: 127.0.0.1:0\n  token: e2e-token\nvariables:\n  gateway: http://unused\nprobes:\n  flush_interval: 200ms\nchecks:\n  - name: search\n    cron: \"* * * * * *\"\n    timeout: 800ms\n    steps:\n      - url: \"{{{{gateway}}}}/1.x/search?q=the\"\n        headers: {{ X-Api-Key: e2e-key }}\n",
+        dir.path().join("data").display()
+    );
+    let text = config("127.0.0.1:0", "").replace("platform:\n", &format!("{extra}platform:\n"));
+    let mut up = start_with(&text, &["--cluster"]).unwrap_or_else(|e| panic!("{e:?}"));
+    for name in [
+        "nats-0",
+        "nats-1",
+        "nats-2",
+        "collector-0",
+        "collector-1",
+        "collector-2",
+        "probe-eu-west",
+        "probe-us-east",
+        "probe-ap-south",
+    ] {
+        assert!(
+            up.components.contains_key(name),
+            "{name} in {:?}",
+            up.components.keys()
+        );
+    }
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let results = |collector: &str| {
+        let (http, url) = (
+            http.clone(),
+            format!(
+                "{}/api/v1/results?check=search&limit=100000",
+                up.url(collector)
+            ),
+        );
+        async move {
+            let Ok(r) = http.get(url).bearer_auth("e2e-token").send().await else {
+                return Vec::new();
+            };
+            let body: Value = r.json().await.unwrap_or_default();
+            body["results"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let regions = |results: &[Value]| {
+        results
+            .iter()
+            .filter(|r| r["outcome"]["status"] == "ok")
+            .filter_map(|r| r["region"].as_str().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    lookout_testkit::wait_until(
+        "every region's results on every replica",
+        Duration::from_secs(60),
+        || async {
+            let mut all = true;
+            for c in ["collector-0", "collector-1", "collector-2"] {
+                all &= regions(&results(c).await) == 3;
+            }
+            all
+        },
+    )
+    .await;
+    // SIGKILL a collector replica: the agents fail over, the others go on taking everything.
+    let pid = up.components["collector-1"].1.clone();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = results("collector-0").await.len();
+    lookout_testkit::wait_until(
+        "both live replicas take new results from every region",
+        Duration::from_secs(30),
+        || async {
+            let (a, b) = (results("collector-0").await, results("collector-2").await);
+            let new: Vec<Value> = a.iter().skip(before).cloned().collect();
+            regions(&new) == 3 && b.len() >= before + 6
+        },
+    )
+    .await;
+    let addrs: Vec<SocketAddr> = up
+        .components
+        .iter()
+        .filter(|(name, _)| name.starts_with("collector") || name.starts_with("nats"))
+        .filter_map(|(_, (url, _))| {
+            url.trim_start_matches("http://")
+                .trim_start_matches("nats://")
+                .parse()
+                .ok()
+        })
+        .collect();
+    up.signal("-TERM");
+    assert_eq!(up.wait(Duration::from_secs(60)), Some(0));
+    assert!(
+        all_refused(&addrs, Duration::from_secs(5)),
+        "every part of the shape stopped with it"
+    );
 }
