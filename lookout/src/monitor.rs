@@ -129,7 +129,9 @@ pub async fn cluster_log(config: &Config, name: &str) -> anyhow::Result<lookout_
     )
 }
 
-pub async fn alerter_replica(
+/// The replicated log and the claims bucket, for a replica that sends things (pages, reports)
+/// only when it holds their claim.
+pub async fn claiming_replica(
     config: &Config,
     name: &str,
 ) -> anyhow::Result<(lookout_cluster::Log, lookout_cluster::Claims)> {

@@ -171,7 +171,7 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
     if config.cluster.is_some() {
         let listen = args.listen.unwrap_or(alerting.listen);
         let name = format!("lookout-alerting@{listen}");
-        let (log, claims) = monitor::alerter_replica(&config, &name).await?;
+        let (log, claims) = monitor::claiming_replica(&config, &name).await?;
         settings.claims = Some(claims);
         settings.changes = Some(log);
     }
@@ -204,7 +204,9 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
     let listen = args.listen.unwrap_or(sp.listen);
     if config.cluster.is_some() {
         let name = format!("lookout-status-page@{listen}");
-        settings.changes = Some(monitor::cluster_log(&config, &name).await?);
+        let (log, claims) = monitor::claiming_replica(&config, &name).await?;
+        settings.changes = Some(log);
+        settings.claims = Some(claims);
     }
     let page = monitor::start_status_page(settings, listen).await?;
     println!("status page {} -> {}", page.url(), args.collector);

@@ -133,6 +133,18 @@ impl Gate {
 }
 
 fn config(dir: &Path, nats: &[String], target: u16, hook: u16, hooks: u16) -> PathBuf {
+    config_with(dir, nats, target, hook, hooks, "")
+}
+
+/// The shape's config, with `reports` (a `status_page.reports:` section's lines) added.
+fn config_with(
+    dir: &Path,
+    nats: &[String],
+    target: u16,
+    hook: u16,
+    hooks: u16,
+    reports: &str,
+) -> PathBuf {
     let urls = nats.join(", ");
     let mut checks = String::new();
     for c in CHECKS {
@@ -144,6 +156,7 @@ fn config(dir: &Path, nats: &[String], target: u16, hook: u16, hooks: u16) -> Pa
         "alerting:\n  enabled: false\n  token: alert-token\n  confirm_after: 2s\n  recheck_every: 1s\n  notifiers:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{hook}/hook\", timeout: 20s }}\n    pd: {{ type: pagerduty, routing_key: rk, url: \"http://127.0.0.1:{hooks}/pd\" }}\n  subscribe:\n    - {{ notifier: hook }}\n    - {{ notifier: pd }}\n"
     );
     let status_page = "status_page:\n  admin_token: page-token\n  refresh_every: 1s\n  regions: { eu: Europe, us: North America, ap: Asia Pacific }\n  groups:\n    - name: Music\n      components:\n        - { name: Playback, check: play }\n        - { name: Search, check: search }\n";
+    let status_page = format!("{status_page}{reports}");
     let text = format!(
         "{alerting}{status_page}data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\ncluster:\n  nats: [{urls}]\n  publish_timeout: 2s\n  claim_timeout: {CLAIM_TIMEOUT_S}s\nprobes:\n  regions: [{}]\n  flush_interval: 200ms\nchecks:\n{checks}",
         dir.join("data").display(),
@@ -177,12 +190,24 @@ struct Shape {
 
 impl Shape {
     async fn start(replicas: usize) -> Shape {
+        Shape::start_with(replicas, "").await
+    }
+
+    /// [`Shape::start`] with a `status_page.reports:` section.
+    async fn start_with(replicas: usize, reports: &str) -> Shape {
         let nats = NatsCluster::start().await;
         let dir = tempfile::tempdir().unwrap();
         let target = Target::start().await;
         let (hooks_port, hooks) = receivers().await;
         let (gate_port, gate) = Gate::start(hooks_port).await;
-        let config = config(dir.path(), &nats.urls(), target.port, gate_port, hooks_port);
+        let config = config_with(
+            dir.path(),
+            &nats.urls(),
+            target.port,
+            gate_port,
+            hooks_port,
+            reports,
+        );
         let mut shape = Shape {
             nats,
             config,
@@ -284,7 +309,7 @@ impl Shape {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--store")
             .arg(self.dir.path().join(format!("status-page-{i}.db")))
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "info");
         self.pages.push(Guard::spawn(
             &format!("status-page-{i}"),
             command,
@@ -1404,4 +1429,76 @@ async fn windows(shape: &Shape, i: usize) -> Vec<Value> {
     let r = shape.get(i, "/api/v1/maintenance").await;
     let body: Value = r.json().await.unwrap();
     body["maintenance"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_status_page_replicas_mail_each_scheduled_report_once() {
+    let smtp = lookout_testkit::peers::Smtp::start().await;
+    let reports = format!(
+        "  reports:\n    schedule: \"*/3 * * * * *\"\n    email: {{ host: 127.0.0.1, port: {}, tls: none, from: status@example.com, to: [partner@example.com] }}\n",
+        smtp.port
+    );
+    let mut shape = Shape::start_with(1, &reports).await;
+    shape.start_status_page(0);
+    shape.start_status_page(0);
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let sent: Vec<String> = shape
+        .pages
+        .iter()
+        .flat_map(|p| {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("SLA report sent") && !l.contains("another replica"))
+                .filter_map(|l| {
+                    plain(l)
+                        .split(" at=")
+                        .nth(1)
+                        .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let times: std::collections::BTreeSet<&String> = sent.iter().collect();
+    assert!(
+        times.len() >= 3,
+        "reports were due every 3 s: {sent:?}\n{}\n{}",
+        shape.pages[0].log(),
+        shape.pages[1].log()
+    );
+    assert_eq!(
+        times.len(),
+        sent.len(),
+        "each scheduled report mailed by one replica: {sent:?}"
+    );
+    assert!(
+        shape
+            .pages
+            .iter()
+            .any(|p| p.log().contains("SLA report sent by another replica")),
+        "both replicas were due to send them"
+    );
+    assert_eq!(
+        smtp.messages().len(),
+        sent.len(),
+        "the relay got each once: {}",
+        smtp.log()
+    );
+}
+
+/// A log line without its colours.
+fn plain(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

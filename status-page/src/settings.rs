@@ -60,6 +60,8 @@ pub struct StatusPageSettings {
     /// `Some` on one status page replica of several: incidents are made from the replicated
     /// log, so that every replica shows the same (docs/ha.md).
     pub changes: Option<lookout_cluster::Log>,
+    /// `Some` on a replica: a scheduled report is mailed by the replica that claims it, once.
+    pub claims: Option<lookout_cluster::Claims>,
 }
 
 impl StatusPageSettings {
@@ -78,6 +80,7 @@ impl StatusPageSettings {
             history_page_size: 20,
             latency_window: Duration::from_secs(15 * 60),
             changes: None,
+            claims: None,
         }
     }
 

@@ -152,6 +152,9 @@ fn plain(r: &Report, link: &str) -> String {
     out
 }
 
+/// How often a replica looks again at a report another replica has claimed.
+const HELD_POLL: Duration = Duration::from_secs(1);
+
 /// Sends last month's report at each time of the schedule.
 pub async fn schedule(shared: Arc<Shared>) {
     let Some(reports) = &shared.settings.reports else {
@@ -165,16 +168,58 @@ pub async fn schedule(shared: Arc<Shared>) {
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
         let month = previous_month(next.timestamp_micros());
+        // On replicas, each scheduled send is claimed: one replica mails it.
+        let key = lookout_cluster::claim_key(&["report", &month, &next.timestamp().to_string()]);
+        let at = next.timestamp();
         let mut delay = Duration::from_secs(60);
         // A relay that is away is tried again for a while; the month is not skipped silently.
-        for _ in 0..6 {
+        let mut attempts = 0;
+        while attempts < 6 {
+            let claim = match &shared.settings.claims {
+                None => None,
+                Some(claims) => match claims.claim(&key, crate::refresh::now_us()).await {
+                    Ok(lookout_cluster::Claim::Won(revision)) => Some((claims, revision)),
+                    Ok(lookout_cluster::Claim::Done) => {
+                        tracing::info!(
+                            month,
+                            at,
+                            "status page: SLA report sent by another replica"
+                        );
+                        break;
+                    }
+                    // Another replica is sending it: look again soon, to see it done or,
+                    // should that replica die, to take the claim over once it lapses.
+                    Ok(lookout_cluster::Claim::Held) => {
+                        tokio::time::sleep(HELD_POLL).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, month, "status page: cannot claim the SLA report; trying again");
+                        attempts += 1;
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                },
+            };
             match send(&shared, &month).await {
                 Ok(n) => {
-                    tracing::info!(month, recipients = n, "status page: SLA report sent");
+                    tracing::info!(month, at, recipients = n, "status page: SLA report sent");
+                    if let Some((claims, revision)) = claim
+                        && !claims.done(&key, revision).await.unwrap_or(false)
+                    {
+                        tracing::warn!(
+                            month,
+                            "status page: SLA report sent, but its claim was taken over meanwhile; it may be mailed twice"
+                        );
+                    }
                     break;
                 }
                 Err(e) => {
+                    if let Some((claims, revision)) = claim {
+                        let _ = claims.release(&key, revision).await;
+                    }
                     tracing::error!(error = %e, month, "status page: SLA report not sent; trying again");
+                    attempts += 1;
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
