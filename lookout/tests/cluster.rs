@@ -132,12 +132,8 @@ impl Gate {
     }
 }
 
-fn config(dir: &Path, nats: &[String], target: u16, hook: u16, hooks: u16) -> PathBuf {
-    config_with(dir, nats, target, hook, hooks, "")
-}
-
 /// The shape's config, with `reports` (a `status_page.reports:` section's lines) added.
-fn config_with(
+fn config(
     dir: &Path,
     nats: &[String],
     target: u16,
@@ -200,7 +196,7 @@ impl Shape {
         let target = Target::start().await;
         let (hooks_port, hooks) = receivers().await;
         let (gate_port, gate) = Gate::start(hooks_port).await;
-        let config = config_with(
+        let config = config(
             dir.path(),
             &nats.urls(),
             target.port,
