@@ -8,7 +8,7 @@ pub mod config;
 mod log;
 
 pub use claims::{Claim, Claims, claim_key};
-pub use config::{ClusterConfig, WhenBehind};
+pub use config::{ClusterConfig, TlsFiles, WhenBehind};
 pub use log::{
     ClusterError, Entry, Log, Outgoing, Published, Reader, Unacknowledged, subject_token,
 };

@@ -42,6 +42,19 @@ impl NatsCluster {
 
     /// `n` nodes; with `password`, every client must log in as [`USER`] with it.
     pub async fn start_with(n: usize, password: Option<&str>) -> NatsCluster {
+        Self::start_configured(n, password, None).await
+    }
+
+    /// `n` nodes that take clients over TLS only, with this certificate and key (PEM files).
+    pub async fn start_tls(n: usize, cert: &std::path::Path, key: &std::path::Path) -> NatsCluster {
+        Self::start_configured(n, None, Some((cert, key))).await
+    }
+
+    async fn start_configured(
+        n: usize,
+        password: Option<&str>,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (crate::free_port(), crate::free_port(), crate::free_port()))
@@ -54,9 +67,16 @@ impl NatsCluster {
         for (i, (port, monitor, route)) in ports.iter().enumerate() {
             let name = format!("n{}", i + 1);
             let store = dir.path().join(&name);
-            let auth = password.map_or(String::new(), |p| {
+            let mut auth = password.map_or(String::new(), |p| {
                 format!("authorization {{ user: {USER}, password: \"{p}\" }}\n")
             });
+            if let Some((cert, key)) = tls {
+                auth.push_str(&format!(
+                    "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+                    cert.display(),
+                    key.display()
+                ));
+            }
             // A lone node is no cluster: with a cluster block it would wait for peers.
             let cluster = if n > 1 {
                 format!(
