@@ -80,6 +80,10 @@ pub struct AlerterSettings {
     /// `Some` on a replica: acknowledgements and silences made through the API go through the
     /// replicated log, so that every replica holds them.
     pub changes: Option<lookout_cluster::Log>,
+    /// `Some`: the API and console are served over TLS with this certificate.
+    pub tls: Option<lookout_api::tls::ServerTls>,
+    /// Roots trusted beyond the public ones when calling the collector.
+    pub trust: lookout_api::tls::Trust,
 }
 
 /// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
@@ -119,6 +123,8 @@ impl AlerterSettings {
             blind_grace: Duration::from_secs(60),
             claims: None,
             changes: None,
+            tls: None,
+            trust: Default::default(),
         }
     }
 }
@@ -136,6 +142,8 @@ pub enum StartError {
 /// A running alerter.
 pub struct Alerter {
     addr: std::net::SocketAddr,
+    /// `https` when served over TLS.
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -151,9 +159,12 @@ impl Alerter {
             None => Store::in_memory()?,
         };
         let notifiers = settings.notifiers.clone();
-        let client =
-            CollectorClient::new(settings.collector.clone(), settings.collector_token.clone())
-                .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let client = CollectorClient::trusting(
+            settings.collector.clone(),
+            settings.collector_token.clone(),
+            &settings.trust,
+        )
+        .map_err(|e| StartError::Invalid(e.to_string()))?;
         let sources = Sources::new(client, settings.prometheus.clone(), settings.confirm_after)
             .map_err(|e| StartError::Invalid(e.0))?;
         let mut checks = settings.checks.clone();
@@ -274,6 +285,8 @@ impl Alerter {
             tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
         }
         let app = api::router(shared.clone(), settings.token.clone());
+        let listener = lookout_api::tls::Listener::new(listener, settings.tls.clone())
+            .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
         let mut serve_stop = stop_rx;
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -288,6 +301,11 @@ impl Alerter {
         tracing::info!(%addr, "alerter: listening");
         Ok(Alerter {
             addr,
+            scheme: if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             stop,
             tasks,
             shared,
@@ -295,7 +313,7 @@ impl Alerter {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Evaluates every due check now (tests and the benchmark use it to skip waiting).

@@ -101,12 +101,23 @@ struct ErrorBody {
 
 impl CollectorClient {
     /// `base` is the collector's root URL (a path is kept: it may sit behind a prefix).
-    pub fn new(mut base: Url, token: Secret) -> Result<CollectorClient, ClientError> {
+    pub fn new(base: Url, token: Secret) -> Result<CollectorClient, ClientError> {
+        Self::trusting(base, token, &crate::tls::Trust::default())
+    }
+
+    /// A client that also trusts `trust`'s roots, for a collector serving its own CA's
+    /// certificate.
+    pub fn trusting(
+        mut base: Url,
+        token: Secret,
+        trust: &crate::tls::Trust,
+    ) -> Result<CollectorClient, ClientError> {
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let http = reqwest::Client::builder()
+        let http = trust
+            .apply(reqwest::Client::builder())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

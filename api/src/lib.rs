@@ -9,6 +9,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod metrics;
+pub mod tls;
 
 pub use error::{
     ApiBytes, ApiError, ApiFastJson, ApiFastJsonBytes, ApiJson, ApiPath, ApiQuery, ApiResult,

@@ -175,13 +175,8 @@ async fn lookout_run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let collector = Collector::start(
         CollectorSettings {
-            token: Secret::new(TOKEN),
-            known: BTreeMap::new(),
             sinks: Vec::new(),
-            rollup: Default::default(),
-            rollup_every: std::time::Duration::from_secs(60),
-            maintenance: Vec::new(),
-            replica: None,
+            ..CollectorSettings::new(Secret::new(TOKEN), BTreeMap::new())
         },
         store.clone(),
         listener,

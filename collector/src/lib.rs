@@ -54,6 +54,8 @@ pub struct CollectorSettings {
     pub maintenance: Vec<MaintenanceSpec>,
     /// `Some`: one replica of several, fed by the replicated log (docs/ha.md).
     pub replica: Option<replica::ReplicaSettings>,
+    /// `Some`: the API is served over TLS with this certificate.
+    pub tls: Option<lookout_api::tls::ServerTls>,
 }
 
 impl CollectorSettings {
@@ -67,6 +69,7 @@ impl CollectorSettings {
             rollup_every: Duration::from_secs(60),
             maintenance: Vec::new(),
             replica: None,
+            tls: None,
         }
     }
 }
@@ -118,6 +121,8 @@ impl AppState {
 
 pub struct Collector {
     pub addr: SocketAddr,
+    /// `https` when served over TLS.
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     passes: JoinHandle<()>,
@@ -253,6 +258,12 @@ impl Collector {
         let applier = replica.map(|r| tokio::spawn(replica::apply_loop(state.clone(), r)));
         let addr = listener.local_addr()?;
         let mut stopped = stopping;
+        let scheme = if state.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let listener = lookout_api::tls::Listener::new(listener, state.settings.tls.clone())?;
         let app = http::router(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -264,6 +275,7 @@ impl Collector {
         tracing::info!(%addr, "collector listening");
         Ok(Collector {
             addr,
+            scheme,
             stop,
             task,
             passes,
@@ -273,7 +285,7 @@ impl Collector {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub async fn shutdown(self) {

@@ -89,6 +89,7 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
                 .await?,
             ),
         },
+        tls: config.tls.server.clone(),
     };
     Ok(Collector::start(settings, store, listener).await?)
 }
@@ -194,6 +195,7 @@ pub fn agent_settings(
         flush_interval: config.probes.flush_interval,
         run_on_start: config.probes.run_on_start,
         metrics_url: None,
+        trust: config.tls.trust.clone(),
     })
 }
 
@@ -236,6 +238,8 @@ pub fn alerter_settings(
     settings.recheck_every = alerting.recheck_every;
     settings.links = alerting.links.clone();
     settings.heartbeat = alerting.heartbeat.clone();
+    settings.tls = config.tls.server.clone();
+    settings.trust = config.tls.trust.clone();
     Ok(settings)
 }
 
@@ -279,6 +283,8 @@ pub fn status_page_settings(
     settings.refresh_every = sp.refresh_every;
     settings.latency_window = sp.latency_window;
     settings.history_page_size = sp.history_page_size;
+    settings.tls = config.tls.server.clone();
+    settings.trust = config.tls.trust.clone();
     Ok(settings)
 }
 

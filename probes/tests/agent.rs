@@ -51,6 +51,7 @@ async fn collector(store: Arc<SqliteStore>, addr: SocketAddr) -> Collector {
                     rollup_every: std::time::Duration::from_secs(60),
                     maintenance: Vec::new(),
                     replica: None,
+                    tls: None,
                 },
                 store,
                 l,
@@ -92,6 +93,7 @@ fn settings(
         flush_interval: Duration::from_millis(100),
         run_on_start: true,
         metrics_url: None,
+        trust: Default::default(),
     }
 }
 
@@ -318,6 +320,7 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
             rollup_every: std::time::Duration::from_secs(60),
             maintenance: Vec::new(),
             replica: None,
+            tls: None,
         },
         store.clone(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -394,6 +397,7 @@ async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
             rollup_every: std::time::Duration::from_secs(60),
             maintenance: Vec::new(),
             replica: None,
+            tls: None,
         },
         store.clone(),
         listener,

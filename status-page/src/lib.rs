@@ -84,16 +84,22 @@ impl StatusPage {
             .local_addr()
             .map_err(|e| StartError::Setup(format!("listener: {e}")))?;
         if settings.public_url.is_none() {
-            settings.public_url = url::Url::parse(&format!("http://{addr}/")).ok();
+            let scheme = if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            settings.public_url = url::Url::parse(&format!("{scheme}://{addr}/")).ok();
         }
         let store = store::Store::open(settings.store.as_deref())?;
         let changes = match settings.changes.clone() {
             Some(log) => Some(changes::Changes::new(log, store.log_applied()?)),
             None => None,
         };
-        let client = CollectorClient::new(
+        let client = CollectorClient::trusting(
             settings.collector_url.clone(),
             settings.collector_token.clone(),
+            &settings.trust,
         )
         .map_err(|e| StartError::Setup(e.to_string()))?;
         let shared = Arc::new(Shared {
@@ -125,6 +131,8 @@ impl StatusPage {
             tasks.push(tokio::spawn(report::schedule(shared.clone())));
         }
         let app = server::router(shared.clone());
+        let listener = lookout_api::tls::Listener::new(listener, shared.settings.tls.clone())
+            .map_err(|e| StartError::Setup(format!("listener: {e}")))?;
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -147,7 +155,12 @@ impl StatusPage {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Reads and renders now, rather than at the next change or tick (tests, after a write).

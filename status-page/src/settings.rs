@@ -62,6 +62,10 @@ pub struct StatusPageSettings {
     pub changes: Option<lookout_cluster::Log>,
     /// `Some` on a replica: a scheduled report is mailed by the replica that claims it, once.
     pub claims: Option<lookout_cluster::Claims>,
+    /// `Some`: the page and its API are served over TLS with this certificate.
+    pub tls: Option<lookout_api::tls::ServerTls>,
+    /// Roots trusted beyond the public ones when calling the collector.
+    pub trust: lookout_api::tls::Trust,
 }
 
 impl StatusPageSettings {
@@ -81,6 +85,8 @@ impl StatusPageSettings {
             latency_window: Duration::from_secs(15 * 60),
             changes: None,
             claims: None,
+            tls: None,
+            trust: Default::default(),
         }
     }
 

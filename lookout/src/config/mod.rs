@@ -4,6 +4,7 @@
 
 mod interpolate;
 mod raw;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -88,6 +89,9 @@ pub struct Config {
     pub replacer: Option<ReplacerConfig>,
     /// `None` when the config has no `cluster:` section: one process, no replicated log.
     pub cluster: Option<lookout_cluster::ClusterConfig>,
+    /// TLS on the collector's, alerter's and status page's listeners, and the roots their
+    /// clients trust.
+    pub tls: tls::TlsConfig,
 }
 
 impl Config {
@@ -327,7 +331,9 @@ fn validate(raw: RawConfig, base_dir: &Path, report: &mut Report) -> Config {
     let cluster = raw
         .cluster
         .map(|c| lookout_cluster::config::validate(c, report));
+    let tls = tls::validate(raw.tls, report);
     Config {
+        tls,
         alerting,
         status_page,
         replacer,

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub replacer: Option<lookout_replacer::config::RawReplacer>,
     /// The replicated log: with this section, the collector runs as one replica of several.
     pub cluster: Option<lookout_cluster::config::RawCluster>,
+    /// TLS on Lookout's own listeners, and the CA their clients trust.
+    pub tls: Option<super::tls::RawTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]

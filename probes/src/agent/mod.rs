@@ -56,6 +56,8 @@ pub struct AgentSettings {
     /// discovery endpoint. `None`: the listener's own address, unless it listens on every
     /// interface (0.0.0.0 names no host anyone can reach), when the agent is not listed.
     pub metrics_url: Option<Url>,
+    /// Roots trusted beyond the public ones when pushing to a collector over https.
+    pub trust: lookout_api::tls::Trust,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +120,9 @@ impl Agent {
                 .then(|| Url::parse(&format!("http://{addr}/metrics")).ok())
                 .flatten()
         });
-        let http = reqwest::Client::builder()
+        let http = settings
+            .trust
+            .apply(reqwest::Client::builder())
             .no_proxy()
             .build()
             .unwrap_or_default();
