@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lookout_api::ApiError;
-use lookout_cluster::{Log, Outgoing};
+use lookout_cluster::{Applied, Changes, Log};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -54,19 +54,10 @@ pub enum Change {
     },
 }
 
-/// The log the changes go through, and how far this replica has applied it.
-pub struct Changes {
-    log: Log,
-    applied: watch::Sender<u64>,
-}
-
-impl Changes {
-    pub fn new(log: Log) -> Changes {
-        Changes {
-            log,
-            applied: watch::channel(0).0,
-        }
-    }
+/// On a replica: the alerter's changes on the log.
+pub fn changes(log: Log) -> Changes {
+    // Applying is idempotent: a replica reads them from the start of the log at every start.
+    Changes::new(log, KIND, 0)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -79,26 +70,14 @@ pub async fn make(shared: &Shared, change: Change) -> Result<(), ApiError> {
         return apply(shared, &change).await;
     };
     let payload = serde_json::to_vec(&change).map_err(internal)?;
-    let published = changes
-        .log
-        .publish_all(vec![Outgoing {
-            subject: changes.log.subject(KIND, "changes"),
-            id: format!("change-{}", chrono::Utc::now().timestamp_micros()),
-            payload: Bytes::from(payload),
-        }])
+    changes
+        .make(
+            format!("change-{}", chrono::Utc::now().timestamp_micros()),
+            Bytes::from(payload),
+            OWN_APPLY,
+        )
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the change was not taken: {e}")))?;
-    let position = published.first().map_or(0, |p| p.position);
-    let mut applied = changes.applied.subscribe();
-    tokio::time::timeout(OWN_APPLY, applied.wait_for(|p| *p >= position))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable(
-                "the change is in the log but not yet applied here; every replica will apply it"
-                    .into(),
-            )
-        })?
-        .map_err(internal)?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(())
 }
 
@@ -189,47 +168,33 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
 }
 
 /// Applies the log's changes, from its start, for as long as the alerter runs.
-pub async fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn follow(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let Some(changes) = shared.changes.as_ref() else {
         return;
     };
-    loop {
-        let from = *changes.applied.borrow() + 1;
-        let mut reader = match changes.log.read_kinds_from(from, &[KIND]).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "alerter: cannot read the changes from the log; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        };
-        loop {
-            let entries = tokio::select! {
-                e = reader.next_batch(64) => e,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let entries = match entries {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "alerter: reading the changes stopped; reading again");
-                    break;
-                }
-            };
-            for entry in entries {
-                match serde_json::from_slice::<Change>(&entry.payload) {
-                    Ok(change) => {
-                        if let Err(e) = apply(&shared, &change).await {
-                            tracing::error!(position = entry.position, error = %e, "alerter: a change from the log could not be applied");
+    changes
+        .follow("alerter", stop, |entries| {
+            let shared = shared.clone();
+            async move {
+                let mut through = None;
+                for entry in entries {
+                    match serde_json::from_slice::<Change>(&entry.payload) {
+                        Ok(change) => {
+                            if let Err(e) = apply(&shared, &change).await {
+                                tracing::error!(position = entry.position, error = %e, "alerter: a change from the log could not be applied");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(position = entry.position, error = %e, "alerter: a change in the log this version cannot read; skipped");
                         }
                     }
-                    Err(e) => {
-                        tracing::error!(position = entry.position, error = %e, "alerter: a change in the log this version cannot read; skipped");
-                    }
+                    through = Some(entry.position);
                 }
-                changes.applied.send_replace(entry.position);
+                Applied {
+                    through,
+                    again: false,
+                }
             }
-        }
-    }
+        })
+        .await;
 }

@@ -75,7 +75,7 @@ pub struct Shared {
     /// `Some` on a replica: the claims that let one replica send each notification.
     pub claims: Option<lookout_cluster::Claims>,
     /// `Some` on a replica: people's changes go through the replicated log.
-    pub changes: Option<crate::changes::Changes>,
+    pub changes: Option<lookout_cluster::Changes>,
 }
 
 #[derive(Debug, Clone)]

@@ -256,7 +256,7 @@ impl Alerter {
             started: Instant::now(),
             slow_round: std::sync::atomic::AtomicBool::new(false),
             claims: settings.claims.clone(),
-            changes: settings.changes.clone().map(changes::Changes::new),
+            changes: settings.changes.clone().map(changes::changes),
         });
         let addr = listener.local_addr()?;
         let mut tasks = vec![

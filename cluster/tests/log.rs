@@ -197,33 +197,11 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
     );
 }
 
-/// A CA, and a certificate for 127.0.0.1 and localhost it signed: (CA, certificate, key), PEM.
-fn pki() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Lookout test NATS CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 #[tokio::test]
 async fn over_tls_the_log_works_with_the_servers_ca_and_refuses_without_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki();
     let [ca_file, cert_file, key_file] =
-        ["ca.pem", "cert.pem", "key.pem"].map(|n| dir.path().join(n));
-    std::fs::write(&ca_file, ca).unwrap();
-    std::fs::write(&cert_file, cert).unwrap();
-    std::fs::write(&key_file, key).unwrap();
+        lookout_testkit::pki::pki(&["127.0.0.1", "localhost"]).write(dir.path());
     let nats = NatsCluster::start_tls(1, &cert_file, &key_file).await;
     let tls_urls: Vec<String> = nats
         .urls()

@@ -151,16 +151,9 @@ impl Replica {
             .await
             .map_err(|e| ApiError::Unavailable(format!("the change was not taken: {e}")))?;
         let position = published.first().map_or(0, |p| p.position);
-        let mut applied = self.applied.subscribe();
-        tokio::time::timeout(OWN_APPLY, applied.wait_for(|p| *p >= position))
+        lookout_cluster::wait_applied(&self.applied, position, OWN_APPLY)
             .await
-            .map_err(|_| {
-                ApiError::Unavailable(
-                    "the change is in the log but not yet applied here; every replica will apply it"
-                        .into(),
-                )
-            })?
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         Ok(())
     }
 }

@@ -185,10 +185,19 @@ async fn run(
         .gateway()
         .map(|g| g.url())
         .context("no gateway started")?;
-    let http = reqwest::Client::builder()
+    let http = config
+        .tls
+        .trust
+        .apply(reqwest::Client::builder())
         .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()?;
+    // With `tls:`, the collector, alerter and status page replicas serve HTTPS.
+    let scheme = if config.tls.server.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut parts: Vec<Part> = Vec::new();
 
     let (files, nats_urls) = nats_configs(dir)?;
@@ -225,7 +234,7 @@ async fn run(
     let mut collectors = Vec::new();
     for i in 0..COLLECTORS {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let url = format!("http://{listen}");
+        let url = format!("{scheme}://{listen}");
         let store = dir.join(format!("collector-{i}.db")).display().to_string();
         let mut part = start(
             dir,
@@ -245,52 +254,41 @@ async fn run(
         collectors.push(url);
     }
     let all = collectors.join(",");
-    let alerting = config.alerting.as_ref().is_some_and(|a| a.enabled);
-    for i in 0..if alerting { ALERTERS } else { 0 } {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let store = dir.join(format!("alerting-{i}.db")).display().to_string();
-        let mut part = start(
-            dir,
-            &format!("alerting-{i}"),
-            format!("http://{listen}"),
-            exe,
-            &with_config(&[
-                "alerting",
-                "--collector",
-                &collectors[i % COLLECTORS],
-                "--listen",
-                &listen.to_string(),
-                "--store",
-                &store,
-            ]),
-        )?;
-        ready(&http, &mut part).await?;
-        parts.push(part);
-    }
-    let status_page = config.status_page.as_ref().is_some_and(|s| s.enabled);
-    for i in 0..if status_page { STATUS_PAGES } else { 0 } {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let store = dir
-            .join(format!("status-page-{i}.db"))
-            .display()
-            .to_string();
-        let mut part = start(
-            dir,
-            &format!("status-page-{i}"),
-            format!("http://{listen}"),
-            exe,
-            &with_config(&[
-                "status-page",
-                "--collector",
-                &collectors[i % COLLECTORS],
-                "--listen",
-                &listen.to_string(),
-                "--store",
-                &store,
-            ]),
-        )?;
-        ready(&http, &mut part).await?;
-        parts.push(part);
+    // The readers of the collector: each replica reads its own collector replica.
+    let readers = [
+        (
+            "alerting",
+            ALERTERS,
+            config.alerting.as_ref().is_some_and(|a| a.enabled),
+        ),
+        (
+            "status-page",
+            STATUS_PAGES,
+            config.status_page.as_ref().is_some_and(|s| s.enabled),
+        ),
+    ];
+    for (kind, replicas, enabled) in readers {
+        for i in 0..if enabled { replicas } else { 0 } {
+            let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let store = dir.join(format!("{kind}-{i}.db")).display().to_string();
+            let mut part = start(
+                dir,
+                &format!("{kind}-{i}"),
+                format!("{scheme}://{listen}"),
+                exe,
+                &with_config(&[
+                    kind,
+                    "--collector",
+                    &collectors[i % COLLECTORS],
+                    "--listen",
+                    &listen.to_string(),
+                    "--store",
+                    &store,
+                ]),
+            )?;
+            ready(&http, &mut part).await?;
+            parts.push(part);
+        }
     }
     for region in &config.probes.regions {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));

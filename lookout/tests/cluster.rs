@@ -269,48 +269,36 @@ impl Shape {
         .await;
     }
 
-    /// An alerter replica reading collector replica `collector`, on its own store.
-    fn start_alerter(&mut self, collector: usize) {
-        let i = self.alerters.len();
+    /// A replica of `kind` (`alerting` or `status-page`) reading collector replica `collector`,
+    /// on its own store and port; its guard and port.
+    fn start_reader(&self, kind: &str, i: usize, collector: usize, log: &str) -> (Guard, u16) {
         let port = free_port();
-        self.alerter_ports.push(port);
         let mut command = Command::new(LOOKOUT);
         command
-            .args(["alerting", "--config"])
+            .args([kind, "--config"])
             .arg(&self.config)
             .args(["--collector", &self.url(collector)])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--store")
-            .arg(self.dir.path().join(format!("alerting-{i}.db")))
-            .env("RUST_LOG", "info");
-        self.alerters.push(Guard::spawn(
-            &format!("alerter-{i}"),
-            command,
-            "cargo builds it",
-        ));
+            .arg(self.dir.path().join(format!("{kind}-{i}.db")))
+            .env("RUST_LOG", log);
+        let guard = Guard::spawn(&format!("{kind}-{i}"), command, "cargo builds it");
+        (guard, port)
     }
 
-    /// A status page replica reading collector replica `collector`, on its own store.
+    /// An alerter replica reading collector replica `collector`.
+    fn start_alerter(&mut self, collector: usize) {
+        let (guard, port) = self.start_reader("alerting", self.alerters.len(), collector, "info");
+        self.alerters.push(guard);
+        self.alerter_ports.push(port);
+    }
+
+    /// A status page replica reading collector replica `collector`.
     fn start_status_page(&mut self, collector: usize) {
-        let i = self.pages.len();
-        let port = free_port();
+        let (guard, port) = self.start_reader("status-page", self.pages.len(), collector, "info");
+        self.pages.push(guard);
         self.page_ports.push(port);
-        let mut command = Command::new(LOOKOUT);
-        command
-            .args(["status-page", "--config"])
-            .arg(&self.config)
-            .args(["--collector", &self.url(collector)])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--store")
-            .arg(self.dir.path().join(format!("status-page-{i}.db")))
-            .env("RUST_LOG", "info");
-        self.pages.push(Guard::spawn(
-            &format!("status-page-{i}"),
-            command,
-            "cargo builds it",
-        ));
     }
 
     fn page_api(&self, i: usize, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

@@ -15,24 +15,6 @@ use serde_json::Value;
 const LOOKOUT: &str = env!("CARGO_BIN_EXE_lookout");
 const TOKEN: &str = "tls-test-token";
 
-/// A CA, and a certificate for 127.0.0.1 and localhost it signed: (CA, certificate, key), PEM.
-fn pki() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Lookout test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 fn write_config(dir: &Path, tls: &str, target: u16) -> PathBuf {
     let text = format!(
         "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  token: {TOKEN}\nprobes:\n  regions: [eu, us]\n  flush_interval: 200ms\nchecks:\n  - name: play\n    interval: 1s\n    timeout: 1s\n    steps:\n      - url: http://127.0.0.1:{target}/play\nstatus_page:\n  admin_token: page-token\n  refresh_every: 1s\n  groups:\n    - name: Music\n      components:\n        - {{ name: Playback, check: play }}\n{tls}",
@@ -56,12 +38,8 @@ fn spawn(name: &str, args: &[&str], config: &Path) -> Guard {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_collector_and_status_page_serve_tls_and_their_clients_verify_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki();
-    let [ca_file, cert_file, key_file] =
-        ["ca.pem", "cert.pem", "key.pem"].map(|n| dir.path().join(n));
-    std::fs::write(&ca_file, &ca).unwrap();
-    std::fs::write(&cert_file, cert).unwrap();
-    std::fs::write(&key_file, key).unwrap();
+    let pki = lookout_testkit::pki::pki(&["127.0.0.1", "localhost"]);
+    let [ca_file, cert_file, key_file] = pki.write(dir.path());
     let target = Target::start().await;
     let tls = format!(
         "tls:\n  cert: {}\n  key: {}\n  ca: {}\n",
@@ -106,7 +84,7 @@ async fn the_collector_and_status_page_serve_tls_and_their_clients_verify_it() {
 
     let trusting = reqwest::Client::builder()
         .no_proxy()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca.as_bytes()).unwrap())
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -189,14 +167,7 @@ fn tls_mistakes_are_named_with_their_place() {
         missing.display(),
         not_pem.display()
     );
-    let config = write_config(dir.path(), &tls, 1);
-    let out = Command::new(LOOKOUT)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let text = refused(dir.path(), &tls);
     assert!(
         text.contains("tls.cert: needs `tls.key` beside it"),
         "{text}"
@@ -213,12 +184,18 @@ fn tls_mistakes_are_named_with_their_place() {
         missing.display(),
         missing.display()
     );
-    let config = write_config(dir.path(), &tls, 1);
+    let text = refused(dir.path(), &tls);
+    assert!(text.contains("nowhere.pem: cannot read it"), "{text}");
+}
+
+/// What `lookout check-config` says of a config with `tls`, which it must refuse.
+fn refused(dir: &Path, tls: &str) -> String {
+    let config = write_config(dir, tls, 1);
     let out = Command::new(LOOKOUT)
         .arg("check-config")
         .arg(&config)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(text.contains("nowhere.pem: cannot read it"), "{text}");
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).to_string()
 }

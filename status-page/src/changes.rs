@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lookout_api::ApiError;
-use lookout_cluster::{Log, Outgoing};
+use lookout_cluster::{Applied, Changes, Log};
 use lookout_model::read::Incident as DownInterval;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -106,19 +106,9 @@ pub fn origin(what: &str) -> String {
     )
 }
 
-/// The log the changes go through, and how far this replica has applied it.
-pub struct Changes {
-    log: Log,
-    applied: watch::Sender<u64>,
-}
-
-impl Changes {
-    pub fn new(log: Log, applied: u64) -> Changes {
-        Changes {
-            log,
-            applied: watch::channel(applied).0,
-        }
-    }
+/// On a replica: the status page's changes on the log, applied up to `applied` already.
+pub fn changes(log: Log, applied: u64) -> Changes {
+    Changes::new(log, KIND, applied)
 }
 
 fn internal(e: StoreError) -> ApiError {
@@ -129,16 +119,10 @@ fn internal(e: StoreError) -> ApiError {
 async fn publish(changes: &Changes, change: &Change) -> Result<u64, ApiError> {
     let payload =
         serde_json::to_vec(change).map_err(|e| ApiError::Internal(format!("a change: {e}")))?;
-    let published = changes
-        .log
-        .publish_all(vec![Outgoing {
-            subject: changes.log.subject(KIND, "changes"),
-            id: change.id(),
-            payload: Bytes::from(payload),
-        }])
+    changes
+        .make(change.id(), Bytes::from(payload), OWN_APPLY)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the change was not taken: {e}")))?;
-    Ok(published.first().map_or(0, |p| p.position))
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 /// A person's change: applied here, or through the log on a replica; answers with the incident
@@ -149,17 +133,7 @@ pub async fn make(shared: &Shared, change: Change) -> Result<i64, ApiError> {
             .map_err(internal)?
             .ok_or_else(|| ApiError::Internal("the change named no incident".into()));
     };
-    let position = publish(changes, &change).await?;
-    let mut applied = changes.applied.subscribe();
-    tokio::time::timeout(OWN_APPLY, applied.wait_for(|p| *p >= position))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable(
-                "the change is in the log but not yet applied here; every replica will apply it"
-                    .into(),
-            )
-        })?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    publish(changes, &change).await?;
     shared
         .store
         .applied_change(&change.id())
@@ -282,79 +256,57 @@ pub fn apply(shared: &Shared, change: &Change) -> Result<Option<i64>, StoreError
 
 /// On a replica: applies the log's changes from where this store left off, for as long as
 /// the page runs, and has the site made again after each batch.
-pub async fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn follow(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let Some(changes) = shared.changes.as_ref() else {
         return;
     };
-    loop {
-        let from = *changes.applied.borrow() + 1;
-        let mut reader = match changes.log.read_kinds_from(from, &[KIND]).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "status page: cannot read the changes from the log; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        };
-        loop {
-            let entries = tokio::select! {
-                e = reader.next_batch(64) => e,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let entries = match entries {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "status page: reading the changes stopped; reading again");
+    changes
+        .follow("status page", stop, |entries| {
+            let shared = shared.clone();
+            async move { apply_batch(&shared, &entries) }
+        })
+        .await;
+}
+
+/// Applies a batch in order, stopping at a change the store would not take (it is read
+/// again once the store takes writes); records how far it got.
+fn apply_batch(shared: &Shared, entries: &[lookout_cluster::Entry]) -> Applied {
+    let mut through = None;
+    let mut again = false;
+    for entry in entries {
+        match serde_json::from_slice::<Change>(&entry.payload) {
+            Ok(change) => {
+                if let Err(e) = apply(shared, &change) {
+                    tracing::error!(position = entry.position, error = %e, "status page: a change from the log could not be stored; trying again");
+                    shared
+                        .metrics
+                        .log_changes_failed
+                        .with_label_values(&["unstored"])
+                        .inc();
+                    again = true;
                     break;
                 }
-            };
-            let mut done = None;
-            let mut unstored = false;
-            for entry in &entries {
-                match serde_json::from_slice::<Change>(&entry.payload) {
-                    Ok(change) => {
-                        if let Err(e) = apply(&shared, &change) {
-                            // Not skipped: read again from here once the store takes writes.
-                            tracing::error!(position = entry.position, error = %e, "status page: a change from the log could not be stored; trying again");
-                            shared
-                                .metrics
-                                .log_changes_failed
-                                .with_label_values(&["unstored"])
-                                .inc();
-                            unstored = true;
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(position = entry.position, error = %e, "status page: a change in the log this version cannot read; skipped");
-                        shared
-                            .metrics
-                            .log_changes_failed
-                            .with_label_values(&["undecodable"])
-                            .inc();
-                    }
-                }
-                done = Some(entry.position);
             }
-            if let Some(done) = done {
-                if let Err(e) = shared.store.set_log_applied(done) {
-                    tracing::warn!(error = %e, "status page: the position applied could not be stored; the changes are read again at the next start");
-                }
-                changes.applied.send_replace(done);
+            Err(e) => {
+                tracing::error!(position = entry.position, error = %e, "status page: a change in the log this version cannot read; skipped");
                 shared
                     .metrics
-                    .log_applied
-                    .set(i64::try_from(done).unwrap_or(i64::MAX));
-                shared.rerender.notify_one();
-            }
-            if unstored {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => break,
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+                    .log_changes_failed
+                    .with_label_values(&["undecodable"])
+                    .inc();
             }
         }
+        through = Some(entry.position);
     }
+    if let Some(done) = through {
+        if let Err(e) = shared.store.set_log_applied(done) {
+            tracing::warn!(error = %e, "status page: the position applied could not be stored; the changes are read again at the next start");
+        }
+        shared
+            .metrics
+            .log_applied
+            .set(i64::try_from(done).unwrap_or(i64::MAX));
+        shared.rerender.notify_one();
+    }
+    Applied { through, again }
 }

@@ -59,7 +59,7 @@ pub struct Shared {
     /// Asks for the site to be made again from the store, without reading the collector.
     pub rerender: Notify,
     /// `Some` on a replica: the log the incidents are made from.
-    pub changes: Option<changes::Changes>,
+    pub changes: Option<lookout_cluster::Changes>,
     pub reports: report::Cache,
     pub metrics: metrics::Metrics,
     pub started: std::time::Instant,
@@ -93,7 +93,7 @@ impl StatusPage {
         }
         let store = store::Store::open(settings.store.as_deref())?;
         let changes = match settings.changes.clone() {
-            Some(log) => Some(changes::Changes::new(log, store.log_applied()?)),
+            Some(log) => Some(changes::changes(log, store.log_applied()?)),
             None => None,
         };
         let client = CollectorClient::trusting(

@@ -10,6 +10,7 @@ pub mod child;
 pub mod collector;
 pub mod http;
 pub mod peers;
+pub mod pki;
 pub mod port;
 pub mod results;
 pub mod target;
