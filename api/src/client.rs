@@ -68,7 +68,13 @@ pub struct CollectorClient {
     base: Url,
     token: Secret,
     http: reqwest::Client,
+    /// How far behind the replicated log the collector said it was in its last answer, in
+    /// milliseconds (0 for a collector that is no replica).
+    behind_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The header a collector replica puts on every answer: how far behind the log it is.
+pub const BEHIND_HEADER: &str = "lookout-log-behind-seconds";
 
 /// reqwest's errors name the URL; the message stays useful without it.
 pub fn without_url(e: &reqwest::Error) -> String {
@@ -126,7 +132,18 @@ impl CollectorClient {
                 status: None,
                 message: format!("cannot build an HTTP client: {}", without_url(&e)),
             })?;
-        Ok(CollectorClient { base, token, http })
+        Ok(CollectorClient {
+            base,
+            token,
+            http,
+            behind_ms: Default::default(),
+        })
+    }
+
+    /// How far behind the replicated log the collector was in its last answer: what it
+    /// answered is that old.
+    pub fn behind(&self) -> Duration {
+        Duration::from_millis(self.behind_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn base(&self) -> &Url {
@@ -161,6 +178,17 @@ impl CollectorClient {
             .await
             .map_err(|e| Self::error(what, None, without_url(&e)))?;
         let status = response.status();
+        let behind_s = response
+            .headers()
+            .get(BEHIND_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .unwrap_or(0.0);
+        self.behind_ms.store(
+            (behind_s * 1000.0) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if absent_ok && status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -437,5 +465,44 @@ pub async fn follow(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collector that answers `/api/v1/slos` marked `behind` seconds behind the log.
+    async fn replica_answering(behind: &'static str) -> Url {
+        let app = axum::Router::new().route(
+            "/api/v1/slos",
+            axum::routing::get(move || async move {
+                (
+                    [(BEHIND_HEADER, behind)],
+                    axum::Json(serde_json::json!({"checks": []})),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{addr}/")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_says_how_far_behind_the_log_it_is() {
+        let client =
+            CollectorClient::new(replica_answering("42.5").await, Secret::new("t")).unwrap();
+        assert_eq!(client.behind(), Duration::ZERO);
+        client.slos().await.unwrap();
+        assert_eq!(client.behind(), Duration::from_millis(42_500));
+        let garbage =
+            CollectorClient::new(replica_answering("-1").await, Secret::new("t")).unwrap();
+        garbage.slos().await.unwrap();
+        assert_eq!(
+            garbage.behind(),
+            Duration::ZERO,
+            "a nonsense header is no lag"
+        );
     }
 }
