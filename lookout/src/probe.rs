@@ -202,7 +202,8 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
         settings.store = Some(path);
     }
     let listen = args.listen.unwrap_or(sp.listen);
-    if config.cluster.is_some() {
+    if let Some(cluster) = &config.cluster {
+        settings.max_behind = Some(cluster.max_behind);
         let name = format!("lookout-status-page@{listen}");
         let (log, claims) = monitor::claiming_replica(&config, &name).await?;
         settings.changes = Some(log);

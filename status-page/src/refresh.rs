@@ -18,8 +18,6 @@ const DAY_US: i64 = 86_400_000_000;
 const FEED_WAIT: Duration = Duration::from_secs(25);
 /// Changes that come together are rendered together.
 const SETTLE: Duration = Duration::from_millis(150);
-/// A collector replica further behind the log than this makes the page say its data is old.
-const MAX_BEHIND: Duration = Duration::from_secs(30);
 /// The longest a page goes without being made again, so its times stay honest.
 const MAX_AGE_US: i64 = 5 * 60 * 1_000_000;
 
@@ -100,10 +98,11 @@ pub async fn refresh(shared: &Arc<Shared>) {
             let behind = shared.client.behind();
             st.data_as_of_us =
                 Some(now - i64::try_from(behind.as_micros()).unwrap_or(i64::MAX / 2));
-            if behind > MAX_BEHIND {
+            let too_old = shared.settings.max_behind.is_some_and(|max| behind > max);
+            if too_old {
                 tracing::warn!(behind = ?behind, "status page: the collector replica is behind the replicated log; the page says its data is old");
             }
-            behind > MAX_BEHIND
+            too_old
         }
         Err(e) => {
             tracing::warn!(error = %e, "status page: showing the last known state");

@@ -66,6 +66,9 @@ pub struct StatusPageSettings {
     pub tls: Option<lookout_api::tls::ServerTls>,
     /// Roots trusted beyond the public ones when calling the collector.
     pub trust: lookout_api::tls::Trust,
+    /// On a replica: a collector replica further behind the log than this (`cluster.max_behind`)
+    /// makes the page say its data is old.
+    pub max_behind: Option<Duration>,
 }
 
 impl StatusPageSettings {
@@ -87,6 +90,7 @@ impl StatusPageSettings {
             claims: None,
             tls: None,
             trust: Default::default(),
+            max_behind: None,
         }
     }
 
