@@ -32,9 +32,23 @@ pub enum Change {
     Ack {
         problem_id: String,
         ack: Ack,
+        /// The nonce of the acknowledge link it came through: used once, on every replica.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+    },
+    /// An acknowledgement withdrawn: the reminders start again.
+    Unack {
+        problem_id: String,
+        by: String,
+        #[serde(default)]
+        comment: String,
+        at_us: i64,
     },
     Silence {
         silence: Silence,
+        /// The problem it was made from, whose history records it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_problem: Option<String>,
     },
     Unsilence {
         id: String,
@@ -84,8 +98,19 @@ pub async fn make(shared: &Shared, change: Change) -> Result<(), ApiError> {
 /// The change itself, the same on every replica.
 pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
     match change {
-        Change::Ack { problem_id, ack } => {
+        Change::Ack {
+            problem_id,
+            ack,
+            link,
+        } => {
             let mut e = shared.engine.lock().await;
+            if let Some(nonce) = link {
+                shared
+                    .store
+                    .use_link(nonce.clone(), problem_id.clone(), ack.at_us)
+                    .await
+                    .map_err(internal)?;
+            }
             let Some(p) = e.problems.values_mut().find(|p| &p.id == problem_id) else {
                 // Over (or never opened) here: an ack ends with its problem.
                 return Ok(());
@@ -100,12 +125,65 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
                 })
                 .await
                 .map_err(internal)?;
+            record(
+                shared,
+                problem_id,
+                ack.at_us,
+                "acknowledged",
+                &ack.by,
+                &ack.comment,
+            )
+            .await?;
         }
-        Change::Silence { silence } => {
+        Change::Unack {
+            problem_id,
+            by,
+            comment,
+            at_us,
+        } => {
+            let mut e = shared.engine.lock().await;
+            let Some(p) = e.problems.values_mut().find(|p| &p.id == problem_id) else {
+                return Ok(());
+            };
+            if p.ack.as_ref().is_some_and(|a| a.at_us <= *at_us) {
+                p.ack = None;
+                let p: Problem = p.clone();
+                shared
+                    .store
+                    .apply(crate::store::Batch {
+                        problems: vec![p],
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(internal)?;
+            }
+            record(shared, problem_id, *at_us, "unacknowledged", by, comment).await?;
+        }
+        Change::Silence {
+            silence,
+            from_problem,
+        } => {
             let mut e = shared.engine.lock().await;
             shared.store.put_silence(silence).await.map_err(internal)?;
             e.silences.retain(|s| s.id != silence.id);
             e.silences.push(silence.clone());
+            if let Some(problem_id) = from_problem {
+                let until = crate::store::rfc3339(silence.ends_us);
+                let detail = if silence.comment.is_empty() {
+                    format!("until {until}")
+                } else {
+                    format!("until {until}: {}", silence.comment)
+                };
+                record(
+                    shared,
+                    problem_id,
+                    silence.starts_us.max(silence_made_us(silence)),
+                    "silenced",
+                    &silence.created_by,
+                    &detail,
+                )
+                .await?;
+            }
         }
         Change::Unsilence { id } => {
             let mut e = shared.engine.lock().await;
@@ -165,6 +243,34 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
     }
     shared.wake.notify_one();
     Ok(())
+}
+
+/// When a silence was made: its id is `silence-MICROS` when made through the API or console.
+fn silence_made_us(s: &Silence) -> i64 {
+    s.id.strip_prefix("silence-")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(s.starts_us)
+}
+
+async fn record(
+    shared: &Shared,
+    problem_id: &str,
+    at_us: i64,
+    what: &str,
+    by: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    shared
+        .store
+        .record_event(crate::store::ProblemEvent {
+            problem_id: problem_id.to_owned(),
+            at_us,
+            what: what.to_owned(),
+            by: by.to_owned(),
+            detail: detail.to_owned(),
+        })
+        .await
+        .map_err(internal)
 }
 
 /// Applies the log's changes, from its start, for as long as the alerter runs.

@@ -28,6 +28,9 @@ pub struct RawAlerting {
     pub listen: Option<Spanned<SocketAddr>>,
     /// Guards the alerter's API.
     pub token: Option<Spanned<Secret>>,
+    /// Tokens that read the API and the console and change nothing.
+    pub read_tokens: Vec<Spanned<Secret>>,
+    pub console: RawConsole,
     pub prometheus: Option<Spanned<RawPrometheus>>,
     pub confirm_after: Option<Spanned<Dur>>,
     pub recheck_every: Option<Spanned<Dur>>,
@@ -42,6 +45,13 @@ pub struct RawAlerting {
     pub checks: Vec<Spanned<CheckSpec>>,
     /// Moved to the top-level `maintenance:`; kept to say so.
     pub maintenance: Option<Spanned<serde::de::IgnoredAny>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsole {
+    pub session_ttl: Option<Spanned<Dur>>,
+    pub ack_link_ttl: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +108,9 @@ pub struct AlertingConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
     pub token: Secret,
+    pub read_tokens: Vec<Secret>,
+    pub session_ttl: Duration,
+    pub ack_link_ttl: Duration,
     pub prometheus: Option<url::Url>,
     pub confirm_after: Duration,
     pub recheck_every: Duration,
@@ -186,6 +199,40 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         s(1),
         s(600),
     );
+    let session_ttl = duration_in(
+        report,
+        &raw.console.session_ttl,
+        "alerting.console.session_ttl",
+        s(12 * 3600),
+        s(60),
+        s(30 * 86_400),
+    );
+    let ack_link_ttl = duration_in(
+        report,
+        &raw.console.ack_link_ttl,
+        "alerting.console.ack_link_ttl",
+        s(24 * 3600),
+        s(60),
+        s(30 * 86_400),
+    );
+    let mut read_tokens = Vec::new();
+    for (i, t) in raw.read_tokens.into_iter().enumerate() {
+        if t.value.is_empty() {
+            report(
+                t.loc(),
+                &format!("alerting.read_tokens[{i}]"),
+                "must not be empty".into(),
+            );
+        } else if t.value.expose() == token.expose() {
+            report(
+                t.loc(),
+                &format!("alerting.read_tokens[{i}]"),
+                "is the API token itself, which reads and writes: give read-only tokens their own values".into(),
+            );
+        } else {
+            read_tokens.push(t.value);
+        }
+    }
     let reminder = duration_in(
         report,
         &raw.reminder_every,
@@ -317,6 +364,9 @@ pub fn validate(raw: RawAlerting, known: &[String], report: &mut Report) -> Aler
         enabled: raw.enabled.unwrap_or(true),
         listen,
         token,
+        read_tokens,
+        session_ttl,
+        ack_link_ttl,
         prometheus,
         confirm_after,
         recheck_every,

@@ -76,6 +76,8 @@ pub struct Shared {
     pub claims: Option<lookout_cluster::Claims>,
     /// `Some` on a replica: people's changes go through the replicated log.
     pub changes: Option<lookout_cluster::Changes>,
+    /// Signs the acknowledge links of notifications, and checks them.
+    pub ack_links: crate::ack_link::AckLinks,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +96,8 @@ pub struct LinkSettings {
     pub status_page: Option<String>,
     /// `{check}` is replaced by the check's collector name.
     pub dashboard: Option<String>,
-    /// Where the alerter is reached by people, for links to its page.
+    /// Where the alerter is reached by people, for links to its console (problem pages,
+    /// acknowledge links); the address it listens on when not set.
     pub alerter: Option<String>,
 }
 
@@ -391,6 +394,7 @@ pub async fn tick(
         let st = st.clone();
         shared.metrics.set_state(&check.id, st.level);
         batch.states.push((check.id.clone(), st));
+        batch.values.push((check.id.clone(), now_us, value));
         if let Some(ch) = change {
             shared
                 .metrics

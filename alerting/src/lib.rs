@@ -4,11 +4,14 @@
 //! only over its HTTP API.
 #![forbid(unsafe_code)]
 
+pub mod ack_link;
+pub mod actions;
 pub mod api;
 pub mod catalog;
 pub mod changes;
 pub mod check;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod generate;
 pub mod metrics;
@@ -47,8 +50,14 @@ use subscription::Subscription;
 pub struct AlerterSettings {
     pub collector: url::Url,
     pub collector_token: Secret,
-    /// Guards the API.
+    /// Guards the API: reads and changes.
     pub token: Secret,
+    /// Tokens that read the API and the console, and change nothing.
+    pub read_tokens: Vec<Secret>,
+    /// How long a console sign-in lasts.
+    pub session_ttl: Duration,
+    /// How long a notification's acknowledge link works.
+    pub ack_link_ttl: Duration,
     /// The store file; `None` keeps everything in memory (tests).
     pub store: Option<PathBuf>,
     pub prometheus: Option<url::Url>,
@@ -100,6 +109,9 @@ impl AlerterSettings {
             collector,
             collector_token,
             token,
+            read_tokens: Vec::new(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            ack_link_ttl: Duration::from_secs(24 * 3600),
             store: None,
             prometheus: None,
             checks: Vec::new(),
@@ -234,6 +246,17 @@ impl Alerter {
         for (id, st) in &engine.states {
             metrics.set_state(id, st.level);
         }
+        let addr = listener.local_addr()?;
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut links = settings.links.clone();
+        // Links into the console need an address; the one it listens on, unless told better.
+        links
+            .alerter
+            .get_or_insert_with(|| format!("{scheme}://{addr}"));
         let (feed_tx, feed_rx) = watch::channel(Feed::default());
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -248,7 +271,7 @@ impl Alerter {
             settings: EngineSettings {
                 reminder_every: settings.reminder_every,
                 recheck_every: settings.recheck_every,
-                links: settings.links.clone(),
+                links,
                 blind_grace: settings.blind_grace,
                 generate: settings.generate.clone(),
                 subscribe: settings.subscribe.clone(),
@@ -257,8 +280,8 @@ impl Alerter {
             slow_round: std::sync::atomic::AtomicBool::new(false),
             claims: settings.claims.clone(),
             changes: settings.changes.clone().map(changes::changes),
+            ack_links: ack_link::AckLinks::new(&settings.token, settings.ack_link_ttl),
         });
-        let addr = listener.local_addr()?;
         let mut tasks = vec![
             tokio::spawn(engine::follow_feed(
                 sources,
@@ -284,7 +307,19 @@ impl Alerter {
         if let Some(h) = settings.heartbeat.clone() {
             tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
         }
-        let app = api::router(shared.clone(), settings.token.clone());
+        let tokens = Arc::new(api::Tokens {
+            write: settings.token.clone(),
+            read: settings.read_tokens.clone(),
+        });
+        let console = console::Console::new(
+            shared.clone(),
+            tokens.clone(),
+            shared.ack_links.clone(),
+            settings.session_ttl,
+            settings.tls.is_some(),
+        )
+        .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let app = api::router(shared.clone(), tokens).merge(console::router(Arc::new(console)));
         let listener = lookout_api::tls::Listener::new(listener, settings.tls.clone())
             .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
         let mut serve_stop = stop_rx;
@@ -301,11 +336,7 @@ impl Alerter {
         tracing::info!(%addr, "alerter: listening");
         Ok(Alerter {
             addr,
-            scheme: if settings.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            },
+            scheme,
             stop,
             tasks,
             shared,

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub problems_open: IntGauge,
     pub collector_up: IntGauge,
     pub heartbeats: IntCounterVec,
+    pub console_refusals: IntCounterVec,
+    pub console_actions: IntCounterVec,
 }
 
 impl Metrics {
@@ -26,6 +28,22 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels)
         };
         Ok(Metrics {
+            console_refusals: reg(
+                &r,
+                counter(
+                    "lookout_alerting_console_refusals_total",
+                    "Console requests refused, by reason (no_session, signed_out, csrf, read_only, bad_token, ack_link_forged, ack_link_expired, ack_link_used).",
+                    &["reason"],
+                )?,
+            )?,
+            console_actions: reg(
+                &r,
+                counter(
+                    "lookout_alerting_console_actions_total",
+                    "What people did through the console, by action.",
+                    &["action"],
+                )?,
+            )?,
             evaluations: reg(
                 &r,
                 counter(

@@ -41,6 +41,8 @@ pub struct Batch {
     pub alerts: Vec<AlertRecord>,
     pub problems: Vec<Problem>,
     pub deliveries: Vec<NewDelivery>,
+    /// Each evaluation's value (check, time, value), for the console's charts.
+    pub values: Vec<(String, i64, Option<f64>)>,
 }
 
 impl Batch {
@@ -50,6 +52,7 @@ impl Batch {
         self.alerts.extend(later.alerts);
         self.problems.extend(later.problems);
         self.deliveries.extend(later.deliveries);
+        self.values.extend(later.values);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,6 +60,7 @@ impl Batch {
             && self.alerts.is_empty()
             && self.problems.is_empty()
             && self.deliveries.is_empty()
+            && self.values.is_empty()
     }
 }
 
@@ -172,7 +176,20 @@ impl Store {
                  id TEXT PRIMARY KEY, check_id TEXT NOT NULL, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS silences(
                  id TEXT PRIMARY KEY, ends_us INTEGER NOT NULL, body TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS catalog(id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS catalog(id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS check_values(
+                 check_id TEXT NOT NULL, time_us INTEGER NOT NULL, value REAL,
+                 PRIMARY KEY (check_id, time_us)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS problem_events(
+                 problem_id TEXT NOT NULL, at_us INTEGER NOT NULL, what TEXT NOT NULL,
+                 by TEXT NOT NULL, detail TEXT NOT NULL,
+                 PRIMARY KEY (problem_id, at_us, what)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS used_links(
+                 nonce TEXT PRIMARY KEY, problem_id TEXT NOT NULL, used_us INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS sessions(
+                 id_hash TEXT PRIMARY KEY, name TEXT NOT NULL, write INTEGER NOT NULL,
+                 csrf TEXT NOT NULL, created_us INTEGER NOT NULL, expires_us INTEGER NOT NULL,
+                 ended INTEGER NOT NULL DEFAULT 0);",
         )?;
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -230,6 +247,12 @@ impl Store {
                     "INSERT INTO problems(id, open, opened_us, body) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(id) DO UPDATE SET open = excluded.open, body = excluded.body",
                     params![p.id, p.is_open(), p.opened_us, json(p)?],
+                )?;
+            }
+            for (check, time_us, value) in &batch.values {
+                tx.execute(
+                    "INSERT OR REPLACE INTO check_values(check_id, time_us, value) VALUES (?1, ?2, ?3)",
+                    params![check, time_us, value],
                 )?;
             }
             let mut ids = Vec::new();
@@ -484,7 +507,10 @@ impl Store {
     }
 }
 
+mod console;
 mod outbox;
+
+pub use console::{ProblemEvent, Session};
 
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,19 @@ pub struct ParsedWindow {
 }
 
 impl Window {
+    /// `always`, or `09:00-18:00 mon, tue (Europe/London)`.
+    pub fn describe(&self) -> String {
+        if *self == Window::default() {
+            return "always".into();
+        }
+        let days = if self.days.is_empty() {
+            "every day".to_owned()
+        } else {
+            self.days.join(", ")
+        };
+        format!("{}-{} {days} ({})", self.from, self.to, self.timezone)
+    }
+
     /// Validates every field; the error names the field.
     pub fn parse(&self) -> Result<ParsedWindow, String> {
         let time = |field: &str, v: &str| {

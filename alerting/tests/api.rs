@@ -425,7 +425,7 @@ fn down_check(id: &str) -> Value {
 // 1. Auth, the open routes, and the OpenAPI document.
 
 /// Every path the router serves, as the OpenAPI document must list them.
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 16] = [
     "/",
     "/api/alerts",
     "/api/checks",
@@ -437,6 +437,7 @@ const ROUTES: [&str; 15] = [
     "/api/openapi.json",
     "/api/problems",
     "/api/problems/{id}/ack",
+    "/api/problems/{id}/unack",
     "/api/silences",
     "/api/silences/{id}",
     "/healthcheck",
@@ -456,12 +457,15 @@ async fn every_api_route_needs_the_token_and_the_openapi_document_lists_exactly_
         .collect();
     paths.sort_unstable();
     assert_eq!(paths, ROUTES, "the document's paths");
-    // And the list is the router's: every `.route("...")` of src/api/mod.rs.
+    // And the list is the router's: every `.route("...")` of src/api/mod.rs, and the
+    // console's front page (its other pages are for people, not programs).
     let source = include_str!("../src/api/mod.rs");
     let mut routed: Vec<&str> = source
         .match_indices(".route(")
         .filter_map(|(i, _)| source[i..].split('"').nth(1))
         .collect();
+    assert!(include_str!("../src/console/mod.rs").contains(".route(\"/\", get(now::page))"));
+    routed.push("/");
     routed.sort_unstable();
     assert_eq!(routed, ROUTES, "the router's paths");
 
@@ -519,7 +523,7 @@ async fn every_api_route_needs_the_token_and_the_openapi_document_lists_exactly_
             );
         }
     }
-    assert_eq!(protected, 16, "every documented /api operation was tried");
+    assert_eq!(protected, 17, "every documented /api operation was tried");
 
     let (status, v) = w.raw(Method::GET, "/api/nope", Some(API_TOKEN), None).await;
     assert_eq!(status, 404, "{v}");
@@ -529,9 +533,11 @@ async fn every_api_route_needs_the_token_and_the_openapi_document_lists_exactly_
     assert_eq!(health["name"], "lookout-alerting", "{health}");
     assert!(health["version"].is_string(), "{health}");
     assert_eq!(health["dependencies"][0]["name"], "collector", "{health}");
+    // The console's front page sends a visitor without a session to sign in.
     let (_, page) = w.raw(Method::GET, "/", None, None).await;
+    let page = page.as_str().unwrap();
     assert!(
-        page.as_str().unwrap().contains("<h1>Lookout alerting</h1>"),
+        page.contains("Lookout alerting</a></h1>") && page.contains("<h2>Sign in</h2>"),
         "{page}"
     );
     w.stop().await;

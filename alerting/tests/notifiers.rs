@@ -68,6 +68,7 @@ fn notification(kind: Kind) -> Notification {
             status_page: Some("https://status.example.com/".into()),
             dashboard: Some("https://grafana.example.com/d/search".into()),
             alerter: Some("https://lookout.example.com/checks/search".into()),
+            ack: None,
         },
     }
 }

@@ -224,6 +224,9 @@ pub fn alerter_settings(
         config.collector.token.clone(),
         alerting.token.clone(),
     );
+    settings.read_tokens = alerting.read_tokens.clone();
+    settings.session_ttl = alerting.session_ttl;
+    settings.ack_link_ttl = alerting.ack_link_ttl;
     settings.store = Some(config.data_dir.join("alerting.db"));
     settings.prometheus = alerting.prometheus.clone();
     settings.checks = alerting.checks.clone();

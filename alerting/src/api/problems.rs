@@ -1,7 +1,7 @@
 //! `/api/problems`: open and past problems, and their acknowledgement.
 
 use axum::extract::State;
-use lookout_api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use lookout_api::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use serde::{Deserialize, Serialize};
 
 use super::checks::Page;
@@ -68,40 +68,25 @@ pub(super) async fn ack_problem(
     ApiPath(id): ApiPath<String>,
     ApiJson(ack): ApiJson<AckSpec>,
 ) -> ApiResult<ApiJson<Problem>> {
-    if ack.by.trim().is_empty() {
-        return Err(ApiError::BadRequest("`by`: say who acknowledges".into()));
-    }
-    let open = s.engine.lock().await.problems.values().any(|p| p.id == id);
-    if !open {
-        return Err(match s.store.problem(&id).await.map_err(internal)? {
-            Some(_) => ApiError::Conflict(format!(
-                "problem {id:?} is over; acknowledgements end with it"
-            )),
-            None => ApiError::NotFound(format!("no problem with id {id:?}")),
-        });
-    }
-    let ack = crate::problem::Ack {
-        by: ack.by,
-        comment: ack.comment,
-        at_us: chrono::Utc::now().timestamp_micros(),
-    };
-    crate::changes::make(
-        &s,
-        crate::changes::Change::Ack {
-            problem_id: id.clone(),
-            ack,
-        },
-    )
-    .await?;
-    let e = s.engine.lock().await;
-    e.problems
-        .values()
-        .find(|p| p.id == id)
-        .cloned()
-        .map(ApiJson)
-        .ok_or_else(|| {
-            ApiError::Conflict(format!(
-                "problem {id:?} closed as it was acknowledged; acknowledgements end with it"
-            ))
-        })
+    Ok(ApiJson(
+        crate::actions::ack(&s, &id, &ack.by, &ack.comment, None).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UnackSpec {
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub(super) async fn unack_problem(
+    State(s): S,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(u): ApiJson<UnackSpec>,
+) -> ApiResult<ApiJson<Problem>> {
+    Ok(ApiJson(
+        crate::actions::unack(&s, &id, &u.by, &u.comment).await?,
+    ))
 }

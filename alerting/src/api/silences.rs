@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use lookout_api::{ApiError, ApiJson, ApiPath, ApiResult};
 use serde::Deserialize;
 
-use super::{S, internal};
+use super::S;
 use crate::check::Check;
 use crate::problem::Silence;
 
@@ -99,24 +99,16 @@ pub(super) async fn create_silence(
             ));
         }
     };
-    let kind = spec.kind.unwrap_or_else(|| "silence".into());
-    let e = s.engine.lock().await;
-    silence_from(&e.checks, spec.matchers.clone(), starts, ends, &kind)
-        .map_err(ApiError::BadRequest)?;
-    drop(e);
-    let silence = Silence {
-        id: format!("silence-{now}"),
-        matchers: spec.matchers,
-        starts_us: starts,
-        ends_us: ends,
-        created_by: spec.created_by,
-        comment: spec.comment,
-        kind,
-    };
-    crate::changes::make(
+    let silence = crate::actions::silence(
         &s,
-        crate::changes::Change::Silence {
-            silence: silence.clone(),
+        crate::actions::NewSilence {
+            matchers: spec.matchers,
+            starts_us: starts,
+            ends_us: ends,
+            created_by: spec.created_by,
+            comment: spec.comment,
+            kind: spec.kind.unwrap_or_else(|| "silence".into()),
+            from_problem: None,
         },
     )
     .await?;
@@ -125,7 +117,7 @@ pub(super) async fn create_silence(
 
 /// The collector's maintenance windows not yet over, as the silences they are to the alerter:
 /// read-only, holding every check about a check in maintenance.
-pub(super) fn maintenance_silences(feed: &crate::engine::Feed) -> Vec<Silence> {
+pub fn maintenance_silences(feed: &crate::engine::Feed) -> Vec<Silence> {
     feed.states
         .maintenance
         .iter()
@@ -155,24 +147,6 @@ pub(super) async fn delete_silence(
     State(s): S,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    if let Some(m) = id.strip_prefix("maintenance-")
-        && maintenance_silences(&s.feed.borrow())
-            .iter()
-            .any(|x| x.id == id)
-    {
-        return Err(ApiError::Conflict(format!(
-            "silence {id:?} is the collector's scheduled maintenance; cancel it there \
-             (DELETE /api/v1/maintenance/{m})"
-        )));
-    }
-    if !s.engine.lock().await.silences.iter().any(|x| x.id == id) {
-        return Err(ApiError::NotFound(format!("no silence with id {id:?}")));
-    }
-    if !s.store.holds_silence(id.clone()).await.map_err(internal)? {
-        return Err(ApiError::Conflict(format!(
-            "silence {id:?} comes from the config; change it there"
-        )));
-    }
-    crate::changes::make(&s, crate::changes::Change::Unsilence { id }).await?;
+    crate::actions::expire_silence(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -132,10 +132,10 @@ pub(super) async fn delete_subscription(
 }
 
 #[derive(Serialize)]
-pub(super) struct TestResult {
-    sent: bool,
-    notifier: String,
-    error: Option<String>,
+pub struct TestResult {
+    pub sent: bool,
+    pub notifier: String,
+    pub error: Option<String>,
 }
 
 /// Sends a test message through one subscription now, outside the outbox, and says how it went.
@@ -143,9 +143,25 @@ pub(super) async fn test_subscription(
     State(s): S,
     ApiPath((id, sub)): ApiPath<(String, String)>,
 ) -> ApiResult<(StatusCode, ApiJson<TestResult>)> {
+    let body = test_send(&s, &id, &sub).await?;
+    let code = if body.sent {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((code, ApiJson(body)))
+}
+
+/// Sends a test notification of check `id` to its subscription `sub`, at once and outside the
+/// outbox: whether the channel works is the answer.
+pub async fn test_send(
+    s: &crate::engine::Shared,
+    id: &str,
+    sub: &str,
+) -> Result<TestResult, ApiError> {
     let (n, subscription) = {
         let e = s.engine.lock().await;
-        let check = e.checks.get(&id).ok_or_else(|| no_check(&id))?;
+        let check = e.checks.get(id).ok_or_else(|| no_check(id))?;
         let subscription = e
             .subscriptions
             .iter()
@@ -155,7 +171,7 @@ pub(super) async fn test_subscription(
                 ApiError::NotFound(format!("check {id:?} has no subscription {sub:?}"))
             })?;
         let now = chrono::Utc::now();
-        let level = e.states.get(&id).map_or(Level::Ok, |st| st.level);
+        let level = e.states.get(id).map_or(Level::Ok, |st| st.level);
         let mut p = Problem::open(
             &format!("test:{}", check.id),
             &check.id,
@@ -164,7 +180,7 @@ pub(super) async fn test_subscription(
         );
         p.id = format!("test-{}-{}", check.id, now.timestamp_micros());
         let feed = Feed::default();
-        let n = notification(&s, &e, &p, &subscription, Kind::Test, &feed, now);
+        let n = notification(s, &e, &p, &subscription, Kind::Test, &feed, now);
         (n, subscription)
     };
     let notifier = s
@@ -175,15 +191,9 @@ pub(super) async fn test_subscription(
             ApiError::Internal(format!("notifier {:?} is gone", subscription.notifier))
         })?;
     let result = notifier.send(subscription.target.as_deref(), &n).await;
-    let body = TestResult {
+    Ok(TestResult {
         sent: result.is_ok(),
         notifier: subscription.notifier.clone(),
         error: result.err().map(|e| e.message),
-    };
-    let code = if body.sent {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
-    Ok((code, ApiJson(body)))
+    })
 }

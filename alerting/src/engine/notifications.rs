@@ -227,10 +227,23 @@ pub fn notification(
                 .dashboard
                 .as_ref()
                 .map(|d| d.replace("{check}", about.as_deref().unwrap_or(&p.lead))),
-            alerter: links
-                .alerter
-                .as_ref()
-                .map(|a| format!("{}/#check-{}", a.trim_end_matches('/'), p.lead)),
+            alerter: links.alerter.as_ref().map(|a| {
+                format!(
+                    "{}/problems/{}",
+                    a.trim_end_matches('/'),
+                    crate::console::html::path_segment(&p.id)
+                )
+            }),
+            ack: match (kind, &links.alerter) {
+                (Kind::Trigger | Kind::Reminder, Some(a)) => Some(format!(
+                    "{}/ack/{}",
+                    a.trim_end_matches('/'),
+                    shared
+                        .ack_links
+                        .sign(&p.id, &destination(sub), now.timestamp_micros())
+                )),
+                _ => None,
+            },
         },
     }
 }

@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(a["endsAt"], "2024-05-02T10:12:30.000Z");
         assert_eq!(
             a["generatorURL"],
-            "https://lookout.example.com/checks/search"
+            "https://lookout.example.com/problems/search-1"
         );
     }
 

@@ -109,8 +109,12 @@ pub struct Notification {
 pub struct Links {
     pub status_page: Option<String>,
     pub dashboard: Option<String>,
-    /// The alerter's own page for the check.
+    /// The console's page of the problem.
     pub alerter: Option<String>,
+    /// A one-click acknowledge link (signed, single-use, expiring, bound to the problem and
+    /// the receiver): in triggers and reminders to people, never in resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
 }
 
 /// A failed delivery.

@@ -215,7 +215,10 @@ mod tests {
             e["links"][1]["href"],
             "https://grafana.example.com/d/search"
         );
-        assert_eq!(e["client_url"], "https://lookout.example.com/checks/search");
+        assert_eq!(
+            e["client_url"],
+            "https://lookout.example.com/problems/search-1"
+        );
     }
 
     #[test]

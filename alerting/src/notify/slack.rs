@@ -112,6 +112,14 @@ pub fn payload(n: &Notification, channel: Option<&str>) -> Value {
     if let Some(link) = link {
         attachment["title_link"] = json!(link);
     }
+    if let Some(ack) = &n.links.ack {
+        attachment["actions"] = json!([{
+            "type": "button",
+            "text": "Acknowledge",
+            "url": ack,
+            "style": "primary",
+        }]);
+    }
     let mut payload = json!({ "text": subject, "attachments": [attachment] });
     if let Some(channel) = channel {
         payload["channel"] = json!(channel);
@@ -174,7 +182,10 @@ mod tests {
         assert_eq!(p["channel"], "#ops");
         let a = &p["attachments"][0];
         assert_eq!(a["color"], "#d50200");
-        assert_eq!(a["title_link"], "https://lookout.example.com/checks/search");
+        assert_eq!(
+            a["title_link"],
+            "https://lookout.example.com/problems/search-1"
+        );
         assert_eq!(a["ts"], n.at.timestamp());
         assert!(
             a["text"]
@@ -183,6 +194,23 @@ mod tests {
                 .contains("First failure: connection refused")
         );
         assert!(payload(&sample(), None).get("channel").is_none());
+        assert_eq!(a["actions"][0]["text"], "Acknowledge");
+        assert_eq!(
+            a["actions"][0]["url"],
+            "https://lookout.example.com/ack/signed"
+        );
+        let resolve = Notification {
+            links: crate::notify::Links {
+                ack: None,
+                ..sample().links
+            },
+            ..sample()
+        };
+        assert!(
+            payload(&resolve, None)["attachments"][0]
+                .get("actions")
+                .is_none()
+        );
     }
 
     #[test]

@@ -83,9 +83,10 @@ fn timing(n: &Notification) -> Vec<String> {
 
 fn links(n: &Notification) -> Vec<String> {
     [
+        ("Acknowledge (stops the reminders)", &n.links.ack),
+        ("Problem", &n.links.alerter),
         ("Status page", &n.links.status_page),
         ("Dashboard", &n.links.dashboard),
-        ("Alerter", &n.links.alerter),
     ]
     .into_iter()
     .filter_map(|(name, url)| url.as_ref().map(|url| format!("{name}: {url}")))
@@ -210,7 +211,8 @@ pub(crate) mod tests {
             links: Links {
                 status_page: Some("https://status.example.com/".into()),
                 dashboard: Some("https://grafana.example.com/d/search".into()),
-                alerter: Some("https://lookout.example.com/checks/search".into()),
+                alerter: Some("https://lookout.example.com/problems/search-1".into()),
+                ack: Some("https://lookout.example.com/ack/signed".into()),
             },
         }
     }
@@ -267,9 +269,10 @@ Since: 2024-05-01 10:00:00 UTC (12m 30s ago)
 Value: availability(search, 5m) = 0.9712 (error below 0.999, warn below 0.9999)
 First failure: connection refused
 
+Acknowledge (stops the reminders): https://lookout.example.com/ack/signed
+Problem: https://lookout.example.com/problems/search-1
 Status page: https://status.example.com/
 Dashboard: https://grafana.example.com/d/search
-Alerter: https://lookout.example.com/checks/search
 ";
         assert_eq!(b, want);
     }
