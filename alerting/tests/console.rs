@@ -325,7 +325,7 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
         "{}",
         page.body
     );
-    assert!(page.body.contains("🔇 silenced by Jane"), "{}", page.body);
+    assert!(page.body.contains("⊘ silenced by Jane"), "{}", page.body);
     let timeline = &page.body[page.body.find("id=\"timeline\"").unwrap()..];
     for step in [
         "opened: ✖ ERROR",

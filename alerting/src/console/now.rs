@@ -78,19 +78,18 @@ pub(super) fn problem_row(e: &crate::engine::Engine, p: &Problem, now_us: i64) -
                 )
             })
     });
+    // Keyed by receiver (notifier and target): whoever was told, even if the subscription
+    // is gone since.
     let mut notified: Vec<String> = p
         .notified
         .iter()
-        .map(|(sub, n)| {
-            let who =
-                e.subscriptions
-                    .iter()
-                    .find(|s| &s.id == sub)
-                    .map_or(sub.clone(), |s| match &s.target {
-                        Some(t) => format!("{} ({t})", s.notifier),
-                        None => s.notifier.clone(),
-                    });
-            format!("{who}: {} at {}", n.level, time(n.last_us))
+        .map(|(receiver, n)| {
+            format!(
+                "{}: {} at {}",
+                crate::ack_link::receiver_name(receiver),
+                n.level,
+                time(n.last_us)
+            )
         })
         .collect();
     notified.sort();

@@ -79,15 +79,8 @@ pub(super) async fn page(State(c): S, viewer: Viewer, Path(id): Path<String>) ->
             });
         }
         ctx.insert("silence_choices", &choices);
-        let sub_name = |sub: &str| {
-            e.subscriptions
-                .iter()
-                .find(|s| s.id == sub)
-                .map_or(sub.to_owned(), |s| match &s.target {
-                    Some(t) => format!("{} ({t})", s.notifier),
-                    None => s.notifier.clone(),
-                })
-        };
+        // Deliveries are kept by receiver (notifier and target), whoever the subscription was.
+        let sub_name = crate::ack_link::receiver_name;
         let mut steps = vec![Step {
             at: time(p.opened_us),
             at_us: p.opened_us,
