@@ -88,10 +88,10 @@ pub async fn follow(shared: Arc<Shared>, mut read: bool, mut stop: watch::Receiv
         match shared.sources.collector().slos().await {
             Ok(slos) => {
                 read = true;
-                let g = &shared.settings.generate;
+                let settings = shared.settings.load();
                 let changed = {
                     let mut e = shared.engine.lock().await;
-                    apply(&mut e, &slos, g, &shared.settings.subscribe)
+                    apply(&mut e, &slos, &settings.generate, &settings.subscribe)
                 };
                 if changed {
                     tracing::info!(

@@ -136,6 +136,26 @@ impl std::fmt::Debug for AlertingConfig {
     }
 }
 
+impl AlertingConfig {
+    /// What a running alerter takes from this config when it is reloaded.
+    pub fn reloaded(&self) -> crate::reload::Reloaded {
+        crate::reload::Reloaded {
+            checks: self.checks.clone(),
+            subscriptions: self.subscriptions.clone(),
+            notifiers: self.notifiers.clone(),
+            generate: self.generate.clone(),
+            subscribe: if self.subscribe.is_empty() {
+                vec![SubscriptionSpec::log()]
+            } else {
+                self.subscribe.clone()
+            },
+            reminder_every: self.reminder_every,
+            recheck_every: self.recheck_every,
+            links: self.links.clone(),
+        }
+    }
+}
+
 fn percentile(s: &str) -> Option<Percentile> {
     Some(match s {
         "p50" => Percentile::P50,

@@ -61,14 +61,16 @@ pub struct Shared {
     pub engine: Mutex<Engine>,
     pub store: Store,
     pub sources: Sources,
-    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
+    /// The channels by name; swapped whole when the config is reloaded.
+    pub notifiers: arc_swap::ArcSwap<BTreeMap<String, Arc<dyn Notifier>>>,
     pub metrics: Metrics,
     pub feed: watch::Receiver<Feed>,
     /// Wakes the loop (a change through the API).
     pub wake: Notify,
     /// Wakes the outbox (new deliveries).
     pub outbox_wake: Notify,
-    pub settings: EngineSettings,
+    /// Swapped whole when the config is reloaded.
+    pub settings: arc_swap::ArcSwap<EngineSettings>,
     pub started: Instant,
     /// Whether a round of slow checks is under way.
     pub slow_round: std::sync::atomic::AtomicBool,
@@ -564,7 +566,7 @@ fn update_problem(e: &mut Engine, check: &Check, to: Level, feed: &Feed, now_us:
 /// while it lasts (so the resolve is seen within seconds of recovery).
 fn due_rechecks(shared: &Shared, e: &mut Engine, feed: &Feed, now_us: i64) -> Vec<String> {
     let confirm = us(shared.sources.confirm_after);
-    let every = us(shared.settings.recheck_every);
+    let every = us(shared.settings.load().recheck_every);
     let watched: BTreeSet<&str> = e
         .checks
         .values()

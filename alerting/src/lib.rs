@@ -19,6 +19,7 @@ pub mod notify;
 pub mod outbox;
 pub mod plan;
 pub mod problem;
+pub mod reload;
 pub mod source;
 pub mod spec;
 pub mod state;
@@ -93,6 +94,8 @@ pub struct AlerterSettings {
     pub tls: Option<lookout_api::tls::ServerTls>,
     /// Roots trusted beyond the public ones when calling the collector.
     pub trust: lookout_api::tls::Trust,
+    /// `Some`: `POST /-/reload` (with the API token) asks the config's owner to reload.
+    pub reload: Option<lookout_api::reload::Trigger>,
 }
 
 /// A dead-man's switch: Lookout calls `url` every `every` while it is healthy, so that
@@ -137,6 +140,7 @@ impl AlerterSettings {
             changes: None,
             tls: None,
             trust: Default::default(),
+            reload: None,
         }
     }
 }
@@ -263,19 +267,19 @@ impl Alerter {
             engine: Mutex::new(engine),
             store,
             sources: sources.clone(),
-            notifiers,
+            notifiers: arc_swap::ArcSwap::from_pointee(notifiers),
             metrics,
             feed: feed_rx,
             wake: Notify::new(),
             outbox_wake: Notify::new(),
-            settings: EngineSettings {
+            settings: arc_swap::ArcSwap::from_pointee(EngineSettings {
                 reminder_every: settings.reminder_every,
                 recheck_every: settings.recheck_every,
                 links,
                 blind_grace: settings.blind_grace,
                 generate: settings.generate.clone(),
                 subscribe: settings.subscribe.clone(),
-            },
+            }),
             started: Instant::now(),
             slow_round: std::sync::atomic::AtomicBool::new(false),
             claims: settings.claims.clone(),
@@ -319,7 +323,10 @@ impl Alerter {
             settings.tls.is_some(),
         )
         .map_err(|e| StartError::Invalid(e.to_string()))?;
-        let app = api::router(shared.clone(), tokens).merge(console::router(Arc::new(console)));
+        let mut app = api::router(shared.clone(), tokens).merge(console::router(Arc::new(console)));
+        if let Some(trigger) = settings.reload.clone() {
+            app = app.merge(lookout_api::reload::router(trigger, settings.token.clone()));
+        }
         let listener = lookout_api::tls::Listener::new(listener, settings.tls.clone())
             .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
         let mut serve_stop = stop_rx;
@@ -345,6 +352,16 @@ impl Alerter {
 
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Applies a new config's checks, subscriptions, notifiers and settings (see [`reload`]).
+    pub async fn reload(&self, r: reload::Reloaded) -> Result<reload::ReloadReport, StoreError> {
+        reload::reload(&self.shared, r).await
+    }
+
+    /// The alerter's metrics, for gauges that belong beside its own (a config reload's).
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.shared.metrics.registry
     }
 
     /// Evaluates every due check now (tests and the benchmark use it to skip waiting).

@@ -118,7 +118,7 @@ async fn deliver(
         }
     }
     let (notifier_name, target) = crate::engine::receiver(&d.subscription_id);
-    let Some(notifier) = shared.notifiers.get(&notifier_name).cloned() else {
+    let Some(notifier) = shared.notifiers.load().get(&notifier_name).cloned() else {
         fail(
             shared,
             &d,

@@ -9,6 +9,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod metrics;
+pub mod reload;
 pub mod tls;
 
 pub use error::{

@@ -413,7 +413,7 @@ pub async fn get_incidents_all(
 
 /// `GET /api/v1/slos`: every check the collector knows, with its SLO.
 pub async fn get_slos(State(s): State<Arc<AppState>>) -> ApiJson<Slos> {
-    let mut names: Vec<String> = s.settings.known.keys().cloned().collect();
+    let mut names: Vec<String> = s.known().keys().cloned().collect();
     if names.is_empty() {
         names = s.rollups.checks();
     }
@@ -423,7 +423,7 @@ pub async fn get_slos(State(s): State<Arc<AppState>>) -> ApiJson<Slos> {
             .filter_map(|check| {
                 let info = s.check_info(&check).ok()?;
                 Some(CheckSlo {
-                    slo_since_us: s.slo_since.get(&check).copied(),
+                    slo_since_us: s.slo_since().get(&check).copied(),
                     description: info.description,
                     regions: info.regions,
                     slo: info.slo,

@@ -89,8 +89,11 @@ pub(crate) struct AppState {
     /// One scrape at a time: a refresh resets the gauges before it fills them again.
     scrape: std::sync::Mutex<()>,
     pub(crate) maintenance: maintenance::Registry,
+    /// The checks it accepts, with their regions and SLOs: the config's, swapped whole when
+    /// the config is reloaded.
+    known: arc_swap::ArcSwap<Known>,
     /// Since when each known check has had its SLO.
-    pub(crate) slo_since: BTreeMap<String, i64>,
+    slo_since: arc_swap::ArcSwap<BTreeMap<String, i64>>,
     /// `Some` on a replica: where it stands in the log.
     pub(crate) replica: Option<Arc<replica::Replica>>,
 }
@@ -100,10 +103,17 @@ impl AppState {
         self.rollups.store()
     }
 
+    pub(crate) fn known(&self) -> Arc<Known> {
+        self.known.load_full()
+    }
+
+    pub(crate) fn slo_since(&self) -> Arc<BTreeMap<String, i64>> {
+        self.slo_since.load_full()
+    }
+
     /// What the collector knows of a check, or the defaults for one it was not told of.
     pub(crate) fn info_or_default(&self, check: &str) -> CheckInfo {
-        self.settings
-            .known
+        self.known()
             .get(check)
             .cloned()
             .unwrap_or_else(CheckInfo::unknown)
@@ -111,9 +121,10 @@ impl AppState {
 
     /// What the collector knows of a check; any check when it was told of none.
     pub(crate) fn check_info(&self, check: &str) -> Result<CheckInfo, ApiError> {
-        match self.settings.known.get(check) {
+        let known = self.known();
+        match known.get(check) {
             Some(i) => Ok(i.clone()),
-            None if self.settings.known.is_empty() => Ok(CheckInfo::unknown()),
+            None if known.is_empty() => Ok(CheckInfo::unknown()),
             None => Err(ApiError::NotFound(format!("no check named {check:?}"))),
         }
     }
@@ -128,6 +139,7 @@ pub struct Collector {
     passes: JoinHandle<()>,
     ticker: JoinHandle<()>,
     applier: Option<JoinHandle<()>>,
+    state: Arc<AppState>,
 }
 
 /// Rolls up now, then at every interval, off the async workers.
@@ -241,6 +253,8 @@ impl Collector {
             }
         };
         let state = Arc::new(AppState {
+            known: arc_swap::ArcSwap::from_pointee(settings.known.clone()),
+            slo_since: arc_swap::ArcSwap::from_pointee(slo_since),
             settings,
             rollups,
             committer,
@@ -252,7 +266,6 @@ impl Collector {
             started: Instant::now(),
             scrape: std::sync::Mutex::new(()),
             maintenance: registry,
-            slo_since,
             replica: replica.clone(),
         });
         let applier = replica.map(|r| tokio::spawn(replica::apply_loop(state.clone(), r)));
@@ -264,7 +277,7 @@ impl Collector {
             "http"
         };
         let listener = lookout_api::tls::Listener::new(listener, state.settings.tls.clone())?;
-        let app = http::router(state);
+        let app = http::router(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -281,7 +294,36 @@ impl Collector {
             passes,
             ticker,
             applier,
+            state,
         })
+    }
+
+    /// The config's checks changed: new ones are accepted from now, removed ones no longer
+    /// (their history stays queryable), and a changed one's regions, schedule and SLO apply
+    /// from now. A changed SLO is recorded as the store records one at start.
+    pub async fn set_known(&self, known: Known) -> Result<(), store::StoreError> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let store = self.state.store().clone();
+        let for_history = known.clone();
+        let slo_since = tokio::task::spawn_blocking(move || {
+            slo_history::record(store.as_ref(), &for_history, now)
+        })
+        .await
+        .map_err(|e| store::StoreError::Read(e.to_string()))??;
+        self.state.rollups.set_known(&known);
+        self.state.live.set_known(&known);
+        self.state.known.store(Arc::new(known));
+        self.state.slo_since.store(Arc::new(slo_since));
+        tracing::info!(
+            checks = self.state.known().len(),
+            "collector: checks reloaded"
+        );
+        Ok(())
+    }
+
+    /// The collector's metrics, for gauges that belong beside its own (a config reload's).
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.state.metrics.registry
     }
 
     pub fn url(&self) -> String {

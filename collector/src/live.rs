@@ -297,6 +297,28 @@ impl Live {
         }
     }
 
+    /// New settings of the checks: a new check is live from now with no data, a removed one
+    /// leaves the live state (its history stays in the store), a changed one takes its new
+    /// schedule and regions.
+    pub fn set_known(&self, known: &Known) {
+        let mut inner = self.lock();
+        let mut ch = Changes::default();
+        inner.checks.retain(|name, _| known.contains_key(name));
+        for (name, info) in known {
+            let c = inner.check_mut(name, &mut ch);
+            c.interval_us = info.interval_us;
+            c.timeout_us = info.timeout_us;
+            for r in &info.regions {
+                c.region_index(r);
+            }
+        }
+        inner.known = known.clone();
+        inner.version += 1;
+        let v = inner.version;
+        drop(inner);
+        self.version.send_replace(v);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -360,7 +360,8 @@ pub(crate) async fn create(
             checks.push(c.clone());
         }
     }
-    let known: Vec<&str> = s.settings.known.keys().map(String::as_str).collect();
+    let known = s.known();
+    let known: Vec<&str> = known.keys().map(String::as_str).collect();
     bad.extend(problems(
         &body.name,
         &body.message,

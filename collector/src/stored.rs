@@ -48,7 +48,7 @@ pub(crate) fn after_stored(s: &AppState, results: &[ProbeResult], inserted: &[bo
     for (r, new) in results.iter().zip(inserted) {
         // A replay is acknowledged, not counted again.
         if *new {
-            let objective_us = s.settings.known.get(&r.check).map_or_else(
+            let objective_us = s.known().get(&r.check).map_or_else(
                 || CheckInfo::unknown().slo.latency_objective_us(),
                 |i| i.slo.latency_objective_us(),
             );

@@ -9,6 +9,7 @@ pub mod launcher;
 pub mod logging;
 pub mod monitor;
 pub mod probe;
+pub mod reload;
 pub mod service;
 pub mod supervisor;
 

@@ -362,13 +362,21 @@ pub struct Monitor {
     pub status_page: Option<StatusPage>,
     pub links: BTreeMap<String, Link>,
     pub agents: BTreeMap<String, Agent>,
+    /// Each region's way to the gateway (its link, or the gateway itself): the agents'
+    /// `gateway` variable.
+    targets: BTreeMap<String, String>,
 }
 
 impl Monitor {
-    pub async fn start(config: &Config, gateway: SocketAddr) -> anyhow::Result<Monitor> {
+    pub async fn start(
+        config: &Config,
+        gateway: SocketAddr,
+        reload: Option<lookout_api::reload::Trigger>,
+    ) -> anyhow::Result<Monitor> {
         let collector = start_collector(config, config.collector.listen).await?;
         let mut links = BTreeMap::new();
         let mut agents = BTreeMap::new();
+        let mut targets = BTreeMap::new();
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         for region in &config.probes.regions {
             let target = if config.probes.region_links {
@@ -381,13 +389,15 @@ impl Monitor {
                 format!("http://{gateway}")
             };
             let agent_id = format!("{region}-1");
+            targets.insert(region.clone(), target.clone());
             let settings =
                 agent_settings(config, region, &agent_id, &collector.url(), Some(target))?;
             agents.insert(region.clone(), start_agent(settings, any).await?);
         }
         let alerter = match config.alerting.as_ref().filter(|a| a.enabled) {
             Some(a) => {
-                let settings = alerter_settings(config, a, &collector.url())?;
+                let mut settings = alerter_settings(config, a, &collector.url())?;
+                settings.reload = reload;
                 Some(start_alerter(settings, a.listen).await?)
             }
             None => None,
@@ -405,7 +415,56 @@ impl Monitor {
             status_page,
             links,
             agents,
+            targets,
         })
+    }
+
+    /// Applies a new config to the running parts: the collector's checks, each agent's
+    /// checks and variables, the alerter's checks, subscriptions and notifiers. (The status
+    /// page's text still needs a restart.) Returns what changed, in words.
+    pub async fn apply(&self, config: &Config) -> anyhow::Result<String> {
+        let mut said = Vec::new();
+        self.collector
+            .set_known(known_checks(config))
+            .await
+            .context("the collector could not take the new checks")?;
+        said.push(format!("collector: {} checks", config.checks.len()));
+        for (region, agent) in &self.agents {
+            let mut variables: lookout_probes::template::Vars =
+                config.variables.clone().into_iter().collect();
+            if let Some(t) = self.targets.get(region) {
+                variables.insert("gateway".into(), t.clone());
+            }
+            let (added, changed, removed) =
+                agent.set_checks(config.checks.clone(), variables).await;
+            said.push(format!(
+                "probe@{region}: {added} added, {changed} changed, {removed} removed"
+            ));
+        }
+        if let (Some(a), Some(cfg)) = (&self.alerter, config.alerting.as_ref()) {
+            let r = a
+                .reload(cfg.reloaded())
+                .await
+                .context("the alerter could not take the new config")?;
+            said.push(format!(
+                "alerting: checks {} added, {} changed, {} removed; {} subscriptions; {} notifiers",
+                r.checks_added, r.checks_changed, r.checks_removed, r.subscriptions, r.notifiers
+            ));
+        }
+        Ok(said.join("; "))
+    }
+
+    /// Registers the reload gauges beside each part's own metrics.
+    pub fn register(&self, metrics: &lookout_api::reload::ReloadMetrics) {
+        let mut registries = vec![self.collector.registry()];
+        if let Some(a) = &self.alerter {
+            registries.push(a.registry());
+        }
+        for r in registries {
+            if let Err(e) = metrics.register(r) {
+                tracing::warn!(error = %e, "the config reload gauges could not be registered");
+            }
+        }
     }
 
     pub async fn stop(self) {

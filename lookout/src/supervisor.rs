@@ -284,6 +284,10 @@ macro_rules! say {
 }
 
 pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+    // Caught from the start: SIGHUP's default would end the suite.
+    let mut hangup = crate::reload::hangup_signal();
+    let mut reloader = crate::reload::Reloader::new(path.clone(), config.clone())?;
+    let (trigger, mut reload_requests) = lookout_api::reload::channel();
     let source = path
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_NAME.to_owned());
@@ -298,7 +302,7 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             .gateway()
             .map(|g| g.addr)
             .context("no gateway started")?;
-        match crate::monitor::Monitor::start(&config, gateway).await {
+        match crate::monitor::Monitor::start(&config, gateway, Some(trigger)).await {
             Ok(m) => Some(m),
             Err(e) => {
                 platform.stop().await;
@@ -373,8 +377,24 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             g.url()
         );
     }
-    say!("Press Ctrl-C to stop.");
-    crate::service::shutdown_signal().await;
+    if let Some(m) = &monitor {
+        m.register(&reloader.metrics);
+    }
+    say!(
+        "Press Ctrl-C to stop; send SIGHUP (or POST /-/reload to the alerter) to reload the config."
+    );
+    loop {
+        tokio::select! {
+            _ = crate::service::shutdown_signal() => break,
+            _ = crate::reload::hangup(&mut hangup) => {
+                let _ = reloader.reload(monitor.as_ref()).await;
+            }
+            Some(reply) = reload_requests.next() => {
+                let outcome = reloader.reload(monitor.as_ref()).await;
+                let _ = reply.send(outcome);
+            }
+        }
+    }
     say!("lookout up: stopping");
     if let Some(m) = monitor {
         m.stop().await;

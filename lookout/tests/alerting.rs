@@ -6,75 +6,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::wait_until;
 use common::{LOOKOUT, Proc, up};
+use common::{receiver, wait_until};
 use lookout_testkit::free_port;
 use lookout_testkit::peers::Smtp;
 
 const TOKEN: &str = "page-token";
 const ALERT_TOKEN: &str = "page-alert-token";
 const ADMIN: &str = "page-admin";
-
-/// What the webhook receiver got: (event header, body).
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Value)>>>);
-
-impl Received {
-    fn all(&self) -> Vec<(String, Value)> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Pages: triggers that say `severity: page`.
-    fn pages(&self) -> Vec<Value> {
-        self.all()
-            .into_iter()
-            .filter(|(e, b)| e == "trigger" && b["severity"] == "page")
-            .map(|(_, b)| b)
-            .collect()
-    }
-
-    fn of(&self, event: &str, problem: &str) -> usize {
-        self.all()
-            .iter()
-            .filter(|(e, b)| e == event && b["problem_id"] == problem)
-            .count()
-    }
-}
-
-async fn hook(
-    State(r): State<Received>,
-    headers: HeaderMap,
-    body: axum::Json<Value>,
-) -> &'static str {
-    let event = headers
-        .get("x-lookout-event")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    r.0.lock().unwrap().push((event, body.0));
-    "ok"
-}
-
-async fn receiver() -> (String, Received) {
-    let received = Received::default();
-    let app = axum::Router::new()
-        .route("/hook", post(hook))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), received)
-}
 
 fn subjects(smtp: &Smtp) -> Vec<String> {
     smtp.messages()

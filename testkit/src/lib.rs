@@ -18,4 +18,4 @@ pub mod wait;
 
 pub use child::Guard;
 pub use port::free_port;
-pub use wait::{eventually, wait_until, within};
+pub use wait::{eventually, wait_for, wait_until, within};

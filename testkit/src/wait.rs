@@ -47,3 +47,22 @@ pub async fn within(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     })
     .await
 }
+
+/// Polls `f` until it gives a value, which it returns; panics after `limit`
+/// naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not within {limit:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

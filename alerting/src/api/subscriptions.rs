@@ -90,7 +90,7 @@ pub(super) async fn create_subscription(
             "a subscription with id {sub_id:?} exists"
         )));
     }
-    let sub = subscription(&s.notifiers, &id, spec, sub_id).map_err(ApiError::BadRequest)?;
+    let sub = subscription(&s.notifiers.load(), &id, spec, sub_id).map_err(ApiError::BadRequest)?;
     drop(e);
     crate::changes::make(
         &s,
@@ -185,6 +185,7 @@ pub async fn test_send(
     };
     let notifier = s
         .notifiers
+        .load()
         .get(&subscription.notifier)
         .cloned()
         .ok_or_else(|| {

@@ -50,7 +50,8 @@ pub(super) async fn page(State(c): S, viewer: Viewer, Path(id): Path<String>) ->
             Err(e) => return c.internal(e),
         };
     let mut ctx = Context::new();
-    let links = &c.shared.settings.links;
+    let settings = c.shared.settings.load();
+    let links = &settings.links;
     {
         let e = c.shared.engine.lock().await;
         // The live copy when it is open: members' levels change before the store hears.

@@ -19,7 +19,7 @@ pub(super) fn blind(
     check: &Check,
     feed: &Feed,
 ) -> Result<Option<f64>, SourceError> {
-    if shared.started.elapsed() < shared.settings.blind_grace {
+    if shared.started.elapsed() < shared.settings.load().blind_grace {
         // Keeps the state as it was: a restart during an outage of the collector must
         // neither resolve the blind page nor page again.
         return Err(SourceError(

@@ -95,11 +95,17 @@ pub(super) fn plan_notifications(
         let planned = if p.is_open() {
             let with_holds: Vec<(&Subscription, Option<Hold>)> =
                 dests.values().map(|(s, h)| (s, *h)).collect();
-            plan::open_problem(&mut p, &with_holds, shared.settings.reminder_every, now_us)
+            plan::open_problem(
+                &mut p,
+                &with_holds,
+                shared.settings.load().reminder_every,
+                now_us,
+            )
         } else {
             plan::closed_problem(&p, &subs, &|s| {
                 shared
                     .notifiers
+                    .load()
                     .get(&s.notifier)
                     .is_some_and(|n| n.stateful())
             })
@@ -168,7 +174,8 @@ pub fn notification(
         let live = feed.states.check(a)?;
         live.failing().find_map(|r| r.reason.clone())
     });
-    let links = &shared.settings.links;
+    let settings = shared.settings.load();
+    let links = &settings.links;
     // What this receiver was paged for decides too, so a resolve carries the labels of its
     // page (Alertmanager tells alerts apart by their labels).
     let told = p.notified.get(&sub.id).map_or(Level::Ok, |n| n.level);

@@ -19,12 +19,7 @@ pub(super) async fn post_results(
     ApiFastJsonBytes(batch, body): ApiFastJsonBytes<ResultBatch>,
 ) -> ApiResult<Response> {
     let now = chrono::Utc::now().timestamp_micros();
-    if let Err(e) = ingest::validate(
-        &batch,
-        &s.settings.known,
-        now,
-        s.settings.rollup.raw_retention_us,
-    ) {
+    if let Err(e) = ingest::validate(&batch, &s.known(), now, s.settings.rollup.raw_retention_us) {
         s.metrics
             .results
             .with_label_values(&["rejected"])

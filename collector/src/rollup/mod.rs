@@ -77,7 +77,7 @@ pub struct PassReport {
 
 pub struct Rollups {
     store: Arc<dyn ResultStore>,
-    known: Known,
+    known: RwLock<Known>,
     settings: RollupSettings,
     checks: RwLock<HashMap<String, Arc<Mutex<CheckState>>>>,
     /// Each check's maintenance, for checks first seen after it was set.
@@ -158,7 +158,7 @@ impl Rollups {
             .collect();
         Ok(Rollups {
             store,
-            known,
+            known: RwLock::new(known),
             settings,
             checks: RwLock::new(checks),
             maintenance: RwLock::new(maintenance),
@@ -166,6 +166,22 @@ impl Rollups {
             // What was stored but not rolled up before a restart is as good as late.
             late: AtomicBool::new(true),
         })
+    }
+
+    /// New settings of the checks: each known one's rollups go on with its new settings
+    /// from the next minute; a check no longer known keeps what it has.
+    pub fn set_known(&self, known: &Known) {
+        for (name, info) in known {
+            let st = self.state_or_new(name);
+            let mut st = lock(&st);
+            for r in &info.regions {
+                if !st.regions.contains(r) {
+                    st.regions.push(r.clone());
+                }
+            }
+            st.info = info.clone();
+        }
+        *self.known.write().unwrap_or_else(PoisonError::into_inner) = known.clone();
     }
 
     pub fn store(&self) -> &Arc<dyn ResultStore> {
@@ -186,6 +202,8 @@ impl Rollups {
         }
         let info = self
             .known
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(check)
             .cloned()
             .unwrap_or_else(CheckInfo::unknown);

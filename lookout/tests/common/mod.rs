@@ -135,3 +135,63 @@ pub fn platform_yaml(admin: &str, api_key: &str, instances: [u32; 4], fast_healt
 "
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// A webhook receiver for the alerter's notifications.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+/// What the webhook receiver got: (event header, body).
+#[derive(Clone, Default)]
+pub struct Received(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Received {
+    pub fn all(&self) -> Vec<(String, Value)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Pages: triggers that say `severity: page`.
+    pub fn pages(&self) -> Vec<Value> {
+        self.all()
+            .into_iter()
+            .filter(|(e, b)| e == "trigger" && b["severity"] == "page")
+            .map(|(_, b)| b)
+            .collect()
+    }
+
+    pub fn of(&self, event: &str, problem: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|(e, b)| e == event && b["problem_id"] == problem)
+            .count()
+    }
+}
+
+async fn hook(
+    State(r): State<Received>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> &'static str {
+    let event = headers
+        .get("x-lookout-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    r.0.lock().unwrap().push((event, body.0));
+    "ok"
+}
+
+pub async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), received)
+}

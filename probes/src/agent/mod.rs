@@ -4,6 +4,7 @@
 //! collectors (replicas of one cluster), it talks to one and fails over to the next.
 
 mod metrics;
+mod schedules;
 pub mod spool;
 
 use std::collections::HashMap;
@@ -30,8 +31,6 @@ pub use metrics::AgentMetrics;
 use spool::Spool;
 
 use crate::check::Check;
-use crate::http::Pool;
-use crate::journey::{self, RunContext};
 use crate::template::Vars;
 
 #[derive(Debug, Clone)]
@@ -88,6 +87,10 @@ struct Shared {
     http: reqwest::Client,
     /// What [`AgentSettings::metrics_url`] resolved to.
     metrics_url: Option<Url>,
+    /// Each scheduled check's "run now" (confirmation runs), by name.
+    triggers: std::sync::Mutex<HashMap<String, mpsc::Sender<bool>>>,
+    /// The checks changed: the long poll asks again with the new list.
+    checks_changed: Notify,
 }
 
 /// A running agent.
@@ -96,6 +99,7 @@ pub struct Agent {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    schedules: tokio::sync::Mutex<schedules::Schedules>,
 }
 
 impl Agent {
@@ -137,32 +141,17 @@ impl Agent {
             started: Instant::now(),
             http,
             metrics_url,
+            triggers: std::sync::Mutex::new(HashMap::new()),
+            checks_changed: Notify::new(),
         });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut triggers = HashMap::new();
-        for check in shared
-            .settings
-            .checks
-            .iter()
-            .filter(|c| c.runs_in(&shared.settings.region))
-        {
-            shared.metrics.known_check(&check.name);
-            let (tx, rx) = mpsc::channel(8);
-            triggers.insert(check.name.clone(), tx);
-            tasks.push(tokio::spawn(schedule_loop(
-                shared.clone(),
-                check.clone(),
-                rx,
-                stopped.clone(),
-            )));
-        }
+        let mut schedules = schedules::Schedules::default();
+        let checks = shared.settings.checks.clone();
+        let variables = Arc::new(shared.settings.variables.clone());
+        schedules.set(&shared, &checks, &variables, &stopped, true);
         tasks.push(tokio::spawn(push_loop(shared.clone(), stopped.clone())));
-        tasks.push(tokio::spawn(command_loop(
-            shared.clone(),
-            triggers,
-            stopped.clone(),
-        )));
+        tasks.push(tokio::spawn(command_loop(shared.clone(), stopped.clone())));
         let app = Router::new()
             .route("/healthcheck", get(healthcheck))
             .route("/metrics", get(metrics_handler))
@@ -181,7 +170,30 @@ impl Agent {
             shared,
             stop,
             tasks,
+            schedules: tokio::sync::Mutex::new(schedules),
         })
+    }
+
+    /// The config changed: checks added start on their schedules (and at once, if
+    /// `run_on_start`), removed ones stop after any run in progress, changed ones go on with
+    /// their new definition; the spool, the pushes and the long poll are not interrupted.
+    /// Returns how many checks of this region were (added, changed, removed).
+    pub async fn set_checks(
+        &self,
+        checks: Vec<Arc<Check>>,
+        variables: Vars,
+    ) -> (usize, usize, usize) {
+        let stopped = self.stop.subscribe();
+        let changed = self.schedules.lock().await.set(
+            &self.shared,
+            &checks,
+            &Arc::new(variables),
+            &stopped,
+            self.shared.settings.run_on_start,
+        );
+        self.shared.checks_changed.notify_one();
+        tracing::info!(region = %self.shared.settings.region, added = changed.0, changed = changed.1, removed = changed.2, "probe agent: checks reloaded");
+        changed
     }
 
     pub fn metrics(&self) -> &AgentMetrics {
@@ -196,6 +208,7 @@ impl Agent {
     /// Stops scheduling, lets running checks finish, makes one last push attempt.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.schedules.into_inner().stop_all().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
@@ -209,84 +222,6 @@ fn utc_to_instant(at: chrono::DateTime<chrono::Utc>) -> tokio::time::Instant {
         Ok(d) => now + d,
         Err(_) => now,
     }
-}
-
-async fn run_once(shared: &Arc<Shared>, check: &Arc<Check>, pool: &mut Pool, confirmation: bool) {
-    let ctx = RunContext {
-        region: &shared.settings.region,
-        agent: &shared.settings.agent_id,
-        confirmation,
-    };
-    let mut result = journey::run(check, &shared.settings.variables, pool, ctx).await;
-    shared.metrics.record(&result);
-    if confirmation {
-        shared
-            .metrics
-            .confirmations
-            .with_label_values(&[&check.name])
-            .inc();
-    }
-    if let Err(e) = shared.spool.append(&mut result) {
-        tracing::error!(error = %e, check = %check.name, "cannot spool a result; it is lost");
-        shared.metrics.spool_dropped.inc();
-    }
-    shared.spooled.notify_one();
-}
-
-/// One check's schedule. Runs never overlap: a start that finds the last run still going is
-/// skipped and counted, and a slow run never delays the next start beyond its own end.
-async fn schedule_loop(
-    shared: Arc<Shared>,
-    check: Arc<Check>,
-    mut run_now: mpsc::Receiver<bool>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let schedule = check.schedule_in(&shared.settings.region);
-    let running = Arc::new(tokio::sync::Mutex::new(Pool::default()));
-    let start_run = |confirmation: bool| {
-        let (shared, check, running) = (shared.clone(), check.clone(), running.clone());
-        match running.clone().try_lock_owned() {
-            Ok(mut pool) => {
-                tokio::spawn(async move {
-                    run_once(&shared, &check, &mut pool, confirmation).await;
-                });
-                true
-            }
-            Err(_) => {
-                shared
-                    .metrics
-                    .skipped
-                    .with_label_values(&[&check.name])
-                    .inc();
-                false
-            }
-        }
-    };
-    if shared.settings.run_on_start {
-        start_run(false);
-    }
-    loop {
-        let Some(next) = schedule.next_after(chrono::Utc::now()) else {
-            tracing::warn!(check = %check.name, "the schedule has no next start; the check stops");
-            return;
-        };
-        let due = utc_to_instant(next);
-        tokio::select! {
-            _ = stopped.wait_for(|s| *s) => break,
-            _ = tokio::time::sleep_until(due) => {
-                let lag = (chrono::Utc::now() - next).to_std().unwrap_or_default();
-                shared.metrics.lag_seconds.observe(lag.as_secs_f64());
-                if !start_run(false) {
-                    tracing::warn!(check = %check.name, "previous run still going; this start is skipped");
-                }
-            }
-            Some(_) = run_now.recv() => {
-                start_run(true);
-            }
-        }
-    }
-    // Let a running check finish before the agent stops.
-    let _ = running.lock().await;
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -456,16 +391,18 @@ async fn push(shared: &Shared, url: &Url, batch: &[ProbeResult]) -> Result<(), P
 }
 
 /// The long poll through which the collector asks for confirmation runs.
-async fn command_loop(
-    shared: Arc<Shared>,
-    triggers: HashMap<String, mpsc::Sender<bool>>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn command_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let s = &shared.settings;
-    let mut checks: Vec<&str> = triggers.keys().map(String::as_str).collect();
-    checks.sort_unstable();
     let mut backoff = Duration::from_millis(200);
     loop {
+        let mut checks: Vec<String> = shared
+            .triggers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        checks.sort_unstable();
         // The collector the results go to: confirmations are asked by whichever took them.
         let (_, base) = shared.collector();
         let Ok(mut url) = base.join(&format!("api/v1/agents/{}/commands", s.agent_id)) else {
@@ -487,6 +424,8 @@ async fn command_loop(
         let response = tokio::select! {
             r = request => r,
             _ = stopped.wait_for(|s| *s) => return,
+            // Asked again at once with the new checks.
+            _ = shared.checks_changed.notified() => continue,
         };
         let commands = match response {
             Ok(r) if r.status().is_success() => r.json::<Commands>().await.ok(),
@@ -495,6 +434,11 @@ async fn command_loop(
         match commands {
             Some(c) => {
                 backoff = Duration::from_millis(200);
+                let triggers = shared
+                    .triggers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 for cmd in c.run {
                     if let Some(tx) = triggers.get(&cmd.check) {
                         tracing::info!(check = %cmd.check, after_failure_in = %cmd.reason_region, "confirmation run requested");
