@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use lookout_model::secret::Secret;
-use prometheus::{Gauge, IntGauge, Opts, Registry};
+pub use prometheus::Registry;
+use prometheus::{Gauge, IntGauge, Opts};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;

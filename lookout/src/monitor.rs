@@ -420,36 +420,19 @@ impl Monitor {
     }
 
     /// Applies a new config to the running parts: the collector's checks, each agent's
-    /// checks and variables, the alerter's checks, subscriptions and notifiers. (The status
-    /// page's text still needs a restart.) Returns what changed, in words.
+    /// checks and variables, the alerter's checks, subscriptions and notifiers, the status
+    /// page's text. Returns what changed, in words.
     pub async fn apply(&self, config: &Config) -> anyhow::Result<String> {
-        let mut said = Vec::new();
-        self.collector
-            .set_known(known_checks(config))
-            .await
-            .context("the collector could not take the new checks")?;
-        said.push(format!("collector: {} checks", config.checks.len()));
+        let mut said = vec![crate::reload::apply_collector(&self.collector, config).await?];
         for (region, agent) in &self.agents {
-            let mut variables: lookout_probes::template::Vars =
-                config.variables.clone().into_iter().collect();
-            if let Some(t) = self.targets.get(region) {
-                variables.insert("gateway".into(), t.clone());
-            }
-            let (added, changed, removed) =
-                agent.set_checks(config.checks.clone(), variables).await;
-            said.push(format!(
-                "probe@{region}: {added} added, {changed} changed, {removed} removed"
-            ));
+            let gateway = self.targets.get(region).map(String::as_str);
+            said.push(crate::reload::apply_agent(agent, config, region, gateway).await);
         }
-        if let (Some(a), Some(cfg)) = (&self.alerter, config.alerting.as_ref()) {
-            let r = a
-                .reload(cfg.reloaded())
-                .await
-                .context("the alerter could not take the new config")?;
-            said.push(format!(
-                "alerting: checks {} added, {} changed, {} removed; {} subscriptions; {} notifiers",
-                r.checks_added, r.checks_changed, r.checks_removed, r.subscriptions, r.notifiers
-            ));
+        if let Some(a) = &self.alerter {
+            said.push(crate::reload::apply_alerter(a, config).await?);
+        }
+        if let Some(p) = &self.status_page {
+            said.push(crate::reload::apply_status_page(p, config));
         }
         Ok(said.join("; "))
     }
@@ -460,10 +443,11 @@ impl Monitor {
         if let Some(a) = &self.alerter {
             registries.push(a.registry());
         }
+        if let Some(p) = &self.status_page {
+            registries.push(p.registry());
+        }
         for r in registries {
-            if let Err(e) = metrics.register(r) {
-                tracing::warn!(error = %e, "the config reload gauges could not be registered");
-            }
+            crate::reload::register(metrics, r);
         }
     }
 

@@ -123,12 +123,25 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
         args.gateway,
     )?;
     settings.metrics_url = args.metrics_url;
+    let gateway = settings.variables.get("gateway").cloned();
+    let mut hangup = crate::reload::hangup_signal();
+    let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
     let agent = monitor::start_agent(settings, args.listen).await?;
     println!(
         "probe {agent_id} in {} http://{} -> {}",
         args.region, agent.addr, args.collector
     );
-    crate::service::shutdown_signal().await;
+    crate::reload::until_stopped(
+        &mut reloader,
+        crate::reload::Part::Agent {
+            agent: &agent,
+            region: &args.region,
+            gateway: gateway.as_deref(),
+        },
+        None,
+        &mut hangup,
+    )
+    .await;
     agent.shutdown().await;
     Ok(())
 }
@@ -142,10 +155,19 @@ pub async fn run_collector(mut config: Config, args: CollectorArgs) -> anyhow::R
             UsageError("collector.token is required: agents authenticate with it".into()).into(),
         );
     }
+    let mut hangup = crate::reload::hangup_signal();
     let collector =
         monitor::start_collector(&config, args.listen.unwrap_or(config.collector.listen)).await?;
+    let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
+    crate::reload::register(&reloader.metrics, collector.registry());
     println!("collector {}", collector.url());
-    crate::service::shutdown_signal().await;
+    crate::reload::until_stopped(
+        &mut reloader,
+        crate::reload::Part::Collector(&collector),
+        None,
+        &mut hangup,
+    )
+    .await;
     collector.shutdown().await;
     Ok(())
 }
@@ -175,9 +197,20 @@ pub async fn run_alerting(config: Config, args: AlertingArgs) -> anyhow::Result<
         settings.claims = Some(claims);
         settings.changes = Some(log);
     }
+    let mut hangup = crate::reload::hangup_signal();
+    let (trigger, requests) = lookout_api::reload::channel();
+    settings.reload = Some(trigger);
     let alerter = monitor::start_alerter(settings, args.listen.unwrap_or(alerting.listen)).await?;
+    let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
+    crate::reload::register(&reloader.metrics, alerter.registry());
     println!("alerting {} -> {}", alerter.url(), args.collector);
-    crate::service::shutdown_signal().await;
+    crate::reload::until_stopped(
+        &mut reloader,
+        crate::reload::Part::Alerter(&alerter),
+        Some(requests),
+        &mut hangup,
+    )
+    .await;
     alerter.shutdown().await;
     Ok(())
 }
@@ -209,9 +242,18 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
         settings.changes = Some(log);
         settings.claims = Some(claims);
     }
+    let mut hangup = crate::reload::hangup_signal();
     let page = monitor::start_status_page(settings, listen).await?;
+    let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
+    crate::reload::register(&reloader.metrics, page.registry());
     println!("status page {} -> {}", page.url(), args.collector);
-    crate::service::shutdown_signal().await;
+    crate::reload::until_stopped(
+        &mut reloader,
+        crate::reload::Part::StatusPage(&page),
+        None,
+        &mut hangup,
+    )
+    .await;
     page.shutdown().await;
     Ok(())
 }

@@ -7,10 +7,129 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use lookout_api::reload::{Outcome, ReloadMetrics};
 
 use crate::config::Config;
 use crate::monitor::Monitor;
+
+/// What a process runs, and so what a reload changes.
+pub enum Part<'a> {
+    /// `lookout up`: everything it started (nothing is monitored without checks).
+    Suite(Option<&'a Monitor>),
+    Collector(&'a lookout_collector::Collector),
+    Alerter(&'a lookout_alerting::Alerter),
+    StatusPage(&'a lookout_status_page::StatusPage),
+    Agent {
+        agent: &'a lookout_probes::agent::Agent,
+        region: &'a str,
+        gateway: Option<&'a str>,
+    },
+}
+
+impl Part<'_> {
+    async fn apply(&self, config: &Config) -> anyhow::Result<String> {
+        match self {
+            Part::Suite(Some(m)) => m.apply(config).await,
+            Part::Suite(None) => Ok("nothing is monitored; the config is valid".to_owned()),
+            Part::Collector(c) => apply_collector(c, config).await,
+            Part::Alerter(a) => apply_alerter(a, config).await,
+            Part::StatusPage(p) => Ok(apply_status_page(p, config)),
+            Part::Agent {
+                agent,
+                region,
+                gateway,
+            } => Ok(apply_agent(agent, config, region, *gateway).await),
+        }
+    }
+}
+
+pub async fn apply_collector(
+    c: &lookout_collector::Collector,
+    config: &Config,
+) -> anyhow::Result<String> {
+    c.set_known(crate::monitor::known_checks(config))
+        .await
+        .context("the collector could not take the new checks")?;
+    Ok(format!("collector: {} checks", config.checks.len()))
+}
+
+/// `gateway`: the agent's own `gateway` variable (its region's link), kept over the config's.
+pub async fn apply_agent(
+    agent: &lookout_probes::agent::Agent,
+    config: &Config,
+    region: &str,
+    gateway: Option<&str>,
+) -> String {
+    let mut variables: lookout_probes::template::Vars =
+        config.variables.clone().into_iter().collect();
+    if let Some(g) = gateway {
+        variables.insert("gateway".into(), g.to_owned());
+    }
+    let (added, changed, removed) = agent.set_checks(config.checks.clone(), variables).await;
+    format!("probe@{region}: {added} added, {changed} changed, {removed} removed")
+}
+
+pub async fn apply_alerter(
+    a: &lookout_alerting::Alerter,
+    config: &Config,
+) -> anyhow::Result<String> {
+    let Some(cfg) = config.alerting.as_ref() else {
+        return Ok("alerting: the section is gone; it runs on until a restart".into());
+    };
+    let r = a
+        .reload(cfg.reloaded())
+        .await
+        .context("the alerter could not take the new config")?;
+    Ok(format!(
+        "alerting: checks {} added, {} changed, {} removed; {} subscriptions; {} notifiers",
+        r.checks_added, r.checks_changed, r.checks_removed, r.subscriptions, r.notifiers
+    ))
+}
+
+pub fn apply_status_page(p: &lookout_status_page::StatusPage, config: &Config) -> String {
+    match config.status_page.as_ref() {
+        Some(sp) => {
+            p.set_text(sp.title.clone(), sp.groups.clone(), sp.regions.clone());
+            "status page: title, components and regions".into()
+        }
+        None => "status page: the section is gone; it runs on until a restart".into(),
+    }
+}
+
+/// Shows the reload gauges in `registry` too.
+pub fn register(metrics: &ReloadMetrics, registry: &lookout_api::reload::Registry) {
+    if let Err(e) = metrics.register(registry) {
+        tracing::warn!(error = %e, "the config reload gauges could not be registered");
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, reloading the config at each SIGHUP and each request.
+pub async fn until_stopped(
+    reloader: &mut Reloader,
+    part: Part<'_>,
+    mut requests: Option<lookout_api::reload::Requests>,
+    hangup: &mut Option<tokio::signal::unix::Signal>,
+) {
+    loop {
+        let request = async {
+            match requests.as_mut() {
+                Some(r) => r.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = crate::service::shutdown_signal() => return,
+            _ = hangup_of(hangup) => {
+                let _ = reloader.reload(&part).await;
+            }
+            Some(reply) = request => {
+                let outcome = reloader.reload(&part).await;
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
 
 pub struct Reloader {
     path: Option<PathBuf>,
@@ -35,7 +154,7 @@ impl Reloader {
     }
 
     /// Reads, validates and applies the config; says what it did.
-    pub async fn reload(&mut self, monitor: Option<&Monitor>) -> Outcome {
+    pub async fn reload(&mut self, part: &Part<'_>) -> Outcome {
         let source = self
             .path
             .as_ref()
@@ -64,17 +183,14 @@ impl Reloader {
                 "config reload: this changed but only takes effect after a restart"
             );
         }
-        let summary = match monitor {
-            Some(m) => match m.apply(&new).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let e = format!("{e:#}");
-                    tracing::error!(error = %e, "config reload could not be applied");
-                    self.metrics.record(false);
-                    return Err(vec![e]);
-                }
-            },
-            None => "nothing is monitored; the config is valid".to_owned(),
+        let summary = match part.apply(&new).await {
+            Ok(s) => s,
+            Err(e) => {
+                let e = format!("{e:#}");
+                tracing::error!(error = %e, "config reload could not be applied");
+                self.metrics.record(false);
+                return Err(vec![e]);
+            }
         };
         tracing::info!(%source, %summary, "config reloaded");
         self.metrics.record(true);
@@ -146,7 +262,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 /// Completes at each SIGHUP (never where there are no signals).
-pub async fn hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+async fn hangup_of(signal: &mut Option<tokio::signal::unix::Signal>) {
     match signal {
         Some(s) => {
             s.recv().await;

@@ -287,7 +287,7 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     // Caught from the start: SIGHUP's default would end the suite.
     let mut hangup = crate::reload::hangup_signal();
     let mut reloader = crate::reload::Reloader::new(path.clone(), config.clone())?;
-    let (trigger, mut reload_requests) = lookout_api::reload::channel();
+    let (trigger, reload_requests) = lookout_api::reload::channel();
     let source = path
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_NAME.to_owned());
@@ -383,18 +383,13 @@ pub async fn up(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     say!(
         "Press Ctrl-C to stop; send SIGHUP (or POST /-/reload to the alerter) to reload the config."
     );
-    loop {
-        tokio::select! {
-            _ = crate::service::shutdown_signal() => break,
-            _ = crate::reload::hangup(&mut hangup) => {
-                let _ = reloader.reload(monitor.as_ref()).await;
-            }
-            Some(reply) = reload_requests.next() => {
-                let outcome = reloader.reload(monitor.as_ref()).await;
-                let _ = reply.send(outcome);
-            }
-        }
-    }
+    crate::reload::until_stopped(
+        &mut reloader,
+        crate::reload::Part::Suite(monitor.as_ref()),
+        Some(reload_requests),
+        &mut hangup,
+    )
+    .await;
     say!("lookout up: stopping");
     if let Some(m) = monitor {
         m.stop().await;

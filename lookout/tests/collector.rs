@@ -225,3 +225,90 @@ fn chrono_now_us() -> i64 {
         .unwrap()
         .as_micros() as i64
 }
+
+/// `lookout collector` alone takes a new check at SIGHUP (its results are refused before and
+/// accepted after), refuses a broken config with its place in the log, and says so in its
+/// reload gauges.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_alone_reloads_its_checks_at_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = config(dir.path(), port);
+    let collector = start(&path).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let post = |check: &'static str| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let now = chrono_now_us();
+            let body = json!({"results": [{"check": check, "region": "eu-west", "agent": "eu-west-1",
+                "seq": now, "started_at_us": now - 1_000_000, "outcome": {"status": "ok"},
+                "duration_us": 3000, "steps": []}]});
+            http.post(format!("{url}/api/v1/results"))
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let gauge = || async {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("lookout_config_last_reload_successful "))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(gauge().await.as_deref(), Some("1"));
+    assert_eq!(post("playlists").await, 400, "an unknown check is refused");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_new = format!(
+        "{text}  - name: playlists\n    interval: 10s\n    steps:\n      - url: \"{{{{gateway}}}}/p\"\n"
+    );
+    std::fs::write(&path, &with_new).unwrap();
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    hup(collector.pid());
+    wait_until(
+        "the new check accepted",
+        Duration::from_secs(10),
+        || async { post("playlists").await == 200 },
+    )
+    .await;
+    std::fs::write(
+        &path,
+        with_new.replace(
+            "interval: 10s\n    steps:\n      - url: \"{{gateway}}/p\"",
+            "interval: soon\n    steps:\n      - url: \"{{gateway}}/p\"",
+        ),
+    )
+    .unwrap();
+    hup(collector.pid());
+    wait_until(
+        "the broken config refused",
+        Duration::from_secs(10),
+        || async { gauge().await.as_deref() == Some("0") },
+    )
+    .await;
+    assert!(
+        collector.log().contains("config reload refused"),
+        "{}",
+        collector.log()
+    );
+    assert_eq!(post("playlists").await, 200, "the running config stays");
+    assert_eq!(post("search").await, 200);
+}

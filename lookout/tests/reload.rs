@@ -2,7 +2,7 @@
 //! without a restart. A new probe check is probed in every region; an alert check's changed
 //! threshold applies; a subscription removed from `subscribe` is told nothing of the next
 //! problem; the open problem stays open, is not paged again, and its resolve still reaches
-//! everyone it paged. An invalid config is refused with its errors (file, line, column),
+//! everyone it paged; the status page takes its new title. An invalid config is refused with its errors (file, line, column),
 //! through `POST /-/reload` too, and everything goes on as before. The reload gauges follow
 //! Prometheus' convention.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -87,8 +87,18 @@ checks:
       subscriptions:
         - {{ notifier: hook-a }}
 status_page:
-  enabled: false
+  listen: 127.0.0.1:0
+  title: {title}
+  groups:
+    - name: Discovery
+      components:
+        - {{ name: Search, check: search }}
 "#,
+        title = if v.artist_view {
+            "Platform status (after)"
+        } else {
+            "Platform status (before)"
+        },
         data = data.display(),
         a = v.hook_a,
         b = v.hook_b,
@@ -234,6 +244,26 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     )
     .await;
     assert!(reloaded > started, "{reloaded} > {started}");
+    // The status page's text follows.
+    let page = components["status-page"].0.clone();
+    wait_until(
+        "the status page's new title",
+        Duration::from_secs(20),
+        || async {
+            reqwest::get(&page)
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("Platform status (after)")
+        },
+    )
+    .await;
+    assert_eq!(
+        gauge(&http, &page, "lookout_config_last_reload_successful").await,
+        1.0
+    );
     // The open problem is kept, and not paged again.
     let open = open_problems(&http, &alerter).await;
     assert!(open.iter().any(|p| p["id"] == problem.as_str()), "{open:?}");

@@ -32,7 +32,7 @@ const MAX_NAME: usize = 200;
 const MAX_MESSAGE: usize = 10_000;
 
 pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
-    let token = shared.settings.admin_token.clone();
+    let token = shared.settings().admin_token.clone();
     Router::new()
         .route(
             "/api/v1/incidents",
@@ -102,9 +102,10 @@ fn components_field(s: &Shared, ids: &[String]) -> ApiResult<Vec<String>> {
         ));
     }
     let mut out = Vec::new();
+    let settings = s.settings();
     for (i, id) in ids.iter().enumerate() {
-        if s.settings.component(id).is_none() {
-            let known: Vec<&str> = s.settings.components().map(|c| c.id.as_str()).collect();
+        if settings.component(id).is_none() {
+            let known: Vec<&str> = settings.components().map(|c| c.id.as_str()).collect();
             return Err(ApiError::BadRequest(format!(
                 "`components[{i}]`: no component {id:?}; the components are {}",
                 known.join(", ")
@@ -287,9 +288,10 @@ async fn create_maintenance(
 ) -> ApiResult<(StatusCode, ApiJson<Maintenance>)> {
     let name = text_field("name", &body.name, MAX_NAME)?;
     let components = components_field(&s, &body.components)?;
+    let settings = s.settings();
     let checks: Vec<String> = components
         .iter()
-        .filter_map(|id| s.settings.component(id))
+        .filter_map(|id| settings.component(id))
         .map(|c| c.check.clone())
         .collect();
     let window = s
@@ -305,7 +307,7 @@ async fn create_maintenance(
         .await
         .map_err(collector_error)?;
     crate::refresh::refresh(&s).await;
-    let shown = Maintenance::of(window, &s.settings)
+    let shown = Maintenance::of(window, &s.settings())
         .ok_or_else(|| ApiError::Internal("a window of no component".into()))?;
     Ok((StatusCode::CREATED, ApiJson(shown)))
 }
@@ -317,7 +319,7 @@ async fn list_maintenances(State(s): S) -> ApiResult<ApiJson<Vec<Maintenance>>> 
         windows
             .maintenance
             .into_iter()
-            .filter_map(|m| Maintenance::of(m, &s.settings))
+            .filter_map(|m| Maintenance::of(m, &s.settings()))
             .collect(),
     ))
 }

@@ -145,7 +145,7 @@ pub async fn make(shared: &Shared, change: Change) -> Result<i64, ApiError> {
 /// its store published for every replica to apply (the page shows them once applied).
 pub async fn observe(shared: &Shared, seen: &mut [Seen<'_>]) -> Result<(), StoreError> {
     let Some(changes) = &shared.changes else {
-        sync::apply(&shared.store, seen, &shared.settings)?;
+        sync::apply(&shared.store, seen, &shared.settings())?;
         return Ok(());
     };
     let mut intervals = Vec::new();
@@ -178,8 +178,9 @@ pub fn apply(shared: &Shared, change: &Change) -> Result<Option<i64>, StoreError
     match change {
         Change::Seen { intervals } => {
             let mut seen: Vec<Seen<'_>> = Vec::new();
+            let settings = shared.settings();
             for s in intervals {
-                match shared.settings.component(&s.component) {
+                match settings.component(&s.component) {
                     Some(component) => seen.push(Seen {
                         component,
                         interval: s.interval.clone(),
@@ -190,7 +191,7 @@ pub fn apply(shared: &Shared, change: &Change) -> Result<Option<i64>, StoreError
                     ),
                 }
             }
-            sync::apply(store, &mut seen, &shared.settings)?;
+            sync::apply(store, &mut seen, &shared.settings())?;
             Ok(None)
         }
         Change::Open {

@@ -45,7 +45,8 @@ pub enum StartError {
 
 /// What the server, the render loop and the admin API share.
 pub struct Shared {
-    pub settings: StatusPageSettings,
+    /// Swapped whole when the config is reloaded (title, components, regions).
+    settings: ArcSwap<StatusPageSettings>,
     pub client: CollectorClient,
     pub store: store::Store,
     pub templates: render::Templates,
@@ -63,6 +64,12 @@ pub struct Shared {
     pub reports: report::Cache,
     pub metrics: metrics::Metrics,
     pub started: std::time::Instant,
+}
+
+impl Shared {
+    pub fn settings(&self) -> Arc<StatusPageSettings> {
+        self.settings.load_full()
+    }
 }
 
 pub struct StatusPage {
@@ -117,7 +124,7 @@ impl StatusPage {
             metrics: metrics::Metrics::new()
                 .map_err(|e| StartError::Setup(format!("metrics: {e}")))?,
             started: std::time::Instant::now(),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
         });
         refresh::refresh(&shared).await;
         let (stop, mut stopped) = watch::channel(false);
@@ -127,11 +134,11 @@ impl StatusPage {
             tokio::spawn(refresh::run(shared.clone())),
             tokio::spawn(changes::follow(shared.clone(), stopped.clone())),
         ];
-        if shared.settings.reports.is_some() {
+        if shared.settings().reports.is_some() {
             tasks.push(tokio::spawn(report::schedule(shared.clone())));
         }
         let app = server::router(shared.clone());
-        let listener = lookout_api::tls::Listener::new(listener, shared.settings.tls.clone())
+        let listener = lookout_api::tls::Listener::new(listener, shared.settings().tls.clone())
             .map_err(|e| StartError::Setup(format!("listener: {e}")))?;
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -155,12 +162,34 @@ impl StatusPage {
     }
 
     pub fn url(&self) -> String {
-        let scheme = if self.shared.settings.tls.is_some() {
+        let scheme = if self.shared.settings().tls.is_some() {
             "https"
         } else {
             "http"
         };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The config's text changed: the title, the components and the regions' names. The
+    /// site is made again at once; incidents and their history stay.
+    pub fn set_text(
+        &self,
+        title: String,
+        groups: Vec<settings::GroupSpec>,
+        regions: Vec<(String, String)>,
+    ) {
+        let mut s = (*self.shared.settings()).clone();
+        s.title = title;
+        s.groups = groups;
+        s.regions = regions;
+        self.shared.settings.store(Arc::new(s));
+        self.shared.kick.notify_one();
+        tracing::info!("status page: title and components reloaded");
+    }
+
+    /// The status page's metrics, for gauges that belong beside its own (a config reload's).
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.shared.metrics.registry
     }
 
     /// Reads and renders now, rather than at the next change or tick (tests, after a write).

@@ -72,7 +72,7 @@ pub async fn kick_on_change(shared: Arc<Shared>) {
 /// The render loop.
 pub async fn run(shared: Arc<Shared>) {
     loop {
-        let timer = tokio::time::sleep(shared.settings.refresh_every);
+        let timer = tokio::time::sleep(shared.settings().refresh_every);
         tokio::select! {
             _ = timer => {}
             _ = shared.kick.notified() => tokio::time::sleep(SETTLE).await,
@@ -98,7 +98,7 @@ pub async fn refresh(shared: &Arc<Shared>) {
             let behind = shared.client.behind();
             st.data_as_of_us =
                 Some(now - i64::try_from(behind.as_micros()).unwrap_or(i64::MAX / 2));
-            let too_old = shared.settings.max_behind.is_some_and(|max| behind > max);
+            let too_old = shared.settings().max_behind.is_some_and(|max| behind > max);
             if too_old {
                 tracing::warn!(behind = ?behind, "status page: the collector replica is behind the replicated log; the page says its data is old");
             }
@@ -120,7 +120,7 @@ pub async fn refresh(shared: &Arc<Shared>) {
     };
     let live = shared.live();
     let snap = snapshot::assemble(
-        &shared.settings,
+        &shared.settings(),
         live.as_ref(),
         &st.figures,
         incidents,
@@ -150,7 +150,7 @@ async fn publish(shared: &Arc<Shared>, st: &mut RefreshState, snap: Snapshot) {
         let shared = shared.clone();
         let snap = snap.clone();
         tokio::task::spawn_blocking(move || {
-            crate::render::site(&shared.templates, &shared.settings, &snap)
+            crate::render::site(&shared.templates, &shared.settings(), &snap)
         })
     };
     match job.await {
@@ -215,7 +215,7 @@ async fn read(
             f.answered = Some(std::time::Instant::now());
         });
     }
-    let checks = shared.settings.checks();
+    let checks = shared.settings().checks();
     // Down intervals into incidents: the whole 90 days once, then the last two days.
     let from = if st.synced_once {
         now - 2 * DAY_US
@@ -231,7 +231,8 @@ async fn read(
             .await?
     };
     let mut seen = Vec::new();
-    for c in shared.settings.components() {
+    let settings = shared.settings();
+    for c in settings.components() {
         for interval in intervals
             .check(&c.check)
             .map(|i| i.incidents.as_slice())
@@ -247,7 +248,7 @@ async fn read(
         Ok(_) => st.synced_once = true,
         Err(e) => tracing::error!(error = %e, "status page: incidents could not be stored"),
     }
-    let reads = snapshot::read(&shared.client, &shared.settings, now).await?;
+    let reads = snapshot::read(&shared.client, &shared.settings(), now).await?;
     let windows = shared
         .client
         .maintenance(now - i64::from(snapshot::DAYS) * DAY_US)
@@ -255,11 +256,11 @@ async fn read(
     st.maintenances = windows
         .maintenance
         .into_iter()
-        .filter_map(|m| Maintenance::of(m, &shared.settings))
+        .filter_map(|m| Maintenance::of(m, &shared.settings()))
         .collect();
     let incidents = shared.store.incidents().unwrap_or_default();
-    for c in shared.settings.components() {
-        let f = snapshot::figures(&reads, &shared.settings, c, &incidents);
+    for c in shared.settings().components() {
+        let f = snapshot::figures(&reads, &shared.settings(), c, &incidents);
         st.figures.insert(c.id.clone(), f);
     }
     Ok(())
@@ -278,7 +279,7 @@ pub async fn rerender(shared: &Arc<Shared>) {
     let live = shared.live();
     let stale = st.last.as_ref().is_none_or(|l| l.stale);
     let snap = snapshot::assemble(
-        &shared.settings,
+        &shared.settings(),
         live.as_ref(),
         &st.figures,
         incidents,

@@ -145,7 +145,7 @@ pub async fn compute(
         return Ok(None);
     }
     let to = next.min(now);
-    let settings = &shared.settings;
+    let settings = &shared.settings();
     let checks = settings.checks();
     let figures = if checks.is_empty() {
         Default::default()
@@ -320,7 +320,8 @@ pub fn csv(r: &Report) -> String {
 
 fn render(shared: &Shared, report: Report, now: i64) -> Result<Rendered, render::RenderError> {
     let snap = shared.bare_snapshot(now);
-    let v = render::views::Views::new(&shared.settings, &snap);
+    let settings = shared.settings();
+    let v = render::views::Views::new(&settings, &snap);
     let mut ctx = v.common();
     ctx.insert("r", &report);
     let html = shared.templates.render("report.html", &ctx)?;
@@ -419,7 +420,8 @@ pub async fn index(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response
         .map(|d| serde_json::json!({"id": d.format("%Y-%m").to_string(), "name": d.format("%B %Y").to_string()}))
         .collect();
     let snap = s.bare_snapshot(now);
-    let v = render::views::Views::new(&s.settings, &snap);
+    let settings = s.settings();
+    let v = render::views::Views::new(&settings, &snap);
     let mut ctx = v.common();
     ctx.insert("months", &months);
     match s.templates.render("reports.html", &ctx) {

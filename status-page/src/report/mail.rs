@@ -36,7 +36,7 @@ pub async fn send_now(
 
 /// Mails the month's report to the configured partners; how many were sent to.
 pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
-    let Some(reports) = &s.settings.reports else {
+    let Some(reports) = &s.settings().reports else {
         return Err(ApiError::Conflict(
             "reports are not configured: add status_page.reports to the config".into(),
         ));
@@ -52,7 +52,8 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         .map_err(|e| ApiError::Internal(format!("reports: `from` is not an address: {e}")))?;
     let mut builder = Message::builder().from(from).subject(format!(
         "{}: SLA report for {}",
-        s.settings.title, r.report.month_name
+        s.settings().title,
+        r.report.month_name
     ));
     if email.to.is_empty() {
         return Err(ApiError::Conflict("reports: no recipients in `to`".into()));
@@ -61,7 +62,7 @@ pub async fn send(s: &Shared, month: &str) -> Result<usize, ApiError> {
         builder = builder.to(lookout_mail::mailbox(to).map_err(ApiError::Internal)?);
     }
     let link = s
-        .settings
+        .settings()
         .public_url
         .as_ref()
         .map(|u| {
@@ -157,7 +158,7 @@ const HELD_POLL: Duration = Duration::from_secs(1);
 
 /// Sends last month's report at each time of the schedule.
 pub async fn schedule(shared: Arc<Shared>) {
-    let Some(reports) = &shared.settings.reports else {
+    let Some(reports) = &shared.settings().reports else {
         return;
     };
     loop {
@@ -174,8 +175,9 @@ pub async fn schedule(shared: Arc<Shared>) {
         let mut delay = Duration::from_secs(60);
         // A relay that is away is tried again for a while; the month is not skipped silently.
         let mut attempts = 0;
+        let settings = shared.settings();
         while attempts < 6 {
-            let claim = match &shared.settings.claims {
+            let claim = match &settings.claims {
                 None => None,
                 Some(claims) => match claims.claim(&key, crate::refresh::now_us()).await {
                     Ok(lookout_cluster::Claim::Won(revision)) => Some((claims, revision)),
