@@ -46,6 +46,8 @@ pub struct Engine {
     pub silences: Vec<Silence>,
     /// Last recheck asked per collector check.
     rechecked: HashMap<String, i64>,
+    /// The last value kept for each check's chart, and when.
+    charted: HashMap<String, (i64, Option<f64>)>,
     /// The last source error per check, for the API.
     pub errors: BTreeMap<String, String>,
     /// Ticks started, and per check the latest tick whose evaluation was recorded: ticks may
@@ -132,6 +134,7 @@ impl Engine {
                 .collect(),
             silences,
             rechecked: HashMap::new(),
+            charted: HashMap::new(),
             errors: BTreeMap::new(),
             ticks: 0,
             applied: HashMap::new(),
@@ -396,7 +399,20 @@ pub async fn tick(
         let st = st.clone();
         shared.metrics.set_state(&check.id, st.level);
         batch.states.push((check.id.clone(), st));
-        batch.values.push((check.id.clone(), now_us, value));
+        // Kept for the chart when it changed, else once per interval: a check of the live
+        // state is evaluated at every change of the feed, and must not fill the store.
+        let gap = match &check.schedule {
+            crate::check::Schedule::Every(d) => us(*d),
+            crate::check::Schedule::Cron(_) => 60_000_000,
+        };
+        let chart = e
+            .charted
+            .get(&check.id)
+            .is_none_or(|(t, v)| *v != value || now_us - t >= gap);
+        if chart {
+            e.charted.insert(check.id.clone(), (now_us, value));
+            batch.values.push((check.id.clone(), now_us, value));
+        }
         if let Some(ch) = change {
             shared
                 .metrics

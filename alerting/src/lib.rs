@@ -308,6 +308,7 @@ impl Alerter {
                 stop_rx.clone(),
             )));
         }
+        tasks.push(tokio::spawn(prune_values(shared.clone(), stop_rx.clone())));
         if let Some(h) = settings.heartbeat.clone() {
             tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
         }
@@ -373,6 +374,26 @@ impl Alerter {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// How long the charts' values are kept: the check page's longest range, and a day more.
+const VALUES_KEPT: Duration = Duration::from_secs(8 * 86_400);
+
+/// Forgets chart values older than [`VALUES_KEPT`], at start and every ten minutes.
+async fn prune_values(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = chrono::Utc::now().timestamp_micros()
+            - i64::try_from(VALUES_KEPT.as_micros()).unwrap_or(i64::MAX);
+        match shared.store.prune_values(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "alerter: old chart values forgotten"),
+            Err(e) => tracing::warn!(error = %e, "alerter: old chart values could not be removed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

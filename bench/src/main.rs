@@ -8,6 +8,7 @@ mod alerting;
 mod cluster;
 mod cluster_page;
 mod collector;
+mod console;
 mod exact_target;
 mod load;
 mod platform;
@@ -33,6 +34,9 @@ enum Bench {
     /// The replicated log: ingest through a three-node NATS cluster into two collector
     /// replicas beside a single collector, and a wiped replica's catch-up.
     Cluster(cluster::Args),
+    /// The console's check chart: 7 days of 10 s values rendered as SVG, beside reading those
+    /// values from the collector in the same run.
+    Console(console::Args),
     /// Outages and blips injected into `lookout up`: time to page and to resolve, and false
     /// pages, beside Prometheus + blackbox_exporter + Alertmanager in the same run.
     Alerting(alerting::Args),
@@ -71,6 +75,7 @@ async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Collector(args) => collector::run(args).await,
         Bench::Cluster(args) => cluster::run(args).await,
         Bench::Alerting(args) => alerting::run(args).await,
+        Bench::Console(args) => console::run(args).await,
         Bench::Replacer(args) => replacer::run(args).await,
         Bench::StatusPage(args) => status_page::run(args).await,
         Bench::ExactTarget(args) => {

@@ -74,3 +74,64 @@ async fn each_receivers_next_delivery_only_and_stale_reminders_are_skipped() {
     );
     assert_eq!(s.outbox_counts().await.unwrap(), (2, 0));
 }
+
+#[tokio::test]
+async fn chart_values_read_back_in_order_and_old_ones_are_pruned() {
+    let s = Store::in_memory().unwrap();
+    let values: Vec<(String, i64, Option<f64>)> = (0..100)
+        .map(|i| ("c".to_owned(), 1_000 + i, (i % 7 != 0).then_some(i as f64)))
+        .chain([("other".to_owned(), 1_050, Some(9.0))])
+        .collect();
+    s.apply(Batch {
+        values,
+        ..Batch::default()
+    })
+    .await
+    .unwrap();
+    let got = s.values("c", 1_010, 1_019).await.unwrap();
+    assert_eq!(got.len(), 10);
+    assert_eq!(got[0], (1_010, Some(10.0)));
+    assert_eq!(got[4], (1_014, None), "no data is kept as such");
+    assert_eq!(s.prune_values(1_050).await.unwrap(), 50);
+    assert_eq!(s.values("c", 0, i64::MAX).await.unwrap().len(), 50);
+    assert_eq!(s.values("other", 0, i64::MAX).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_problems_events_are_kept_once_and_a_link_is_used_once() {
+    let s = Store::in_memory().unwrap();
+    let ev = ProblemEvent {
+        problem_id: "p".into(),
+        at_us: 5,
+        what: "acknowledged".into(),
+        by: "Ada".into(),
+        detail: "on it".into(),
+    };
+    // A replica reading the log from its start applies the same change again.
+    s.record_event(ev.clone()).await.unwrap();
+    s.record_event(ev.clone()).await.unwrap();
+    assert_eq!(s.events("p").await.unwrap(), vec![ev]);
+    assert!(s.link_used("n1".into()).await.unwrap().is_none());
+    assert!(s.use_link("n1".into(), "p".into(), 7).await.unwrap());
+    assert!(!s.use_link("n1".into(), "p".into(), 8).await.unwrap());
+    assert_eq!(s.link_used("n1".into()).await.unwrap(), Some(7));
+}
+
+#[tokio::test]
+async fn a_signed_out_session_stays_known_as_signed_out() {
+    let s = Store::in_memory().unwrap();
+    let session = Session {
+        id_hash: "h".into(),
+        name: "Ada".into(),
+        write: true,
+        csrf: "c".into(),
+        created_us: 10,
+        expires_us: 100,
+        ended: false,
+    };
+    s.put_session(session.clone()).await.unwrap();
+    assert_eq!(s.session("h".into()).await.unwrap(), Some(session));
+    s.end_session("h".into()).await.unwrap();
+    assert!(s.session("h".into()).await.unwrap().unwrap().ended);
+    assert_eq!(s.session("nope".into()).await.unwrap(), None);
+}
