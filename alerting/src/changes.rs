@@ -116,15 +116,7 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
                 return Ok(());
             };
             p.ack = Some(ack.clone());
-            let p: Problem = p.clone();
-            shared
-                .store
-                .apply(crate::store::Batch {
-                    problems: vec![p],
-                    ..Default::default()
-                })
-                .await
-                .map_err(internal)?;
+            save(shared, p.clone()).await?;
             record(
                 shared,
                 problem_id,
@@ -147,15 +139,7 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
             };
             if p.ack.as_ref().is_some_and(|a| a.at_us <= *at_us) {
                 p.ack = None;
-                let p: Problem = p.clone();
-                shared
-                    .store
-                    .apply(crate::store::Batch {
-                        problems: vec![p],
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(internal)?;
+                save(shared, p.clone()).await?;
             }
             record(shared, problem_id, *at_us, "unacknowledged", by, comment).await?;
         }
@@ -250,6 +234,18 @@ fn silence_made_us(s: &Silence) -> i64 {
     s.id.strip_prefix("silence-")
         .and_then(|t| t.parse().ok())
         .unwrap_or(s.starts_us)
+}
+
+async fn save(shared: &Shared, p: Problem) -> Result<(), ApiError> {
+    shared
+        .store
+        .apply(crate::store::Batch {
+            problems: vec![p],
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+        .map_err(internal)
 }
 
 async fn record(

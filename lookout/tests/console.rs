@@ -19,32 +19,21 @@ const TOKEN: &str = "console-api-token";
 const PERSON: &str = "Ada On-call";
 
 fn config(dir: &Path) -> PathBuf {
-    let platform = common::platform_yaml(ADMIN, "console-key", [1, 1, 1, 1], false);
+    let suite = common::suite_yaml(
+        &dir.join("data"),
+        ADMIN,
+        "console-key",
+        "console-collector-token",
+        "3s",
+    );
     let text = format!(
-        r#"data_dir: {data}
-{platform}collector:
-  listen: 127.0.0.1:0
-  token: console-collector-token
-variables:
-  gateway: http://unused
-checks:
-  - name: search
-    description: Find artists and tracks
-    interval: 3s
-    timeout: 2s
-    steps:
-      - url: "{{{{gateway}}}}/1.x/search?q=the"
-        headers: {{ X-Api-Key: console-key }}
-        assert:
-          - {{ type: status, equals: 200 }}
-alerting:
+        r#"{suite}alerting:
   listen: 127.0.0.1:0
   token: {TOKEN}
   confirm_after: 2s
 status_page:
   enabled: false
-"#,
-        data = dir.join("data").display()
+"#
     );
     let path = dir.join("lookout.yaml");
     std::fs::write(&path, text).unwrap();
@@ -118,27 +107,21 @@ impl Driver {
     }
 }
 
+async fn fill(b: &Client, at: Locator<'_>, text: &str) {
+    let field = b.find(at).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(b: &Client, at: Locator<'_>) {
+    b.find(at).await.unwrap().click().await.unwrap();
+}
+
 async fn sign_in(b: &Client, alerter: &str) {
     b.goto(&format!("{alerter}/")).await.unwrap();
     assert!(b.current_url().await.unwrap().path().ends_with("/sign-in"));
-    b.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(PERSON)
-        .await
-        .unwrap();
-    b.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    b.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(b, Locator::Id("name"), PERSON).await;
+    fill(b, Locator::Id("token"), TOKEN).await;
+    click(b, Locator::Id("sign-in")).await;
     let body = b.source().await.unwrap();
     assert!(
         body.contains("Open problems") && body.contains(PERSON),
@@ -250,53 +233,23 @@ async fn chromium_signs_in_acknowledges_and_silences_the_problem_an_outage_raise
     let now_light = shot(&b, "now-light").await;
 
     // To the problem's page, through its link; acknowledge through the form.
-    b.find(Locator::Css("article.card h3 a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("article.card h3 a")).await;
     let problem_url = b.current_url().await.unwrap();
     assert!(
         problem_url.path().starts_with("/problems/"),
         "{problem_url}"
     );
-    b.find(Locator::Id("ack-comment"))
-        .await
-        .unwrap()
-        .send_keys("looking at the gateway")
-        .await
-        .unwrap();
-    b.find(Locator::Id("ack"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&b, Locator::Id("ack-comment"), "looking at the gateway").await;
+    click(&b, Locator::Id("ack")).await;
     let page = b.source().await.unwrap();
     assert!(
         page.contains(&format!("✓ acknowledged by {PERSON}")),
         "{page}"
     );
     // Then silence it from the same page, for two hours.
-    b.find(Locator::Css("#silence-duration option[value='2h']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.find(Locator::Id("silence-comment"))
-        .await
-        .unwrap()
-        .send_keys("gateway being replaced")
-        .await
-        .unwrap();
-    b.find(Locator::Id("silence"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("#silence-duration option[value='2h']")).await;
+    fill(&b, Locator::Id("silence-comment"), "gateway being replaced").await;
+    click(&b, Locator::Id("silence")).await;
     let page = b.source().await.unwrap();
     assert!(page.contains(&format!("⊘ silenced by {PERSON}")), "{page}");
     let timeline = b

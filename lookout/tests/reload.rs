@@ -33,7 +33,6 @@ struct Version<'a> {
 }
 
 fn write(path: &Path, data: &Path, v: &Version<'_>) {
-    let platform = common::platform_yaml(ADMIN, "reload-key", [1, 1, 1, 1], false);
     let artist = if v.artist_view {
         r#"  - name: artist-view
     interval: 2s
@@ -52,23 +51,9 @@ fn write(path: &Path, data: &Path, v: &Version<'_>) {
     } else {
         ""
     };
+    let suite = common::suite_yaml(data, ADMIN, "reload-key", TOKEN, "2s");
     let text = format!(
-        r#"data_dir: {data}
-{platform}collector:
-  listen: 127.0.0.1:0
-  token: {TOKEN}
-variables:
-  gateway: http://unused
-checks:
-  - name: search
-    interval: 2s
-    timeout: 2s
-    steps:
-      - url: "{{{{gateway}}}}/1.x/search?q=the"
-        headers: {{ X-Api-Key: reload-key }}
-        assert:
-          - {{ type: status, equals: 200 }}
-{artist}alerting:
+        r#"{suite}{artist}alerting:
   listen: 127.0.0.1:0
   token: {ALERT_TOKEN}
   confirm_after: 2s
@@ -99,7 +84,6 @@ status_page:
         } else {
             "Platform status (before)"
         },
-        data = data.display(),
         a = v.hook_a,
         b = v.hook_b,
         error = v.error,
@@ -141,6 +125,15 @@ async fn fault(http: &reqwest::Client, gateway_admin: &str, duration: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
+}
+
+/// `POST /-/reload` on the alerter, with its token.
+async fn reload(http: &reqwest::Client, alerter: &str) -> reqwest::Response {
+    http.post(format!("{alerter}/-/reload"))
+        .bearer_auth(ALERT_TOKEN)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn open_problems(http: &reqwest::Client, alerter: &str) -> Vec<Value> {
@@ -313,17 +306,12 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
         ),
     )
     .unwrap();
-    let r = http
-        .post(format!("{alerter}/-/reload"))
-        .bearer_auth(ALERT_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&http, &alerter).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     let errors = body["errors"].as_array().unwrap();
     // Named at its file, line and column: the `interval: soon` of artist-view.
-    let at = format!("{}:28:15: ", path.display());
+    let at = format!("{}:29:15: ", path.display());
     assert!(
         errors.iter().any(|e| {
             let e = e.as_str().unwrap();
@@ -390,12 +378,7 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     );
     // A valid config again: accepted through the API.
     std::fs::write(&path, good).unwrap();
-    let r = http
-        .post(format!("{alerter}/-/reload"))
-        .bearer_auth(ALERT_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&http, &alerter).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(
         gauge(&http, &alerter, "lookout_config_last_reload_successful").await,

@@ -185,6 +185,23 @@ impl Console {
         None
     }
 
+    /// The page after an action: `then` when it was done (counted as `action`), else a page
+    /// saying why not.
+    pub fn outcome<T>(
+        &self,
+        action: &str,
+        done: Result<T, lookout_api::ApiError>,
+        then: impl FnOnce(T) -> Response,
+    ) -> Response {
+        match done {
+            Ok(v) => {
+                self.counted(action);
+                then(v)
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
     pub fn counted(&self, action: &str) {
         self.shared
             .metrics

@@ -192,13 +192,8 @@ pub(super) async fn ack(
     if let Some(r) = c.refusal(&viewer, &f.csrf) {
         return r;
     }
-    match crate::actions::ack(&c.shared, &id, &viewer.name, &f.comment, None).await {
-        Ok(_) => {
-            c.counted("ack");
-            back(&id)
-        }
-        Err(e) => c.failed(e),
-    }
+    let done = crate::actions::ack(&c.shared, &id, &viewer.name, &f.comment, None).await;
+    c.outcome("ack", done, |_| back(&id))
 }
 
 pub(super) async fn unack(
@@ -210,13 +205,8 @@ pub(super) async fn unack(
     if let Some(r) = c.refusal(&viewer, &f.csrf) {
         return r;
     }
-    match crate::actions::unack(&c.shared, &id, &viewer.name, &f.comment).await {
-        Ok(_) => {
-            c.counted("unack");
-            back(&id)
-        }
-        Err(e) => c.failed(e),
-    }
+    let done = crate::actions::unack(&c.shared, &id, &viewer.name, &f.comment).await;
+    c.outcome("unack", done, |_| back(&id))
 }
 
 #[derive(Deserialize)]
@@ -273,11 +263,5 @@ pub(super) async fn silence(
         },
     )
     .await;
-    match made {
-        Ok(_) => {
-            c.counted("silence");
-            back(&id)
-        }
-        Err(e) => c.failed(e),
-    }
+    c.outcome("silence", made, |_| back(&id))
 }

@@ -160,7 +160,7 @@ pub(super) async fn create(State(c): S, viewer: Viewer, Form(f): Form<CreateForm
         );
     }
     let now = chrono::Utc::now().timestamp_micros();
-    match crate::actions::silence(
+    let made = crate::actions::silence(
         &c.shared,
         crate::actions::NewSilence {
             matchers,
@@ -172,14 +172,10 @@ pub(super) async fn create(State(c): S, viewer: Viewer, Form(f): Form<CreateForm
             from_problem: None,
         },
     )
-    .await
-    {
-        Ok(_) => {
-            c.counted("silence");
-            Redirect::to("/silences").into_response()
-        }
-        Err(e) => c.failed(e),
-    }
+    .await;
+    c.outcome("silence", made, |_| {
+        Redirect::to("/silences").into_response()
+    })
 }
 
 #[derive(Deserialize)]
@@ -197,11 +193,8 @@ pub(super) async fn expire(
     if let Some(r) = c.refusal(&viewer, &f.csrf) {
         return r;
     }
-    match crate::actions::expire_silence(&c.shared, &id).await {
-        Ok(()) => {
-            c.counted("expire_silence");
-            Redirect::to("/silences").into_response()
-        }
-        Err(e) => c.failed(e),
-    }
+    let done = crate::actions::expire_silence(&c.shared, &id).await;
+    c.outcome("expire_silence", done, |()| {
+        Redirect::to("/silences").into_response()
+    })
 }

@@ -109,6 +109,33 @@ pub async fn samples(http: &reqwest::Client, url: &str, prefix: &str) -> Vec<(St
         .collect()
 }
 
+/// The start of a config a `lookout up` test runs: its data directory, the platform
+/// ([`platform_yaml`]), a collector on a free port with `token`, and the `checks:` list with
+/// the `search` use case (every `interval`, asserting a 200 through the gateway with `api_key`).
+pub fn suite_yaml(data: &Path, admin: &str, api_key: &str, token: &str, interval: &str) -> String {
+    let platform = platform_yaml(admin, api_key, [1, 1, 1, 1], false);
+    format!(
+        r#"data_dir: {data}
+{platform}collector:
+  listen: 127.0.0.1:0
+  token: {token}
+variables:
+  gateway: http://unused
+checks:
+  - name: search
+    description: Find artists and tracks
+    interval: {interval}
+    timeout: 2s
+    steps:
+      - url: "{{{{gateway}}}}/1.x/search?q=the"
+        headers: {{ X-Api-Key: {api_key} }}
+        assert:
+          - {{ type: status, equals: 200 }}
+"#,
+        data = data.display()
+    )
+}
+
 /// The `platform:` section a `lookout up` test starts from: the bundled services on free
 /// loopback ports with `instances` of catalogue, mixes, media and analytics and one API key.
 /// `fast_health`: the gateway polls its upstreams every 500 ms, so an instance that leaves is
