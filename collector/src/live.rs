@@ -303,7 +303,10 @@ impl Live {
     pub fn set_known(&self, known: &Known) {
         let mut inner = self.lock();
         let mut ch = Changes::default();
-        inner.checks.retain(|name, _| known.contains_key(name));
+        // Told of no checks, the collector takes any: none of those it has seen is removed.
+        if !known.is_empty() {
+            inner.checks.retain(|name, _| known.contains_key(name));
+        }
         for (name, info) in known {
             let c = inner.check_mut(name, &mut ch);
             c.interval_us = info.interval_us;
