@@ -284,16 +284,9 @@ async fn up_serves_the_platform_a_user_can_use_and_stops_on_sigterm() {
 fn a_port_in_use_is_named_exits_2_and_leaves_nothing_running() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    // Fixed ports for catalogue, so we can tell they were stopped again.
-    let free: Vec<u16> = (0..2)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
+    // Fixed ports for catalogue, so we can tell they were stopped again: from below the
+    // ephemeral range, which no other test's `bind(:0)` is handed meanwhile.
+    let free: Vec<u16> = (0..2).map(|_| lookout_testkit::free_port()).collect();
     let extra = format!(
         "  catalogue:\n    listen: [127.0.0.1:{}, 127.0.0.1:{}]\n",
         free[0], free[1]
