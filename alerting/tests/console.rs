@@ -8,14 +8,16 @@
 //! lookout/tests/console.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
+mod relay;
 mod world;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use lookout_alerting::notify::{self, EmailConfig, NotifierConfig, SmtpTls};
+use lookout_alerting::notify::{self, NotifierConfig};
 use lookout_model::secret::Secret;
 use lookout_testkit::peers::Smtp;
+use relay::smtp_config;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use world::*;
@@ -426,19 +428,6 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
         );
     }
     w.stop().await;
-}
-
-fn smtp_config(smtp: &Smtp) -> EmailConfig {
-    EmailConfig {
-        host: "127.0.0.1".into(),
-        port: smtp.port,
-        tls: SmtpTls::None,
-        username: None,
-        password: None,
-        from: "Lookout <lookout@example.com>".into(),
-        to: vec!["team@example.com".into()],
-        timeout: Duration::from_secs(5),
-    }
 }
 
 /// The messages aiosmtpd holds: (subject, body).

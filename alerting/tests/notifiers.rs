@@ -6,6 +6,8 @@
 //! what it was sent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a test may panic; process waits are synchronous
 
+mod relay;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use lookout_alerting::notify::{
 use lookout_model::secret::Secret;
 use lookout_testkit::free_port;
 use lookout_testkit::peers::{Alertmanager, Smtp};
+use relay::smtp_config;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -479,20 +482,6 @@ async fn pagerduty_gets_one_dedup_key_from_trigger_through_reminder_to_resolve()
 
 // ---------------------------------------------------------------------------------------
 // Email, against Python's aiosmtpd
-
-/// The relay settings that send to aiosmtpd.
-fn smtp_config(smtp: &Smtp) -> EmailConfig {
-    EmailConfig {
-        host: "127.0.0.1".into(),
-        port: smtp.port,
-        tls: SmtpTls::None,
-        username: None,
-        password: None,
-        from: "Lookout <lookout@example.com>".into(),
-        to: vec!["oncall@example.com".into()],
-        timeout: Duration::from_secs(5),
-    }
-}
 
 #[tokio::test]
 async fn an_email_reaches_a_real_smtp_server_with_subject_recipients_and_body() {
