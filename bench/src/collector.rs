@@ -1,14 +1,18 @@
 //! `lookout bench collector`: the collector as it runs (`lookout collector`, a child process)
-//! under agents' batches, then with a 90-day history of 500 checks x 3 regions every 10 s.
+//! under agents' batches, then with a 90-day history of 500 checks x 3 regions every 10 s, then
+//! the same at 500, 1,000 and 5,000 checks x 5 regions (the scale curve).
 //!
 //! Reports: durable ingest (results acknowledged per second over HTTP, batches of 500 as the
 //! agents send them) beside the disk's own limit (synced 4 KiB writes per second in the same
-//! directory); the time to answer availability and p99 over 90 days for every check (one
-//! `GET /api/v1/checks?window=90d`) beside what computing the same from raw results would cost;
-//! the collector's memory (resident, peak) and disk for that history, and what each further
-//! day of raw results costs. The history is written through the store (89 days of rollups,
-//! then one day of raw results rolled up by the collector's own pass): ingesting 1.2 billion
-//! results over HTTP would take hours and prove nothing more.
+//! directory); bytes on disk per raw result as rows (the first hour, before any compaction)
+//! and in blocks (each further hour, once compaction recycles the rows' pages), measured in the
+//! same file; how fast results are compacted beside how fast they arrive; the time to answer
+//! availability and p99 over 90 days for every check (one `GET /api/v1/checks?window=90d`)
+//! beside what computing the same from raw results would cost; the collector's start-up time,
+//! memory (resident, peak) and disk with that history. The history is written through the
+//! store (89 days of rollups, then hours of raw results rolled up and compacted hour by hour by
+//! the collector's own code): ingesting a billion results over HTTP would take hours and prove
+//! nothing more.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,15 +52,24 @@ pub struct Args {
     /// How many times the 90-day question is asked (the median is reported).
     #[arg(long, default_value_t = 21)]
     queries: usize,
+    /// Checks of the scale curve's points (each from 5 regions every 10 s); none to skip it.
+    #[arg(long, value_delimiter = ',', default_values_t = [500, 1_000, 5_000])]
+    scale: Vec<usize>,
+    /// Hours of raw results at each point of the scale curve (at least 3).
+    #[arg(long, default_value_t = 3)]
+    scale_hours: i64,
     /// Where the stores are built (a directory on the disk to measure); a temporary one by default.
     #[arg(long)]
     dir: Option<PathBuf>,
 }
 
 pub(crate) const TOKEN: &str = "bench-token";
-const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+/// The first three are the bench's shape of today; the scale curve runs from all five.
+const REGIONS: [&str; 5] = ["eu-west", "us-east", "ap-south", "sa-east", "me-central"];
+const TODAY_REGIONS: usize = 3;
 const BATCH: usize = 500;
 const INTERVAL_US: i64 = 10_000_000;
+const HOUR_US: i64 = 3_600_000_000;
 
 fn check_name(i: usize) -> String {
     format!("check-{i:03}")
@@ -64,10 +77,14 @@ fn check_name(i: usize) -> String {
 
 /// `extra`: more top-level sections (`cluster:` for the replicas).
 pub(crate) fn config(dir: &Path, port: u16, checks: usize, extra: &str) -> String {
+    config_in(dir, port, checks, &REGIONS[..TODAY_REGIONS], extra)
+}
+
+fn config_in(dir: &Path, port: u16, checks: usize, regions: &[&str], extra: &str) -> String {
     let mut c = format!(
         "data_dir: {}\nplatform:\n  admin_token: x\n  gateway:\n    api_keys: [k]\ncollector:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n  raw_retention: 1d\nlog:\n  level: warn\n{extra}probes:\n  regions: [{}]\nchecks:\n",
         dir.display(),
-        REGIONS.join(", ")
+        regions.join(", ")
     );
     for i in 0..checks {
         c.push_str(&format!(
@@ -123,10 +140,14 @@ pub(crate) struct Running {
     pub(crate) pid: u32,
 }
 
-async fn start_collector(dir: &Path, checks: usize) -> anyhow::Result<(Running, Duration)> {
+async fn start_collector(
+    dir: &Path,
+    checks: usize,
+    regions: &[&str],
+) -> anyhow::Result<(Running, Duration)> {
     let port = lookout_testkit::free_port();
     let path = dir.join("bench.yaml");
-    std::fs::write(&path, config(dir, port, checks, ""))?;
+    std::fs::write(&path, config_in(dir, port, checks, regions, ""))?;
     start_collector_with(&path, &[]).await
 }
 
@@ -212,7 +233,7 @@ pub(crate) fn agent_batches(results: usize, checks: usize) -> anyhow::Result<Vec
     let mut n = 0u64;
     let per_agent = 20_000;
     'outer: for agent_no in 0.. {
-        let region = agent_no % REGIONS.len();
+        let region = agent_no % TODAY_REGIONS;
         let agent = format!("{}-bench-{agent_no}", REGIONS[region]);
         let mut seq = 0u64;
         while seq < per_agent {
@@ -284,7 +305,7 @@ pub(crate) async fn post_all(
 
 async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     let bodies = agent_batches(args.results, args.checks)?;
-    let (mut c, _) = start_collector(dir, args.checks).await?;
+    let (mut c, _) = start_collector(dir, args.checks, &REGIONS[..TODAY_REGIONS]).await?;
     let (acked, elapsed) = post_all(std::slice::from_ref(&c.url), bodies, args.clients).await?;
     let cpu = super::probes::cpu_seconds(c.pid)?;
     let (rss, peak) = memory_mib(c.pid);
@@ -314,14 +335,20 @@ async fn ingest_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
 }
 
 /// 89 days of rollups for every check, as passes would have written them.
-fn write_history(store: &dyn ResultStore, args: &Args, from: i64, to: i64) -> anyhow::Result<()> {
+fn write_history(
+    store: &dyn ResultStore,
+    shape: Shape,
+    days: i64,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<()> {
     let per_region_day = DAY_US / INTERVAL_US;
     let mut rollups = Vec::new();
-    for i in 0..args.checks {
+    for i in 0..shape.checks {
         let mut bad = Vec::new();
         // Three outages of 2 to 10 minutes somewhere in the history.
         for k in 0..3i64 {
-            let day = (i as i64 * 7 + k * 31) % args.days.max(2);
+            let day = (i as i64 * 7 + k * 31) % days.max(2);
             let at = floor_to(
                 from + day * DAY_US + (i as i64 * 977 % 1_400) * MINUTE_US,
                 MINUTE_US,
@@ -345,7 +372,7 @@ fn write_history(store: &dyn ResultStore, args: &Args, from: i64, to: i64) -> an
         let mut days = Vec::new();
         let mut day = floor_to(from, DAY_US);
         while day < to {
-            for region in REGIONS {
+            for region in &REGIONS[..shape.regions] {
                 let mut acc = Accumulator::new();
                 for v in 0..40u64 {
                     acc.record_n(40_000 + v * 7_500, (per_region_day as u64) / 40);
@@ -371,29 +398,31 @@ fn write_history(store: &dyn ResultStore, args: &Args, from: i64, to: i64) -> an
     Ok(())
 }
 
-fn write_raw_day(
+/// One hour of raw results of every check from every region, as agents' batches of 500 (one
+/// agent per region, as `lookout up` runs them); answers how many.
+fn write_raw_hour(
     store: &dyn ResultStore,
-    args: &Args,
+    shape: Shape,
     from: i64,
-    to: i64,
+    seq: &mut [u64],
+    n: &mut u64,
 ) -> anyhow::Result<usize> {
-    let mut batch = Vec::with_capacity(5_000);
+    let mut batch = Vec::with_capacity(BATCH);
     let mut total = 0;
-    let mut seq = [0u64; REGIONS.len()];
     let mut t = from;
-    let mut n = 0u64;
-    while t < to {
-        for i in 0..args.checks {
-            for (r, _) in REGIONS.iter().enumerate() {
-                let k = r;
-                seq[k] += 1;
-                n += 1;
-                // Each check's phase within the interval, as the probes spread them.
-                let start = t + (i as i64 * 19_997) % INTERVAL_US + r as i64 * 1_000;
-                // One agent per region, as `lookout up` runs them.
+    while t < from + HOUR_US {
+        for i in 0..shape.checks {
+            for r in 0..shape.regions {
+                seq[r] += 1;
+                *n += 1;
+                // Each check's phase within the interval, as the probes spread them, and the
+                // scheduler's jitter of up to 2 ms, which the blocks have to keep exactly.
+                let jitter = (*n).wrapping_mul(2_654_435_761) % 2_000;
+                let start =
+                    t + (i as i64 * 19_997) % INTERVAL_US + r as i64 * 1_000 + jitter as i64;
                 let agent = format!("{}-1", REGIONS[r]);
-                batch.push(result(i, r, &agent, seq[k], start, n));
-                if batch.len() == 5_000 {
+                batch.push(result(i, r, &agent, seq[r], start, *n));
+                if batch.len() == BATCH {
                     store.insert(&batch)?;
                     total += batch.len();
                     batch.clear();
@@ -409,40 +438,67 @@ fn write_raw_day(
     Ok(total)
 }
 
-async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
+#[derive(Clone, Copy)]
+struct Shape {
+    checks: usize,
+    regions: usize,
+    raw_hours: i64,
+}
+
+/// What one history run measured.
+struct Figures {
+    shape: Shape,
+    raw: usize,
+    /// Bytes on disk per raw result kept as rows (the first hour, before any compaction).
+    row_bytes: f64,
+    /// ... and once compacted: what each further hour adds, rows recycled.
+    block_bytes: f64,
+    /// Bytes on disk per raw result over the whole run, the hour still in rows included.
+    all_bytes: f64,
+    rollup_mib: f64,
+    disk_mib: f64,
+    insert_rate: f64,
+    compact_rate: f64,
+    answer_first_ms: f64,
+    answer_median_ms: f64,
+    answered: usize,
+    rss_mib: f64,
+    peak_mib: f64,
+    start_secs: f64,
+    raw_day_secs: f64,
+}
+
+async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Figures> {
+    anyhow::ensure!(
+        shape.raw_hours >= 3,
+        "at least 3 hours of raw results: the third is the first whose rows reuse the pages compacted"
+    );
+    let region_names = &REGIONS[..shape.regions];
+    let regions: Vec<String> = region_names.iter().map(|r| r.to_string()).collect();
     let now = chrono::Utc::now().timestamp_micros();
     let start = floor_to(now - args.days * DAY_US, DAY_US);
-    let raw_from = floor_to(now - DAY_US, MINUTE_US);
+    let raw_from = floor_to(now, HOUR_US) - shape.raw_hours * HOUR_US;
+    let raw_to = raw_from + shape.raw_hours * HOUR_US;
     let path = dir.join("collector.db");
     let store = StoreConfig::Sqlite { path: path.clone() }.open()?;
     let t0 = Instant::now();
-    write_history(store.as_ref(), args, start, raw_from)?;
+    write_history(store.as_ref(), shape, args.days, start, raw_from)?;
     let rollup_bytes = dir_bytes(dir);
     println!(
         "history: {} checks x {} regions, {} days of rollups written in {:.1} s: {:.1} MiB",
-        args.checks,
-        REGIONS.len(),
+        shape.checks,
+        shape.regions,
         args.days - 1,
         t0.elapsed().as_secs_f64(),
         rollup_bytes as f64 / 1048576.0
     );
-    let t0 = Instant::now();
-    let raw = write_raw_day(store.as_ref(), args, raw_from, now)?;
-    let raw_secs = t0.elapsed().as_secs_f64();
-    let with_raw = dir_bytes(dir);
-    println!(
-        "  one day of raw results: {raw} stored in {raw_secs:.1} s ({:.0}/s straight into the store), {:.1} MiB ({:.0} bytes each)",
-        raw as f64 / raw_secs,
-        (with_raw - rollup_bytes) as f64 / 1048576.0,
-        (with_raw - rollup_bytes) as f64 / raw as f64
-    );
-    // The collector's own pass rolls the raw day up, as it would have minute by minute.
-    let known: BTreeMap<String, CheckInfo> = (0..args.checks)
+    // The collector's own rollup pass and compaction, hour by hour, as it runs them.
+    let known: BTreeMap<String, CheckInfo> = (0..shape.checks)
         .map(|i| {
             (
                 check_name(i),
                 CheckInfo {
-                    regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+                    regions: regions.clone(),
                     interval_us: INTERVAL_US,
                     timeout_us: 10_000_000,
                     ..CheckInfo::unknown()
@@ -454,24 +510,52 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
         raw_retention_us: DAY_US,
         ..Default::default()
     };
-    let t0 = Instant::now();
     let rollups = Rollups::open(
         store.clone() as Arc<dyn ResultStore>,
         known.clone(),
         settings,
-        now,
+        raw_from,
     )?;
-    let report = rollups.pass(now)?;
+    let (mut seq, mut n) = (vec![0u64; shape.regions], 0u64);
+    let (mut raw, mut insert_secs, mut compact_secs, mut moved) = (0, 0.0, 0.0, 0);
+    let (mut row_bytes, mut steady_from) = (0.0, None);
+    let mut pass_secs = 0.0;
+    for h in 0..shape.raw_hours {
+        let hour = raw_from + h * HOUR_US;
+        let before = dir_bytes(dir);
+        let t0 = Instant::now();
+        let written = write_raw_hour(store.as_ref(), shape, hour, &mut seq, &mut n)?;
+        insert_secs += t0.elapsed().as_secs_f64();
+        raw += written;
+        if h == 0 {
+            row_bytes = (dir_bytes(dir) - before) as f64 / written as f64;
+        }
+        let t0 = Instant::now();
+        rollups.pass(hour + HOUR_US)?;
+        pass_secs += t0.elapsed().as_secs_f64();
+        // The hour before this one is compacted once this one has ended, as the collector
+        // does ten minutes after.
+        let t0 = Instant::now();
+        moved += store.compact(hour)?;
+        compact_secs += t0.elapsed().as_secs_f64();
+        if h == 1 {
+            steady_from = Some((dir_bytes(dir), raw));
+        }
+    }
+    let with_raw = dir_bytes(dir);
+    let (steady_bytes, steady_raw) = steady_from.unwrap_or((rollup_bytes, 0));
+    let block_bytes = (with_raw - steady_bytes) as f64 / (raw - steady_raw).max(1) as f64;
+    let all_bytes = (with_raw - rollup_bytes) as f64 / raw as f64;
     println!(
-        "  the rollup pass over that day: {} checks, {} minutes in {:.1} s",
-        report.checks,
-        report.minutes,
-        t0.elapsed().as_secs_f64()
+        "  {} hours of raw results: {raw} stored ({:.0}/s straight into the store), rolled up hour by hour in {pass_secs:.1} s, {moved} compacted ({:.0}/s)",
+        shape.raw_hours,
+        raw as f64 / insert_secs,
+        moved as f64 / compact_secs.max(1e-9)
     );
-    // Reference: the same answer from raw results, for the one day kept, then times the days.
+    // Reference: the same answer from raw results, for the hours kept, then times the days.
     let t0 = Instant::now();
     let mut by_check: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
-    for (check, o) in store.observations_all(raw_from - 30_000_000, now)? {
+    for (check, o) in store.observations_all(raw_from, raw_to)? {
         by_check.entry(check).or_default().push(Observation {
             region: REGIONS.iter().position(|r| *r == o.region).unwrap_or(0),
             start_us: o.start_us,
@@ -480,26 +564,25 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     }
     for (check, obs) in &by_check {
         if let Some(info) = known.get(check) {
-            let rules = Rules::new(3, info.interval_us, info.timeout_us);
+            let rules = Rules::new(shape.regions, info.interval_us, info.timeout_us);
             std::hint::black_box(sla::tally(
                 &rules,
                 obs,
                 &sla::Spans::default(),
                 raw_from,
-                now,
+                raw_to,
             ));
         }
     }
-    let raw_day = t0.elapsed().as_secs_f64();
+    let raw_day_secs = t0.elapsed().as_secs_f64() * 24.0 / shape.raw_hours as f64;
     drop(rollups);
     drop(store);
     let disk = dir_bytes(dir);
 
-    let (mut c, started) = start_collector(dir, args.checks).await?;
+    let (mut c, started) = start_collector(dir, shape.checks, region_names).await?;
     let client = CollectorClient::new(url::Url::parse(&c.url)?, Secret::new(TOKEN))?;
     let mut times = Vec::new();
     let mut answered = 0;
-    let mut worst = 1.0f64;
     for _ in 0..args.queries.max(1) {
         let t0 = Instant::now();
         let list = client
@@ -514,11 +597,6 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
             .iter()
             .filter(|c| c.availability.is_some() && c.latency.p99_ms.is_some())
             .count();
-        worst = list
-            .checks
-            .first()
-            .and_then(|c| c.availability)
-            .unwrap_or(1.0);
     }
     let (rss, peak) = memory_mib(c.pid);
     stop(std::mem::replace(
@@ -528,41 +606,150 @@ async fn history_run(dir: &Path, args: &Args) -> anyhow::Result<()> {
     .await;
     let first = times[0];
     times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    Ok(Figures {
+        shape,
+        raw,
+        row_bytes,
+        block_bytes,
+        all_bytes,
+        rollup_mib: rollup_bytes as f64 / 1048576.0,
+        disk_mib: disk as f64 / 1048576.0,
+        insert_rate: raw as f64 / insert_secs,
+        compact_rate: moved as f64 / compact_secs.max(1e-9),
+        answer_first_ms: first,
+        answer_median_ms: times[times.len() / 2],
+        answered,
+        rss_mib: rss,
+        peak_mib: peak,
+        start_secs: started.as_secs_f64(),
+        raw_day_secs,
+    })
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn report(f: &Figures) {
+    let Shape {
+        checks, regions, ..
+    } = f.shape;
+    println!("raw results on disk, {checks} checks x {regions} regions every 10 s:");
+    println!(
+        "  as rows (the format before blocks, the first hour)   {:>6.1} bytes each",
+        f.row_bytes
+    );
+    println!(
+        "  in blocks (each further hour, its rows' pages reused) {:>6.1} bytes each: {:.1}x smaller; target <= 12: {}",
+        f.block_bytes,
+        f.row_bytes / f.block_bytes,
+        met(f.block_bytes <= 12.0)
+    );
+    let per_day = (checks * regions) as f64 * (DAY_US / INTERVAL_US) as f64;
+    println!(
+        "  over the run, the last hour still in rows            {:>6.1} bytes each ({} results); 14 days would take {:.2} GiB (as rows {:.1} GiB)",
+        f.all_bytes,
+        f.raw,
+        (per_day * 14.0 * f.block_bytes + per_day / 24.0 * 2.0 * f.row_bytes) / f64::from(1 << 30),
+        per_day * 14.0 * f.row_bytes / f64::from(1 << 30)
+    );
+    println!(
+        "  into the store {:.0} results/s; compacted {:.0} results/s, against {:.0}/s arriving: {:.0}x to spare",
+        f.insert_rate,
+        f.compact_rate,
+        per_day / 86_400.0,
+        f.compact_rate / (per_day / 86_400.0)
+    );
     println!(
         "query: availability + p99 over 90 days for every check (GET /api/v1/checks?window=90d)"
     );
     println!(
-        "  lookout collector   {answered} checks answered; first {first:.1} ms, median {median:.1} ms, max {:.1} ms (worst availability {worst:.6})",
-        times.last().copied().unwrap_or(0.0)
+        "  lookout collector   {} checks answered; first {:.1} ms, median {:.1} ms",
+        f.answered, f.answer_first_ms, f.answer_median_ms
     );
     println!(
-        "  reference: from raw results, one day for every check took {:.0} ms: 90 days would take about {:.1} s",
-        raw_day * 1e3,
-        raw_day * args.days as f64
+        "  reference: from raw results, one day for every check takes {:.0} ms: 90 days would take about {:.1} s",
+        f.raw_day_secs * 1e3,
+        f.raw_day_secs * 90.0
     );
     println!(
-        "  collector start with this history: {:.1} s; memory {rss:.0} MiB resident (peak {peak:.0}); disk {:.0} MiB ({:.0} MiB rollups, {:.0} MiB per day of raw results)",
-        started.as_secs_f64(),
-        disk as f64 / 1048576.0,
-        rollup_bytes as f64 / 1048576.0,
-        (with_raw - rollup_bytes) as f64 / 1048576.0
+        "  collector start with this history: {:.1} s; memory {:.0} MiB resident (peak {:.0}); disk {:.0} MiB ({:.0} MiB rollups)",
+        f.start_secs, f.rss_mib, f.peak_mib, f.disk_mib, f.rollup_mib
     );
-    println!(
-        "  targets: all checks within 50 ms: {}; at most 256 MiB: {}; at most 2 GiB of disk: {}",
-        if median <= 50.0 { "met" } else { "NOT met" },
-        if peak <= 256.0 { "met" } else { "NOT met" },
-        if disk <= 2 << 30 { "met" } else { "NOT met" }
-    );
-    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
     let ingest_dir = tmp.path().join("ingest");
-    let history_dir = tmp.path().join("history");
     std::fs::create_dir_all(&ingest_dir)?;
-    std::fs::create_dir_all(&history_dir)?;
     ingest_run(&ingest_dir, &args).await?;
-    history_run(&history_dir, &args).await
+
+    let history = |name: &str| -> anyhow::Result<PathBuf> {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    };
+    let today = Shape {
+        checks: args.checks,
+        regions: 3,
+        raw_hours: 24,
+    };
+    let figures = history_run(&history("today")?, today, &args).await?;
+    report(&figures);
+    println!(
+        "  targets: all checks within 50 ms: {}; at most 256 MiB: {}",
+        met(figures.answer_median_ms <= 50.0),
+        met(figures.peak_mib <= 256.0)
+    );
+    std::fs::remove_dir_all(tmp.path().join("today"))?;
+    if args.scale.is_empty() {
+        return Ok(());
+    }
+
+    let mut curve = Vec::new();
+    for checks in args.scale.clone() {
+        let shape = Shape {
+            checks,
+            regions: 5,
+            raw_hours: args.scale_hours,
+        };
+        let name = format!("scale-{checks}");
+        let f = history_run(&history(&name)?, shape, &args).await?;
+        report(&f);
+        std::fs::remove_dir_all(tmp.path().join(&name))?;
+        curve.push(f);
+    }
+    let (Some(base), Some(top)) = (curve.first(), curve.last()) else {
+        return Ok(());
+    };
+    println!(
+        "scale: {} regions every 10 s, {} hours of raw results; each figure as a ratio to {} checks'",
+        base.shape.regions, base.shape.raw_hours, base.shape.checks
+    );
+    println!("  checks   x checks   answer (ms)       memory peak (MiB)   disk per check (MiB)");
+    for f in &curve {
+        let k = f.shape.checks as f64 / base.shape.checks as f64;
+        let per_check = |f: &Figures| f.disk_mib / f.shape.checks as f64;
+        println!(
+            "  {:>6}   {:>8.1}   {:>6.1} ({:>5.2}x)   {:>7.0} ({:>5.2}x)    {:>6.3} ({:>5.2}x)",
+            f.shape.checks,
+            k,
+            f.answer_median_ms,
+            f.answer_median_ms / base.answer_median_ms,
+            f.peak_mib,
+            f.peak_mib / base.peak_mib,
+            per_check(f),
+            per_check(f) / per_check(base)
+        );
+    }
+    println!(
+        "  targets at {} x {}: bytes per raw result <= 12: {}; 90-day answer <= 100 ms: {}; memory <= 512 MiB: {}; start <= 5 s: {}",
+        top.shape.checks,
+        top.shape.regions,
+        met(top.block_bytes <= 12.0),
+        met(top.answer_median_ms <= 100.0),
+        met(top.peak_mib <= 512.0),
+        met(top.start_secs <= 5.0)
+    );
+    Ok(())
 }

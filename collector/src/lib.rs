@@ -138,6 +138,7 @@ pub struct Collector {
     task: JoinHandle<()>,
     passes: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    compactions: JoinHandle<()>,
     applier: Option<JoinHandle<()>>,
     state: Arc<AppState>,
 }
@@ -163,6 +164,30 @@ async fn rollup_passes(rollups: Arc<Rollups>, every: Duration) {
                 tracing::error!(error = %e, "rollup pass failed; the next one tries again")
             }
             Err(e) => tracing::error!(error = %e, "rollup pass panicked"),
+        }
+    }
+}
+
+/// How long after a span ends its raw results are compacted: results that arrive later still
+/// are stored, and merged into their block at the next compaction.
+const COMPACT_AFTER_US: i64 = 10 * 60 * 1_000_000;
+
+/// Compacts raw results once a minute, on its own thread: at thousands of checks an hour's
+/// results take seconds to sort, which a rollup pass (and the answers waiting on it) must not.
+async fn compactions(store: Arc<dyn store::ResultStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        let before = chrono::Utc::now().timestamp_micros() - COMPACT_AFTER_US;
+        match tokio::task::spawn_blocking(move || store.compact(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(moved)) => tracing::debug!(moved, "raw results compacted"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "compacting raw results failed; they stay as rows until the next try")
+            }
+            Err(e) => tracing::error!(error = %e, "compacting raw results panicked"),
         }
     }
 }
@@ -236,6 +261,7 @@ impl Collector {
         let rollups = Arc::new(rollups);
         let passes = tokio::spawn(rollup_passes(rollups.clone(), settings.rollup_every));
         let ticker = tokio::spawn(live_ticks(live.clone()));
+        let compactions = tokio::spawn(compactions(rollups.store().clone()));
         let (stop, stopping) = watch::channel(false);
         let committer = commit::Committer::start(rollups.store().clone())?;
         let replica = match settings.replica.clone() {
@@ -293,6 +319,7 @@ impl Collector {
             task,
             passes,
             ticker,
+            compactions,
             applier,
             state,
         })
@@ -333,6 +360,7 @@ impl Collector {
     pub async fn shutdown(self) {
         self.passes.abort();
         self.ticker.abort();
+        self.compactions.abort();
         if let Some(a) = &self.applier {
             a.abort();
         }

@@ -575,7 +575,7 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("written by store schema version 99; this Lookout reads version 4"),
+        err.contains("written by store schema version 99; this Lookout reads version 5"),
         "{err}"
     );
 }
@@ -614,5 +614,5 @@ fn a_store_of_the_version_before_is_migrated_with_its_rollups() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }

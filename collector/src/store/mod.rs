@@ -3,6 +3,7 @@
 //! [`StoreConfig`] and its arm in [`StoreConfig::open`]; `collector/tests/store.rs` runs the
 //! conformance suite over every back end, and `collector.store` in the config chooses one.
 
+pub mod block;
 mod row;
 mod sqlite;
 
@@ -229,6 +230,12 @@ pub trait ResultStore: Send + Sync {
     /// Removes what retention no longer keeps, at most `max_rows` raw results at a time so
     /// that ingest never waits long; answers how many raw results went.
     fn prune(&self, retention: Retention, max_rows: usize) -> Result<usize, StoreError>;
+
+    /// Moves the raw results of spans that ended before `before_us` into the back end's
+    /// compact form, once the rollups have read them; reads answer the same before and after.
+    /// Answers how many results moved. Blocking, and long at thousands of checks: run it on
+    /// its own thread, not in a rollup pass.
+    fn compact(&self, before_us: i64) -> Result<usize, StoreError>;
 
     /// Bytes on disk (0 in memory).
     fn size_bytes(&self) -> u64;

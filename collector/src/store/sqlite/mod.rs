@@ -8,6 +8,9 @@
 //! Check, region and agent names are stored once each and referred to by number, and a
 //! result's detail is kept compact (`row.rs`): raw results are most of the file.
 //!
+//! Once their hour has passed, raw results move into compressed blocks per check, region and
+//! hour (`blocks.rs`, `store/block.rs`): a tenth of the bytes of a row each.
+//!
 //! Results are indexed by start time, not by check and time: the results of one moment
 //! arrive together, so each commit appends to the same few index pages (a per-check index
 //! would touch a page per check in every commit, and the write-ahead log would carry each of
@@ -15,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
 use lookout_model::latency::Sparse;
@@ -29,13 +32,14 @@ use super::{
 };
 use lookout_model::read::Maintenance;
 
+mod blocks;
 mod names;
 mod records;
 mod rollups;
 mod schema;
 
 use names::{Kind, Names};
-use schema::{SCHEMA, SCHEMA_VERSION, flags, migrate_from_3, start_checkpoints};
+use schema::{SCHEMA, SCHEMA_VERSION, flags, migrate_from_3, migrate_from_4, start_checkpoints};
 
 struct Inner {
     conn: Connection,
@@ -45,6 +49,12 @@ struct Inner {
 pub struct SqliteStore {
     path: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// Where compaction reads (a file's second connection), so that it never holds `inner`
+    /// while it sorts; `None` in memory.
+    reader: Option<Mutex<Connection>>,
+    compacting: Mutex<()>,
+    /// Results started before this may be in blocks (`blocks.rs`).
+    sealed_before: AtomicI64,
     count: AtomicUsize,
     /// Dropped with the store, which ends the checkpoint thread.
     _checkpoints: Option<mpsc::Sender<()>>,
@@ -76,6 +86,12 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
             .map_err(|e| open_error(&shown, e))?;
         store._checkpoints = Some(start_checkpoints(path)?);
+        let reader =
+            Connection::open_with_flags(path, flags()).map_err(|e| open_error(&shown, e))?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")
+            .map_err(|e| open_error(&shown, e))?;
+        store.reader = Some(Mutex::new(reader));
         Ok(store)
     }
 
@@ -117,7 +133,10 @@ impl SqliteStore {
                 .map_err(|e| open_error(shown, e))?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some(3) => migrate_from_3(&conn).map_err(|e| open_error(shown, e))?,
+            Some(4) => migrate_from_4(&conn).map_err(|e| open_error(shown, e))?,
+            Some(3) => migrate_from_3(&conn)
+                .and_then(|()| migrate_from_4(&conn))
+                .map_err(|e| open_error(shown, e))?,
             Some(other) => {
                 return Err(open_error(
                     shown,
@@ -129,7 +148,9 @@ impl SqliteStore {
         }
         let count: i64 = conn
             .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))
+            .and_then(|rows: i64| Ok(rows + blocks::held(&conn)?))
             .map_err(|e| open_error(shown, e))?;
+        let sealed_before = blocks::sealed_before(&conn).map_err(|e| open_error(shown, e))?;
         let mut names = Names::default();
         {
             let mut stmt = conn
@@ -155,9 +176,16 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             inner: Mutex::new(Inner { conn, names }),
+            reader: None,
+            compacting: Mutex::new(()),
+            sealed_before: AtomicI64::new(sealed_before),
             count: AtomicUsize::new(usize::try_from(count).unwrap_or(0)),
             _checkpoints: None,
         })
+    }
+
+    fn sealed(&self) -> i64 {
+        self.sealed_before.load(Ordering::Acquire)
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -196,8 +224,19 @@ fn insert_batch(
     tx: &Transaction<'_>,
     names: &mut Names,
     results: &[ProbeResult],
+    sealed_before: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut inserted = Vec::with_capacity(results.len());
+    // A result of a span already compacted may be a replay of one its block holds.
+    let old: Vec<&ProbeResult> = results
+        .iter()
+        .filter(|r| r.started_at_us < sealed_before)
+        .collect();
+    let replayed = if old.is_empty() {
+        Default::default()
+    } else {
+        blocks::replayed(tx, names, &old)?
+    };
     let mut stmt = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO results (agent, seq, check_id, region, started_us, ok, duration_us, body)
@@ -205,6 +244,10 @@ fn insert_batch(
         )
         .map_err(unavailable)?;
     for r in results {
+        if r.started_at_us < sealed_before && replayed.contains(&(r.agent.clone(), r.seq)) {
+            inserted.push(false);
+            continue;
+        }
         let body = row::encode(r).map_err(unavailable)?;
         let agent = names
             .intern(tx, Kind::Agent, &r.agent)
@@ -277,6 +320,7 @@ fn rows<T>(
 /// Results started in `[from, to)`, of one check or all, by start time, through the time index.
 fn read_observations(
     inner: &Inner,
+    sealed_before: i64,
     check: Option<i64>,
     from_us: i64,
     to_us: i64,
@@ -297,20 +341,28 @@ fn read_observations(
                 ))
             },
         )?;
-    Ok(rows
-        .into_iter()
-        .map(|(check, region, start_us, ok, duration_us)| {
-            (
-                check,
-                Stored {
-                    region: inner.names.name(region),
-                    start_us,
-                    ok,
-                    duration_us,
-                },
-            )
-        })
-        .collect())
+    let mut out = if from_us < sealed_before {
+        blocks::observations(inner, check, from_us, to_us)?
+    } else {
+        Vec::new()
+    };
+    out.extend(
+        rows.into_iter()
+            .map(|(check, region, start_us, ok, duration_us)| {
+                (
+                    check,
+                    Stored {
+                        region: inner.names.name(region),
+                        start_us,
+                        ok,
+                        duration_us,
+                    },
+                )
+            }),
+    );
+    // Blocks and rows each come by start time; a late row may start before a block's end.
+    out.sort_by_key(|(_, o)| o.start_us);
+    Ok(out)
 }
 
 impl SqliteStore {
@@ -320,10 +372,11 @@ impl SqliteStore {
         position: Option<u64>,
     ) -> Result<Vec<Vec<bool>>, StoreError> {
         // Nothing is acknowledged before this returns: the batches are in the log, synced.
+        let sealed_before = self.sealed_before.load(Ordering::Acquire);
         let inserted = self.write(|tx, names| {
             let inserted = batches
                 .iter()
-                .map(|batch| insert_batch(tx, names, batch))
+                .map(|batch| insert_batch(tx, names, batch, sealed_before))
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(p) = position {
                 tx.execute(
@@ -391,10 +444,20 @@ impl ResultStore for SqliteStore {
             ],
             result_row,
         )?;
-        rows.into_iter()
-            .rev()
-            .map(|row| decode_result(&inner.names, row))
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        if rows.len() < f.limit && self.sealed() > i64::MIN {
+            out = blocks::newest(
+                &inner,
+                id(Kind::Check, &f.check),
+                id(Kind::Region, &f.region),
+                f.agent.as_deref(),
+                f.limit - rows.len(),
+            )?;
+        }
+        for row in rows.into_iter().rev() {
+            out.push(decode_result(&inner.names, row)?);
+        }
+        Ok(out)
     }
 
     fn observations(
@@ -407,10 +470,12 @@ impl ResultStore for SqliteStore {
         let Some(check) = inner.names.id(Kind::Check, check) else {
             return Ok(Vec::new());
         };
-        Ok(read_observations(&inner, Some(check), from_us, to_us)?
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect())
+        Ok(
+            read_observations(&inner, self.sealed(), Some(check), from_us, to_us)?
+                .into_iter()
+                .map(|(_, o)| o)
+                .collect(),
+        )
     }
 
     fn failures(
@@ -435,9 +500,17 @@ impl ResultStore for SqliteStore {
             params![check_id, from_us, to_us, limit],
             result_row,
         )?;
-        rows.into_iter()
-            .map(|row| decode_result(&inner.names, row))
-            .collect()
+        let mut out = if from_us < self.sealed() {
+            blocks::failures(&inner, check_id, from_us, to_us)?
+        } else {
+            Vec::new()
+        };
+        for row in rows {
+            out.push(decode_result(&inner.names, row)?);
+        }
+        out.sort_by_key(|r| r.started_at_us);
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(out)
     }
 
     fn observations_all(
@@ -446,10 +519,12 @@ impl ResultStore for SqliteStore {
         to_us: i64,
     ) -> Result<Vec<(String, Stored)>, StoreError> {
         let inner = self.lock();
-        Ok(read_observations(&inner, None, from_us, to_us)?
-            .into_iter()
-            .map(|(check, o)| (inner.names.name(check), o))
-            .collect())
+        Ok(
+            read_observations(&inner, self.sealed(), None, from_us, to_us)?
+                .into_iter()
+                .map(|(check, o)| (inner.names.name(check), o))
+                .collect(),
+        )
     }
 
     fn len(&self) -> usize {
@@ -517,6 +592,10 @@ impl ResultStore for SqliteStore {
 
     fn prune(&self, r: Retention, max_rows: usize) -> Result<usize, StoreError> {
         rollups::prune(self, r, max_rows)
+    }
+
+    fn compact(&self, before_us: i64) -> Result<usize, StoreError> {
+        blocks::compact(self, before_us)
     }
 
     fn maintenances(&self) -> Result<Vec<Maintenance>, StoreError> {

@@ -13,7 +13,7 @@ pub(super) enum Kind {
 
 /// Names by number and numbers by name, as held in the `names` table. One map per kind, so
 /// that a lookup borrows the name instead of building a key: ingest looks up three per result.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Names {
     pub(super) ids: [HashMap<String, i64>; 3],
     pub(super) names: HashMap<i64, String>,

@@ -299,7 +299,8 @@ pub(super) fn prune(
              AND id < (SELECT MAX(id) FROM results)",
             params![r.raw_before_us, limit],
         )
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+        + super::blocks::prune(&inner, r.raw_before_us, max_rows)?;
     conn.execute_batch("BEGIN IMMEDIATE")
         .and_then(|()| {
             conn.execute(

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 /// Bumped when the layout changes; a store written by a newer version is refused by name,
 /// one written by an older one is migrated (`migrate`).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -41,6 +41,17 @@ pub(super) const SCHEMA: &str = "
         UNIQUE (agent, seq)
     );
     CREATE INDEX IF NOT EXISTS results_by_time ON results (started_us);
+    CREATE TABLE IF NOT EXISTS blocks (
+        id INTEGER PRIMARY KEY,
+        check_id INTEGER NOT NULL,
+        span INTEGER NOT NULL,
+        region INTEGER NOT NULL,
+        results INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (check_id, span, region)
+    );
+    CREATE INDEX IF NOT EXISTS blocks_by_span ON blocks (span);
     CREATE TABLE IF NOT EXISTS coverage (
         check_id INTEGER PRIMARY KEY,
         covered_from INTEGER NOT NULL,
@@ -124,6 +135,13 @@ pub(super) fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreEr
         })
         .map_err(|e| open_error(&shown, e))?;
     Ok(stop)
+}
+
+/// Version 5 keeps raw results in blocks too (`SCHEMA` has just made their table); the rows
+/// a version 4 wrote are compacted like any others.
+pub(super) fn migrate_from_4(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("UPDATE meta SET value = 5 WHERE key = 'schema_version'", [])
+        .map(|_| ())
 }
 
 /// Version 4 keeps maintenance time in the rolled-up minutes (none before: zero), and the
