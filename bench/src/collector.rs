@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use lookout_api::client::{CollectorClient, Select, Window};
 use lookout_collector::rollup::{DAY_US, floor_to};
-use lookout_collector::store::{CheckRollup, Coverage, ResultStore, StoreConfig};
+use lookout_collector::store::{CheckRollup, Coverage, ResultStore, SqliteStore};
 use lookout_collector::{CheckInfo, RollupSettings, Rollups};
 use lookout_model::latency::Accumulator;
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
@@ -399,7 +399,8 @@ fn write_history(
 }
 
 /// One hour of raw results of every check from every region, as agents' batches of 500 (one
-/// agent per region, as `lookout up` runs them); answers how many.
+/// agent per region, as `lookout up` runs them), ten batches a commit as the collector's group
+/// commit takes them under load; answers how many.
 fn write_raw_hour(
     store: &dyn ResultStore,
     shape: Shape,
@@ -407,8 +408,17 @@ fn write_raw_hour(
     seq: &mut [u64],
     n: &mut u64,
 ) -> anyhow::Result<usize> {
-    let mut batch = Vec::with_capacity(BATCH);
+    const PER_COMMIT: usize = 10;
+    let mut batches: Vec<Vec<ProbeResult>> = vec![Vec::with_capacity(BATCH)];
     let mut total = 0;
+    let mut commit = |batches: &mut Vec<Vec<ProbeResult>>| -> anyhow::Result<()> {
+        let refs: Vec<&[ProbeResult]> = batches.iter().map(Vec::as_slice).collect();
+        store.insert_many(&refs)?;
+        total += refs.iter().map(|b| b.len()).sum::<usize>();
+        batches.clear();
+        batches.push(Vec::with_capacity(BATCH));
+        Ok(())
+    };
     let mut t = from;
     while t < from + HOUR_US {
         for i in 0..shape.checks {
@@ -421,20 +431,20 @@ fn write_raw_hour(
                 let start =
                     t + (i as i64 * 19_997) % INTERVAL_US + r as i64 * 1_000 + jitter as i64;
                 let agent = format!("{}-1", REGIONS[r]);
-                batch.push(result(i, r, &agent, seq[r], start, *n));
-                if batch.len() == BATCH {
-                    store.insert(&batch)?;
-                    total += batch.len();
-                    batch.clear();
+                let last = batches.len() - 1;
+                batches[last].push(result(i, r, &agent, seq[r], start, *n));
+                if batches[last].len() == BATCH {
+                    if batches.len() == PER_COMMIT {
+                        commit(&mut batches)?;
+                    } else {
+                        batches.push(Vec::with_capacity(BATCH));
+                    }
                 }
             }
         }
         t += INTERVAL_US;
     }
-    if !batch.is_empty() {
-        store.insert(&batch)?;
-        total += batch.len();
-    }
+    commit(&mut batches)?;
     Ok(total)
 }
 
@@ -480,10 +490,17 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
     let raw_from = floor_to(now, HOUR_US) - shape.raw_hours * HOUR_US;
     let raw_to = raw_from + shape.raw_hours * HOUR_US;
     let path = dir.join("collector.db");
-    let store = StoreConfig::Sqlite { path: path.clone() }.open()?;
+    let sqlite = Arc::new(SqliteStore::open(&path)?);
+    let store: Arc<dyn ResultStore> = sqlite.clone();
+    // What the file holds, the write-ahead log copied in: the log's length at a given moment
+    // says nothing about the format.
+    let bytes = || -> anyhow::Result<u64> {
+        sqlite.checkpoint()?;
+        Ok(dir_bytes(dir))
+    };
     let t0 = Instant::now();
     write_history(store.as_ref(), shape, args.days, start, raw_from)?;
-    let rollup_bytes = dir_bytes(dir);
+    let rollup_bytes = bytes()?;
     println!(
         "history: {} checks x {} regions, {} days of rollups written in {:.1} s: {:.1} MiB",
         shape.checks,
@@ -510,25 +527,20 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
         raw_retention_us: DAY_US,
         ..Default::default()
     };
-    let rollups = Rollups::open(
-        store.clone() as Arc<dyn ResultStore>,
-        known.clone(),
-        settings,
-        raw_from,
-    )?;
+    let rollups = Rollups::open(store.clone(), known.clone(), settings, raw_from)?;
     let (mut seq, mut n) = (vec![0u64; shape.regions], 0u64);
     let (mut raw, mut insert_secs, mut compact_secs, mut moved) = (0, 0.0, 0.0, 0);
     let (mut row_bytes, mut steady_from) = (0.0, None);
     let mut pass_secs = 0.0;
     for h in 0..shape.raw_hours {
         let hour = raw_from + h * HOUR_US;
-        let before = dir_bytes(dir);
+        let before = bytes()?;
         let t0 = Instant::now();
         let written = write_raw_hour(store.as_ref(), shape, hour, &mut seq, &mut n)?;
         insert_secs += t0.elapsed().as_secs_f64();
         raw += written;
         if h == 0 {
-            row_bytes = (dir_bytes(dir) - before) as f64 / written as f64;
+            row_bytes = (bytes()? - before) as f64 / written as f64;
         }
         let t0 = Instant::now();
         rollups.pass(hour + HOUR_US)?;
@@ -539,10 +551,10 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
         moved += store.compact(hour)?;
         compact_secs += t0.elapsed().as_secs_f64();
         if h == 1 {
-            steady_from = Some((dir_bytes(dir), raw));
+            steady_from = Some((bytes()?, raw));
         }
     }
-    let with_raw = dir_bytes(dir);
+    let with_raw = bytes()?;
     let (steady_bytes, steady_raw) = steady_from.unwrap_or((rollup_bytes, 0));
     let block_bytes = (with_raw - steady_bytes) as f64 / (raw - steady_raw).max(1) as f64;
     let all_bytes = (with_raw - rollup_bytes) as f64 / raw as f64;
@@ -577,6 +589,7 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
     let raw_day_secs = t0.elapsed().as_secs_f64() * 24.0 / shape.raw_hours as f64;
     drop(rollups);
     drop(store);
+    drop(sqlite);
     let disk = dir_bytes(dir);
 
     let (mut c, started) = start_collector(dir, shape.checks, region_names).await?;

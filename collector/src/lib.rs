@@ -175,7 +175,9 @@ const COMPACT_AFTER_US: i64 = 10 * 60 * 1_000_000;
 /// Compacts raw results once a minute, on its own thread: at thousands of checks an hour's
 /// results take seconds to sort, which a rollup pass (and the answers waiting on it) must not.
 async fn compactions(store: Arc<dyn store::ResultStore>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // Not at once: a start (and its first answers) should not wait behind an hour's sort.
+    let every = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

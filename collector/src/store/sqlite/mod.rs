@@ -188,6 +188,15 @@ impl SqliteStore {
         self.sealed_before.load(Ordering::Acquire)
     }
 
+    /// Copies the whole write-ahead log into the file and empties it, waiting for readers:
+    /// for measuring what the file itself holds (`lookout bench collector`).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.lock()
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(unavailable)
+    }
+
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }

@@ -111,6 +111,11 @@ pub(super) fn flags() -> OpenFlags {
 pub(super) fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     let shown = path.display().to_string();
     let conn = Connection::open_with_flags(path, flags()).map_err(|e| open_error(&shown, e))?;
+    // No waiting: a restarting checkpoint holds the writer's lock while it waits for readers,
+    // and compaction reads for seconds at a time (`blocks.rs`). Waited for, commits would
+    // stall behind it and fail; not waited for, the log just starts over at a later try.
+    conn.busy_timeout(Duration::ZERO)
+        .map_err(|e| open_error(&shown, e))?;
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("lookout-checkpoint".into())
