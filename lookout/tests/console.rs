@@ -116,12 +116,33 @@ async fn click(b: &Client, at: Locator<'_>) {
     b.find(at).await.unwrap().click().await.unwrap();
 }
 
+/// Clicks what loads a new page (a link, a form's button) and waits until that page has
+/// replaced this one: WebDriver's click may return before a form's navigation has begun, and
+/// reading the source then gives the old page.
+async fn follow(b: &Client, at: Locator<'_>) {
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    click(b, at).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let replaced = old.tag_name().await.is_err();
+        let loaded = b
+            .execute("return document.readyState", vec![])
+            .await
+            .is_ok_and(|state| state == "complete");
+        if replaced && loaded {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the page never changed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn sign_in(b: &Client, alerter: &str) {
     b.goto(&format!("{alerter}/")).await.unwrap();
     assert!(b.current_url().await.unwrap().path().ends_with("/sign-in"));
     fill(b, Locator::Id("name"), PERSON).await;
     fill(b, Locator::Id("token"), TOKEN).await;
-    click(b, Locator::Id("sign-in")).await;
+    follow(b, Locator::Id("sign-in")).await;
     let body = b.source().await.unwrap();
     assert!(
         body.contains("Open problems") && body.contains(PERSON),
@@ -233,14 +254,14 @@ async fn chromium_signs_in_acknowledges_and_silences_the_problem_an_outage_raise
     let now_light = shot(&b, "now-light").await;
 
     // To the problem's page, through its link; acknowledge through the form.
-    click(&b, Locator::Css("article.card h3 a")).await;
+    follow(&b, Locator::Css("article.card h3 a")).await;
     let problem_url = b.current_url().await.unwrap();
     assert!(
         problem_url.path().starts_with("/problems/"),
         "{problem_url}"
     );
     fill(&b, Locator::Id("ack-comment"), "looking at the gateway").await;
-    click(&b, Locator::Id("ack")).await;
+    follow(&b, Locator::Id("ack")).await;
     let page = b.source().await.unwrap();
     assert!(
         page.contains(&format!("✓ acknowledged by {PERSON}")),
@@ -249,7 +270,7 @@ async fn chromium_signs_in_acknowledges_and_silences_the_problem_an_outage_raise
     // Then silence it from the same page, for two hours.
     click(&b, Locator::Css("#silence-duration option[value='2h']")).await;
     fill(&b, Locator::Id("silence-comment"), "gateway being replaced").await;
-    click(&b, Locator::Id("silence")).await;
+    follow(&b, Locator::Id("silence")).await;
     let page = b.source().await.unwrap();
     assert!(page.contains(&format!("⊘ silenced by {PERSON}")), "{page}");
     let timeline = b
