@@ -58,9 +58,18 @@ pub struct Args {
     /// Hours of raw results at each point of the scale curve (at least 3).
     #[arg(long, default_value_t = 3)]
     scale_hours: i64,
+    /// Runs left out (while working on another): `ingest`, `today`.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<Part>,
     /// Where the stores are built (a directory on the disk to measure); a temporary one by default.
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Ingest,
+    Today,
 }
 
 pub(crate) const TOKEN: &str = "bench-token";
@@ -695,7 +704,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
     let ingest_dir = tmp.path().join("ingest");
     std::fs::create_dir_all(&ingest_dir)?;
-    ingest_run(&ingest_dir, &args).await?;
+    if !args.skip.contains(&Part::Ingest) {
+        ingest_run(&ingest_dir, &args).await?;
+    }
 
     let history = |name: &str| -> anyhow::Result<PathBuf> {
         let dir = tmp.path().join(name);
@@ -707,14 +718,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         regions: 3,
         raw_hours: 24,
     };
-    let figures = history_run(&history("today")?, today, &args).await?;
-    report(&figures);
-    println!(
-        "  targets: all checks within 50 ms: {}; at most 256 MiB: {}",
-        met(figures.answer_median_ms <= 50.0),
-        met(figures.peak_mib <= 256.0)
-    );
-    std::fs::remove_dir_all(tmp.path().join("today"))?;
+    if !args.skip.contains(&Part::Today) {
+        let figures = history_run(&history("today")?, today, &args).await?;
+        report(&figures);
+        println!(
+            "  targets: all checks within 50 ms: {}; at most 256 MiB: {}",
+            met(figures.answer_median_ms <= 50.0),
+            met(figures.peak_mib <= 256.0)
+        );
+        std::fs::remove_dir_all(tmp.path().join("today"))?;
+    }
     if args.scale.is_empty() {
         return Ok(());
     }

@@ -313,3 +313,109 @@ fn a_compacted_store_answers_as_one_that_kept_rows_replays_and_late_results_incl
     assert_eq!(reopened.len(), results.len() + late.len());
     assert_eq!(counts(&reopened.insert(&results[..50]).unwrap()), (0, 50));
 }
+
+/// Set in the child process that [`a_compaction_killed_midway_loses_nothing_and_still_knows_replays`]
+/// starts and kills: the store's path, and where to compact up to.
+const COMPACTING_CHILD: &str = "LOOKOUT_TEST_COMPACTING_CHILD";
+
+fn blocks_in(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(results), 0) FROM blocks",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_compaction_killed_midway_loses_nothing_and_still_knows_replays() {
+    // The child: compacts the store it is given until it is killed.
+    if let Ok(task) = std::env::var(COMPACTING_CHILD) {
+        let (path, before) = task.split_once('@').unwrap();
+        let store = SqliteStore::open(std::path::Path::new(path)).unwrap();
+        store.compact(before.parse().unwrap()).unwrap();
+        println!("compaction finished before it was killed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let from = 1_000 * SPAN_US;
+    let to = from + 4 * SPAN_US;
+    // Several of compaction's chunks (a transaction each) of 20,000 results.
+    let results = schedule(30, from, 4);
+    let rows = SqliteStore::in_memory().unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        for chunk in results.chunks(500) {
+            store.insert(chunk).unwrap();
+            rows.insert(chunk).unwrap();
+        }
+        store.save_rollups(i64::MAX, &[]).unwrap();
+    }
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_compaction_killed_midway_loses_nothing_and_still_knows_replays",
+            "--nocapture",
+        ])
+        .env(COMPACTING_CHILD, format!("{}@{to}", path.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed as soon as its first chunk is committed, with the others still to come.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let held = loop {
+        let (blocks, held) = blocks_in(&path);
+        if blocks > 0 {
+            child.kill().unwrap(); // SIGKILL
+            break held;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no block was committed in two minutes"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the child ended");
+        #[allow(clippy::disallowed_methods)]
+        // a plain #[test] with no runtime, polling another process
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(!status.success(), "{status}: {out}");
+    let (_, held_after) = blocks_in(&path);
+    assert!(
+        held_after > 0 && (held_after as usize) < results.len() - 100,
+        "killed midway: {held} results in blocks when seen, {held_after} after, of {}",
+        results.len()
+    );
+    println!(
+        "killed with {held_after} of {} results in blocks",
+        results.len()
+    );
+
+    // Each result is in exactly one place: rows or a block, and reads say so.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.len(), results.len());
+    assert_same(&store, &rows, from, to, true);
+    // Replays are known, whether their result moved or not; and compaction goes on from there.
+    assert_eq!(
+        counts(&store.insert(&results[..2_000]).unwrap()),
+        (0, 2_000)
+    );
+    assert_eq!(
+        counts(&store.insert(&results[results.len() - 2_000..]).unwrap()),
+        (0, 2_000)
+    );
+    assert!(store.compact(to).unwrap() > 0);
+    assert_same(&store, &rows, from, to, true);
+    assert_eq!(counts(&store.insert(&results).unwrap()), (0, results.len()));
+}

@@ -102,7 +102,7 @@ impl Rollups {
         settings: RollupSettings,
         now_us: i64,
     ) -> Result<Rollups, StoreError> {
-        let loaded = store.load_rollups(now_us - HOURS_IN_MEMORY_US - DAY_US)?;
+        let mut loaded = store.load_rollups(now_us - HOURS_IN_MEMORY_US - DAY_US)?;
         let maintenance = crate::maintenance::spans_by_check(&store.maintenances()?);
         let mut names: Vec<String> = known.keys().cloned().collect();
         names.extend(loaded.checks.keys().cloned());
@@ -112,7 +112,7 @@ impl Rollups {
         for name in names {
             let info = known.get(&name).cloned().unwrap_or_else(CheckInfo::unknown);
             let mut st = CheckState::new(info);
-            if let Some(l) = loaded.checks.get(&name) {
+            if let Some(l) = loaded.checks.remove(&name) {
                 st.load(l);
             }
             st.maintenance = maintenance.get(&name).cloned().unwrap_or_default();

@@ -94,14 +94,14 @@ impl CheckState {
         self.recent.push(r);
     }
 
-    pub fn load(&mut self, l: &LoadedCheck) {
+    /// Takes the check's stored rollups over (moved, not copied: at start-up they are most of
+    /// the collector's memory, and two copies of them were its peak).
+    pub fn load(&mut self, l: LoadedCheck) {
         self.coverage = l.coverage;
-        for (minute, t) in &l.bad_minutes {
-            self.bad.insert(*minute, *t);
-        }
+        self.bad.extend(l.bad_minutes);
         self.day_tally = sum_days(&self.bad, i64::MIN, i64::MAX);
-        self.day_hist = l.days.clone();
-        self.hour_hist = l.hours.clone();
+        self.day_hist = l.days;
+        self.hour_hist = l.hours;
     }
 
     /// Takes in what a pass computed for `plan` (already saved).
