@@ -64,6 +64,25 @@ pub struct Args {
     /// Where the stores are built (a directory on the disk to measure); a temporary one by default.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keeps the stores and each collector's config (`bench.yaml`) after the run, to start a
+    /// collector on them again.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The bench's directory: removed after the run unless `--keep`.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Dir(PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(t) => t.path(),
+            Kept::Dir(d) => d,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -702,6 +721,13 @@ fn report(f: &Figures) {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let tmp = if args.keep {
+        let kept = tmp.keep();
+        eprintln!("the stores are kept in {}", kept.display());
+        Kept::Dir(kept)
+    } else {
+        Kept::Temp(tmp)
+    };
     let ingest_dir = tmp.path().join("ingest");
     std::fs::create_dir_all(&ingest_dir)?;
     if !args.skip.contains(&Part::Ingest) {
@@ -726,7 +752,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             met(figures.answer_median_ms <= 50.0),
             met(figures.peak_mib <= 256.0)
         );
-        std::fs::remove_dir_all(tmp.path().join("today"))?;
+        if !args.keep {
+            std::fs::remove_dir_all(tmp.path().join("today"))?;
+        }
     }
     if args.scale.is_empty() {
         return Ok(());
@@ -742,7 +770,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let name = format!("scale-{checks}");
         let f = history_run(&history(&name)?, shape, &args).await?;
         report(&f);
-        std::fs::remove_dir_all(tmp.path().join(&name))?;
+        if !args.keep {
+            std::fs::remove_dir_all(tmp.path().join(&name))?;
+        }
         curve.push(f);
     }
     let (Some(base), Some(top)) = (curve.first(), curve.last()) else {

@@ -553,6 +553,16 @@ pub async fn middleware(
     {
         response.headers_mut().append("server-timing", v);
     }
+    // The delay drawn, beside the delay served: a loaded host wakes a sleep late, and whoever
+    // checks the jitter's bounds needs the draw, not the scheduler's lateness.
+    if !plan.delay.is_zero()
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "fault-planned;dur={:.3}",
+            plan.delay.as_secs_f64() * 1e3
+        ))
+    {
+        response.headers_mut().append("server-timing", v);
+    }
     response
 }
 

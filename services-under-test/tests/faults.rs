@@ -91,9 +91,16 @@ async fn jitter_stays_within_its_bounds_and_faults_expire() {
             .send()
             .await
             .unwrap();
-        seen.push(server_timing(&r, "fault").unwrap());
+        let planned = server_timing(&r, "fault-planned").unwrap();
+        let served = server_timing(&r, "fault").unwrap();
+        // A sleep never wakes early; how late it wakes is the host's load, not the fault's.
+        assert!(
+            served >= planned - 0.001,
+            "served {served} ms < planned {planned} ms"
+        );
+        seen.push(planned);
     }
-    assert!(seen.iter().all(|ms| (20.0..40.6).contains(ms)), "{seen:?}");
+    assert!(seen.iter().all(|ms| (20.0..=40.0).contains(ms)), "{seen:?}");
     assert!(
         seen.iter().any(|ms| (seen[0] - ms).abs() > 0.5),
         "jitter varies: {seen:?}"
