@@ -133,6 +133,8 @@ impl Accumulator {
             let count = u32::try_from(v.count_at_value()).unwrap_or(u32::MAX);
             buckets.push((u32::try_from(value).unwrap_or(u32::MAX), count));
         }
+        // Rollups hold hundreds of thousands of these for months: no spare capacity.
+        buckets.shrink_to_fit();
         Sparse { buckets }
     }
 }

@@ -79,7 +79,9 @@ fn write_rollups(
 /// that come ordered by check and time: one dense accumulator at a time, never one per bucket.
 #[derive(Default)]
 struct MergeByTime {
-    out: BTreeMap<i64, BTreeMap<i64, Sparse>>,
+    /// Per check, in time order: collected into maps at the end, whose nodes a sorted run
+    /// packs full (one-by-one inserts leave them half empty).
+    out: BTreeMap<i64, Vec<(i64, Sparse)>>,
     current: Option<(i64, i64, Accumulator)>,
 }
 
@@ -101,13 +103,16 @@ impl MergeByTime {
 
     fn flush(&mut self) {
         if let Some((c, t, acc)) = self.current.take() {
-            self.out.entry(c).or_default().insert(t, acc.to_sparse());
+            self.out.entry(c).or_default().push((t, acc.to_sparse()));
         }
     }
 
     fn finish(mut self) -> BTreeMap<i64, BTreeMap<i64, Sparse>> {
         self.flush();
         self.out
+            .into_iter()
+            .map(|(c, by_time)| (c, by_time.into_iter().collect()))
+            .collect()
     }
 }
 
