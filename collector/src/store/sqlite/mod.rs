@@ -189,11 +189,17 @@ impl SqliteStore {
     }
 
     /// Copies the whole write-ahead log into the file and empties it, waiting for readers:
-    /// for measuring what the file itself holds (`lookout bench collector`).
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
+    /// for measuring what the file itself holds (`lookout bench collector`). `false` when
+    /// another checkpoint (the store's own thread) held it off: the log is then not empty, and
+    /// the caller tries again.
+    pub fn checkpoint(&self) -> Result<bool, StoreError> {
+        // The row is (busy, frames in the log, frames copied in); busy says SQLite gave up.
         self.lock()
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|busy| busy == 0)
             .map_err(unavailable)
     }
 
