@@ -558,7 +558,7 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
     // says nothing about the format.
     let bytes = || -> anyhow::Result<u64> {
         // The store's own checkpoint thread may hold the log at that moment: a log left
-        // uncopied counted twice what it holds (a run once read 15.8 bytes a result for 9.9).
+        // uncopied was counted as well (rows once read 180 bytes a result for 101).
         for _ in 0..200 {
             if sqlite.checkpoint()? {
                 return Ok(dir_bytes(dir));
