@@ -29,6 +29,25 @@ pub enum Claim {
     Done,
 }
 
+/// Whether a refused create says the key was there already: the server's answer is one of the
+/// two "wrong last sequence" codes, found anywhere down the error's sources.
+fn lost_race(e: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(js) = err.downcast_ref::<async_nats::jetstream::Error>() {
+            let code = js.error_code();
+            if code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            {
+                return true;
+            }
+        }
+        cause = err.source();
+    }
+    false
+}
+
 #[derive(Clone)]
 pub struct Claims {
     kv: kv::Store,
@@ -139,11 +158,13 @@ impl Claims {
             Ok(revision) => return Ok(Claim::Won(revision)),
             Err(e) => e,
         };
-        // A lost race does not always come back as AlreadyExists (the client may report the
-        // server's "wrong last sequence" as another kind): whoever holds the key now decides.
+        // A lost race does not always come back as AlreadyExists (the client maps only one of
+        // the server's two "wrong last sequence" codes to it): whoever holds the key now decides.
         let Some(entry) = self.kv.entry(key).await.map_err(|e| error(key, e))? else {
-            if created.kind() == kv::CreateErrorKind::AlreadyExists {
-                // Gone between the two calls (expired): try once more next time.
+            if created.kind() == kv::CreateErrorKind::AlreadyExists || lost_race(&created) {
+                // The key exists, yet this read does not show it: it expired between the two
+                // calls, or the read went to a replica that has not caught up yet (KV reads are
+                // direct gets, answered by any replica). Either way: look again next time.
                 return Ok(Claim::Held);
             }
             return Err(error(key, created));
@@ -195,6 +216,33 @@ impl Claims {
 #[cfg(test)]
 mod tests {
     use super::claim_key;
+
+    /// The chain the client builds for a create refused with the server's code `code`.
+    fn refused_create(code: u16) -> async_nats::jetstream::kv::CreateError {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+        use async_nats::jetstream::kv::{
+            CreateError, CreateErrorKind, UpdateError, UpdateErrorKind,
+        };
+        let answer: async_nats::jetstream::Error = serde_saphyr::from_str(&format!(
+            "{{code: 400, err_code: {code}, description: wrong last sequence}}"
+        ))
+        .unwrap();
+        let publish = PublishError::with_source(PublishErrorKind::Other, answer);
+        let update = UpdateError::with_source(UpdateErrorKind::Other, publish);
+        CreateError::with_source(CreateErrorKind::Other, update)
+    }
+
+    #[test]
+    fn either_wrong_last_sequence_code_is_a_lost_race_and_nothing_else_is() {
+        assert!(super::lost_race(&refused_create(10071)));
+        assert!(super::lost_race(&refused_create(10164)));
+        assert!(!super::lost_race(&refused_create(10077)));
+        assert!(!super::lost_race(
+            &async_nats::jetstream::kv::CreateError::new(
+                async_nats::jetstream::kv::CreateErrorKind::Publish
+            )
+        ));
+    }
 
     #[test]
     fn claim_keys_take_any_text() {

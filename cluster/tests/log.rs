@@ -157,6 +157,18 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
             .unwrap()
             .as_micros() as i64
     };
+    // Races over fresh keys: the loser's read of the key may go to a replica that has not
+    // caught up, and the loser must still learn that it lost, not fail.
+    for n in 0..30 {
+        let key = lookout_cluster::claim_key(&["race", &n.to_string()]);
+        let (a, b) = tokio::join!(
+            replicas[0].claim(&key, now()),
+            replicas[1].claim(&key, now())
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let won = [a, b].iter().filter(|c| matches!(c, Claim::Won(_))).count();
+        assert_eq!(won, 1, "race {n}: {a:?} {b:?}");
+    }
     let key = lookout_cluster::claim_key(&["hook", "search@1", "trigger"]);
     let (a, b) = tokio::join!(
         replicas[0].claim(&key, now()),
