@@ -18,6 +18,16 @@ const DONE: &[u8] = b"done";
 /// How long a done claim is remembered: longer than any retry of the same notification.
 const REMEMBER: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The header that marks a KV entry as deleted or purged (the KV's ADR-8).
+const KV_OPERATION: &str = "KV-Operation";
+
+/// A key's live value, at its revision (the stream's sequence), stamped by the server.
+struct Entry {
+    revision: u64,
+    created_us: i64,
+    value: Bytes,
+}
+
 /// What a claim attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -128,9 +138,46 @@ impl Claims {
         Bytes::from(format!("{CLAIMED}{}", self.owner))
     }
 
+    /// `key`'s live entry, as the stream's leader has it (`None`: never made, released or
+    /// expired). Not the KV's own read: that is a direct get, which any replica may answer, and
+    /// one that has not caught up yet shows an older entry or none, on which a claimant would
+    /// wrongly decide that it lost, or that its claim had been taken over.
+    async fn latest(&self, key: &str) -> Result<Option<Entry>, ClusterError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = format!("{}{key}", self.kv.prefix);
+        let message = match self
+            .kv
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(error(key, e)),
+        };
+        // Releases and expiry leave a marker in the stream; a put has no operation header.
+        let removed = message
+            .headers
+            .get(KV_OPERATION)
+            .is_some_and(|op| op.as_str() != "PUT")
+            || message
+                .headers
+                .get(async_nats::header::NATS_MARKER_REASON)
+                .is_some();
+        if removed {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            revision: message.sequence,
+            created_us: i64::try_from(message.time.unix_timestamp_nanos() / 1_000)
+                .unwrap_or(i64::MAX),
+            value: message.payload,
+        }))
+    }
+
     /// Who holds `key` now (`None`: nobody, or done).
     pub async fn holder(&self, key: &str) -> Result<Option<String>, ClusterError> {
-        let entry = self.kv.entry(key).await.map_err(|e| error(key, e))?;
+        let entry = self.latest(key).await?;
         Ok(entry.and_then(|e| {
             std::str::from_utf8(&e.value)
                 .ok()
@@ -160,11 +207,10 @@ impl Claims {
         };
         // A lost race does not always come back as AlreadyExists (the client maps only one of
         // the server's two "wrong last sequence" codes to it): whoever holds the key now decides.
-        let Some(entry) = self.kv.entry(key).await.map_err(|e| error(key, e))? else {
+        let Some(entry) = self.latest(key).await? else {
             if created.kind() == kv::CreateErrorKind::AlreadyExists || lost_race(&created) {
-                // The key exists, yet this read does not show it: it expired between the two
-                // calls, or the read went to a replica that has not caught up yet (KV reads are
-                // direct gets, answered by any replica). Either way: look again next time.
+                // The key was there, and is gone now (expired, or released between the two
+                // calls): look again next time.
                 return Ok(Claim::Held);
             }
             return Err(error(key, created));
@@ -172,8 +218,7 @@ impl Claims {
         if entry.value.as_ref() == DONE {
             return Ok(Claim::Done);
         }
-        let claimed_us =
-            i64::try_from(entry.created.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        let claimed_us = entry.created_us;
         let timeout_us = i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);
         if now_us.saturating_sub(claimed_us) < timeout_us {
             return Ok(Claim::Held);
@@ -188,10 +233,8 @@ impl Claims {
     /// Whether this replica's claim (`revision`) still stands: checked right before acting.
     pub async fn still_mine(&self, key: &str, revision: u64) -> Result<bool, ClusterError> {
         Ok(self
-            .kv
-            .entry(key)
-            .await
-            .map_err(|e| error(key, e))?
+            .latest(key)
+            .await?
             .is_some_and(|e| e.revision == revision && e.value == self.mine()))
     }
 

@@ -207,6 +207,24 @@ async fn exactly_one_replica_wins_a_claim_and_a_stale_one_is_fenced_off() {
         replicas[winner].claim(&key, now()).await.unwrap(),
         Claim::Done
     );
+
+    // A claim given up (its action failed) is free at once for either replica.
+    let key = lookout_cluster::claim_key(&["hook", "search@1", "resolve"]);
+    let Claim::Won(first) = replicas[0].claim(&key, now()).await.unwrap() else {
+        panic!("a fresh key is won")
+    };
+    replicas[0].release(&key, first).await.unwrap();
+    assert_eq!(replicas[1].holder(&key).await.unwrap(), None);
+    let Claim::Won(second) = replicas[1].claim(&key, now()).await.unwrap() else {
+        panic!("a released claim is not free")
+    };
+    assert!(second > first);
+    assert_eq!(
+        replicas[0].holder(&key).await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert!(!replicas[0].still_mine(&key, first).await.unwrap());
+    assert!(replicas[1].still_mine(&key, second).await.unwrap());
 }
 
 #[tokio::test]
