@@ -76,7 +76,7 @@ fn write_rollups(
 }
 
 /// Sparse histograms of many regions merged into one per (check, time) bucket, from rows
-/// that come ordered by check and time: one dense accumulator at a time, never one per bucket.
+/// that come ordered by check and time: one accumulator at a time, never one per bucket.
 #[derive(Default)]
 struct MergeByTime {
     /// Per check, in time order: collected into maps at the end, whose nodes a sorted run
