@@ -150,8 +150,9 @@ pub async fn silence(shared: &Shared, new: NewSilence) -> Result<Silence, ApiErr
     Ok(silence)
 }
 
-/// Expires a silence made through the API or the console.
-pub async fn expire_silence(shared: &Shared, id: &str) -> Result<(), ApiError> {
+/// Expires a silence made through the API or the console; `by` is who, for the history of
+/// the problems it held.
+pub async fn expire_silence(shared: &Shared, id: &str, by: &str) -> Result<(), ApiError> {
     if let Some(m) = id.strip_prefix("maintenance-")
         && crate::api::maintenance_silences(&shared.feed.borrow())
             .iter()
@@ -182,5 +183,13 @@ pub async fn expire_silence(shared: &Shared, id: &str) -> Result<(), ApiError> {
             "silence {id:?} comes from the config; change it there"
         )));
     }
-    make(shared, Change::Unsilence { id: id.to_owned() }).await
+    make(
+        shared,
+        Change::Unsilence {
+            id: id.to_owned(),
+            by: by.trim().to_owned(),
+            at_us: now_us(),
+        },
+    )
+    .await
 }

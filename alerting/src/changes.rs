@@ -52,6 +52,12 @@ pub enum Change {
     },
     Unsilence {
         id: String,
+        /// Who expired it and when, for the history of the problems it held (absent in
+        /// changes written before they were recorded).
+        #[serde(default)]
+        by: String,
+        #[serde(default)]
+        at_us: i64,
     },
     /// A check made or changed through the API (validated by the replica that took it).
     PutCheck {
@@ -169,14 +175,25 @@ pub async fn apply(shared: &Shared, change: &Change) -> Result<(), ApiError> {
                 .await?;
             }
         }
-        Change::Unsilence { id } => {
+        Change::Unsilence { id, by, at_us } => {
             let mut e = shared.engine.lock().await;
             shared
                 .store
                 .delete_silence(id.clone())
                 .await
                 .map_err(internal)?;
+            let held = e
+                .silences
+                .iter()
+                .find(|s| &s.id == id)
+                .filter(|s| s.active(*at_us))
+                .map(|s| e.open_problems_held_by(s))
+                .unwrap_or_default();
             e.silences.retain(|s| &s.id != id);
+            drop(e);
+            for problem_id in held {
+                record(shared, &problem_id, *at_us, "silence expired", by, id).await?;
+            }
         }
         Change::PutCheck { spec } => {
             let check = spec

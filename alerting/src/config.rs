@@ -152,6 +152,7 @@ impl AlertingConfig {
             reminder_every: self.reminder_every,
             recheck_every: self.recheck_every,
             links: self.links.clone(),
+            read_tokens: self.read_tokens.clone(),
         }
     }
 }

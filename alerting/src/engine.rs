@@ -202,6 +202,22 @@ impl Engine {
             .filter(move |s| s.check_id == check_id)
     }
 
+    /// The open problems with a check that `silence` matches: whose history records it.
+    pub fn open_problems_held_by(&self, silence: &crate::problem::Silence) -> Vec<String> {
+        self.problems
+            .values()
+            .filter(|p| p.closed_us.is_none())
+            .filter(|p| {
+                p.members.keys().any(|id| {
+                    self.checks.get(id).is_some_and(|c| {
+                        silence.matches(&c.id, c.group.as_deref(), c.about.as_deref())
+                    })
+                })
+            })
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
     /// Whether a silence, or the collector's maintenance of the check it is about, holds its
     /// notifications now.
     fn silenced(&self, check: &Check, feed: &Feed, now: i64) -> bool {

@@ -163,6 +163,7 @@ pub struct Alerter {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
+    tokens: Arc<api::Tokens>,
 }
 
 impl Alerter {
@@ -312,10 +313,10 @@ impl Alerter {
         if let Some(h) = settings.heartbeat.clone() {
             tasks.push(tokio::spawn(heartbeat(shared.clone(), h, stop_rx.clone())));
         }
-        let tokens = Arc::new(api::Tokens {
-            write: settings.token.clone(),
-            read: settings.read_tokens.clone(),
-        });
+        let tokens = Arc::new(api::Tokens::new(
+            settings.token.clone(),
+            settings.read_tokens.clone(),
+        ));
         let console = console::Console::new(
             shared.clone(),
             tokens.clone(),
@@ -324,7 +325,8 @@ impl Alerter {
             settings.tls.is_some(),
         )
         .map_err(|e| StartError::Invalid(e.to_string()))?;
-        let mut app = api::router(shared.clone(), tokens).merge(console::router(Arc::new(console)));
+        let mut app =
+            api::router(shared.clone(), tokens.clone()).merge(console::router(Arc::new(console)));
         if let Some(trigger) = settings.reload.clone() {
             app = app.merge(lookout_api::reload::router(trigger, settings.token.clone()));
         }
@@ -348,6 +350,7 @@ impl Alerter {
             stop,
             tasks,
             shared,
+            tokens,
         })
     }
 
@@ -357,7 +360,14 @@ impl Alerter {
 
     /// Applies a new config's checks, subscriptions, notifiers and settings (see [`reload`]).
     pub async fn reload(&self, r: reload::Reloaded) -> Result<reload::ReloadReport, StoreError> {
-        reload::reload(&self.shared, r).await
+        let read_tokens = r.read_tokens.clone();
+        let mut report = reload::reload(&self.shared, r).await?;
+        if self.tokens.set_read(read_tokens) {
+            // A session does not say which read-only token signed it in: every read-only
+            // session ends, and whoever still holds a token signs in again.
+            report.read_sessions_ended = self.shared.store.end_read_sessions().await?;
+        }
+        Ok(report)
     }
 
     /// The alerter's metrics, for gauges that belong beside its own (a config reload's).

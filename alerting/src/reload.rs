@@ -29,6 +29,8 @@ pub struct Reloaded {
     pub reminder_every: Option<Duration>,
     pub recheck_every: Duration,
     pub links: LinkSettings,
+    /// `alerting.read_tokens`: one dropped is revoked at once.
+    pub read_tokens: Vec<lookout_model::secret::Secret>,
 }
 
 /// What a reload changed, for the log and the answer to `POST /-/reload`.
@@ -39,6 +41,8 @@ pub struct ReloadReport {
     pub checks_removed: usize,
     pub subscriptions: usize,
     pub notifiers: usize,
+    /// Read-only console sessions ended because a read-only token was dropped.
+    pub read_sessions_ended: usize,
 }
 
 /// How long a reload waits for the collector's checks (new ones may have come with it).

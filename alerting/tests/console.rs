@@ -272,7 +272,7 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
     assert!(p.body.contains("read-only token"), "{}", p.body);
 
     // Read-write, with a name that is markup.
-    let person = format!("Jane {}", EVIL[1]);
+    let person = format!("Jane {} {}", EVIL[0], EVIL[1]);
     let mut jane = Browser::new(&w.alerter.url());
     assert_eq!(jane.sign_in(&person, API_TOKEN).await.status, 303);
     let page = jane.get(&path).await;
@@ -303,7 +303,10 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
     let p = jane
         .post(
             &format!("{path}/ack"),
-            &[("csrf", &csrf), ("comment", &format!("on it {}", EVIL[0]))],
+            &[
+                ("csrf", &csrf),
+                ("comment", &format!("on it {} {}", EVIL[0], EVIL[1])),
+            ],
         )
         .await;
     assert_eq!((p.status, p.location()), (303, path.as_str()), "{}", p.body);
@@ -314,16 +317,23 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
                 ("csrf", &csrf),
                 ("matcher", "search-down"),
                 ("duration", "1h"),
-                ("comment", "deploying the fix"),
+                (
+                    "comment",
+                    &format!("deploying the fix {} {}", EVIL[0], EVIL[1]),
+                ),
             ],
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.body);
+    jane.get("/silences")
+        .await
+        .assert_escaped("the silences page");
     let page = jane.get(&path).await;
     page.assert_escaped("the problem page after acting");
     assert!(
-        page.body
-            .contains("✓ acknowledged by Jane &quot;&gt;&lt;img"),
+        page.body.contains(
+            "✓ acknowledged by Jane &lt;script&gt;alert(1)&lt;&#x2F;script&gt; &quot;&gt;&lt;img"
+        ),
         "{}",
         page.body
     );
@@ -369,6 +379,10 @@ async fn people_sign_in_acknowledge_and_silence_through_forms_and_the_console_re
         .await;
     assert_eq!((p.status, p.location()), (303, "/silences"));
     assert!(w.get("/api/silences").await.as_array().unwrap().is_empty());
+    // ... and the problem it held says so.
+    let page = jane.get(&path).await;
+    let timeline = &page.body[page.body.find("id=\"timeline\"").unwrap()..];
+    assert!(timeline.contains("silence expired by Jane"), "{timeline}");
     // Withdrawing the acknowledgement is recorded too.
     let p = jane
         .post(

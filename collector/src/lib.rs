@@ -56,6 +56,8 @@ pub struct CollectorSettings {
     pub replica: Option<replica::ReplicaSettings>,
     /// `Some`: the API is served over TLS with this certificate.
     pub tls: Option<lookout_api::tls::ServerTls>,
+    /// `Some`: `POST /-/reload` (with the collector's token) asks the config's owner to reload.
+    pub reload: Option<lookout_api::reload::Trigger>,
 }
 
 impl CollectorSettings {
@@ -70,6 +72,7 @@ impl CollectorSettings {
             maintenance: Vec::new(),
             replica: None,
             tls: None,
+            reload: None,
         }
     }
 }
@@ -125,7 +128,11 @@ impl AppState {
         match known.get(check) {
             Some(i) => Ok(i.clone()),
             None if known.is_empty() => Ok(CheckInfo::unknown()),
-            None => Err(ApiError::NotFound(format!("no check named {check:?}"))),
+            // A check a reload removed: its history stays queryable, by what it was.
+            None => self
+                .rollups
+                .last_info(check)
+                .ok_or_else(|| ApiError::NotFound(format!("no check named {check:?}"))),
         }
     }
 }

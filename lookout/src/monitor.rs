@@ -52,7 +52,12 @@ pub fn known_checks(config: &Config) -> Known {
         .collect()
 }
 
-pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Result<Collector> {
+/// `reload`: where `POST /-/reload` on the collector goes (`None`: no such route).
+pub async fn start_collector(
+    config: &Config,
+    listen: SocketAddr,
+    reload: Option<lookout_api::reload::Trigger>,
+) -> anyhow::Result<Collector> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| UsageError(format!("collector: cannot listen on {listen}: {e}")))?;
@@ -90,6 +95,7 @@ pub async fn start_collector(config: &Config, listen: SocketAddr) -> anyhow::Res
             ),
         },
         tls: config.tls.server.clone(),
+        reload,
     };
     Ok(Collector::start(settings, store, listener).await?)
 }
@@ -196,6 +202,7 @@ pub fn agent_settings(
         run_on_start: config.probes.run_on_start,
         metrics_url: None,
         trust: config.tls.trust.clone(),
+        reload: None,
     })
 }
 
@@ -373,7 +380,7 @@ impl Monitor {
         gateway: SocketAddr,
         reload: Option<lookout_api::reload::Trigger>,
     ) -> anyhow::Result<Monitor> {
-        let collector = start_collector(config, config.collector.listen).await?;
+        let collector = start_collector(config, config.collector.listen, reload.clone()).await?;
         let mut links = BTreeMap::new();
         let mut agents = BTreeMap::new();
         let mut targets = BTreeMap::new();
@@ -390,21 +397,23 @@ impl Monitor {
             };
             let agent_id = format!("{region}-1");
             targets.insert(region.clone(), target.clone());
-            let settings =
+            let mut settings =
                 agent_settings(config, region, &agent_id, &collector.url(), Some(target))?;
+            settings.reload = reload.clone();
             agents.insert(region.clone(), start_agent(settings, any).await?);
         }
         let alerter = match config.alerting.as_ref().filter(|a| a.enabled) {
             Some(a) => {
                 let mut settings = alerter_settings(config, a, &collector.url())?;
-                settings.reload = reload;
+                settings.reload = reload.clone();
                 Some(start_alerter(settings, a.listen).await?)
             }
             None => None,
         };
         let status_page = match config.status_page.as_ref().filter(|s| s.enabled) {
             Some(sp) => {
-                let settings = status_page_settings(config, sp, &collector.url())?;
+                let mut settings = status_page_settings(config, sp, &collector.url())?;
+                settings.reload = reload.clone();
                 Some(start_status_page(settings, sp.listen).await?)
             }
             None => None,
@@ -446,6 +455,7 @@ impl Monitor {
         if let Some(p) = &self.status_page {
             registries.push(p.registry());
         }
+        registries.extend(self.agents.values().map(|a| a.metrics().registry()));
         for r in registries {
             crate::reload::register(metrics, r);
         }

@@ -125,8 +125,11 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
     settings.metrics_url = args.metrics_url;
     let gateway = settings.variables.get("gateway").cloned();
     let mut hangup = crate::reload::hangup_signal();
+    let (trigger, requests) = lookout_api::reload::channel();
+    settings.reload = Some(trigger);
     let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
     let agent = monitor::start_agent(settings, args.listen).await?;
+    crate::reload::register(&reloader.metrics, agent.metrics().registry());
     println!(
         "probe {agent_id} in {} http://{} -> {}",
         args.region, agent.addr, args.collector
@@ -138,7 +141,7 @@ pub async fn run_probe(config: Config, args: ProbeArgs) -> anyhow::Result<()> {
             region: &args.region,
             gateway: gateway.as_deref(),
         },
-        None,
+        Some(requests),
         &mut hangup,
     )
     .await;
@@ -156,15 +159,20 @@ pub async fn run_collector(mut config: Config, args: CollectorArgs) -> anyhow::R
         );
     }
     let mut hangup = crate::reload::hangup_signal();
-    let collector =
-        monitor::start_collector(&config, args.listen.unwrap_or(config.collector.listen)).await?;
+    let (trigger, requests) = lookout_api::reload::channel();
+    let collector = monitor::start_collector(
+        &config,
+        args.listen.unwrap_or(config.collector.listen),
+        Some(trigger),
+    )
+    .await?;
     let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
     crate::reload::register(&reloader.metrics, collector.registry());
     println!("collector {}", collector.url());
     crate::reload::until_stopped(
         &mut reloader,
         crate::reload::Part::Collector(&collector),
-        None,
+        Some(requests),
         &mut hangup,
     )
     .await;
@@ -243,6 +251,8 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
         settings.claims = Some(claims);
     }
     let mut hangup = crate::reload::hangup_signal();
+    let (trigger, requests) = lookout_api::reload::channel();
+    settings.reload = Some(trigger);
     let page = monitor::start_status_page(settings, listen).await?;
     let mut reloader = crate::reload::Reloader::new(args.config.clone(), config)?;
     crate::reload::register(&reloader.metrics, page.registry());
@@ -250,7 +260,7 @@ pub async fn run_status_page(config: Config, args: StatusPageArgs) -> anyhow::Re
     crate::reload::until_stopped(
         &mut reloader,
         crate::reload::Part::StatusPage(&page),
-        None,
+        Some(requests),
         &mut hangup,
     )
     .await;

@@ -1,9 +1,11 @@
-//! Reloading the config of a running `lookout up` (SIGHUP, or `POST /-/reload` on the
-//! alerter with its token): the file is read and validated whole; a config with errors is
-//! refused with each error (file, line, column), logged, and the running config stays; a good
-//! one is applied to every running part without a restart ([`crate::monitor::Monitor::apply`]).
-//! What only a restart can change (listeners, tokens, the platform, the data directory, the
-//! regions, TLS, the cluster) is named in the log when it differs.
+//! Reloading the config of a running `lookout up` or of one component (SIGHUP, or
+//! `POST /-/reload` on any of its listeners with that component's own token): the file is
+//! read and validated whole; a config with errors is refused with each error (file, line,
+//! column), logged, and the running config stays; a good one is applied to every running part
+//! without a restart ([`crate::monitor::Monitor::apply`]). What only a restart can change
+//! (listeners, tokens but the alerter's read-only ones, the platform, the data directory, the
+//! regions, the store, TLS, the cluster, ...) is named in the log and in the answer when it
+//! differs ([`needs_restart`]).
 
 use std::path::PathBuf;
 
@@ -177,14 +179,19 @@ impl Reloader {
                 return Err(errors);
             }
         };
-        for what in needs_restart(&self.current, &new) {
+        let restart = needs_restart(&self.current, &new);
+        for what in &restart {
             tracing::warn!(
                 what,
                 "config reload: this changed but only takes effect after a restart"
             );
         }
         let summary = match part.apply(&new).await {
-            Ok(s) => s,
+            Ok(s) if restart.is_empty() => s,
+            Ok(s) => format!(
+                "{s}; changed but not applied until a restart: {}",
+                restart.join("; ")
+            ),
             Err(e) => {
                 let e = format!("{e:#}");
                 tracing::error!(error = %e, "config reload could not be applied");
@@ -199,7 +206,10 @@ impl Reloader {
     }
 }
 
-/// What differs between two configs that a running suite cannot take.
+/// What differs between two configs that a running suite does not take, so that a reload
+/// never changes something silently: everything a reload applies (checks, SLOs, variables,
+/// the alerter's checks, subscriptions, notifiers, intervals, links and read-only tokens, the
+/// status page's title, components and regions) is left out, everything else is named.
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut differs = |what: &'static str, a: String, b: String| {
@@ -207,6 +217,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             out.push(what);
         }
     };
+    differs("log", format!("{:?}", old.log), format!("{:?}", new.log));
     differs(
         "data_dir",
         format!("{:?}", old.data_dir),
@@ -218,39 +229,72 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{:?}", new.platform),
     );
     differs(
-        "probes.regions",
-        format!("{:?}", old.probes.regions),
-        format!("{:?}", new.probes.regions),
+        "probes (regions, spool, batches, region links)",
+        format!("{:?}", old.probes),
+        format!("{:?}", new.probes),
     );
+    // Secrets show as redacted in `Debug`: each is compared by what it is.
+    let collector = |c: &Config| {
+        let c = &c.collector;
+        format!(
+            "{} {} {:?} {:?} {:?} {:?}",
+            c.listen,
+            c.token.expose(),
+            c.influxdb,
+            c.raw_retention,
+            c.maintenance,
+            c.store
+        )
+    };
     differs(
-        "collector.listen",
-        old.collector.listen.to_string(),
-        new.collector.listen.to_string(),
-    );
-    differs(
-        "collector.token",
-        old.collector.token.expose().to_owned(),
-        new.collector.token.expose().to_owned(),
+        "collector (listen, token, influxdb, raw_retention, maintenance, store)",
+        collector(old),
+        collector(new),
     );
     let alerting = |c: &Config| {
         c.alerting.as_ref().map(|a| {
-            (
+            format!(
+                "{} {} {} {:?} {:?} {:?} {:?} {:?}",
                 a.enabled,
                 a.listen,
-                a.token.expose().to_owned(),
+                a.token.expose(),
                 a.confirm_after,
+                a.session_ttl,
+                a.ack_link_ttl,
+                a.prometheus,
+                a.heartbeat
             )
         })
     };
     differs(
-        "alerting (listen, token, confirm_after)",
+        "alerting (enabled, listen, token, confirm_after, console, prometheus, heartbeat)",
         format!("{:?}", alerting(old)),
         format!("{:?}", alerting(new)),
     );
+    let status_page = |c: &Config| {
+        c.status_page.as_ref().map(|p| {
+            format!(
+                "{} {} {:?} {} {:?} {:?} {} {:?}",
+                p.enabled,
+                p.listen,
+                p.public_url,
+                p.admin_token.expose(),
+                p.refresh_every,
+                p.latency_window,
+                p.history_page_size,
+                p.reports
+            )
+        })
+    };
     differs(
-        "status_page",
-        format!("{:?}", old.status_page),
-        format!("{:?}", new.status_page),
+        "status_page (enabled, listen, public_url, admin_token, refresh, latency window, history, reports)",
+        format!("{:?}", status_page(old)),
+        format!("{:?}", status_page(new)),
+    );
+    differs(
+        "replacer",
+        format!("{:?}", old.replacer),
+        format!("{:?}", new.replacer),
     );
     differs(
         "cluster",

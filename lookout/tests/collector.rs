@@ -230,7 +230,7 @@ fn chrono_now_us() -> i64 {
 /// accepted after), refuses a broken config with its place in the log, and says so in its
 /// reload gauges.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_collector_alone_reloads_its_checks_at_sighup() {
+async fn a_collector_alone_reloads_its_checks_at_sighup_and_at_post_reload() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let path = config(dir.path(), port);
@@ -311,4 +311,36 @@ async fn a_collector_alone_reloads_its_checks_at_sighup() {
     );
     assert_eq!(post("playlists").await, 200, "the running config stays");
     assert_eq!(post("search").await, 200);
+    // `POST /-/reload` asks the same, with the collector's token, and answers with the errors.
+    let reload = |token: Option<&'static str>| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let mut r = http.post(format!("{url}/-/reload"));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    assert_eq!(reload(None).await.0, 401);
+    assert_eq!(reload(Some("not-the-token")).await.0, 403);
+    let (status, body) = reload(Some(TOKEN)).await;
+    assert_eq!(status, 400, "{body}");
+    let shown = path.display().to_string();
+    assert!(
+        body["errors"].as_array().unwrap().iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.starts_with(&shown) && e.contains("\"soon\" is not a duration")
+        }),
+        "{body}"
+    );
+    std::fs::write(&path, &with_new).unwrap();
+    let (status, body) = reload(Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gauge().await.as_deref(), Some("1"));
 }

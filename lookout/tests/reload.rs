@@ -3,8 +3,9 @@
 //! threshold applies; a subscription removed from `subscribe` is told nothing of the next
 //! problem; the open problem stays open, is not paged again, and its resolve still reaches
 //! everyone it paged; the status page takes its new title. An invalid config is refused with its errors (file, line, column),
-//! through `POST /-/reload` too, and everything goes on as before. The reload gauges follow
-//! Prometheus' convention.
+//! through `POST /-/reload` too, and everything goes on as before. Each component takes
+//! `POST /-/reload` with its own token; a check removed stops being probed and its history
+//! stays. The reload gauges follow Prometheus' convention.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
@@ -20,6 +21,8 @@ use serde_json::{Value, json};
 const ADMIN: &str = "reload-admin";
 const TOKEN: &str = "reload-collector-token";
 const ALERT_TOKEN: &str = "reload-alert-token";
+/// A read-only token of the first config, dropped by the second.
+const READER: &str = "reload-read-only-token";
 
 struct Version<'a> {
     hook_a: &'a str,
@@ -56,7 +59,7 @@ fn write(path: &Path, data: &Path, v: &Version<'_>) {
         r#"{suite}{artist}alerting:
   listen: 127.0.0.1:0
   token: {ALERT_TOKEN}
-  confirm_after: 2s
+{readers}  confirm_after: 2s
   notifiers:
     hook-a: {{ type: webhook, url: "{a}" }}
     hook-b: {{ type: webhook, url: "{b}" }}
@@ -87,6 +90,11 @@ status_page:
         a = v.hook_a,
         b = v.hook_b,
         error = v.error,
+        readers = if v.artist_view {
+            String::new()
+        } else {
+            format!("  read_tokens: [{READER}]\n")
+        },
     );
     std::fs::write(path, text).unwrap();
 }
@@ -210,7 +218,19 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
         "down(search) is 1, below the error threshold of 2"
     );
 
-    // The new config, mid-outage: a new probe check, the threshold at 1, hook-b unsubscribed.
+    let read_only = || async {
+        http.get(format!("{alerter}/api/problems"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(read_only().await, 200);
+
+    // The new config, mid-outage: a new probe check, the threshold at 1, hook-b unsubscribed,
+    // the read-only token dropped.
     v.artist_view = true;
     v.error = 1.0;
     v.b_subscribed = false;
@@ -237,6 +257,11 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     )
     .await;
     assert!(reloaded > started, "{reloaded} > {started}");
+    assert_eq!(
+        read_only().await,
+        403,
+        "a dropped read-only token is revoked at once"
+    );
     // The status page's text follows.
     let page = components["status-page"].0.clone();
     wait_until(
@@ -383,5 +408,86 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     assert_eq!(
         gauge(&http, &alerter, "lookout_config_last_reload_successful").await,
         1.0
+    );
+
+    // Every component takes `POST /-/reload`, each with its own token: here artist-view is
+    // removed through the collector's. Its agents stop probing it; its history stays.
+    v.artist_view = false;
+    write(&path, &data, &v);
+    let unauthorized = http
+        .post(format!("{collector}/-/reload"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 403);
+    let r = http
+        .post(format!("{collector}/-/reload"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let summary = r.json::<Value>().await.unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for region in ["eu-west", "us-east", "ap-south"] {
+        assert!(
+            summary.contains(&format!("probe@{region}: 0 added, 0 changed, 1 removed")),
+            "{summary}"
+        );
+    }
+    let last_probed = || async {
+        let r = get(
+            &http,
+            &format!("{collector}/api/v1/results?check=artist-view&limit=100"),
+            TOKEN,
+        )
+        .await;
+        let results = r["results"].as_array().unwrap().clone();
+        let newest = results
+            .iter()
+            .filter_map(|x| x["started_at_us"].as_i64())
+            .max();
+        (results.len(), newest)
+    };
+    let (kept, newest) = last_probed().await;
+    assert!(kept > 0, "the removed check's results are still there");
+    // Three of its 2 s intervals: a check still scheduled anywhere would have run again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, newest_later) = last_probed().await;
+    assert!(
+        newest_later <= newest.map(|n| n + 1_000_000),
+        "no agent probes artist-view once it is removed: {newest:?} then {newest_later:?}"
+    );
+    let availability = get(
+        &http,
+        &format!("{collector}/api/v1/checks/artist-view/availability?window=1h"),
+        TOKEN,
+    )
+    .await;
+    assert!(
+        availability["availability"].is_number(),
+        "the removed check's figures still answer: {availability}"
+    );
+    // The status page's and an agent's own reload routes, with their tokens.
+    let agent = components["probe@eu-west"].0.clone();
+    for (url, token) in [(&page, TOKEN), (&agent, TOKEN)] {
+        let r = http.post(format!("{url}/-/reload")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{url}");
+        let r = http
+            .post(format!("{url}/-/reload"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{url}: {:?}", r.text().await);
+    }
+    // The agent's metrics carry its region and id as labels.
+    let agent_gauge = common::samples(&http, &agent, "lookout_config_last_reload_successful").await;
+    assert!(
+        agent_gauge.len() == 1 && agent_gauge[0].1 == 1.0,
+        "{agent_gauge:?}"
     );
 }

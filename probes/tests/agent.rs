@@ -52,6 +52,7 @@ async fn collector(store: Arc<SqliteStore>, addr: SocketAddr) -> Collector {
                     maintenance: Vec::new(),
                     replica: None,
                     tls: None,
+                    reload: None,
                 },
                 store,
                 l,
@@ -94,6 +95,7 @@ fn settings(
         run_on_start: true,
         metrics_url: None,
         trust: Default::default(),
+        reload: None,
     }
 }
 
@@ -321,6 +323,7 @@ async fn the_collector_refuses_bad_batches_and_wrong_tokens() {
             maintenance: Vec::new(),
             replica: None,
             tls: None,
+            reload: None,
         },
         store.clone(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -398,6 +401,7 @@ async fn a_result_the_collector_refuses_is_dropped_alone_not_with_its_batch() {
             maintenance: Vec::new(),
             replica: None,
             tls: None,
+            reload: None,
         },
         store.clone(),
         listener,

@@ -25,7 +25,11 @@ pub const MAX_BODY: usize = 64 * 1024;
 type S = State<Arc<Shared>>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let reload =
+        shared.settings().reload.clone().map(|trigger| {
+            lookout_api::reload::router(trigger, shared.settings().admin_token.clone())
+        });
+    let app = Router::new()
         .merge(crate::admin::router(shared.clone()))
         .route("/reports", get(crate::report::index))
         .route("/reports/{month}", get(crate::report::get))
@@ -44,7 +48,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "permissions-policy",
             "interest-cohort=(), geolocation=(), camera=(), microphone=()",
         ))
-        .with_state(shared)
+        .with_state(shared);
+    match reload {
+        Some(reload) => app.merge(reload),
+        None => app,
+    }
 }
 
 fn always(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

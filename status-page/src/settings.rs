@@ -69,6 +69,8 @@ pub struct StatusPageSettings {
     /// On a replica: a collector replica further behind the log than this (`cluster.max_behind`)
     /// makes the page say its data is old.
     pub max_behind: Option<Duration>,
+    /// `Some`: `POST /-/reload` (with the admin token) asks the config's owner to reload.
+    pub reload: Option<lookout_api::reload::Trigger>,
 }
 
 impl StatusPageSettings {
@@ -91,6 +93,7 @@ impl StatusPageSettings {
             tls: None,
             trust: Default::default(),
             max_behind: None,
+            reload: None,
         }
     }
 

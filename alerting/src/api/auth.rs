@@ -8,10 +8,12 @@ use axum::response::{IntoResponse, Response};
 use lookout_api::ApiError;
 use lookout_model::secret::Secret;
 
-#[derive(Clone, Debug)]
+/// The write token is the alerter's own (a restart changes it); the read-only ones follow the
+/// config, so a reload that drops one revokes it at once.
+#[derive(Debug)]
 pub struct Tokens {
-    pub write: Secret,
-    pub read: Vec<Secret>,
+    write: Secret,
+    read: arc_swap::ArcSwap<Vec<Secret>>,
 }
 
 /// What a token allows.
@@ -22,11 +24,27 @@ pub enum Access {
 }
 
 impl Tokens {
+    pub fn new(write: Secret, read: Vec<Secret>) -> Tokens {
+        Tokens {
+            write,
+            read: arc_swap::ArcSwap::from_pointee(read),
+        }
+    }
+
+    /// Takes the config's read-only tokens; answers whether one that worked no longer does.
+    pub fn set_read(&self, read: Vec<Secret>) -> bool {
+        let old = self.read.swap(std::sync::Arc::new(read));
+        let new = self.read.load();
+        old.iter()
+            .any(|t| !t.is_empty() && !new.iter().any(|n| n.matches(t.expose())))
+    }
+
     pub fn access(&self, presented: &str) -> Option<Access> {
         if self.write.matches(presented) {
             Some(Access::Write)
         } else if self
             .read
+            .load()
             .iter()
             .any(|t| !t.is_empty() && t.matches(presented))
         {

@@ -147,6 +147,6 @@ pub(super) async fn delete_silence(
     State(s): S,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    crate::actions::expire_silence(&s, &id).await?;
+    crate::actions::expire_silence(&s, &id, "the API").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -193,7 +193,7 @@ pub(super) async fn expire(
     if let Some(r) = c.refusal(&viewer, &f.csrf) {
         return r;
     }
-    let done = crate::actions::expire_silence(&c.shared, &id).await;
+    let done = crate::actions::expire_silence(&c.shared, &id, &viewer.name).await;
     c.outcome("expire_silence", done, |()| {
         Redirect::to("/silences").into_response()
     })

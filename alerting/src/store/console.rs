@@ -167,6 +167,17 @@ impl Store {
         .await
     }
 
+    /// Signs every read-only session out (a read-only token was revoked); answers how many.
+    pub async fn end_read_sessions(&self) -> Result<usize, StoreError> {
+        self.run(|c| {
+            Ok(c.execute(
+                "UPDATE sessions SET ended = 1 WHERE write = 0 AND ended = 0",
+                [],
+            )?)
+        })
+        .await
+    }
+
     /// Signs a session out; it stays known, so its cookie is refused as signed out.
     pub async fn end_session(&self, id_hash: String) -> Result<(), StoreError> {
         self.run(move |c| {

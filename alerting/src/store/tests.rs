@@ -135,3 +135,23 @@ async fn a_signed_out_session_stays_known_as_signed_out() {
     assert!(s.session("h".into()).await.unwrap().unwrap().ended);
     assert_eq!(s.session("nope".into()).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_revoked_read_only_token_signs_out_the_read_only_sessions_only() {
+    let s = Store::in_memory().unwrap();
+    let session = |id: &str, write: bool| Session {
+        id_hash: id.into(),
+        name: "Ada".into(),
+        write,
+        csrf: "c".into(),
+        created_us: 10,
+        expires_us: 100,
+        ended: false,
+    };
+    s.put_session(session("reader", false)).await.unwrap();
+    s.put_session(session("writer", true)).await.unwrap();
+    assert_eq!(s.end_read_sessions().await.unwrap(), 1);
+    assert!(s.session("reader".into()).await.unwrap().unwrap().ended);
+    assert!(!s.session("writer".into()).await.unwrap().unwrap().ended);
+    assert_eq!(s.end_read_sessions().await.unwrap(), 0, "already ended");
+}

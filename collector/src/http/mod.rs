@@ -202,7 +202,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             count_requests,
         ));
-    Router::new()
+    let reload = state.settings.reload.clone();
+    let reload_token = state.settings.token.clone();
+    let app = Router::new()
         .merge(api)
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/targets", get(get_targets))
@@ -210,5 +212,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state);
+    match reload {
+        Some(trigger) => app.merge(lookout_api::reload::router(trigger, reload_token)),
+        None => app,
+    }
 }

@@ -188,6 +188,14 @@ impl Rollups {
         &self.store
     }
 
+    /// What a check was when last configured, while its rollups are held (a check the config
+    /// no longer names still answers for its history).
+    pub fn last_info(&self, check: &str) -> Option<CheckInfo> {
+        let st = self.state(check)?;
+        let info = lock(&st).info.clone();
+        Some(info)
+    }
+
     pub(crate) fn state(&self, check: &str) -> Option<Arc<Mutex<CheckState>>> {
         self.checks
             .read()

@@ -197,6 +197,11 @@ impl AgentMetrics {
         self.runs.with_label_values(&[check, outcome]).get()
     }
 
+    /// The agent's registry, for gauges that belong beside its own (a config reload's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         String::from_utf8_lossy(&lookout_api::metrics::encode(&self.registry)).into_owned()
     }

@@ -57,6 +57,9 @@ pub struct AgentSettings {
     pub metrics_url: Option<Url>,
     /// Roots trusted beyond the public ones when pushing to a collector over https.
     pub trust: lookout_api::tls::Trust,
+    /// `Some`: `POST /-/reload` (with the collector's token, the agent's one secret) asks the
+    /// config's owner to reload.
+    pub reload: Option<lookout_api::reload::Trigger>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,10 +155,16 @@ impl Agent {
         schedules.set(&shared, &checks, &variables, &stopped, true);
         tasks.push(tokio::spawn(push_loop(shared.clone(), stopped.clone())));
         tasks.push(tokio::spawn(command_loop(shared.clone(), stopped.clone())));
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/healthcheck", get(healthcheck))
             .route("/metrics", get(metrics_handler))
             .with_state(shared.clone());
+        if let Some(trigger) = shared.settings.reload.clone() {
+            app = app.merge(lookout_api::reload::router(
+                trigger,
+                shared.settings.token.clone(),
+            ));
+        }
         let mut server_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app)
