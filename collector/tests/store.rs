@@ -575,7 +575,7 @@ fn a_file_that_is_not_a_store_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("written by store schema version 99; this Lookout reads version 5"),
+        err.contains("written by store schema version 99; this Lookout reads version 6"),
         "{err}"
     );
 }
@@ -614,5 +614,87 @@ fn a_store_of_the_version_before_is_migrated_with_its_rollups() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
+}
+
+/// Version 5 keyed the histograms by check first; 6 by time first. A version 5 store's
+/// histograms read back the same once migrated, from tables of the new layout.
+#[test]
+fn a_version_5_store_keeps_its_histograms_in_the_new_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let hour = 3_600_000_000i64;
+    let day = 24 * hour;
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .save_rollups(
+                1,
+                &[CheckRollup {
+                    check: "search".into(),
+                    coverage: None,
+                    minutes: (0, 0),
+                    bad_minutes: Vec::new(),
+                    hours: vec![
+                        ("eu".into(), 2 * hour, sparse(&[1_000, 2_000])),
+                        ("us".into(), 2 * hour, sparse(&[3_000])),
+                        ("eu".into(), hour, sparse(&[4_000])),
+                    ],
+                    days: vec![("eu".into(), day, sparse(&[5_000, 6_000]))],
+                }],
+            )
+            .unwrap();
+    }
+    let before = SqliteStore::open(&path).unwrap().load_rollups(0).unwrap();
+    // What version 5 had: the same tables keyed by check first.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut sql = String::from("BEGIN;");
+    for (table, column) in [("hours", "hour"), ("days", "day")] {
+        sql.push_str(&format!(
+            "CREATE TABLE old_{table} (check_id INTEGER NOT NULL, region INTEGER NOT NULL,
+                 {column} INTEGER NOT NULL, hist BLOB NOT NULL,
+                 PRIMARY KEY (check_id, {column}, region)) WITHOUT ROWID;
+             INSERT INTO old_{table} SELECT check_id, region, {column}, hist FROM {table};
+             DROP TABLE {table};
+             ALTER TABLE old_{table} RENAME TO {table};"
+        ));
+    }
+    sql.push_str("UPDATE meta SET value = 5 WHERE key = 'schema_version'; COMMIT;");
+    conn.execute_batch(&sql).unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let after = store.load_rollups(0).unwrap();
+    assert_eq!(after.checks["search"].hours, before.checks["search"].hours);
+    assert_eq!(after.checks["search"].days, before.checks["search"].days);
+    assert_eq!(after.checks["search"].hours.len(), 2, "{:?}", after.checks);
+    assert_eq!(
+        store
+            .region_hists("search", "eu", Bucket::Hour, 0, 3 * hour)
+            .unwrap()
+            .len(),
+        2
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for (table, key) in [
+        ("hours", "PRIMARY KEY (hour, check_id, region)"),
+        ("days", "PRIMARY KEY (day, check_id, region)"),
+    ] {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains(key), "{sql}");
+    }
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 6);
 }

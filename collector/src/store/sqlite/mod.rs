@@ -39,7 +39,10 @@ mod rollups;
 mod schema;
 
 use names::{Kind, Names};
-use schema::{SCHEMA, SCHEMA_VERSION, flags, migrate_from_3, migrate_from_4, start_checkpoints};
+use schema::{
+    SCHEMA, SCHEMA_VERSION, flags, migrate_from_3, migrate_from_4, migrate_from_5,
+    start_checkpoints,
+};
 
 struct Inner {
     conn: Connection,
@@ -133,9 +136,13 @@ impl SqliteStore {
                 .map_err(|e| open_error(shown, e))?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some(4) => migrate_from_4(&conn).map_err(|e| open_error(shown, e))?,
+            Some(5) => migrate_from_5(&conn).map_err(|e| open_error(shown, e))?,
+            Some(4) => migrate_from_4(&conn)
+                .and_then(|()| migrate_from_5(&conn))
+                .map_err(|e| open_error(shown, e))?,
             Some(3) => migrate_from_3(&conn)
                 .and_then(|()| migrate_from_4(&conn))
+                .and_then(|()| migrate_from_5(&conn))
                 .map_err(|e| open_error(shown, e))?,
             Some(other) => {
                 return Err(open_error(

@@ -76,7 +76,8 @@ fn write_rollups(
 }
 
 /// Sparse histograms of many regions merged into one per (check, time) bucket, from rows
-/// that come ordered by check and time: one accumulator at a time, never one per bucket.
+/// that come in the tables' order, by time then check (each bucket's regions one after the
+/// other): one accumulator at a time, never one per bucket.
 #[derive(Default)]
 struct MergeByTime {
     /// Per check, in time order: collected into maps at the end, whose nodes a sorted run
@@ -270,14 +271,14 @@ pub(super) fn load(store: &SqliteStore, hours_since_us: i64) -> Result<LoadedRol
             Ok(merge.finish())
         };
     let days = read_hists(
-        "SELECT check_id, day, hist FROM days WHERE day >= ?1 ORDER BY check_id, day",
+        "SELECT check_id, day, hist FROM days WHERE day >= ?1 ORDER BY day, check_id",
         i64::MIN,
     )?;
     for (check, by_day) in days {
         checks.entry(check).or_default().days = by_day;
     }
     let hours = read_hists(
-        "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1 ORDER BY check_id, hour",
+        "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1 ORDER BY hour, check_id",
         hours_since_us,
     )?;
     for (check, by_hour) in hours {

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 /// Bumped when the layout changes; a store written by a newer version is refused by name,
 /// one written by an older one is migrated (`migrate`).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 pub(super) const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -82,15 +82,17 @@ pub(super) const SCHEMA: &str = "
         region INTEGER NOT NULL,
         hour INTEGER NOT NULL,
         hist BLOB NOT NULL,
-        PRIMARY KEY (check_id, hour, region)
+        PRIMARY KEY (hour, check_id, region)
     ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS hours_by_check ON hours (check_id, hour);
     CREATE TABLE IF NOT EXISTS days (
         check_id INTEGER NOT NULL,
         region INTEGER NOT NULL,
         day INTEGER NOT NULL,
         hist BLOB NOT NULL,
-        PRIMARY KEY (check_id, day, region)
-    ) WITHOUT ROWID;";
+        PRIMARY KEY (day, check_id, region)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS days_by_check ON days (check_id, day);";
 
 /// How often the log is copied into the database file, off the committing thread.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -140,6 +142,38 @@ pub(super) fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreEr
         })
         .map_err(|e| open_error(&shown, e))?;
     Ok(stop)
+}
+
+/// Version 6 keys the hourly and daily histograms by time first. Keyed by check first (as
+/// version 5 did), each hour's new histograms went into every check's part of the tree, and
+/// the pages they split stayed a third full: `lookout bench collector` measured 161 MiB for a
+/// day of 500 checks x 3 regions' hours, 109 of them unused, more than the day's raw results
+/// took in blocks. By time first they are appended, and pruned from the front; an index finds
+/// one check's. The tables are copied over in time order, in one transaction.
+pub(super) fn migrate_from_5(conn: &Connection) -> rusqlite::Result<()> {
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    for (table, column) in [("hours", "hour"), ("days", "day")] {
+        sql.push_str(&format!(
+            "CREATE TABLE {table}_by_time (
+                 check_id INTEGER NOT NULL,
+                 region INTEGER NOT NULL,
+                 {column} INTEGER NOT NULL,
+                 hist BLOB NOT NULL,
+                 PRIMARY KEY ({column}, check_id, region)
+             ) WITHOUT ROWID;
+             INSERT INTO {table}_by_time (check_id, region, {column}, hist)
+                 SELECT check_id, region, {column}, hist FROM {table}
+                 ORDER BY {column}, check_id, region;
+             DROP TABLE {table};
+             ALTER TABLE {table}_by_time RENAME TO {table};
+             CREATE INDEX {table}_by_check ON {table} (check_id, {column});\n"
+        ));
+    }
+    sql.push_str("UPDATE meta SET value = 6 WHERE key = 'schema_version';\nCOMMIT;");
+    conn.execute_batch(&sql).inspect_err(|_| {
+        // Left in a transaction, the connection would hold the write lock.
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 /// Version 5 keeps raw results in blocks too (`SCHEMA` has just made their table); the rows
