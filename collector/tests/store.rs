@@ -617,8 +617,8 @@ fn a_store_of_the_version_before_is_migrated_with_its_rollups() {
     assert_eq!(version, 6);
 }
 
-/// Version 5 keyed the histograms by check first; 6 by time first. A version 5 store's
-/// histograms read back the same once migrated, from tables of the new layout.
+/// Version 5 kept the histograms in their keys' trees; 6 in tables with rowids. A version 5
+/// store's histograms read back the same once migrated, from tables of the new layout.
 #[test]
 fn a_version_5_store_keeps_its_histograms_in_the_new_layout() {
     let dir = tempfile::tempdir().unwrap();
@@ -677,8 +677,8 @@ fn a_version_5_store_keeps_its_histograms_in_the_new_layout() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     for (table, key) in [
-        ("hours", "PRIMARY KEY (hour, check_id, region)"),
-        ("days", "PRIMARY KEY (day, check_id, region)"),
+        ("hours", "UNIQUE (hour, check_id, region)"),
+        ("days", "UNIQUE (day, check_id, region)"),
     ] {
         let sql: String = conn
             .query_row(

@@ -51,8 +51,12 @@ fn write_rollups(
         }
         for (table, rows) in [("hours", &c.hours), ("days", &c.days)] {
             let column = if table == "hours" { "hour" } else { "day" };
+            // Updated where it is, not replaced: a replaced row moves to the end of the table,
+            // and the hour the frontier is in is written again by the next pass, so that every
+            // page ended half empty (`schema::migrate_from_5` has the figures).
             let mut put = tx.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO {table} (check_id, region, {column}, hist) VALUES (?1, ?2, ?3, ?4)"
+                "INSERT INTO {table} (check_id, region, {column}, hist) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT ({column}, check_id, region) DO UPDATE SET hist = excluded.hist"
             ))?;
             let mut delete = tx.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE check_id = ?1 AND region = ?2 AND {column} = ?3"
