@@ -698,3 +698,38 @@ fn a_version_5_store_keeps_its_histograms_in_the_new_layout() {
         .unwrap();
     assert_eq!(version, 6);
 }
+
+/// Read straight through the table, a bucket's regions need not come one after the other:
+/// a region first seen in a later pass is merged all the same.
+#[test]
+fn a_buckets_regions_written_in_different_passes_load_merged() {
+    let store = SqliteStore::in_memory().unwrap();
+    let hour = 3_600_000_000i64;
+    let pass = |hours: Vec<(String, i64, Sparse)>| CheckRollup {
+        check: "search".into(),
+        coverage: None,
+        minutes: (0, 0),
+        bad_minutes: Vec::new(),
+        hours,
+        days: Vec::new(),
+    };
+    store
+        .save_rollups(
+            1,
+            &[pass(vec![("eu".into(), 2 * hour, sparse(&[1_000, 2_000]))])],
+        )
+        .unwrap();
+    store
+        .save_rollups(
+            2,
+            &[pass(vec![
+                ("eu".into(), hour, sparse(&[4_000])),
+                ("us".into(), 2 * hour, sparse(&[3_000])),
+            ])],
+        )
+        .unwrap();
+    let loaded = store.load_rollups(0).unwrap();
+    let hours = &loaded.checks["search"].hours;
+    let counts: Vec<(i64, u64)> = hours.iter().map(|(t, s)| (*t, s.count())).collect();
+    assert_eq!(counts, [(hour, 1), (2 * hour, 3)]);
+}

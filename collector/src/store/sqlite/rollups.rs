@@ -79,13 +79,14 @@ fn write_rollups(
     Ok(())
 }
 
-/// Sparse histograms of many regions merged into one per (check, time) bucket, from rows
-/// that come in the tables' order, by time then check (each bucket's regions one after the
-/// other): one accumulator at a time, never one per bucket.
+/// Sparse histograms of many regions merged into one per (check, time) bucket, from rows in
+/// the order the table holds them (read straight through, with no index to follow): a
+/// bucket's regions mostly one after the other, merged as they come; a bucket met again
+/// later is merged at the end.
 #[derive(Default)]
 struct MergeByTime {
-    /// Per check, in time order: collected into maps at the end, whose nodes a sorted run
-    /// packs full (one-by-one inserts leave them half empty).
+    /// Per check, as read: sorted and collected into maps at the end, whose nodes a sorted
+    /// run packs full (one-by-one inserts leave them half empty).
     out: BTreeMap<i64, Vec<(i64, Sparse)>>,
     current: Option<(i64, i64, Accumulator)>,
 }
@@ -116,7 +117,22 @@ impl MergeByTime {
         self.flush();
         self.out
             .into_iter()
-            .map(|(c, by_time)| (c, by_time.into_iter().collect()))
+            .map(|(c, mut by_time)| {
+                by_time.sort_by_key(|(t, _)| *t);
+                let mut merged: Vec<(i64, Sparse)> = Vec::with_capacity(by_time.len());
+                for (t, s) in by_time {
+                    match merged.last_mut() {
+                        Some((last, kept)) if *last == t => {
+                            let mut acc = Accumulator::new();
+                            acc.add(kept);
+                            acc.add(&s);
+                            *kept = acc.to_sparse();
+                        }
+                        _ => merged.push((t, s)),
+                    }
+                }
+                (c, merged.into_iter().collect())
+            })
             .collect()
     }
 }
@@ -275,14 +291,14 @@ pub(super) fn load(store: &SqliteStore, hours_since_us: i64) -> Result<LoadedRol
             Ok(merge.finish())
         };
     let days = read_hists(
-        "SELECT check_id, day, hist FROM days WHERE day >= ?1 ORDER BY day, check_id",
+        "SELECT check_id, day, hist FROM days NOT INDEXED WHERE day >= ?1",
         i64::MIN,
     )?;
     for (check, by_day) in days {
         checks.entry(check).or_default().days = by_day;
     }
     let hours = read_hists(
-        "SELECT check_id, hour, hist FROM hours WHERE hour >= ?1 ORDER BY hour, check_id",
+        "SELECT check_id, hour, hist FROM hours NOT INDEXED WHERE hour >= ?1",
         hours_since_us,
     )?;
     for (check, by_hour) in hours {
