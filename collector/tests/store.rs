@@ -607,14 +607,16 @@ fn a_store_of_the_version_before_is_migrated_with_its_rollups() {
     assert!(store.maintenances().unwrap().is_empty());
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(schema_version(&conn), 6);
+}
+
+fn schema_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 /// Version 5 kept the histograms in their keys' trees; 6 in tables with rowids. A version 5
@@ -689,14 +691,7 @@ fn a_version_5_store_keeps_its_histograms_in_the_new_layout() {
             .unwrap();
         assert!(sql.contains(key), "{sql}");
     }
-    let version: i64 = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(schema_version(&conn), 6);
 }
 
 /// Read straight through the table, a bucket's regions need not come one after the other:
