@@ -135,13 +135,13 @@ async fn fault(http: &reqwest::Client, gateway_admin: &str, duration: &str) {
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
 }
 
-/// `POST /-/reload` on the alerter, with its token.
-async fn reload(http: &reqwest::Client, alerter: &str) -> reqwest::Response {
-    http.post(format!("{alerter}/-/reload"))
-        .bearer_auth(ALERT_TOKEN)
-        .send()
-        .await
-        .unwrap()
+/// `POST /-/reload` on a component's listener, with `token` (`None`: without one).
+async fn reload(http: &reqwest::Client, url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut r = http.post(format!("{url}/-/reload"));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap()
 }
 
 async fn open_problems(http: &reqwest::Client, alerter: &str) -> Vec<Value> {
@@ -331,7 +331,7 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
         ),
     )
     .unwrap();
-    let r = reload(&http, &alerter).await;
+    let r = reload(&http, &alerter, Some(ALERT_TOKEN)).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     let errors = body["errors"].as_array().unwrap();
@@ -344,11 +344,7 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
         }),
         "{body}"
     );
-    let r = http
-        .post(format!("{alerter}/-/reload"))
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&http, &alerter, None).await;
     assert_eq!(r.status(), 401, "the reload needs the token");
     hup(pid);
     wait_until("the refusal counted", Duration::from_secs(10), || async {
@@ -403,7 +399,7 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     );
     // A valid config again: accepted through the API.
     std::fs::write(&path, good).unwrap();
-    let r = reload(&http, &alerter).await;
+    let r = reload(&http, &alerter, Some(ALERT_TOKEN)).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(
         gauge(&http, &alerter, "lookout_config_last_reload_successful").await,
@@ -414,19 +410,9 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     // removed through the collector's. Its agents stop probing it; its history stays.
     v.artist_view = false;
     write(&path, &data, &v);
-    let unauthorized = http
-        .post(format!("{collector}/-/reload"))
-        .bearer_auth("not-the-token")
-        .send()
-        .await
-        .unwrap();
+    let unauthorized = reload(&http, &collector, Some("not-the-token")).await;
     assert_eq!(unauthorized.status(), 403);
-    let r = http
-        .post(format!("{collector}/-/reload"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&http, &collector, Some(TOKEN)).await;
     assert_eq!(r.status(), 200);
     let summary = r.json::<Value>().await.unwrap()["summary"]
         .as_str()
@@ -474,14 +460,8 @@ async fn sighup_applies_a_new_config_mid_outage_and_an_invalid_one_changes_nothi
     // The status page's and an agent's own reload routes, with their tokens.
     let agent = components["probe@eu-west"].0.clone();
     for (url, token) in [(&page, TOKEN), (&agent, TOKEN)] {
-        let r = http.post(format!("{url}/-/reload")).send().await.unwrap();
-        assert_eq!(r.status(), 401, "{url}");
-        let r = http
-            .post(format!("{url}/-/reload"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(reload(&http, url, None).await.status(), 401, "{url}");
+        let r = reload(&http, url, Some(token)).await;
         assert_eq!(r.status(), 200, "{url}: {:?}", r.text().await);
     }
     // The agent's metrics carry its region and id as labels.
