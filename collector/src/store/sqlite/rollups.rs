@@ -2,11 +2,12 @@
 //! written a pass at a time, read back at start, and pruned with the raw results.
 
 use std::collections::BTreeMap;
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 use lookout_model::latency::{Accumulator, Sparse};
 use lookout_model::sla::Tally;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{Kind, Names, SqliteStore, read_error, rows, unavailable};
 use crate::store::{
@@ -88,28 +89,27 @@ struct MergeByTime {
     /// Per check, as read: sorted and collected into maps at the end, whose nodes a sorted
     /// run packs full (one-by-one inserts leave them half empty).
     out: BTreeMap<i64, Vec<(i64, Sparse)>>,
-    current: Option<(i64, i64, Accumulator)>,
+    current: Option<(i64, i64)>,
+    /// The current bucket's merge, one for the whole read: its buffers are allocated once.
+    acc: Accumulator,
 }
 
 impl MergeByTime {
     fn push(&mut self, check: i64, at: i64, blob: &[u8]) {
-        let Some(s) = Sparse::decode(blob) else {
-            return;
-        };
-        match &mut self.current {
-            Some((c, t, acc)) if *c == check && *t == at => acc.add(&s),
-            _ => {
-                self.flush();
-                let mut acc = Accumulator::new();
-                acc.add(&s);
-                self.current = Some((check, at, acc));
-            }
+        if self.current != Some((check, at)) {
+            self.flush();
+            self.current = Some((check, at));
         }
+        // A blob this version cannot read is left out, as `Sparse::decode` leaves it.
+        self.acc.add_encoded(blob);
     }
 
     fn flush(&mut self) {
-        if let Some((c, t, acc)) = self.current.take() {
-            self.out.entry(c).or_default().push((t, acc.to_sparse()));
+        if let Some((c, t)) = self.current.take() {
+            if self.acc.count() > 0 {
+                self.out.entry(c).or_default().push((t, self.acc.to_sparse()));
+            }
+            self.acc.clear();
         }
     }
 
@@ -270,42 +270,59 @@ pub(super) fn load(store: &SqliteStore, hours_since_us: i64) -> Result<LoadedRol
             .bad_minutes
             .push((minute, tally));
     }
-    // Streamed: 400 days of histograms are far more than what they merge into.
-    let read_hists =
-        |sql: &str, since: i64| -> Result<BTreeMap<i64, BTreeMap<i64, Sparse>>, StoreError> {
-            let mut merge = MergeByTime::default();
-            let mut stmt = conn.prepare(sql).map_err(read_error)?;
-            let mut rows = stmt.query(params![since]).map_err(read_error)?;
-            while let Some(row) = rows.next().map_err(read_error)? {
-                let (check, at): (i64, i64) = (
-                    row.get(0).map_err(read_error)?,
-                    row.get(1).map_err(read_error)?,
-                );
-                let blob = row
-                    .get_ref(2)
-                    .map_err(read_error)?
-                    .as_blob()
-                    .map_err(read_error)?;
-                merge.push(check, at, blob);
-            }
-            Ok(merge.finish())
-        };
-    let days = read_hists(
-        "SELECT check_id, day, hist FROM days NOT INDEXED WHERE day >= ?1",
-        i64::MIN,
-    )?;
-    for (check, by_day) in days {
+    const DAYS: &str = "SELECT check_id, day, hist FROM days NOT INDEXED WHERE day >= ?1";
+    const HOURS: &str = "SELECT check_id, hour, hist FROM hours NOT INDEXED WHERE hour >= ?1";
+    // The hours are read on the store's second connection beside the days: each read is
+    // mostly merging histograms, one core's work (nothing writes while the rollups load).
+    let (days, hours) = match &store.reader {
+        Some(reader) => std::thread::scope(|scope| {
+            let hours = scope.spawn(|| {
+                let reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                read_hists(&reader, HOURS, hours_since_us)
+            });
+            let days = read_hists(conn, DAYS, i64::MIN);
+            let hours = hours
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Read("the hours' reader panicked".into())));
+            (days, hours)
+        }),
+        None => (
+            read_hists(conn, DAYS, i64::MIN),
+            read_hists(conn, HOURS, hours_since_us),
+        ),
+    };
+    for (check, by_day) in days? {
         checks.entry(check).or_default().days = by_day;
     }
-    let hours = read_hists(
-        "SELECT check_id, hour, hist FROM hours NOT INDEXED WHERE hour >= ?1",
-        hours_since_us,
-    )?;
-    for (check, by_hour) in hours {
+    for (check, by_hour) in hours? {
         checks.entry(check).or_default().hours = by_hour;
     }
     out.checks = checks.into_iter().map(|(id, c)| (name(id), c)).collect();
     Ok(out)
+}
+
+/// Streamed: 400 days of histograms are far more than what they merge into.
+fn read_hists(
+    conn: &Connection,
+    sql: &str,
+    since: i64,
+) -> Result<BTreeMap<i64, BTreeMap<i64, Sparse>>, StoreError> {
+    let mut merge = MergeByTime::default();
+    let mut stmt = conn.prepare(sql).map_err(read_error)?;
+    let mut rows = stmt.query(params![since]).map_err(read_error)?;
+    while let Some(row) = rows.next().map_err(read_error)? {
+        let (check, at): (i64, i64) = (
+            row.get(0).map_err(read_error)?,
+            row.get(1).map_err(read_error)?,
+        );
+        let blob = row
+            .get_ref(2)
+            .map_err(read_error)?
+            .as_blob()
+            .map_err(read_error)?;
+        merge.push(check, at, blob);
+    }
+    Ok(merge.finish())
 }
 
 pub(super) fn prune(
