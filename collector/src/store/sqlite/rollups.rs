@@ -2,7 +2,6 @@
 //! written a pass at a time, read back at start, and pruned with the raw results.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 use lookout_model::latency::{Accumulator, Sparse};
@@ -107,7 +106,10 @@ impl MergeByTime {
     fn flush(&mut self) {
         if let Some((c, t)) = self.current.take() {
             if self.acc.count() > 0 {
-                self.out.entry(c).or_default().push((t, self.acc.to_sparse()));
+                self.out
+                    .entry(c)
+                    .or_default()
+                    .push((t, self.acc.to_sparse()));
             }
             self.acc.clear();
         }
@@ -272,25 +274,10 @@ pub(super) fn load(store: &SqliteStore, hours_since_us: i64) -> Result<LoadedRol
     }
     const DAYS: &str = "SELECT check_id, day, hist FROM days NOT INDEXED WHERE day >= ?1";
     const HOURS: &str = "SELECT check_id, hour, hist FROM hours NOT INDEXED WHERE hour >= ?1";
-    // The hours are read on the store's second connection beside the days: each read is
-    // mostly merging histograms, one core's work (nothing writes while the rollups load).
-    let (days, hours) = match &store.reader {
-        Some(reader) => std::thread::scope(|scope| {
-            let hours = scope.spawn(|| {
-                let reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
-                read_hists(&reader, HOURS, hours_since_us)
-            });
-            let days = read_hists(conn, DAYS, i64::MIN);
-            let hours = hours
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Read("the hours' reader panicked".into())));
-            (days, hours)
-        }),
-        None => (
-            read_hists(conn, DAYS, i64::MIN),
-            read_hists(conn, HOURS, hours_since_us),
-        ),
-    };
+    // One after the other: read beside each other on the store's second connection, they
+    // started no sooner at 5,000 x 5 (2.0 s either way, once the merge stopped allocating).
+    let days = read_hists(conn, DAYS, i64::MIN);
+    let hours = read_hists(conn, HOURS, hours_since_us);
     for (check, by_day) in days? {
         checks.entry(check).or_default().days = by_day;
     }
