@@ -1,16 +1,12 @@
-//! A check, validated: a named journey of HTTP steps with captures and assertions, its
-//! schedule, timeout and latency objective. Built once from the config; never re-checked.
+//! A check, validated: a named journey of steps (HTTP requests with captures and
+//! assertions, TCP exchanges, ...), its schedule, timeout and latency objective. Built once from the config; never re-checked.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Method;
-use hyper::header::HeaderName;
 use rustls::ClientConfig;
 
-use crate::assert::Assertion;
-use crate::capture::Capture;
-use crate::template::Template;
+use crate::kind::Probe;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,22 +14,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 pub const DEFAULT_MAX_REDIRECTS: u8 = 5;
 
+/// One step of a journey: its name, and what it does.
 #[derive(Debug)]
 pub struct Step {
     pub name: String,
-    pub method: Method,
-    pub url: Template,
-    pub headers: Vec<(HeaderName, Template)>,
-    pub body: Option<Template>,
-    pub captures: Vec<Capture>,
-    pub assertions: Vec<Box<dyn Assertion>>,
-}
-
-impl Step {
-    /// Whether the step says which statuses are fine (else 2xx and 3xx are).
-    pub fn judges_status(&self) -> bool {
-        self.assertions.iter().any(|a| a.judges_status())
-    }
+    pub probe: Box<dyn Probe>,
 }
 
 /// How a check is scheduled, before it is placed in a region.

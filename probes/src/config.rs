@@ -14,6 +14,8 @@ use lookout_model::slo::Slo;
 use serde::Deserialize;
 
 use crate::check::{self, Check, ScheduleSpec, Step};
+use crate::kind::Probe;
+use crate::kind::http::HttpStep;
 use crate::template::Template;
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,8 +56,11 @@ pub struct RawCheck {
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     pub name: Option<String>,
+    /// A TCP exchange instead of an HTTP request.
+    pub tcp: Option<Spanned<crate::kind::tcp::RawTcp>>,
     pub method: Option<Spanned<String>>,
-    pub url: Spanned<String>,
+    /// An HTTP request (the step's kind unless it names another).
+    pub url: Option<Spanned<String>>,
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
     pub body: Option<Spanned<String>>,
@@ -394,7 +399,85 @@ fn validate_step(
     known: &mut HashSet<String>,
     report: &mut Report,
 ) -> Option<Step> {
-    let s = spanned.value;
+    let loc = spanned.loc();
+    let mut s = spanned.value;
+    let name = s
+        .name
+        .take()
+        .unwrap_or_else(|| format!("step {}", index + 1));
+    let probe: Box<dyn Probe> = match (s.url.take(), s.tcp.take()) {
+        (Some(url), None) => Box::new(validate_http(s, url, at, known, report)?),
+        (None, Some(tcp)) => {
+            http_only(&s, at, "tcp", report);
+            Box::new(tcp.value.build(at, report)?)
+        }
+        (Some(_), Some(tcp)) => {
+            report(
+                tcp.loc(),
+                &format!("{at}.tcp"),
+                "a step is one kind: an HTTP request (`url`) or `tcp`, not both".into(),
+            );
+            return None;
+        }
+        (None, None) => {
+            report(
+                loc,
+                at,
+                "a step needs `url` (an HTTP request) or `tcp` (a TCP exchange)".into(),
+            );
+            return None;
+        }
+    };
+    Some(Step { name, probe })
+}
+
+/// Reports what only an HTTP step has, written in a step of another kind.
+fn http_only(s: &RawStep, at: &str, kind: &str, report: &mut Report) {
+    let written = [
+        (
+            "method",
+            s.method.as_ref().and_then(Spanned::loc),
+            s.method.is_some(),
+        ),
+        (
+            "headers",
+            s.headers.values().next().and_then(Spanned::loc),
+            !s.headers.is_empty(),
+        ),
+        (
+            "body",
+            s.body.as_ref().and_then(Spanned::loc),
+            s.body.is_some(),
+        ),
+        (
+            "capture",
+            s.capture.first().and_then(Spanned::loc),
+            !s.capture.is_empty(),
+        ),
+        (
+            "assert",
+            s.assert.first().and_then(Spanned::loc),
+            !s.assert.is_empty(),
+        ),
+    ];
+    for (field, loc, given) in written {
+        if given {
+            report(
+                loc,
+                &format!("{at}.{field}"),
+                format!("is for HTTP steps; a `{kind}` step checks its reply with its own fields"),
+            );
+        }
+    }
+}
+
+fn validate_http(
+    s: RawStep,
+    url_text: Spanned<String>,
+    at: &str,
+    known: &mut HashSet<String>,
+    report: &mut Report,
+) -> Option<HttpStep> {
     let method = match &s.method {
         None => Method::GET,
         Some(m) => match Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
@@ -409,26 +492,26 @@ fn validate_step(
             }
         },
     };
-    let url = template(report, &s.url, &format!("{at}.url"), known);
+    let url = template(report, &url_text, &format!("{at}.url"), known);
     if let Some(t) = &url {
         // A URL that starts with a variable is checked when it is filled in; any other must
         // already look like one.
-        if !s.url.value.trim_start().starts_with("{{") {
+        if !url_text.value.trim_start().starts_with("{{") {
             match reqwest::Url::parse(&t.sample()) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
                 Ok(u) => report(
-                    s.url.loc(),
+                    url_text.loc(),
                     &format!("{at}.url"),
                     format!(
                         "{:?}: only http and https URLs with a host can be probed, not {}",
-                        s.url.value,
+                        url_text.value,
                         u.scheme()
                     ),
                 ),
                 Err(e) => report(
-                    s.url.loc(),
+                    url_text.loc(),
                     &format!("{at}.url"),
-                    format!("{:?} is not a URL: {e}", s.url.value),
+                    format!("{:?} is not a URL: {e}", url_text.value),
                 ),
             }
         }
@@ -469,8 +552,7 @@ fn validate_step(
             Err(e) => report(loc, &format!("{at}.assert[{i}]"), e),
         }
     }
-    Some(Step {
-        name: s.name.unwrap_or_else(|| format!("step {}", index + 1)),
+    Some(HttpStep {
         method,
         url: url?,
         headers,

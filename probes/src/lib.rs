@@ -1,6 +1,6 @@
-//! Lookout's eyes: checks (journeys of HTTP steps with captures and assertions), run like a
-//! user would, timed phase by phase, by agents placed in regions, reporting every result to
-//! the collector.
+//! Lookout's eyes: checks (journeys of HTTP requests with captures and assertions, TCP
+//! exchanges, ...), run like a user would, timed phase by phase, by agents placed in regions,
+//! reporting every result to the collector.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -10,5 +10,6 @@ pub mod check;
 pub mod config;
 pub mod http;
 pub mod journey;
+pub mod kind;
 pub mod schedule;
 pub mod template;

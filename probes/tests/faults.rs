@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::*;
 use lookout_model::probe::FailureKind;
 use lookout_model::secret::Secret;
+use lookout_probes::check::Step;
 use lookout_probes::template::Template;
 use lookout_services::data::Dataset;
 use lookout_services::{Instance, InstanceSpec, ServiceKind};
@@ -307,8 +308,8 @@ async fn connections_are_fresh_unless_the_check_reuses_them() {
 async fn credentials_do_not_follow_a_redirect_to_another_origin() {
     let a = misbehaving_server().await;
     let b = misbehaving_server().await;
-    let with_credentials = |url: String| {
-        let mut s = step(&url, &[], &[]);
+    let with_credentials = |url: String, asserts: &[serde_json::Value]| {
+        let mut s = http_step(&url, asserts, &[]);
         s.headers = vec![
             (
                 hyper::header::AUTHORIZATION,
@@ -319,38 +320,28 @@ async fn credentials_do_not_follow_a_redirect_to_another_origin() {
                 Template::parse("key").unwrap(),
             ),
         ];
-        s
+        Step {
+            name: "step".into(),
+            probe: Box::new(s),
+        }
     };
-    let same = with_credentials(format!("http://{a}/away?to=/echo-auth"));
-    let mut same_check = check("same-origin", vec![same]);
-    same_check.steps[0].assertions = vec![
-        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
-            json!({"type": "json", "path": "$.authorization", "equals": true}),
-        )
-        .unwrap()
-        .build()
-        .unwrap(),
-    ];
+    let same = with_credentials(
+        format!("http://{a}/away?to=/echo-auth"),
+        &[json!({"type": "json", "path": "$.authorization", "equals": true})],
+    );
+    let same_check = check("same-origin", vec![same]);
     assert!(
         run(&same_check).await.outcome.is_ok(),
         "same origin keeps them"
     );
-    let other = with_credentials(format!("http://{a}/away?to=http://{b}/echo-auth"));
-    let mut other_check = check("other-origin", vec![other]);
-    other_check.steps[0].assertions = vec![
-        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
+    let other = with_credentials(
+        format!("http://{a}/away?to=http://{b}/echo-auth"),
+        &[
             json!({"type": "json", "path": "$.authorization", "equals": false}),
-        )
-        .unwrap()
-        .build()
-        .unwrap(),
-        serde_json::from_value::<lookout_probes::assert::AssertionConfig>(
             json!({"type": "json", "path": "$.x_api_key", "equals": false}),
-        )
-        .unwrap()
-        .build()
-        .unwrap(),
-    ];
+        ],
+    );
+    let other_check = check("other-origin", vec![other]);
     let r = run(&other_check).await;
     assert!(r.outcome.is_ok(), "{r:?}");
 }

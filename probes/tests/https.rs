@@ -4,55 +4,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use chrono::Datelike;
 use common::*;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use lookout_model::probe::FailureKind;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 
-struct Pki {
-    ca_pem: String,
-    leaf: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-/// A CA, and a certificate for `localhost` it signed, valid until midnight UTC `days` from now.
-fn pki(days: i64) -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Lookout test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let until = chrono::Utc::now() + chrono::Duration::days(days);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf_params.not_after =
-        rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        leaf: leaf.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    }
-}
-
 async fn https_server(pki: &Pki) -> u16 {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = pki.acceptor();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {

@@ -77,7 +77,7 @@ pub struct Pool {
     senders: HashMap<Origin, Pooled>,
 }
 
-fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
     Failure {
         kind,
         message: message.into(),
@@ -89,7 +89,7 @@ fn us(d: Duration) -> u64 {
     d.as_micros() as u64
 }
 
-async fn phase<T>(
+pub(crate) async fn phase<T>(
     name: &str,
     limits: &Limits,
     fut: impl std::future::Future<Output = T>,
@@ -122,14 +122,49 @@ struct Connected {
     cert_days_left: Option<i64>,
 }
 
-async fn resolve(
+/// Which address family a step connects over: the first address the name resolves to (IPv4
+/// first) unless the step asks for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+impl IpFamily {
+    fn holds(self, addr: &SocketAddr) -> bool {
+        match self {
+            IpFamily::V4 => addr.is_ipv4(),
+            IpFamily::V6 => addr.is_ipv6(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "IPv4",
+            IpFamily::V6 => "IPv6",
+        }
+    }
+}
+
+pub(crate) async fn resolve(
     host: &str,
     port: u16,
+    family: Option<IpFamily>,
     limits: &Limits,
 ) -> Result<(SocketAddr, Duration), Failure> {
     let started = Instant::now();
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-        return Ok((SocketAddr::new(ip, port), Duration::ZERO));
+        let addr = SocketAddr::new(ip, port);
+        if let Some(f) = family
+            && !f.holds(&addr)
+        {
+            return Err(fail(
+                FailureKind::Dns,
+                format!("{host} is not an {} address", f.name()),
+            ));
+        }
+        return Ok((addr, Duration::ZERO));
     }
     let addrs = phase(
         "DNS resolution",
@@ -139,28 +174,28 @@ async fn resolve(
     .await?
     .map_err(|e| fail(FailureKind::Dns, format!("could not resolve {host}: {e}")))?;
     let addrs: Vec<SocketAddr> = addrs.collect();
-    let addr = addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| fail(FailureKind::Dns, format!("{host} resolved to no address")))?;
+    let addr = match family {
+        Some(f) => addrs.iter().find(|a| f.holds(a)).copied().ok_or_else(|| {
+            fail(
+                FailureKind::Dns,
+                format!("{host} resolved to no {} address", f.name()),
+            )
+        })?,
+        None => addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| fail(FailureKind::Dns, format!("{host} resolved to no address")))?,
+    };
     Ok((addr, started.elapsed()))
 }
 
-async fn connect(
-    url: &Url,
-    tls: &Arc<ClientConfig>,
+/// A TCP connection to `addr`, and how long it took.
+pub(crate) async fn open_tcp(
+    addr: SocketAddr,
     limits: &Limits,
-) -> Result<Connected, Failure> {
-    let host = url.host_str().ok_or_else(|| {
-        fail(
-            FailureKind::Connect,
-            format!("{} has no host", url.scheme()),
-        )
-    })?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let (addr, dns) = resolve(host, port, limits).await?;
+) -> Result<(TcpStream, Duration), Failure> {
     let started = Instant::now();
     let tcp = phase("TCP connect", limits, TcpStream::connect(addr))
         .await?
@@ -177,8 +212,61 @@ async fn connect(
                 )
             }
         })?;
-    let connect = started.elapsed();
     let _ = tcp.set_nodelay(true);
+    Ok((tcp, started.elapsed()))
+}
+
+/// A TLS session with `host` over `io`, how long the handshake took, and the days its
+/// certificate has left.
+pub(crate) async fn open_tls<T: AsyncRead + AsyncWrite + Unpin>(
+    host: &str,
+    io: T,
+    tls: &Arc<ClientConfig>,
+    limits: &Limits,
+) -> Result<(tokio_rustls::client::TlsStream<T>, Duration, Option<i64>), Failure> {
+    let started = Instant::now();
+    let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| {
+            fail(
+                FailureKind::Tls,
+                format!("{host} is not a valid TLS server name: {e}"),
+            )
+        })?;
+    let stream = phase(
+        "TLS handshake",
+        limits,
+        tokio_rustls::TlsConnector::from(tls.clone()).connect(name, io),
+    )
+    .await?
+    .map_err(|e| {
+        fail(
+            FailureKind::Tls,
+            format!("TLS handshake with {host} failed: {e}"),
+        )
+    })?;
+    let days = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| tls::days_left(c, unix_now()));
+    Ok((stream, started.elapsed(), days))
+}
+
+async fn connect(
+    url: &Url,
+    tls: &Arc<ClientConfig>,
+    limits: &Limits,
+) -> Result<Connected, Failure> {
+    let host = url.host_str().ok_or_else(|| {
+        fail(
+            FailureKind::Connect,
+            format!("{} has no host", url.scheme()),
+        )
+    })?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let (addr, dns) = resolve(host, port, None, limits).await?;
+    let (tcp, connect) = open_tcp(addr, limits).await?;
     let board = timed_io::MarkBoard::default();
     let wire = if url.scheme() == "https" {
         timed_io::Wire::Tls
@@ -188,34 +276,8 @@ async fn connect(
     let tcp = timed_io::KernelStampedTcp::new(tcp, board.clone(), wire);
     let (io, tls_time, cert_days_left): (Box<dyn Io>, Duration, Option<i64>) =
         if url.scheme() == "https" {
-            let started = Instant::now();
-            let name =
-                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                    .map_err(|e| {
-                    fail(
-                        FailureKind::Tls,
-                        format!("{host} is not a valid TLS server name: {e}"),
-                    )
-                })?;
-            let stream = phase(
-                "TLS handshake",
-                limits,
-                tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp),
-            )
-            .await?
-            .map_err(|e| {
-                fail(
-                    FailureKind::Tls,
-                    format!("TLS handshake with {host} failed: {e}"),
-                )
-            })?;
-            let days = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| tls::days_left(c, unix_now()));
-            (Box::new(stream), started.elapsed(), days)
+            let (stream, took, days) = open_tls(host, tcp, tls, limits).await?;
+            (Box::new(stream), took, days)
         } else {
             (Box::new(tcp), Duration::ZERO, None)
         };

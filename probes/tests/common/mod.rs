@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use chrono::Datelike;
 use hyper::Method;
 use lookout_model::probe::{Failure, Outcome, ProbeResult};
 use lookout_probes::assert::AssertionConfig;
@@ -18,12 +19,64 @@ use lookout_probes::capture::CaptureConfig;
 use lookout_probes::check::{Check, ScheduleSpec, Step};
 use lookout_probes::http::Pool;
 use lookout_probes::journey::{self, RunContext};
+use lookout_probes::kind::http::HttpStep;
 use lookout_probes::template::{Template, Vars};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
+
+pub struct Pki {
+    pub ca_pem: String,
+    leaf: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// A CA, and a certificate for `localhost` it signed, valid until midnight UTC `days` from now.
+pub fn pki(days: i64) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Lookout test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let until = chrono::Utc::now() + chrono::Duration::days(days);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf_params.not_after =
+        rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        leaf: leaf.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    }
+}
+
+impl Pki {
+    /// A TLS server's side that presents the leaf.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![self.leaf.clone()], self.key.clone_key())
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
 
 pub fn step(url: &str, asserts: &[Value], captures: &[Value]) -> Step {
     Step {
         name: "step".into(),
+        probe: Box::new(http_step(url, asserts, captures)),
+    }
+}
+
+pub fn http_step(url: &str, asserts: &[Value], captures: &[Value]) -> HttpStep {
+    HttpStep {
         method: Method::GET,
         url: Template::parse(url).unwrap(),
         headers: vec![],

@@ -1,0 +1,59 @@
+//! What a step of a journey does. Each kind is one file implementing [`Probe`], plus one
+//! field of the step as written (`config::RawStep`) and its arm where steps are built; the
+//! journey, scheduling, spooling and everything after the agent see only results.
+
+pub mod http;
+pub mod tcp;
+
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use lookout_model::probe::{Failure, FailureKind, StepResult};
+
+use crate::check::Check;
+use crate::http::{Limits, Pool};
+use crate::template::Vars;
+
+/// What one step may use while it runs.
+pub struct StepContext<'a> {
+    pub check: &'a Check,
+    /// The step's place in the journey (0-based), for its failure.
+    pub index: usize,
+    pub name: &'a str,
+    /// Variables so far; a step may capture more for the steps after it.
+    pub vars: &'a mut Vars,
+    /// Connections kept between steps and runs (HTTP's, for checks that reuse them).
+    pub pool: &'a mut Pool,
+    pub limits: &'a Limits,
+}
+
+impl StepContext<'_> {
+    /// A failure of this step.
+    pub fn failure(&self, kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            step: Some(self.index),
+        }
+    }
+
+    /// The step's result so far, named.
+    pub fn result(&self) -> StepResult {
+        StepResult {
+            name: self.name.to_owned(),
+            ..StepResult::default()
+        }
+    }
+}
+
+/// One kind of step. A failed step is data (its result as far as it got, and why), never an
+/// error; every phase ends by the journey's deadline.
+pub trait Probe: Send + Sync + std::fmt::Debug {
+    /// Boxed, so that steps of different kinds sit in one journey (`dyn Probe`).
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)>;
+}
+
+/// Microseconds since `from`.
+pub(crate) fn us_since(from: Instant) -> u64 {
+    u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
