@@ -72,21 +72,6 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
-            "invalid-tcp.yaml",
-            &[
-                r#"10:25: checks[0] (redis).steps[0].tcp.address: "cache:70000": port 70000 is out of range (1 to 65535)"#,
-                r#"10:48: checks[0] (redis).steps[0].tcp.expect: bad regex "+PONG(": repetition operator missing expression"#,
-                r#"11:25: checks[0] (redis).steps[1].tcp.address: "::1:6379": an IPv6 address goes in brackets, as `[::1]:6379`"#,
-                r#"13:13: checks[0] (redis).steps[1].assert: is for HTTP steps; a `tcp` step checks its reply with its own fields"#,
-                r#"14:9: checks[0] (redis).steps[2]: a step needs `url` (an HTTP request) or `tcp` (a TCP exchange)"#,
-                r#"16:14: checks[0] (redis).steps[3].tcp: a step is one kind: an HTTP request (`url`) or `tcp`, not both"#,
-            ],
-        ),
-        (
-            "invalid-tcp-family.yaml",
-            &[r#"10:43: unknown variant `v5`, expected one of v4, v6"#],
-        ),
-        (
             "invalid-collector-influxdb-url.yaml",
             &[r#"7:10: collector.influxdb.url: must not hold credentials: give them as the token"#],
         ),
@@ -209,6 +194,21 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         ("invalid-syntax.yaml", &[r#"3:12: expected mapping start"#]),
+        (
+            "invalid-tcp-family.yaml",
+            &[r#"10:43: unknown variant `v5`, expected one of v4, v6"#],
+        ),
+        (
+            "invalid-tcp.yaml",
+            &[
+                r#"10:25: checks[0] (redis).steps[0].tcp.address: "cache:70000": port 70000 is out of range (1 to 65535)"#,
+                r#"10:48: checks[0] (redis).steps[0].tcp.expect: bad regex "+PONG(": repetition operator missing expression"#,
+                r#"11:25: checks[0] (redis).steps[1].tcp.address: "::1:6379": an IPv6 address goes in brackets, as `[::1]:6379`"#,
+                r#"13:13: checks[0] (redis).steps[1].assert: is for HTTP steps; a `tcp` step checks its reply with its own fields"#,
+                r#"14:9: checks[0] (redis).steps[2]: a step needs `url` (an HTTP request) or `tcp` (a TCP exchange)"#,
+                r#"16:14: checks[0] (redis).steps[3].tcp: a step is one kind: an HTTP request (`url`) or `tcp`, not both"#,
+            ],
+        ),
         (
             "invalid-unknown-key.yaml",
             &[
