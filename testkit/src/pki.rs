@@ -7,8 +7,8 @@ pub struct Pki {
     pub key: String,
 }
 
-/// A CA, and a certificate for `names` (DNS names or IP addresses) it signed.
-pub fn pki(names: &[&str]) -> Pki {
+/// A new test CA: its certificate, and the issuer that signs with it.
+pub fn ca() -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -16,7 +16,12 @@ pub fn pki(names: &[&str]) -> Pki {
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Lookout test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    (ca, rcgen::Issuer::new(ca_params, ca_key))
+}
+
+/// A CA, and a certificate for `names` (DNS names or IP addresses) it signed.
+pub fn pki(names: &[&str]) -> Pki {
+    let (ca, issuer) = ca();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert =
         rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())

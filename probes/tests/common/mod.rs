@@ -32,14 +32,7 @@ pub struct Pki {
 
 /// A CA, and a certificate for `localhost` it signed, valid until midnight UTC `days` from now.
 pub fn pki(days: i64) -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Lookout test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let (ca, issuer) = lookout_testkit::pki::ca();
     let until = chrono::Utc::now() + chrono::Duration::days(days);
     let leaf_key = rcgen::KeyPair::generate().unwrap();
     let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
