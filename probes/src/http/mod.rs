@@ -85,7 +85,7 @@ pub(crate) fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
     }
 }
 
-fn us(d: Duration) -> u64 {
+pub(crate) fn us(d: Duration) -> u64 {
     d.as_micros() as u64
 }
 

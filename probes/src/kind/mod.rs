@@ -5,8 +5,6 @@
 pub mod http;
 pub mod tcp;
 
-use std::time::Instant;
-
 use futures_util::future::BoxFuture;
 use lookout_model::probe::{Failure, FailureKind, StepResult};
 
@@ -51,9 +49,4 @@ impl StepContext<'_> {
 pub trait Probe: Send + Sync + std::fmt::Debug {
     /// Boxed, so that steps of different kinds sit in one journey (`dyn Probe`).
     fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)>;
-}
-
-/// Microseconds since `from`.
-pub(crate) fn us_since(from: Instant) -> u64 {
-    u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

@@ -3,7 +3,7 @@
 //! Timed phase by phase like an HTTP step: DNS, connect, TLS, the first byte of the reply
 //! (`ttfb`), the rest of it up to the match (`transfer`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use lookout_conf::{Report, Spanned, one_line};
@@ -11,7 +11,7 @@ use lookout_model::probe::{Failure, FailureKind, StepResult};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Probe, StepContext, us_since};
+use super::{Probe, StepContext};
 use crate::http::{self, IpFamily};
 
 /// `tcp:` in a step, as written.
@@ -116,7 +116,7 @@ impl Probe for TcpStep {
             let started = Instant::now();
             let mut result = ctx.result();
             let outcome = self.exchange(&ctx, &mut result).await;
-            result.phases.total_us = us_since(started);
+            result.phases.total_us = http::us(started.elapsed());
             (
                 result,
                 outcome.err().map(|mut f: Failure| {
@@ -136,13 +136,13 @@ impl TcpStep {
     ) -> Result<(), Failure> {
         let limits = ctx.limits;
         let (addr, dns) = http::resolve(&self.host, self.port, self.ip, limits).await?;
-        result.phases.dns_us = micros(dns);
+        result.phases.dns_us = http::us(dns);
         let (tcp, connect) = http::open_tcp(addr, limits).await?;
-        result.phases.connect_us = micros(connect);
+        result.phases.connect_us = http::us(connect);
         if self.tls {
             let (stream, took, days) =
                 http::open_tls(&self.host, tcp, &ctx.check.tls, limits).await?;
-            result.phases.tls_us = micros(took);
+            result.phases.tls_us = http::us(took);
             result.cert_days_left = days;
             self.converse(stream, ctx, result).await
         } else {
@@ -197,8 +197,8 @@ impl TcpStep {
             reply.extend_from_slice(&chunk[..n]);
             result.bytes = reply.len() as u64;
             if expect.is_match(&reply) {
-                result.phases.ttfb_us = micros(first - asked);
-                result.phases.transfer_us = micros(now - first);
+                result.phases.ttfb_us = http::us(first - asked);
+                result.phases.transfer_us = http::us(now - first);
                 return Ok(());
             }
             if reply.len() > limits.max_body {
@@ -213,10 +213,6 @@ impl TcpStep {
             }
         }
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn lost(e: std::io::Error, doing: &str) -> Failure {
