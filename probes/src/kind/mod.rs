@@ -6,7 +6,7 @@ pub mod http;
 pub mod tcp;
 
 use futures_util::future::BoxFuture;
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, StepResult};
 
 use crate::check::Check;
 use crate::http::{Limits, Pool};
@@ -26,15 +26,6 @@ pub struct StepContext<'a> {
 }
 
 impl StepContext<'_> {
-    /// A failure of this step.
-    pub fn failure(&self, kind: FailureKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-            step: Some(self.index),
-        }
-    }
-
     /// The step's result so far, named.
     pub fn result(&self) -> StepResult {
         StepResult {
