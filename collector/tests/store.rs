@@ -229,12 +229,17 @@ fn conformance_rollups(store: &dyn ResultStore) {
         "hours from `hours_since` on"
     );
 
-    let hours = store.hours("search", 0, hour).unwrap();
+    let hours = store.hists("search", Bucket::Hour, 0, hour).unwrap();
     let mut regions: Vec<(String, u64)> =
         hours.into_iter().map(|(r, _, s)| (r, s.count())).collect();
     regions.sort();
     assert_eq!(regions, [("eu".to_string(), 2), ("us".to_string(), 1)]);
-    assert!(store.hours("nope", 0, day).unwrap().is_empty());
+    assert!(
+        store
+            .hists("nope", Bucket::Hour, 0, day)
+            .unwrap()
+            .is_empty()
+    );
     let eu = store
         .region_hists("search", "eu", Bucket::Hour, 0, day)
         .unwrap();

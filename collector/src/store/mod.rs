@@ -186,12 +186,29 @@ pub trait ResultStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ProbeResult>, StoreError>;
 
-    /// Every check's results started in `[from, to)`, by start time: one read for a pass.
+    /// Every check's results started in `[from, to)`, each handed to `visit` with its check as
+    /// it is read, in no particular order: one read for a pass, which keeps only what it needs
+    /// (at 5,000 checks x 5 regions, ten minutes are 1.5 million results).
+    fn visit_observations(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        visit: &mut dyn FnMut(&str, Stored),
+    ) -> Result<(), StoreError>;
+
+    /// Every check's results started in `[from, to)`, by start time.
     fn observations_all(
         &self,
         from_us: i64,
         to_us: i64,
-    ) -> Result<Vec<(String, Stored)>, StoreError>;
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_observations(from_us, to_us, &mut |check, o| {
+            out.push((check.to_owned(), o));
+        })?;
+        out.sort_by_key(|(_, o)| o.start_us);
+        Ok(out)
+    }
 
     fn len(&self) -> usize;
 
@@ -202,10 +219,12 @@ pub trait ResultStore: Send + Sync {
     /// What was stored after `after_id` (the rollup task's to-do list).
     fn stored_since(&self, after_id: i64) -> Result<NewResults, StoreError>;
 
-    /// Per-region hourly latency of `check` for hours starting in `[from, to)`.
-    fn hours(
+    /// Per-region latency of `check`, per hour or per day, for the buckets starting in
+    /// `[from, to)`, as (region, start, histogram).
+    fn hists(
         &self,
         check: &str,
+        bucket: Bucket,
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(String, i64, Sparse)>, StoreError>;

@@ -308,16 +308,17 @@ fn blocks_in(
     }
 }
 
-/// The light view of the results in blocks started in `[from, to)`, as (check id, stored).
-pub(super) fn observations(
+/// The light view of the results in blocks started in `[from, to)`, each handed to `visit` as
+/// (check id, stored), block by block.
+pub(super) fn visit_observations(
     inner: &Inner,
     check: Option<i64>,
     from_us: i64,
     to_us: i64,
-) -> Result<Vec<(i64, Stored)>, StoreError> {
-    let mut out = Vec::new();
+    visit: &mut dyn FnMut(i64, Stored),
+) -> Result<(), StoreError> {
     for (check, region, body) in blocks_in(inner, check, from_us, to_us, false)? {
-        let region = inner.names.name(region);
+        let region = inner.names.name_ref(region);
         for Light {
             start_us,
             ok,
@@ -325,19 +326,19 @@ pub(super) fn observations(
         } in block::light(&body).map_err(block_error)?
         {
             if start_us >= from_us && start_us < to_us {
-                out.push((
+                visit(
                     check,
                     Stored {
-                        region: region.clone(),
+                        region: region.to_owned(),
                         start_us,
                         ok,
                         duration_us: i64::try_from(duration_us).unwrap_or(i64::MAX),
                     },
-                ));
+                );
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The failed results of `check` in blocks, started in `[from, to)`, by start time.

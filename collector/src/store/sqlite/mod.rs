@@ -339,7 +339,54 @@ fn rows<T>(
         .map_err(read_error)
 }
 
-/// Results started in `[from, to)`, of one check or all, by start time, through the time index.
+/// Results started in `[from, to)`, of one check or all, through the time index, each handed to
+/// `visit` as it is read: blocks, then rows, so not by start time.
+fn visit_observations(
+    inner: &Inner,
+    sealed_before: i64,
+    check: Option<i64>,
+    from_us: i64,
+    to_us: i64,
+    visit: &mut dyn FnMut(i64, Stored),
+) -> Result<(), StoreError> {
+    if from_us < sealed_before {
+        blocks::visit_observations(inner, check, from_us, to_us, visit)?;
+    }
+    let mut stmt = inner
+        .conn
+        .prepare_cached(
+            "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
+             WHERE started_us >= ?2 AND started_us < ?3 AND (?1 IS NULL OR check_id = ?1)",
+        )
+        .map_err(read_error)?;
+    let mut rows = stmt
+        .query(params![check, from_us, to_us])
+        .map_err(read_error)?;
+    while let Some(r) = rows.next().map_err(read_error)? {
+        let (check, region, start_us, ok, duration_us) = (|| {
+            Ok::<_, rusqlite::Error>((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })()
+        .map_err(read_error)?;
+        visit(
+            check,
+            Stored {
+                region: inner.names.name(region),
+                start_us,
+                ok,
+                duration_us,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// [`visit_observations`] collected by start time.
 fn read_observations(
     inner: &Inner,
     sealed_before: i64,
@@ -347,41 +394,10 @@ fn read_observations(
     from_us: i64,
     to_us: i64,
 ) -> Result<Vec<(i64, Stored)>, StoreError> {
-    let rows = rows(
-            &inner.conn,
-            "SELECT check_id, region, started_us, ok, duration_us FROM results INDEXED BY results_by_time
-             WHERE started_us >= ?2 AND started_us < ?3 AND (?1 IS NULL OR check_id = ?1)
-             ORDER BY started_us",
-            params![check, from_us, to_us],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )?;
-    let mut out = if from_us < sealed_before {
-        blocks::observations(inner, check, from_us, to_us)?
-    } else {
-        Vec::new()
-    };
-    out.extend(
-        rows.into_iter()
-            .map(|(check, region, start_us, ok, duration_us)| {
-                (
-                    check,
-                    Stored {
-                        region: inner.names.name(region),
-                        start_us,
-                        ok,
-                        duration_us,
-                    },
-                )
-            }),
-    );
+    let mut out = Vec::new();
+    visit_observations(inner, sealed_before, check, from_us, to_us, &mut |c, o| {
+        out.push((c, o));
+    })?;
     // Blocks and rows each come by start time; a late row may start before a block's end.
     out.sort_by_key(|(_, o)| o.start_us);
     Ok(out)
@@ -535,17 +551,22 @@ impl ResultStore for SqliteStore {
         Ok(out)
     }
 
-    fn observations_all(
+    fn visit_observations(
         &self,
         from_us: i64,
         to_us: i64,
-    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        visit: &mut dyn FnMut(&str, Stored),
+    ) -> Result<(), StoreError> {
         let inner = self.lock();
-        Ok(
-            read_observations(&inner, self.sealed(), None, from_us, to_us)?
-                .into_iter()
-                .map(|(check, o)| (inner.names.name(check), o))
-                .collect(),
+        visit_observations(
+            &inner,
+            self.sealed(),
+            None,
+            from_us,
+            to_us,
+            &mut |check, o| {
+                visit(inner.names.name_ref(check), o);
+            },
         )
     }
 
@@ -584,13 +605,14 @@ impl ResultStore for SqliteStore {
         Ok(out)
     }
 
-    fn hours(
+    fn hists(
         &self,
         check: &str,
+        bucket: Bucket,
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(String, i64, Sparse)>, StoreError> {
-        rollups::hours(self, check, from_us, to_us)
+        rollups::hists(self, check, bucket, from_us, to_us)
     }
 
     fn region_hists(

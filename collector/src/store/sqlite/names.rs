@@ -45,7 +45,11 @@ impl Names {
     }
 
     pub(super) fn name(&self, id: i64) -> String {
-        self.names.get(&id).cloned().unwrap_or_default()
+        self.name_ref(id).to_owned()
+    }
+
+    pub(super) fn name_ref(&self, id: i64) -> &str {
+        self.names.get(&id).map_or("", String::as_str)
     }
 
     /// Forgets names added by a transaction that rolled back.

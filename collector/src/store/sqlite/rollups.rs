@@ -139,9 +139,10 @@ impl MergeByTime {
     }
 }
 
-pub(super) fn hours(
+pub(super) fn hists(
     store: &SqliteStore,
     check: &str,
+    bucket: Bucket,
     from_us: i64,
     to_us: i64,
 ) -> Result<Vec<(String, i64, Sparse)>, StoreError> {
@@ -149,18 +150,21 @@ pub(super) fn hours(
     let Some(check) = inner.names.id(Kind::Check, check) else {
         return Ok(Vec::new());
     };
-    let rows = rows(
-        &inner.conn,
-        "SELECT region, hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3",
-        params![check, from_us, to_us],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        },
-    )?;
+    let sql = match bucket {
+        Bucket::Hour => {
+            "SELECT region, hour, hist FROM hours WHERE check_id = ?1 AND hour >= ?2 AND hour < ?3"
+        }
+        Bucket::Day => {
+            "SELECT region, day, hist FROM days WHERE check_id = ?1 AND day >= ?2 AND day < ?3"
+        }
+    };
+    let rows = rows(&inner.conn, sql, params![check, from_us, to_us], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
     Ok(rows
         .into_iter()
         .filter_map(|(region, hour, blob)| {
