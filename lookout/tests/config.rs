@@ -89,6 +89,21 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-dns-type.yaml",
+            &[r#"10:72: unknown variant `SOA`, expected one of A, AAAA, CNAME, MX, TXT, SRV, NS"#],
+        ),
+        (
+            "invalid-dns.yaml",
+            &[
+                r#"10:24: checks[0] (resolver).steps[0].dns.server: "127.0.0.1:99999": port 99999 is out of range (1 to 65535)"#,
+                r#"10:81: checks[0] (resolver).steps[0].dns.matches: bad regex "(": unclosed group"#,
+                r#"11:24: checks[0] (resolver).steps[1].dns.server: "ns.example:53": the server is an IP address (as in resolv.conf), not "ns.example""#,
+                r#"11:47: checks[0] (resolver).steps[1].dns.name: "a..b" is not a domain name: Malformed label"#,
+                r#"11:64: checks[0] (resolver).steps[1].dns.min_ttl: min_ttl 60 is above max_ttl 30"#,
+                r#"12:14: checks[0] (resolver).steps[2].dns: a step is one kind: `tcp` or `dns`, not both"#,
+            ],
+        ),
+        (
             "invalid-duplicate-key.yaml",
             &[r#"4:3: duplicate mapping key: seed"#],
         ),
@@ -205,8 +220,17 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"10:48: checks[0] (redis).steps[0].tcp.expect: bad regex "+PONG(": repetition operator missing expression"#,
                 r#"11:25: checks[0] (redis).steps[1].tcp.address: "::1:6379": an IPv6 address goes in brackets, as `[::1]:6379`"#,
                 r#"13:13: checks[0] (redis).steps[1].assert: is for HTTP steps; a `tcp` step checks its reply with its own fields"#,
-                r#"14:9: checks[0] (redis).steps[2]: a step needs `url` (an HTTP request) or `tcp` (a TCP exchange)"#,
-                r#"16:14: checks[0] (redis).steps[3].tcp: a step is one kind: an HTTP request (`url`) or `tcp`, not both"#,
+                r#"14:9: checks[0] (redis).steps[2]: a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query) or `tls` (a TLS handshake)"#,
+                r#"16:14: checks[0] (redis).steps[3].tcp: a step is one kind: `url` or `tcp`, not both"#,
+            ],
+        ),
+        (
+            "invalid-tls.yaml",
+            &[
+                r#"10:25: checks[0] (certificate).steps[0].tls.address: "gateway" is not an address: write `host:port` or `[::1]:port`"#,
+                r#"10:51: checks[0] (certificate).steps[0].tls.min_days_left: must be 0 or more, got -1"#,
+                r#"10:63: checks[0] (certificate).steps[0].tls.issuer: bad regex "[": unclosed character class"#,
+                r#"11:55: checks[0] (certificate).steps[1].tls.min_days_left: must be 0 or more, got -3"#,
             ],
         ),
         (

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use hyper::header::HeaderName;
-use lookout_conf::{Cron, Dur, Report, Spanned, duration_in, moved, number_in};
+use lookout_conf::{Cron, Dur, Located, Report, Spanned, duration_in, moved, number_in};
 use lookout_model::slo::Slo;
 use serde::Deserialize;
 
@@ -58,6 +58,10 @@ pub struct RawStep {
     pub name: Option<String>,
     /// A TCP exchange instead of an HTTP request.
     pub tcp: Option<Spanned<crate::kind::tcp::RawTcp>>,
+    /// A DNS query instead of an HTTP request.
+    pub dns: Option<Spanned<crate::kind::dns::RawDns>>,
+    /// A TLS handshake alone instead of an HTTP request.
+    pub tls: Option<Spanned<crate::kind::tls::RawTls>>,
     pub method: Option<Spanned<String>>,
     /// An HTTP request (the step's kind unless it names another).
     pub url: Option<Spanned<String>>,
@@ -405,28 +409,48 @@ fn validate_step(
         .name
         .take()
         .unwrap_or_else(|| format!("step {}", index + 1));
-    let probe: Box<dyn Probe> = match (s.url.take(), s.tcp.take()) {
-        (Some(url), None) => Box::new(validate_http(s, url, at, known, report)?),
-        (None, Some(tcp)) => {
-            http_only(&s, at, "tcp", report);
-            Box::new(tcp.value.build(at, report)?)
-        }
-        (Some(_), Some(tcp)) => {
-            report(
-                tcp.loc(),
-                &format!("{at}.tcp"),
-                "a step is one kind: an HTTP request (`url`) or `tcp`, not both".into(),
-            );
-            return None;
-        }
-        (None, None) => {
+    // The kinds written in the step: it must be exactly one of them.
+    let written: Vec<(&str, Option<Located>)> = [
+        ("url", s.url.as_ref().map(Spanned::loc)),
+        ("tcp", s.tcp.as_ref().map(Spanned::loc)),
+        ("dns", s.dns.as_ref().map(Spanned::loc)),
+        ("tls", s.tls.as_ref().map(Spanned::loc)),
+    ]
+    .into_iter()
+    .filter_map(|(kind, loc)| loc.map(|l| (kind, l)))
+    .collect();
+    match written.as_slice() {
+        [] => {
             report(
                 loc,
                 at,
-                "a step needs `url` (an HTTP request) or `tcp` (a TCP exchange)".into(),
+                "a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query) or `tls` (a TLS handshake)"
+                    .into(),
             );
             return None;
         }
+        [(first, _), (second, second_loc), ..] => {
+            report(
+                *second_loc,
+                &format!("{at}.{second}"),
+                format!("a step is one kind: `{first}` or `{second}`, not both"),
+            );
+            return None;
+        }
+        [_] => {}
+    }
+    let probe: Box<dyn Probe> = if let Some(tcp) = s.tcp.take() {
+        http_only(&s, at, "tcp", report);
+        Box::new(tcp.value.build(at, report)?)
+    } else if let Some(dns) = s.dns.take() {
+        http_only(&s, at, "dns", report);
+        Box::new(dns.value.build(at, report)?)
+    } else if let Some(tls) = s.tls.take() {
+        http_only(&s, at, "tls", report);
+        Box::new(tls.value.build(at, report)?)
+    } else {
+        let url = s.url.take()?;
+        Box::new(validate_http(s, url, at, known, report)?)
     };
     Some(Step { name, probe })
 }

@@ -2,8 +2,10 @@
 //! field of the step as written (`config::RawStep`) and its arm where steps are built; the
 //! journey, scheduling, spooling and everything after the agent see only results.
 
+pub mod dns;
 pub mod http;
 pub mod tcp;
+pub mod tls;
 
 use futures_util::future::BoxFuture;
 use lookout_model::probe::{Failure, StepResult};

@@ -47,15 +47,21 @@ pub fn pki(days: i64) -> Pki {
 }
 
 impl Pki {
+    /// The leaf and its key, for a server configured otherwise.
+    pub fn certified(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (vec![self.leaf.clone()], self.key.clone_key())
+    }
+
     /// A TLS server's side that presents the leaf.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let (chain, key) = self.certified();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![self.leaf.clone()], self.key.clone_key())
+        .with_single_cert(chain, key)
         .unwrap();
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
