@@ -7,9 +7,12 @@
 //! to both probers. Here a thread serves each request: it sleeps to within 200 µs of the
 //! deadline (counted from the moment the request head is read, as a handler would) and spins
 //! the rest, then answers and closes.
+//!
+//! The same delay is served to the other probe kinds it is compared on: a TCP line server
+//! (`PING` answered `PONG`) and a DNS server over UDP (every question answered `A 127.0.0.1`).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +46,13 @@ fn serve_one(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
             return Ok(());
         }
     }
-    let deadline = Instant::now() + delay;
+    wait_exactly(Instant::now() + delay);
+    stream.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+    )
+}
+
+fn wait_exactly(deadline: Instant) {
     loop {
         let now = Instant::now();
         match deadline.checked_duration_since(now) {
@@ -52,15 +61,87 @@ fn serve_one(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
             None => break,
         }
     }
-    stream.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-    )
 }
 
-/// Serves until killed; prints `exact-target http://ADDR` once listening.
+/// A line in, `PONG` out after the delay (counted from the line read), then closed.
+fn serve_line(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut line = [0u8; 256];
+    let mut len = 0;
+    while !line[..len].contains(&b'\n') {
+        let n = stream.read(&mut line[len..])?;
+        if n == 0 || len + n == line.len() {
+            return Ok(());
+        }
+        len += n;
+    }
+    wait_exactly(Instant::now() + delay);
+    stream.write_all(b"PONG\n")
+}
+
+/// Each question answered after the delay (counted from the datagram read) with one A record,
+/// 127.0.0.1, TTL 60; what is not a question is dropped.
+fn serve_dns(socket: &UdpSocket, delay: Duration) -> std::io::Result<()> {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{RData, Record, rdata::A};
+    let mut buf = [0u8; 1500];
+    let (n, from) = socket.recv_from(&mut buf)?;
+    let asked = Instant::now();
+    let Ok(query) = Message::from_vec(&buf[..n]) else {
+        return Ok(());
+    };
+    if query.metadata.message_type != MessageType::Query {
+        return Ok(());
+    }
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    for q in &query.queries {
+        reply.add_query(q.clone());
+        reply.add_answer(Record::from_rdata(
+            q.name().clone(),
+            60,
+            RData::A(A::new(127, 0, 0, 1)),
+        ));
+    }
+    let Ok(wire) = reply.to_vec() else {
+        return Ok(());
+    };
+    wait_exactly(asked + delay);
+    socket.send_to(&wire, from).map(|_| ())
+}
+
+/// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR` once listening.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
-    println!("exact-target http://{}", listener.local_addr()?);
+    let lines = Arc::new(TcpListener::bind("127.0.0.1:0")?);
+    let dns = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
+    println!(
+        "exact-target http://{} tcp={} dns={}",
+        listener.local_addr()?,
+        lines.local_addr()?,
+        dns.local_addr()?
+    );
+    // A quarter of the threads each for the line and DNS servers: their runs are shorter
+    // than the HTTP comparison's.
+    for i in 0..(args.threads / 4).max(1) {
+        let (lines, dns, delay) = (lines.clone(), dns.clone(), args.delay);
+        std::thread::Builder::new()
+            .name(format!("exact-tcp-{i}"))
+            .spawn(move || {
+                loop {
+                    if let Ok((stream, _)) = lines.accept() {
+                        let _ = serve_line(stream, delay);
+                    }
+                }
+            })?;
+        std::thread::Builder::new()
+            .name(format!("exact-dns-{i}"))
+            .spawn(move || {
+                loop {
+                    let _ = serve_dns(&dns, delay);
+                }
+            })?;
+    }
     let mut threads = Vec::with_capacity(args.threads);
     for i in 0..args.threads {
         let (listener, delay) = (listener.clone(), args.delay);

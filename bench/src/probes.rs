@@ -4,6 +4,9 @@
 //! `processing` phase, which time the same interval), Lookout's scheduling lag, CPU seconds
 //! per 1000 probes for each prober (read from /proc), and the highest rate each sustains on
 //! one core (pinned with taskset) while its p99 error stays under 2 ms.
+//!
+//! Against the exact target, the TCP and DNS probe kinds are compared the same way, beside
+//! blackbox_exporter's `tcp` and `dns` probers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,6 +50,101 @@ pub struct Args {
 }
 
 const TOKEN: &str = "bench-token";
+
+/// A probe kind as compared: the step Lookout runs, the module blackbox_exporter runs, and
+/// which of each one's figures times the injected delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Http,
+    Tcp,
+    Dns,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Tcp => "tcp",
+            Kind::Dns => "dns",
+        }
+    }
+
+    /// The step, as a YAML flow mapping; `target` is a URL for HTTP, `host:port` otherwise.
+    fn step(self, target: &str) -> String {
+        match self {
+            Kind::Http => format!(
+                "{{ url: \"{target}/1.x/genres\", assert: [ {{ type: status, equals: 200 }} ] }}"
+            ),
+            Kind::Tcp => {
+                format!("{{ tcp: {{ address: \"{target}\", send: PING, expect: \"^PONG\" }} }}")
+            }
+            Kind::Dns => format!(
+                "{{ dns: {{ server: \"{target}\", name: bench.test, contains: [\"127.0.0.1\"] }} }}"
+            ),
+        }
+    }
+
+    /// Lookout's figure for the delay: the time to the response (HTTP), the whole exchange,
+    /// connection included, as blackbox times it (TCP), the answer time (DNS).
+    fn measured_us(self, s: &lookout_model::probe::StepResult) -> u64 {
+        match self {
+            Kind::Http => s.phases.ttfb_us,
+            Kind::Tcp => s.phases.total_us,
+            Kind::Dns => s.phases.dns_us,
+        }
+    }
+
+    fn blackbox_module(self) -> &'static str {
+        match self {
+            Kind::Http => "http_200",
+            Kind::Tcp => "tcp_ping",
+            Kind::Dns => "dns_a",
+        }
+    }
+
+    fn blackbox_target(self, target: &str) -> String {
+        match self {
+            Kind::Http => format!("{target}/1.x/genres"),
+            Kind::Tcp | Kind::Dns => target.to_owned(),
+        }
+    }
+
+    /// blackbox's figure for the same interval.
+    fn blackbox_metric(self) -> &'static str {
+        match self {
+            Kind::Http => "probe_http_duration_seconds{phase=\"processing\"}",
+            Kind::Tcp => "probe_duration_seconds",
+            Kind::Dns => "probe_dns_duration_seconds{phase=\"request\"}",
+        }
+    }
+}
+
+/// Every module blackbox_exporter is started with.
+const BLACKBOX_MODULES: &str = "modules:
+  http_200:
+    prober: http
+    timeout: 900ms
+    http:
+      preferred_ip_protocol: ip4
+      valid_status_codes: [200]
+  tcp_ping:
+    prober: tcp
+    timeout: 900ms
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - send: PING
+        - expect: ^PONG
+  dns_a:
+    prober: dns
+    timeout: 900ms
+    dns:
+      preferred_ip_protocol: ip4
+      transport_protocol: udp
+      query_name: bench.test
+      query_type: A
+      valid_rcodes: [NOERROR]
+";
 const MAX_P99_ERROR_MS: f64 = 2.0;
 
 struct Run {
@@ -151,20 +249,22 @@ pub(super) async fn stop(mut child: Child) {
     }
 }
 
-fn agent_config(dir: &std::path::Path, target: &str, rate: u32) -> String {
+fn agent_config(dir: &std::path::Path, kind: Kind, target: &str, rate: u32) -> String {
     let mut y = format!(
-        "platform:\n  admin_token: bench\n  gateway:\n    api_keys: [k]\ndata_dir: {}\ncollector:\n  token: {TOKEN}\nprobes:\n  regions: [bench]\n  run_on_start: false\n  flush_interval: 250ms\n  batch_max: 5000\nvariables:\n  target: {target}\nchecks:\n",
+        "platform:\n  admin_token: bench\n  gateway:\n    api_keys: [k]\ndata_dir: {}\ncollector:\n  token: {TOKEN}\nprobes:\n  regions: [bench]\n  run_on_start: false\n  flush_interval: 250ms\n  batch_max: 5000\nchecks:\n",
         dir.join("data").display()
     );
+    let step = kind.step(target);
     for i in 0..rate {
         y.push_str(&format!(
-            "  - {{ name: c{i}, interval: 1s, timeout: 900ms, steps: [ {{ url: \"{{{{target}}}}/1.x/genres\", assert: [ {{ type: status, equals: 200 }} ] }} ] }}\n"
+            "  - {{ name: c{i}, interval: 1s, timeout: 900ms, steps: [ {step} ] }}\n"
         ));
     }
     y
 }
 
 async fn lookout_run(
+    kind: Kind,
     target: &str,
     rate: u32,
     delay: Duration,
@@ -183,7 +283,7 @@ async fn lookout_run(
     )
     .await?;
     let config_path = dir.path().join("agent.yaml");
-    std::fs::write(&config_path, agent_config(dir.path(), target, rate))?;
+    std::fs::write(&config_path, agent_config(dir.path(), kind, target, rate))?;
     let exe = lookout::lookout_exe()?;
     let mut child = Command::new("taskset")
         .args(["-c", "0"])
@@ -241,7 +341,7 @@ async fn lookout_run(
             continue;
         }
         if let Some(s) = r.steps.first() {
-            errors.push(s.phases.ttfb_us as i64 - injected);
+            errors.push(kind.measured_us(s) as i64 - injected);
         }
         let phase = lookout_probes::schedule::phase_of(&r.check, "bench", Duration::from_secs(1))
             .as_micros() as i64;
@@ -266,6 +366,7 @@ fn blackbox_value(text: &str, metric: &str) -> Option<f64> {
 }
 
 async fn blackbox_run(
+    kind: Kind,
     target: &str,
     rate: u32,
     delay: Duration,
@@ -273,10 +374,7 @@ async fn blackbox_run(
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &config,
-        "modules:\n  http_200:\n    prober: http\n    timeout: 900ms\n    http:\n      preferred_ip_protocol: ip4\n      valid_status_codes: [200]\n",
-    )?;
+    std::fs::write(&config, BLACKBOX_MODULES)?;
     let port = lookout_testkit::free_port();
     let child = Command::new("taskset")
         .args(["-c", "0", "prometheus-blackbox-exporter"])
@@ -306,8 +404,11 @@ async fn blackbox_run(
         .await
         .context("blackbox_exporter did not start")?;
     let url = Arc::new(format!(
-        "{base}/probe?module=http_200&target={target}/1.x/genres"
+        "{base}/probe?module={}&target={}",
+        kind.blackbox_module(),
+        kind.blackbox_target(target)
     ));
+    let metric = kind.blackbox_metric();
     let injected = delay.as_micros() as i64;
     // Probes are issued in 10 ms ticks, as a scraper spreading `rate` targets would.
     let drive = |window: Duration| {
@@ -335,11 +436,8 @@ async fn blackbox_run(
                             .await
                             .ok()?;
                         let ok = blackbox_value(&text, "probe_success")? == 1.0;
-                        let processing = blackbox_value(
-                            &text,
-                            "probe_http_duration_seconds{phase=\"processing\"}",
-                        )?;
-                        Some((ok, (processing * 1e6) as i64 - injected))
+                        let measured = blackbox_value(&text, metric)?;
+                        Some((ok, (measured * 1e6) as i64 - injected))
                     }));
                 }
             }
@@ -397,8 +495,15 @@ enum Target {
     Platform(supervisor::RunningInstance),
 }
 
-/// `lookout bench exact-target` as a child on CPU 1; its URL.
-async fn exact_target(delay: Duration) -> anyhow::Result<(Child, String)> {
+/// Where the exact target serves each kind compared.
+struct Served {
+    http: String,
+    tcp: String,
+    dns: String,
+}
+
+/// `lookout bench exact-target` as a child on CPU 1; where it serves.
+async fn exact_target(delay: Duration) -> anyhow::Result<(Child, Served)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["exact-target", "--delay"])
         .arg(humantime::format_duration(delay).to_string())
@@ -413,11 +518,22 @@ async fn exact_target(delay: Duration) -> anyhow::Result<(Child, String)> {
     .await
     .context("the exact target did not start")??
     .context("the exact target did not start")?;
-    let url = line
+    let mut words = line
         .strip_prefix("exact-target ")
         .context("unexpected first line from the exact target")?
-        .trim()
-        .to_owned();
+        .split_whitespace();
+    let mut next = |prefix: &str| {
+        words
+            .next()
+            .and_then(|w| w.strip_prefix(prefix))
+            .map(str::to_owned)
+            .with_context(|| format!("the exact target did not say where it serves {prefix}"))
+    };
+    let served = Served {
+        http: next("")?,
+        tcp: next("tcp=")?,
+        dns: next("dns=")?,
+    };
     let pid = child.id().context("exact target pid")?;
     pin_to_cpu1(pid).await?;
     if !realtime(pid).await {
@@ -426,7 +542,7 @@ async fn exact_target(delay: Duration) -> anyhow::Result<(Child, String)> {
              lateness under load counts as error"
         );
     }
-    Ok((child, url))
+    Ok((child, served))
 }
 
 /// A catalogue instance with the delay injected through its fault API, on CPU 1.
@@ -475,16 +591,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The prober runs on CPU 0 and the target on CPU 1, so that neither steals the other's
     // core. (Pinning this process to CPU 1 as well was tried: the target then starves and
     // its own latency tail swamps what is measured.)
-    let (url, target) = if args.target == "exact" {
+    let (url, others, target) = if args.target == "exact" {
         // The exact target sleeps but for its last 200 µs per request: this process (the
         // collector the agent pushes to, blackbox's driver) can share its core and leave
         // CPU 0 to the prober alone.
         pin_to_cpu1(std::process::id()).await?;
-        let (child, url) = exact_target(args.delay).await?;
-        (url, Target::Exact(child))
+        let (child, served) = exact_target(args.delay).await?;
+        let others = vec![(Kind::Tcp, served.tcp), (Kind::Dns, served.dns)];
+        (served.http, others, Target::Exact(child))
     } else {
         let (target, url) = platform_target(args.delay).await?;
-        (url, Target::Platform(target))
+        (url, Vec::new(), Target::Platform(target))
     };
     println!(
         "lookout bench probes: target {url}/1.x/genres ({}) with {} injected; prober on CPU 0, target on CPU 1 (taskset); fresh connection per probe",
@@ -496,9 +613,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "{:<24} {:>8} {:>8} {:>10} {:>10} {:>10} {:>12}",
         "", "probes/s", "failed", "err p50 ms", "err p99 ms", "lag p99 ms", "CPU s/1000"
     );
-    let lookout = lookout_run(&url, args.rate, args.delay, args.duration).await?;
+    let lookout = lookout_run(Kind::Http, &url, args.rate, args.delay, args.duration).await?;
     row(&format!("lookout @ {}/s", args.rate), &lookout);
-    let blackbox = blackbox_run(&url, args.rate, args.delay, args.duration).await?;
+    let blackbox = blackbox_run(Kind::Http, &url, args.rate, args.delay, args.duration).await?;
     row(&format!("blackbox_exporter @ {}/s", args.rate), &blackbox);
     println!();
     println!(
@@ -518,9 +635,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut best = None;
         for &rate in &args.sweep {
             let r = if is_lookout {
-                lookout_run(&url, rate, args.delay, args.sweep_duration).await?
+                lookout_run(Kind::Http, &url, rate, args.delay, args.sweep_duration).await?
             } else {
-                blackbox_run(&url, rate, args.delay, args.sweep_duration).await?
+                blackbox_run(Kind::Http, &url, rate, args.delay, args.sweep_duration).await?
             };
             let ok = r.sustained(rate);
             println!(
@@ -541,6 +658,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "  {name}: {}",
             best.map(|b| format!("{b} probes/s"))
                 .unwrap_or_else(|| "below the lowest rate tried".into())
+        );
+    }
+    for (kind, at) in &others {
+        println!();
+        println!(
+            "{} against the exact target ({at}), {}/s: Lookout's {} beside blackbox_exporter's {}",
+            kind.name(),
+            args.rate,
+            match kind {
+                Kind::Tcp => "whole exchange (connect, PING, PONG)",
+                Kind::Dns => "answer time",
+                Kind::Http => "time to first byte",
+            },
+            kind.blackbox_metric()
+        );
+        let lookout = lookout_run(*kind, at, args.rate, args.delay, args.duration).await?;
+        row(
+            &format!("lookout {} @ {}/s", kind.name(), args.rate),
+            &lookout,
+        );
+        let blackbox = blackbox_run(*kind, at, args.rate, args.delay, args.duration).await?;
+        row(
+            &format!("blackbox {} @ {}/s", kind.name(), args.rate),
+            &blackbox,
+        );
+        println!(
+            "  {}: p99 error {:.3} ms against blackbox_exporter's {:.3} ms (target: at most theirs); CPU per probe {:.2} of theirs (target: at most 0.50)",
+            kind.name(),
+            pct(&lookout.errors, 0.99),
+            pct(&blackbox.errors, 0.99),
+            lookout.cpu_per_1000() / blackbox.cpu_per_1000().max(f64::MIN_POSITIVE)
         );
     }
     match target {

@@ -138,6 +138,15 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-icmp.yaml",
+            &[
+                r#"10:39: checks[0] (router).steps[0].icmp.count: must be from 1 to 100, got 0"#,
+                r#"10:52: checks[0] (router).steps[0].icmp.interval: must be from 10ms to 10s, got 1ms"#,
+                r#"11:52: checks[0] (router).steps[1].icmp.max_lost: max_lost 3 would let all 3 requests go unanswered: it must be below count"#,
+                r#"12:23: checks[0] (router).steps[2].icmp.host: is empty: write a name or an IP address"#,
+            ],
+        ),
+        (
             "invalid-listen-count.yaml",
             &[
                 r#"8:13: platform.mixes.listen: lists 2 addresses for 3 instances; give one per instance, or leave it out for free ports"#,
@@ -220,7 +229,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"10:48: checks[0] (redis).steps[0].tcp.expect: bad regex "+PONG(": repetition operator missing expression"#,
                 r#"11:25: checks[0] (redis).steps[1].tcp.address: "::1:6379": an IPv6 address goes in brackets, as `[::1]:6379`"#,
                 r#"13:13: checks[0] (redis).steps[1].assert: is for HTTP steps; a `tcp` step checks its reply with its own fields"#,
-                r#"14:9: checks[0] (redis).steps[2]: a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query) or `tls` (a TLS handshake)"#,
+                r#"14:9: checks[0] (redis).steps[2]: a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query), `tls` (a TLS handshake), `icmp` (echo requests) or `websocket` (a WebSocket conversation)"#,
                 r#"16:14: checks[0] (redis).steps[3].tcp: a step is one kind: `url` or `tcp`, not both"#,
             ],
         ),
@@ -237,6 +246,17 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             "invalid-unknown-key.yaml",
             &[
                 r#"3:3: unknown field `gatway`, expected one of seed, artists, admin_token, gateway, catalogue, mixes, media, analytics"#,
+            ],
+        ),
+        (
+            "invalid-websocket.yaml",
+            &[
+                r#"10:27: checks[0] (feed).steps[0].websocket.url: "http://analytics:8085/live": a WebSocket URL is ws:// or wss:// with a host, not http"#,
+                r#"10:65: checks[0] (feed).steps[0].websocket.expect: bad regex "(": unclosed group"#,
+                r#"11:79: checks[0] (feed).steps[1].websocket.json_path: a message is matched by `expect` or by `json_path`, not both"#,
+                r#"12:66: checks[0] (feed).steps[2].websocket.json_path: bad JSON path "$[": at position 1, parser error"#,
+                r#"12:80: checks[0] (feed).steps[2].websocket.within: must be more than 0"#,
+                r#"13:63: checks[0] (feed).steps[3].websocket.equals: compares what `json_path` selects: give `json_path` too"#,
             ],
         ),
         (

@@ -62,6 +62,10 @@ pub struct RawStep {
     pub dns: Option<Spanned<crate::kind::dns::RawDns>>,
     /// A TLS handshake alone instead of an HTTP request.
     pub tls: Option<Spanned<crate::kind::tls::RawTls>>,
+    /// ICMP echo requests instead of an HTTP request.
+    pub icmp: Option<Spanned<crate::kind::icmp::RawIcmp>>,
+    /// A WebSocket conversation instead of an HTTP request.
+    pub websocket: Option<Spanned<crate::kind::websocket::RawWebSocket>>,
     pub method: Option<Spanned<String>>,
     /// An HTTP request (the step's kind unless it names another).
     pub url: Option<Spanned<String>>,
@@ -415,6 +419,8 @@ fn validate_step(
         ("tcp", s.tcp.as_ref().map(Spanned::loc)),
         ("dns", s.dns.as_ref().map(Spanned::loc)),
         ("tls", s.tls.as_ref().map(Spanned::loc)),
+        ("icmp", s.icmp.as_ref().map(Spanned::loc)),
+        ("websocket", s.websocket.as_ref().map(Spanned::loc)),
     ]
     .into_iter()
     .filter_map(|(kind, loc)| loc.map(|l| (kind, l)))
@@ -424,7 +430,7 @@ fn validate_step(
             report(
                 loc,
                 at,
-                "a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query) or `tls` (a TLS handshake)"
+                "a step needs one of `url` (an HTTP request), `tcp` (a TCP exchange), `dns` (a DNS query), `tls` (a TLS handshake), `icmp` (echo requests) or `websocket` (a WebSocket conversation)"
                     .into(),
             );
             return None;
@@ -448,6 +454,12 @@ fn validate_step(
     } else if let Some(tls) = s.tls.take() {
         http_only(&s, at, "tls", report);
         Box::new(tls.value.build(at, report)?)
+    } else if let Some(icmp) = s.icmp.take() {
+        http_only(&s, at, "icmp", report);
+        Box::new(icmp.value.build(at, report)?)
+    } else if let Some(ws) = s.websocket.take() {
+        http_only(&s, at, "websocket", report);
+        Box::new(ws.value.build(at, report)?)
     } else {
         let url = s.url.take()?;
         Box::new(validate_http(s, url, at, known, report)?)

@@ -1,18 +1,21 @@
 //! analytics: event ingest (playback, thumbs, navigation), fire-and-forget. Events go into a
 //! bounded queue (a full queue drops and counts, never blocks the caller); a worker tallies
 //! them and forwards thumbs to every mixes instance, so the radio reacts wherever it is served.
+//! Playbacks are also told, as they are processed, to whoever follows the live feed
+//! (`GET /1.x/events/live`, a WebSocket): "now playing".
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::catalogue::USER_HEADER;
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -158,12 +161,27 @@ struct Counters {
     processed: IntCounterVec,
     forwards: IntCounterVec,
     depth: IntGauge,
+    listeners: IntGauge,
 }
+
+/// What the live feed tells of each playback processed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NowPlaying {
+    pub trackid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_ms: Option<u64>,
+}
+
+/// Playbacks a slow follower of the feed may fall behind by before it misses some.
+const LIVE_BACKLOG: usize = 256;
 
 pub struct Analytics {
     queue: mpsc::Sender<Event>,
     capacity: usize,
     counters: Counters,
+    live: broadcast::Sender<NowPlaying>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -227,12 +245,20 @@ impl Analytics {
                     "Events waiting in the queue.",
                 )?,
             ),
+            listeners: register(
+                registry,
+                IntGauge::new(
+                    "platform_analytics_live_listeners",
+                    "Connections following the live feed.",
+                )?,
+            ),
         };
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let analytics = Arc::new(Analytics {
             queue,
             capacity: capacity.max(1),
             counters,
+            live: broadcast::channel(LIVE_BACKLOG).0,
         });
         tokio::spawn(worker(Arc::downgrade(&analytics), rx, mixes, client));
         Ok(analytics)
@@ -290,6 +316,16 @@ async fn worker(
             .with_label_values(&[event.kind.label()])
             .inc();
         analytics.counters.depth.set(analytics.depth() as i64);
+        if event.kind == EventKind::Playback
+            && let Some(trackid) = event.trackid
+        {
+            // No follower is no error: the feed is told only to whoever listens.
+            let _ = analytics.live.send(NowPlaying {
+                trackid,
+                user: event.user.clone(),
+                position_ms: event.position_ms,
+            });
+        }
         if event.kind != EventKind::Thumbs {
             continue;
         }
@@ -354,10 +390,55 @@ async fn stats(State(analytics): State<Arc<Analytics>>) -> ApiJson<Stats> {
     ApiJson(analytics.stats())
 }
 
+async fn live(State(analytics): State<Arc<Analytics>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| follow(analytics, socket))
+}
+
+/// The feed for one follower: a hello with how many follow it, then each playback as it is
+/// processed; `ping` is answered with `pong` (a liveness check without waiting for a play).
+async fn follow(analytics: Arc<Analytics>, mut socket: WebSocket) {
+    let mut plays = analytics.live.subscribe();
+    analytics.counters.listeners.inc();
+    let hello = serde_json::json!({
+        "type": "hello",
+        "feed": "now_playing",
+        "listeners": analytics.counters.listeners.get(),
+    });
+    if socket.send(Message::text(hello.to_string())).await.is_ok() {
+        loop {
+            let out = tokio::select! {
+                play = plays.recv() => match play {
+                    Ok(p) => {
+                        let mut v = serde_json::to_value(&p).unwrap_or_default();
+                        v["type"] = "now_playing".into();
+                        v.to_string()
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        serde_json::json!({"type": "missed", "count": missed}).to_string()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                got = socket.recv() => match got {
+                    Some(Ok(Message::Text(t))) if t.as_str().trim() == "ping" => {
+                        serde_json::json!({"type": "pong"}).to_string()
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                },
+            };
+            if socket.send(Message::text(out)).await.is_err() {
+                break;
+            }
+        }
+    }
+    analytics.counters.listeners.dec();
+}
+
 pub fn router(analytics: Arc<Analytics>) -> Router {
     Router::new()
         .route("/1.x/events", post(post_events))
         .route("/1.x/events/stats", get(stats))
+        .route("/1.x/events/live", get(live))
         .with_state(analytics)
 }
 

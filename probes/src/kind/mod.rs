@@ -4,8 +4,10 @@
 
 pub mod dns;
 pub mod http;
+pub mod icmp;
 pub mod tcp;
 pub mod tls;
+pub mod websocket;
 
 use futures_util::future::BoxFuture;
 use lookout_model::probe::{Failure, StepResult};
