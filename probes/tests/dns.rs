@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lookout_model::probe::{FailureKind, Outcome, ProbeResult};
-use lookout_probes::check::Step;
 use lookout_probes::kind::dns::{DnsStep, RawDns};
 use lookout_testkit::child::Guard;
 use lookout_testkit::port::free_port;
@@ -62,38 +61,6 @@ async fn dnsmasq() -> Dnsmasq {
     Dnsmasq {
         addr,
         _guard: guard,
-    }
-}
-
-/// A step as a check's config would write it.
-fn dns(fields: Value) -> DnsStep {
-    let raw: RawDns = serde_json::from_value(fields).unwrap();
-    let mut problems = Vec::new();
-    let step = raw.build("checks.dns.steps[0]", &mut |_, path: &str, m: String| {
-        problems.push(format!("{path}: {m}"))
-    });
-    assert!(problems.is_empty(), "{problems:?}");
-    step.unwrap()
-}
-
-async fn ask(step: DnsStep) -> ProbeResult {
-    run(&check(
-        "dns",
-        vec![Step {
-            name: "resolve".into(),
-            probe: Box::new(step),
-        }],
-    ))
-    .await
-}
-
-fn failure_of(r: &ProbeResult) -> (FailureKind, String) {
-    match &r.outcome {
-        Outcome::Fail(f) => {
-            assert_eq!(f.step, Some(0), "{r:?}");
-            (f.kind, f.message.clone())
-        }
-        Outcome::Ok => panic!("expected a failure, got {r:?}"),
     }
 }
 
@@ -285,4 +252,12 @@ async fn servers_that_answer_garbage_fail_with_their_kind_before_the_timeout() {
     );
     assert_eq!(kind, FailureKind::Protocol);
     assert!(message.contains("the reply is truncated"), "{message}");
+}
+
+fn dns(fields: Value) -> DnsStep {
+    built(fields, RawDns::build)
+}
+
+async fn ask(step: DnsStep) -> ProbeResult {
+    run_one(Box::new(step), None).await
 }

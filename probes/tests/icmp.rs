@@ -9,30 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lookout_model::probe::{FailureKind, Outcome, ProbeResult};
-use lookout_probes::check::Step;
 use lookout_probes::kind::icmp::{IcmpStep, RawIcmp};
 use serde_json::{Value, json};
-
-fn icmp(fields: Value) -> IcmpStep {
-    let raw: RawIcmp = serde_json::from_value(fields).unwrap();
-    let mut problems = Vec::new();
-    let step = raw.build("checks.ping.steps[0]", &mut |_, path: &str, m: String| {
-        problems.push(format!("{path}: {m}"))
-    });
-    assert!(problems.is_empty(), "{problems:?}");
-    step.unwrap()
-}
-
-async fn ping(step: IcmpStep) -> ProbeResult {
-    run(&check(
-        "ping",
-        vec![Step {
-            name: "echo".into(),
-            probe: Box::new(step),
-        }],
-    ))
-    .await
-}
 
 #[tokio::test]
 async fn loopback_answers_every_echo_and_its_round_trip_is_timed() {
@@ -90,4 +68,12 @@ async fn an_address_that_never_answers_fails_before_the_timeout() {
         took < Duration::from_secs(3),
         "the check's timeout is 2 s: {took:?}"
     );
+}
+
+fn icmp(fields: Value) -> IcmpStep {
+    built(fields, RawIcmp::build)
+}
+
+async fn ping(step: IcmpStep) -> ProbeResult {
+    run_one(Box::new(step), None).await
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lookout_model::probe::{FailureKind, Outcome, ProbeResult};
+use lookout_model::probe::{FailureKind, Outcome};
 use lookout_probes::check::Step;
 use lookout_probes::http::IpFamily;
 use lookout_probes::kind::tcp::TcpStep;
@@ -90,16 +90,6 @@ fn one_step(step: TcpStep) -> lookout_probes::check::Check {
             probe: Box::new(step),
         }],
     )
-}
-
-fn failure_of(r: &ProbeResult) -> (FailureKind, String) {
-    match &r.outcome {
-        Outcome::Fail(f) => {
-            assert_eq!(f.step, Some(0), "{r:?}");
-            (f.kind, f.message.clone())
-        }
-        Outcome::Ok => panic!("expected a failure, got {r:?}"),
-    }
 }
 
 #[tokio::test]

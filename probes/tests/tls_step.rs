@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lookout_model::probe::{FailureKind, Outcome, ProbeResult};
-use lookout_probes::check::Step;
 use lookout_probes::kind::tls::{RawTls, TlsStep};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -32,40 +31,6 @@ async fn tls_server(acceptor: tokio_rustls::TlsAcceptor) -> u16 {
         }
     });
     port
-}
-
-fn tls(fields: Value) -> TlsStep {
-    let raw: RawTls = serde_json::from_value(fields).unwrap();
-    let mut problems = Vec::new();
-    let step = raw.build("checks.tls.steps[0]", &mut |_, path: &str, m: String| {
-        problems.push(format!("{path}: {m}"))
-    });
-    assert!(problems.is_empty(), "{problems:?}");
-    step.unwrap()
-}
-
-async fn shake(step: TlsStep, ca_pem: Option<&str>) -> ProbeResult {
-    let mut c = check(
-        "tls",
-        vec![Step {
-            name: "handshake".into(),
-            probe: Box::new(step),
-        }],
-    );
-    if let Some(pem) = ca_pem {
-        c.tls = lookout_probes::http::tls::from_ca_pem("ca.pem", pem.as_bytes()).unwrap();
-    }
-    run(&c).await
-}
-
-fn failure_of(r: &ProbeResult) -> (FailureKind, String) {
-    match &r.outcome {
-        Outcome::Fail(f) => {
-            assert_eq!(f.step, Some(0), "{r:?}");
-            (f.kind, f.message.clone())
-        }
-        Outcome::Ok => panic!("expected a failure, got {r:?}"),
-    }
 }
 
 #[tokio::test]
@@ -199,4 +164,12 @@ async fn servers_that_never_shake_hands_fail_with_their_kind_before_the_timeout(
         .await,
     );
     assert_eq!(kind, FailureKind::Tls, "{message}");
+}
+
+fn tls(fields: Value) -> TlsStep {
+    built(fields, RawTls::build)
+}
+
+async fn shake(step: TlsStep, ca_pem: Option<&str>) -> ProbeResult {
+    run_one(Box::new(step), ca_pem).await
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use lookout_model::probe::{FailureKind, Outcome, ProbeResult};
 use lookout_model::secret::Secret;
-use lookout_probes::check::Step;
 use lookout_probes::kind::websocket::{RawWebSocket, WebSocketStep};
 use lookout_services::{AnalyticsSettings, Instance, InstanceSpec, ServiceKind};
 use serde_json::{Value, json};
@@ -35,40 +34,6 @@ async fn analytics() -> Instance {
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     Instance::start(spec, any, any, None).await.unwrap()
-}
-
-fn ws(fields: Value) -> WebSocketStep {
-    let raw: RawWebSocket = serde_json::from_value(fields).unwrap();
-    let mut problems = Vec::new();
-    let step = raw.build("checks.live.steps[0]", &mut |_, path: &str, m: String| {
-        problems.push(format!("{path}: {m}"))
-    });
-    assert!(problems.is_empty(), "{problems:?}");
-    step.unwrap()
-}
-
-async fn talk(step: WebSocketStep, ca_pem: Option<&str>) -> ProbeResult {
-    let mut c = check(
-        "live",
-        vec![Step {
-            name: "feed".into(),
-            probe: Box::new(step),
-        }],
-    );
-    if let Some(pem) = ca_pem {
-        c.tls = lookout_probes::http::tls::from_ca_pem("ca.pem", pem.as_bytes()).unwrap();
-    }
-    run(&c).await
-}
-
-fn failure_of(r: &ProbeResult) -> (FailureKind, String) {
-    match &r.outcome {
-        Outcome::Fail(f) => {
-            assert_eq!(f.step, Some(0), "{r:?}");
-            (f.kind, f.message.clone())
-        }
-        Outcome::Ok => panic!("expected a failure, got {r:?}"),
-    }
 }
 
 #[tokio::test]
@@ -255,4 +220,12 @@ async fn servers_that_never_upgrade_or_speak_fail_with_their_kind_before_the_tim
         message.contains(r#"the server closed the connection (1001 "going home") before a message matched "never said" (0 received)"#),
         "{message}"
     );
+}
+
+fn ws(fields: Value) -> WebSocketStep {
+    built(fields, RawWebSocket::build)
+}
+
+async fn talk(step: WebSocketStep, ca_pem: Option<&str>) -> ProbeResult {
+    run_one(Box::new(step), ca_pem).await
 }

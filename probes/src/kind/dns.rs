@@ -217,14 +217,7 @@ impl Probe for DnsStep {
             let started = Instant::now();
             let mut result = ctx.result();
             let outcome = self.ask(ctx.limits, &mut result).await;
-            result.phases.total_us = http::us(started.elapsed());
-            (
-                result,
-                outcome.err().map(|mut f: Failure| {
-                    f.step = Some(ctx.index);
-                    f
-                }),
-            )
+            ctx.finish(started, result, outcome)
         })
     }
 }

@@ -122,14 +122,7 @@ impl Probe for IcmpStep {
             let started = Instant::now();
             let mut result = ctx.result();
             let outcome = self.echo(ctx.limits, &mut result).await;
-            result.phases.total_us = http::us(started.elapsed());
-            (
-                result,
-                outcome.err().map(|mut f: Failure| {
-                    f.step = Some(ctx.index);
-                    f
-                }),
-            )
+            ctx.finish(started, result, outcome)
         })
     }
 }

@@ -9,6 +9,8 @@ pub mod tcp;
 pub mod tls;
 pub mod websocket;
 
+use std::time::Instant;
+
 use futures_util::future::BoxFuture;
 use lookout_model::probe::{Failure, StepResult};
 
@@ -36,6 +38,21 @@ impl StepContext<'_> {
             name: self.name.to_owned(),
             ..StepResult::default()
         }
+    }
+
+    /// A step's end: its wall time since `started` as `total`, and its failure tied to it.
+    pub fn finish(
+        &self,
+        started: Instant,
+        mut result: StepResult,
+        outcome: Result<(), Failure>,
+    ) -> (StepResult, Option<Failure>) {
+        result.phases.total_us = crate::http::us(started.elapsed());
+        let failure = outcome.err().map(|mut f| {
+            f.step = Some(self.index);
+            f
+        });
+        (result, failure)
     }
 }
 

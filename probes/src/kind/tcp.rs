@@ -116,14 +116,7 @@ impl Probe for TcpStep {
             let started = Instant::now();
             let mut result = ctx.result();
             let outcome = self.exchange(&ctx, &mut result).await;
-            result.phases.total_us = http::us(started.elapsed());
-            (
-                result,
-                outcome.err().map(|mut f: Failure| {
-                    f.step = Some(ctx.index);
-                    f
-                }),
-            )
+            ctx.finish(started, result, outcome)
         })
     }
 }

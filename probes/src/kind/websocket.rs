@@ -168,14 +168,7 @@ impl Probe for WebSocketStep {
             let started = Instant::now();
             let mut result = ctx.result();
             let outcome = self.converse(&ctx, &mut result).await;
-            result.phases.total_us = http::us(started.elapsed());
-            (
-                result,
-                outcome.err().map(|mut f: Failure| {
-                    f.step = Some(ctx.index);
-                    f
-                }),
-            )
+            ctx.finish(started, result, outcome)
         })
     }
 }

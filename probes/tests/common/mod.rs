@@ -131,6 +131,50 @@ pub async fn run(check: &Check) -> ProbeResult {
     .await
 }
 
+/// The kind and message of a one-step check's failure, which must be its step's.
+pub fn failure_of(r: &ProbeResult) -> (lookout_model::probe::FailureKind, String) {
+    match &r.outcome {
+        Outcome::Fail(f) => {
+            assert_eq!(f.step, Some(0), "{r:?}");
+            (f.kind, f.message.clone())
+        }
+        Outcome::Ok => panic!("expected a failure, got {r:?}"),
+    }
+}
+
+/// A step of another kind built from its fields as a check's config writes them; any
+/// problem the build reports fails the test.
+pub fn built<R: serde::de::DeserializeOwned, T>(
+    fields: Value,
+    build: impl FnOnce(R, &str, &mut lookout_conf::Report) -> Option<T>,
+) -> T {
+    let raw: R = serde_json::from_value(fields).unwrap();
+    let mut problems = Vec::new();
+    let step = build(raw, "checks.c.steps[0]", &mut |_, path: &str, m: String| {
+        problems.push(format!("{path}: {m}"))
+    });
+    assert!(problems.is_empty(), "{problems:?}");
+    step.unwrap()
+}
+
+/// One run of a check of one step, verified against `ca_pem` if given (else the public roots).
+pub async fn run_one(
+    probe: Box<dyn lookout_probes::kind::Probe>,
+    ca_pem: Option<&str>,
+) -> ProbeResult {
+    let mut c = check(
+        "c",
+        vec![Step {
+            name: "step".into(),
+            probe,
+        }],
+    );
+    if let Some(pem) = ca_pem {
+        c.tls = lookout_probes::http::tls::from_ca_pem("ca.pem", pem.as_bytes()).unwrap();
+    }
+    run(&c).await
+}
+
 pub fn failure(r: &ProbeResult) -> &Failure {
     match &r.outcome {
         Outcome::Fail(f) => f,
