@@ -191,6 +191,21 @@ pub(crate) async fn resolve(
     Ok((addr, started.elapsed()))
 }
 
+/// `host:port` resolved and connected to, each phase written into `result` as it is timed.
+pub(crate) async fn connect_timed(
+    host: &str,
+    port: u16,
+    family: Option<IpFamily>,
+    limits: &Limits,
+    result: &mut lookout_model::probe::StepResult,
+) -> Result<TcpStream, Failure> {
+    let (addr, dns) = resolve(host, port, family, limits).await?;
+    result.phases.dns_us = us(dns);
+    let (tcp, connect) = open_tcp(addr, limits).await?;
+    result.phases.connect_us = us(connect);
+    Ok(tcp)
+}
+
 /// A TCP connection to `addr`, and how long it took.
 pub(crate) async fn open_tcp(
     addr: SocketAddr,

@@ -128,10 +128,7 @@ impl TcpStep {
         result: &mut StepResult,
     ) -> Result<(), Failure> {
         let limits = ctx.limits;
-        let (addr, dns) = http::resolve(&self.host, self.port, self.ip, limits).await?;
-        result.phases.dns_us = http::us(dns);
-        let (tcp, connect) = http::open_tcp(addr, limits).await?;
-        result.phases.connect_us = http::us(connect);
+        let tcp = http::connect_timed(&self.host, self.port, self.ip, limits, result).await?;
         if self.tls {
             let (stream, took, days) =
                 http::open_tls(&self.host, tcp, &ctx.check.tls, limits).await?;

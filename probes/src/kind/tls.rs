@@ -134,10 +134,7 @@ impl TlsStep {
         result: &mut StepResult,
     ) -> Result<(), Failure> {
         let limits = ctx.limits;
-        let (addr, dns) = http::resolve(&self.host, self.port, self.ip, limits).await?;
-        result.phases.dns_us = http::us(dns);
-        let (tcp, connect) = http::open_tcp(addr, limits).await?;
-        result.phases.connect_us = http::us(connect);
+        let tcp = http::connect_timed(&self.host, self.port, self.ip, limits, result).await?;
         let (stream, took, days) =
             http::open_tls(&self.server_name, tcp, &ctx.check.tls, limits).await?;
         result.phases.tls_us = http::us(took);

@@ -183,10 +183,7 @@ impl WebSocketStep {
         let host = self.url.host_str().unwrap_or_default();
         let tls = self.url.scheme() == "wss";
         let port = self.url.port().unwrap_or(if tls { 443 } else { 80 });
-        let (addr, dns) = http::resolve(host, port, None, limits).await?;
-        result.phases.dns_us = http::us(dns);
-        let (tcp, connect) = http::open_tcp(addr, limits).await?;
-        result.phases.connect_us = http::us(connect);
+        let tcp = http::connect_timed(host, port, None, limits, result).await?;
         if tls {
             let (stream, took, days) = http::open_tls(host, tcp, &ctx.check.tls, limits).await?;
             result.phases.tls_us = http::us(took);
