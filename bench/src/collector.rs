@@ -52,13 +52,14 @@ pub struct Args {
     /// How many times the 90-day question is asked (the median is reported).
     #[arg(long, default_value_t = 21)]
     queries: usize,
-    /// Checks of the scale curve's points (each from 5 regions every 10 s); none to skip it.
+    /// Checks of the scale curve's points (each from 5 regions every 10 s); `--skip scale`
+    /// leaves the curve out.
     #[arg(long, value_delimiter = ',', default_values_t = [500, 1_000, 5_000])]
     scale: Vec<usize>,
     /// Hours of raw results at each point of the scale curve (at least 3).
     #[arg(long, default_value_t = 3)]
     scale_hours: i64,
-    /// Runs left out (while working on another): `ingest`, `today`.
+    /// Runs left out (while working on another): `ingest`, `today`, `scale`.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<Part>,
     /// Where the stores are built (a directory on the disk to measure); a temporary one by default.
@@ -89,6 +90,7 @@ impl Kept {
 enum Part {
     Ingest,
     Today,
+    Scale,
 }
 
 pub(crate) const TOKEN: &str = "bench-token";
@@ -853,7 +855,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             std::fs::remove_dir_all(tmp.path().join("today"))?;
         }
     }
-    if args.scale.is_empty() {
+    if args.scale.is_empty() || args.skip.contains(&Part::Scale) {
         return Ok(());
     }
 
