@@ -45,19 +45,6 @@ async fn line_server(bind: &str, delay: Duration) -> u16 {
     port
 }
 
-/// Accepts and keeps every connection without a byte: no reply, no TLS handshake.
-async fn silent_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            held.push(tcp);
-        }
-    });
-    port
-}
-
 /// Writes `reply` to every connection, then hangs up.
 async fn hang_up_server(reply: &'static [u8]) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -125,14 +125,7 @@ async fn a_server_that_offers_only_tls_1_2_is_older_than_asked() {
 
 #[tokio::test]
 async fn servers_that_never_shake_hands_fail_with_their_kind_before_the_timeout() {
-    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = silent.accept().await {
-            held.push(tcp);
-        }
-    });
+    let silent_port = silent_server().await;
     let started = Instant::now();
     let (kind, message) = failure_of(
         &shake(

@@ -172,17 +172,15 @@ async fn servers_that_never_upgrade_or_speak_fail_with_their_kind_before_the_tim
     );
 
     // One that takes the connection and never answers the upgrade.
-    let mute = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mute_addr = mute.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = mute.accept().await {
-            held.push(tcp);
-        }
-    });
+    let mute_port = silent_server().await;
     let started = Instant::now();
-    let (kind, message) =
-        failure_of(&talk(ws(json!({"url": format!("ws://{mute_addr}/live")})), None).await);
+    let (kind, message) = failure_of(
+        &talk(
+            ws(json!({"url": format!("ws://127.0.0.1:{mute_port}/live")})),
+            None,
+        )
+        .await,
+    );
     assert_eq!(kind, FailureKind::Timeout);
     assert!(message.contains("the WebSocket upgrade"), "{message}");
     let took = started.elapsed();

@@ -175,6 +175,19 @@ pub async fn run_one(
     run(&c).await
 }
 
+/// Accepts and keeps every connection without a byte: no reply, no TLS handshake.
+pub async fn silent_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    port
+}
+
 pub fn failure(r: &ProbeResult) -> &Failure {
     match &r.outcome {
         Outcome::Fail(f) => f,
