@@ -281,6 +281,25 @@ pub fn checks(watched: &[Watched], g: &GenerateSettings) -> Vec<Check> {
         // An outage everywhere is the down check's page, not also a regional ticket.
         regional.depends_on = vec![format!("{c}-down")];
         out.push(regional);
+
+        // Runs that pass degraded are up and cost no budget, but count against the latency
+        // SLI: someone should know before they turn into failures.
+        let mut degraded = make(
+            format!("{c}-degraded"),
+            format!("{c} degraded"),
+            format!(
+                "{c}'s runs have passed degraded in a region for more than {} (for a stream: delivered slower than it should be, so it would stutter)",
+                humantime::format_duration(g.regional_after)
+            ),
+            Measure::Target(series(Metric::DegradedRegions, c, None)),
+            thresholds(Some(1.0), None),
+            Duration::from_secs(30),
+            Some(c),
+            true,
+        );
+        degraded.for_duration = Some(g.regional_after);
+        degraded.depends_on = vec![format!("{c}-down")];
+        out.push(degraded);
     }
     let regions: std::collections::BTreeSet<&String> =
         watched.iter().flat_map(|w| w.regions.iter()).collect();
@@ -393,6 +412,7 @@ mod tests {
                 "search-burn-6h",
                 "search-burn-3d",
                 "search-regional",
+                "search-degraded",
                 "monitoring-blind",
                 "replacer-held"
             ]

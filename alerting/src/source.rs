@@ -297,7 +297,7 @@ impl Sources {
 
 impl Reads {
     /// The value of `check` now from what the round read; `live` is the latest feed (for
-    /// `down` and `failing_regions`).
+    /// `down`, `failing_regions` and `degraded_regions`).
     pub fn value(
         &self,
         check: &Check,
@@ -352,6 +352,7 @@ impl Reads {
                     let c = live.check(&s.check)?;
                     return match s.metric {
                         Metric::Down => Some(if confirmed_down(c, confirm) { 1.0 } else { 0.0 }),
+                        Metric::DegradedRegions => Some(c.degraded().count() as f64),
                         _ => Some(c.failing().count() as f64),
                     };
                 }
@@ -406,7 +407,7 @@ fn series_value(s: &Series, f: &Figures) -> Option<f64> {
         Metric::Latency(Percentile::P99) => secs(latency.p99_ms),
         Metric::Latency(Percentile::Max) => secs(latency.max_ms),
         Metric::UnderObjective => latency.share_under_objective,
-        Metric::Down | Metric::FailingRegions => None,
+        Metric::Down | Metric::FailingRegions | Metric::DegradedRegions => None,
     }
 }
 

@@ -666,7 +666,7 @@ async fn history_run(dir: &Path, shape: Shape, args: &Args) -> anyhow::Result<Fi
         by_check.entry(check).or_default().push(Observation {
             region: REGIONS.iter().position(|r| *r == o.region).unwrap_or(0),
             start_us: o.start_us,
-            ok: o.ok,
+            ok: o.verdict.is_up(),
         });
     }
     for (check, obs) in &by_check {

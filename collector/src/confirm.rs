@@ -56,7 +56,8 @@ impl Hub {
     pub fn observe(&self, r: &ProbeResult) -> Vec<String> {
         let mut s = self.lock();
         let key = (r.check.clone(), r.region.clone());
-        let ok = r.outcome.is_ok();
+        // A degraded run passed: nothing to confirm.
+        let ok = r.outcome.is_up();
         let previous = s.latest.get(&key).copied();
         if previous.is_some_and(|(t, _)| t > r.started_at_us) {
             return Vec::new(); // a late result (a replayed spool) says nothing about now

@@ -229,7 +229,7 @@ fn replay_live(rollups: &Rollups, live: &live::Live, now: i64) {
                 .find(|r| r.region == region)
                 .and_then(|r| match r.outcome {
                     Outcome::Fail(f) => Some(f),
-                    Outcome::Ok => None,
+                    Outcome::Ok | Outcome::Degraded(_) => None,
                 })
         };
         live.replay(&check, &regions, results, reason, now);

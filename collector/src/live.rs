@@ -1,5 +1,5 @@
 //! Live check state: every check's `up` / `down` / `no_data` now, each region's `ok` /
-//! `failing` / `silent`, and a version that moves on every change, so that the alerter can
+//! `degraded` / `failing` / `silent`, and a version that moves on every change, so that the alerter can
 //! long-poll `GET /api/v1/states` and learn of a confirmed outage the moment the batch that
 //! confirms it is stored, instead of polling on a schedule.
 //!
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use lookout_model::probe::{Failure, Outcome, ProbeResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, ProbeResult, Verdict};
 pub use lookout_model::read::{
     CheckLive as CheckView, LiveState as CheckStatus, RegionLive as RegionView,
     RegionState as RegionStatus, States,
@@ -32,9 +32,36 @@ pub const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 struct Latest {
     start_us: i64,
-    /// Why it failed; `None` when it passed, or when the reason is not known (a failure
-    /// replayed at start whose row could not be read).
-    failure: Option<Failure>,
+    /// Why it failed or was degraded; `None` when it passed, or when the reason is not known
+    /// (a result replayed at start whose row could not be read).
+    reason: Option<Reason>,
+}
+
+#[derive(Debug, Clone)]
+struct Reason {
+    message: String,
+    /// A failure's kind; a degradation has none.
+    kind: Option<FailureKind>,
+}
+
+impl Reason {
+    fn of(outcome: &Outcome) -> Option<Reason> {
+        match outcome {
+            Outcome::Ok => None,
+            Outcome::Degraded(d) => Some(Reason {
+                message: d.message.clone(),
+                kind: None,
+            }),
+            Outcome::Fail(f) => Some(Reason::failure(f)),
+        }
+    }
+
+    fn failure(f: &Failure) -> Reason {
+        Reason {
+            message: f.message.clone(),
+            kind: Some(f.kind),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,8 +196,8 @@ impl Check {
         &mut self,
         region: &str,
         start_us: i64,
-        failure: Option<Failure>,
-        ok: bool,
+        verdict: Verdict,
+        reason: Option<Reason>,
         now: i64,
         ch: &mut Changes,
     ) {
@@ -183,15 +210,18 @@ impl Check {
         if r.latest.as_ref().is_some_and(|l| l.start_us > start_us) {
             return;
         }
-        r.latest = Some(Latest { start_us, failure });
+        r.latest = Some(Latest { start_us, reason });
         // A result older than the silence is stored history: the region stays silent.
         let silent_at = start_us.saturating_add(silence);
         let (status, since) = if silent_at <= now {
             (RegionStatus::Silent, silent_at)
-        } else if ok {
-            (RegionStatus::Ok, start_us)
         } else {
-            (RegionStatus::Failing, start_us)
+            let status = match verdict {
+                Verdict::Ok => RegionStatus::Ok,
+                Verdict::Degraded => RegionStatus::Degraded,
+                Verdict::Fail => RegionStatus::Failing,
+            };
+            (status, start_us)
         };
         if status != r.status {
             r.status = status;
@@ -214,18 +244,20 @@ impl Check {
                 .regions
                 .iter()
                 .map(|r| {
-                    let failure = r
+                    let reason = r
                         .latest
                         .as_ref()
-                        .filter(|_| r.status == RegionStatus::Failing)
-                        .and_then(|l| l.failure.as_ref());
+                        .filter(|_| {
+                            matches!(r.status, RegionStatus::Failing | RegionStatus::Degraded)
+                        })
+                        .and_then(|l| l.reason.as_ref());
                     RegionView {
                         region: r.name.clone(),
                         state: r.status,
                         since_us: r.since_us,
                         last_result_us: r.latest.as_ref().map(|l| l.start_us),
-                        reason: failure.map(|f| f.message.clone()),
-                        kind: failure.map(|f| f.kind.as_str().to_owned()),
+                        reason: reason.map(|f| f.message.clone()),
+                        kind: reason.and_then(|f| f.kind).map(|k| k.as_str().to_owned()),
                     }
                 })
                 .collect(),
@@ -352,15 +384,11 @@ impl Live {
             if !*new {
                 continue;
             }
-            let (ok, failure) = match &r.outcome {
-                Outcome::Ok => (true, None),
-                Outcome::Fail(f) => (false, Some(f.clone())),
-            };
             inner.check_mut(&r.check, &mut ch).apply(
                 &r.region,
                 r.started_at_us,
-                failure,
-                ok,
+                r.outcome.verdict(),
+                Reason::of(&r.outcome),
                 now,
                 &mut ch,
             );
@@ -416,14 +444,15 @@ impl Live {
         self.version.subscribe()
     }
 
-    /// After a restart: replays a check's live tail (`(region, start, ok)`, any order) so
-    /// that its state, and since when, are what they were. `reason(region, start)` reads a
-    /// failure's reason back, asked only for the regions failing at the end.
+    /// After a restart: replays a check's live tail (`(region, start, verdict)`, any order)
+    /// so that its state, and since when, are what they were. `reason(region, start)` reads a
+    /// failure's reason back, asked only for the regions failing at the end (a degraded
+    /// region's reason is not read back: it shows again with the region's next result).
     pub fn replay(
         &self,
         check: &str,
         regions: &[String],
-        mut tail: Vec<(String, i64, bool)>,
+        mut tail: Vec<(String, i64, Verdict)>,
         reason: impl Fn(&str, i64) -> Option<Failure>,
         now: i64,
     ) {
@@ -438,16 +467,16 @@ impl Live {
             c.region_index(r);
         }
         tail.sort_by_key(|(_, start, _)| *start);
-        for (region, start, ok) in tail {
-            c.apply(&region, start, None, ok, start, &mut ch);
+        for (region, start, verdict) in tail {
+            c.apply(&region, start, verdict, None, start, &mut ch);
         }
         c.advance(now, &mut ch);
         for r in &mut c.regions {
             if r.status == RegionStatus::Failing
                 && let Some(l) = &mut r.latest
-                && l.failure.is_none()
+                && l.reason.is_none()
             {
-                l.failure = reason(&r.name, l.start_us);
+                l.reason = reason(&r.name, l.start_us).as_ref().map(Reason::failure);
             }
         }
         // History, not news: not counted as changes seen by this collector.

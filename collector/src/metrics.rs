@@ -3,7 +3,7 @@
 //! check's SLO (the same math the query API answers with).
 
 use lookout_api::metrics::register as reg;
-use lookout_model::probe::ProbeResult;
+use lookout_model::probe::{ProbeResult, Verdict};
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::AppState;
@@ -119,7 +119,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "lookout_check_results_total",
-                        "Probe results stored, by check, region and outcome (ok, fail).",
+                        "Probe results stored, by check, region and outcome (ok, degraded, fail).",
                     ),
                     &["check", "region", "outcome"],
                 )?,
@@ -129,7 +129,7 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "lookout_check_duration_seconds",
-                        "Journey time of successful runs, by check and region.",
+                        "Journey time of successful runs (degraded ones too), by check and region.",
                     )
                     .buckets(vec![
                         0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.5, 5.0, 10.0,
@@ -174,7 +174,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "lookout_check_within_objective_total",
-                        "Successful runs faster than the check's latency objective, by check and region (over the successful runs: the latency SLI).",
+                        "Successful runs faster than the check's latency objective and not degraded, by check and region (over the successful runs: the latency SLI).",
                     ),
                     &["check", "region"],
                 )?,
@@ -307,22 +307,27 @@ impl Metrics {
     }
 
     pub(crate) fn observe(&self, r: &ProbeResult, objective_us: i64) {
-        let ok = r.outcome.is_ok();
+        let verdict = r.outcome.verdict();
         let (check, region) = (r.check.as_str(), r.region.as_str());
-        // Both outcomes and the SLI counter exist from a region's first result, so a rate
+        // Every outcome and the SLI counter exist from a region's first result, so a rate
         // over the first failure (or first fast run) counts it: a series born at 1 has no rate.
-        for outcome in ["ok", "fail"] {
+        for (outcome, v) in [
+            ("ok", Verdict::Ok),
+            ("degraded", Verdict::Degraded),
+            ("fail", Verdict::Fail),
+        ] {
             let counter = self.outcomes.with_label_values(&[check, region, outcome]);
-            if (outcome == "ok") == ok {
+            if v == verdict {
                 counter.inc();
             }
         }
         let within = self.within_objective.with_label_values(&[check, region]);
-        if ok {
+        if let Some(latency) = verdict.counted_latency_us(r.duration_us, objective_us) {
+            // The journey's time as it was; the SLI counts a degraded run against it.
             self.durations
                 .with_label_values(&[check, region])
                 .observe(r.duration_us as f64 / 1e6);
-            if i64::try_from(r.duration_us).is_ok_and(|d| d < objective_us) {
+            if i64::try_from(latency).is_ok_and(|d| d < objective_us) {
                 within.inc();
             }
         }

@@ -4,7 +4,9 @@
 
 use lookout_collector::store::block::{self, SPAN_US};
 use lookout_collector::store::{ResultFilter, ResultStore, SqliteStore, counts};
-use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use lookout_model::probe::{
+    Degradation, Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult,
+};
 use proptest::prelude::*;
 
 const KINDS: [FailureKind; 10] = [
@@ -75,6 +77,8 @@ fn outcome() -> impl Strategy<Value = Outcome> {
             message: "timed out waiting for the first byte after 5 s".into(),
             step: Some(step),
         })),
+        2 => ("\\PC{0,200}", proptest::option::of(0usize..8))
+            .prop_map(|(message, step)| Outcome::Degraded(Degradation { message, step })),
     ]
 }
 
@@ -126,7 +130,7 @@ proptest! {
         prop_assert_eq!(light.len(), decoded.len());
         for (l, r) in light.iter().zip(&decoded) {
             prop_assert_eq!(l.start_us, r.started_at_us);
-            prop_assert_eq!(l.ok, r.outcome.is_ok());
+            prop_assert_eq!(l.verdict, r.outcome.verdict());
             prop_assert_eq!(l.duration_us, r.duration_us);
         }
         let keys = block::keys(&encoded).unwrap();

@@ -104,6 +104,9 @@ fn expected(results: &[ProbeResult]) -> Points {
             Outcome::Ok => {
                 labels.insert("outcome".into(), "ok".into());
             }
+            Outcome::Degraded(_) => {
+                labels.insert("outcome".into(), "degraded".into());
+            }
             Outcome::Fail(f) => {
                 labels.insert("outcome".into(), "fail".into());
                 labels.insert("reason".into(), f.kind.as_str().into());
@@ -157,7 +160,7 @@ fn step(name: &str, status: Option<u16>, bytes: u64, scale: u64) -> StepResult {
 }
 
 /// `n` results over 3 checks and 3 regions, about a second apart and with sub-millisecond
-/// start times, a quarter of them failing in different ways, with 0 to 2 steps, and the last
+/// start times, a quarter of them failing in different ways, some degraded, with 0 to 2 steps, and the last
 /// step without a status now and then.
 fn results(n: usize, start_us: i64) -> Vec<ProbeResult> {
     let checks = ["search", "artist-view", "play"];
@@ -190,6 +193,11 @@ fn results(n: usize, start_us: i64) -> Vec<ProbeResult> {
                     Outcome::Fail(Failure {
                         kind: kinds[(i / 4) % 3],
                         message: "what went wrong, with \"quotes\", commas and spaces".into(),
+                        step: Some(0),
+                    })
+                } else if i % 7 == 3 {
+                    Outcome::Degraded(lookout_model::probe::Degradation {
+                        message: "delivered at 1.20x real time".into(),
                         step: Some(0),
                     })
                 } else {

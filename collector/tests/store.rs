@@ -10,7 +10,7 @@ use lookout_collector::store::{
 };
 use lookout_model::event::Event;
 use lookout_model::latency::Sparse;
-use lookout_model::probe::ProbeResult;
+use lookout_model::probe::{Degradation, Outcome, ProbeResult, Verdict};
 use lookout_model::read::{Maintenance, MaintenanceSource};
 use lookout_model::sla::{MINUTE_US, Tally};
 
@@ -18,11 +18,19 @@ fn result(agent: &str, seq: u64, check: &str, region: &str, t: i64, ok: bool) ->
     lookout_testkit::results::result(check, region, agent, seq, t, ok, 1234)
 }
 
+fn degraded(mut r: ProbeResult) -> ProbeResult {
+    r.outcome = Outcome::Degraded(Degradation {
+        message: "delivered at 1.2x real time".into(),
+        step: Some(0),
+    });
+    r
+}
+
 fn conformance(store: &dyn ResultStore) {
     let batch = vec![
         result("eu-1", 1, "search", "eu", 100, true),
         result("eu-1", 2, "search", "eu", 200, false),
-        result("us-1", 1, "search", "us", 150, true),
+        degraded(result("us-1", 1, "search", "us", 150, true)),
         result("us-1", 2, "view", "us", 250, true),
     ];
     assert_eq!(counts(&store.insert(&batch).unwrap()), (4, 0));
@@ -82,18 +90,28 @@ fn conformance(store: &dyn ResultStore) {
         })
         .unwrap();
     assert_eq!(view.len(), 1);
-    let obs: Vec<(String, i64, bool, i64)> = store
+    let obs: Vec<(String, i64, Verdict, i64)> = store
         .observations("search", 150, 300)
         .unwrap()
         .into_iter()
-        .map(|o| (o.region, o.start_us, o.ok, o.duration_us))
+        .map(|o| (o.region, o.start_us, o.verdict, o.duration_us))
         .collect();
     assert_eq!(
         obs,
         [
-            ("us".to_string(), 150, true, 1234),
-            ("eu".to_string(), 200, false, 1234)
+            ("us".to_string(), 150, Verdict::Degraded, 1234),
+            ("eu".to_string(), 200, Verdict::Fail, 1234)
         ]
+    );
+    assert_eq!(
+        store
+            .failures("search", 0, 1000, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.started_at_us)
+            .collect::<Vec<_>>(),
+        [200],
+        "a degraded run is not a failure"
     );
 }
 

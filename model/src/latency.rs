@@ -193,6 +193,19 @@ pub struct Accumulator {
     merged: Vec<(u64, u64)>,
 }
 
+/// The smallest duration that [`Accumulator::count_below`]`(limit_us)` does not count: the
+/// first value of the bucket after the one holding `limit_us - 1`.
+pub fn first_not_under(limit_us: i64) -> u64 {
+    let limit = u64::try_from(limit_us).unwrap_or(0);
+    if limit == 0 {
+        return 0;
+    }
+    let last = limit.saturating_sub(1).min(MAX_US);
+    shape()
+        .highest_equivalent(bucket_of(last))
+        .saturating_add(1)
+}
+
 impl Accumulator {
     pub fn new() -> Self {
         Accumulator::default()
@@ -307,7 +320,8 @@ impl Accumulator {
     }
 
     /// How many recorded durations are below `limit_us` (to histogram precision: the bucket
-    /// holding `limit_us - 1` counts whole).
+    /// holding `limit_us - 1` counts whole; [`first_not_under`] is the first value not
+    /// counted).
     pub fn count_below(&self, limit_us: u64) -> u64 {
         if limit_us == 0 {
             return 0;
@@ -352,6 +366,34 @@ mod tests {
         let under = acc.count_below(800_000);
         assert!((790..=810).contains(&under), "{under}");
         assert_eq!(acc.to_sparse().count(), 1000);
+    }
+
+    #[test]
+    fn the_first_value_not_under_an_objective_is_counted_above_it() {
+        for objective in [
+            1,
+            2,
+            999,
+            800_000,
+            799_999,
+            1_000_000,
+            59_999_999,
+            120_000_000,
+        ] {
+            let v = first_not_under(objective);
+            let mut acc = Accumulator::new();
+            acc.record(v);
+            assert_eq!(acc.count_below(objective as u64), 0, "{objective}: {v}");
+            acc.record(v - 1);
+            // Nothing is under 1 µs: durations are tracked from 1.
+            if objective > 1 {
+                assert_eq!(acc.count_below(objective as u64), 1, "{objective}: {v}");
+                // Not far above: within the histogram's precision.
+                assert!(v - 1 <= objective as u64 + objective as u64 / 50, "{v}");
+            }
+        }
+        assert_eq!(first_not_under(0), 0);
+        assert_eq!(first_not_under(-5), 0);
     }
 
     proptest::proptest! {

@@ -30,13 +30,70 @@ pub struct ProbeResult {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
+    /// Passed, but not as a user wants it (a stream delivered slower than 1.5x real time
+    /// plays, but would stutter on a worse day): up for availability, against the latency
+    /// SLI, "degraded performance" on the status page, a WARN in the alerter.
+    Degraded(Degradation),
     Fail(Failure),
 }
 
 impl Outcome {
+    /// Passed, and as a user wants it.
     pub fn is_ok(&self) -> bool {
         matches!(self, Outcome::Ok)
     }
+
+    /// Passed, degraded or not: what availability counts.
+    pub fn is_up(&self) -> bool {
+        self.verdict().is_up()
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Outcome::Ok => Verdict::Ok,
+            Outcome::Degraded(_) => Verdict::Degraded,
+            Outcome::Fail(_) => Verdict::Fail,
+        }
+    }
+}
+
+/// An outcome without its reason: what the SLA math, the latency SLI and the live state keep
+/// of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Ok,
+    Degraded,
+    Fail,
+}
+
+impl Verdict {
+    /// Counted up for availability.
+    pub fn is_up(self) -> bool {
+        self != Verdict::Fail
+    }
+
+    /// The latency the SLI counts for a run of `duration_us` against `objective_us`: a failed
+    /// run none; a degraded one no less than the first value the histograms do not count as
+    /// under the objective, so that it counts against the SLI however fast it was, while its
+    /// percentiles stay near the objective rather than at an arbitrary ceiling.
+    pub fn counted_latency_us(self, duration_us: u64, objective_us: i64) -> Option<u64> {
+        match self {
+            Verdict::Ok => Some(duration_us),
+            Verdict::Degraded => {
+                Some(duration_us.max(crate::latency::first_not_under(objective_us)))
+            }
+            Verdict::Fail => None,
+        }
+    }
+}
+
+/// Why a run that passed is degraded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Degradation {
+    pub message: String,
+    /// The step that was degraded (0-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 /// Why a run failed: a machine-readable kind and a message a person can act on.
@@ -198,5 +255,17 @@ mod tests {
         assert_eq!(serde_json::from_str::<ProbeResult>(&text).unwrap(), r);
         let ok: Outcome = serde_json::from_str(r#"{"status":"ok"}"#).unwrap();
         assert!(ok.is_ok());
+        let degraded: Outcome = serde_json::from_str(
+            r#"{"status":"degraded","message":"delivered at 1.2x real time","step":1}"#,
+        )
+        .unwrap();
+        assert!(degraded.is_up() && !degraded.is_ok());
+        assert_eq!(
+            degraded,
+            Outcome::Degraded(Degradation {
+                message: "delivered at 1.2x real time".into(),
+                step: Some(1),
+            })
+        );
     }
 }

@@ -32,11 +32,13 @@ impl LiveState {
     }
 }
 
-/// A region's state for a check: its latest result passed, failed, or is too old (`silent`).
+/// A region's state for a check: its latest result passed, passed degraded, failed, or is too
+/// old (`silent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionState {
     Ok,
+    Degraded,
     Failing,
     Silent,
 }
@@ -53,7 +55,8 @@ pub struct RegionLive {
     /// The start of its latest result.
     #[serde(default)]
     pub last_result_us: Option<i64>,
-    /// While `failing`: the latest failure's message and kind.
+    /// While `failing`: the latest failure's message and kind; while `degraded`: why, and no
+    /// kind.
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
@@ -80,6 +83,12 @@ impl CheckLive {
         self.regions
             .iter()
             .filter(|r| r.state == RegionState::Failing)
+    }
+
+    pub fn degraded(&self) -> impl Iterator<Item = &RegionLive> {
+        self.regions
+            .iter()
+            .filter(|r| r.state == RegionState::Degraded)
     }
 }
 

@@ -43,11 +43,21 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
             pool: &mut *pool,
             limits: &limits,
         };
-        let (result, failed) = step.probe.run(ctx).await;
+        let (result, step_outcome) = step.probe.run(ctx).await;
         steps.push(result);
-        if let Some(f) = failed {
-            outcome = Outcome::Fail(f);
-            break;
+        match step_outcome {
+            Outcome::Ok => {}
+            // The journey goes on: a stream that would stutter does not stop the next step.
+            // The first degraded step is the one named.
+            Outcome::Degraded(d) => {
+                if outcome.is_ok() {
+                    outcome = Outcome::Degraded(d);
+                }
+            }
+            Outcome::Fail(f) => {
+                outcome = Outcome::Fail(f);
+                break;
+            }
         }
     }
     if !check.reuse_connections {

@@ -33,7 +33,7 @@ async fn loopback_answers_every_echo_and_its_round_trip_is_timed() {
             assert_eq!(f.kind, FailureKind::Assertion);
             assert!(f.message.contains("not below max_rtt 1us"), "{f:?}");
         }
-        Outcome::Ok => panic!("a round trip under a microsecond: {r:?}"),
+        Outcome::Ok | Outcome::Degraded(_) => panic!("a round trip under a microsecond: {r:?}"),
     }
 }
 
@@ -62,7 +62,7 @@ async fn an_address_that_never_answers_fails_before_the_timeout() {
                 "{f:?}"
             );
         }
-        Outcome::Ok => panic!("TEST-NET-3 answered: {r:?}"),
+        Outcome::Ok | Outcome::Degraded(_) => panic!("TEST-NET-3 answered: {r:?}"),
     }
     assert!(
         took < Duration::from_secs(3),

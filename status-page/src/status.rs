@@ -77,6 +77,7 @@ pub fn assess(
         .filter(|r| r.state == RegionState::Failing)
         .map(|r| r.region.as_str())
         .collect();
+    let degraded: Vec<&str> = live.degraded().map(|r| r.region.as_str()).collect();
     let reporting = live
         .regions
         .iter()
@@ -105,6 +106,12 @@ pub fn assess(
         _ if !failing.is_empty() => Assessed {
             status: ComponentStatus::DegradedPerformance,
             note: format!("Degraded in {}", names(&failing)),
+            no_data,
+        },
+        // Runs that pass but not as a user wants them (a stream that would stutter).
+        _ if !degraded.is_empty() => Assessed {
+            status: ComponentStatus::DegradedPerformance,
+            note: format!("Degraded performance in {}", names(&degraded)),
             no_data,
         },
         _ if !slow_regions.is_empty() => Assessed {
@@ -216,6 +223,16 @@ mod tests {
         let a = assess(Some(&regional), &public, &[]);
         assert_eq!(a.status, ComponentStatus::DegradedPerformance);
         assert_eq!(a.note, "Degraded in some locations");
+        let degraded = live("up", &[("eu-west", "degraded"), ("ap-south", "ok")]);
+        let a = assess(Some(&degraded), &public, &["Europe".into()]);
+        assert_eq!(a.status, ComponentStatus::DegradedPerformance);
+        assert_eq!(a.note, "Degraded performance in Europe");
+        // Failing is the worse news, and a degraded quorum is not down.
+        let both = live("up", &[("eu-west", "degraded"), ("ap-south", "failing")]);
+        assert_eq!(
+            assess(Some(&both), &public, &[]).note,
+            "Degraded in Asia Pacific"
+        );
         let slow = live("up", &[("eu-west", "ok")]);
         let a = assess(Some(&slow), &public, &["Europe".into()]);
         assert_eq!(a.note, "Slower than usual in Europe");

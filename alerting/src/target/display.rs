@@ -66,6 +66,7 @@ fn function_name(metric: Metric) -> &'static str {
         Metric::UnderObjective => "under_objective",
         Metric::Down => "down",
         Metric::FailingRegions => "failing_regions",
+        Metric::DegradedRegions => "degraded_regions",
     }
 }
 

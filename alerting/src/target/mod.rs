@@ -54,6 +54,8 @@ pub enum Metric {
     Down,
     /// How many regions are failing now.
     FailingRegions,
+    /// How many regions' latest runs passed degraded (a stream that would stutter).
+    DegradedRegions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

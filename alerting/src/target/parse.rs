@@ -124,6 +124,7 @@ fn function(name: &str) -> Option<Function> {
         "under_objective" => Function::Series(Shape::UnderObjective),
         "down" => Function::Series(Shape::Now(Metric::Down)),
         "failing_regions" => Function::Series(Shape::Now(Metric::FailingRegions)),
+        "degraded_regions" => Function::Series(Shape::Now(Metric::DegradedRegions)),
         "min" => Function::Min,
         "max" => Function::Max,
         "promql" => Function::PromQl,

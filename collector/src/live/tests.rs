@@ -104,13 +104,51 @@ fn silence_turns_a_check_to_no_data_when_the_region_went_silent() {
 }
 
 #[test]
+fn a_degraded_region_is_up_and_says_why() {
+    let l = live(&["eu", "us", "ap"]);
+    let mut batch: Vec<_> = ["eu", "us", "ap"]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| result(r, T0 + i as i64, true))
+        .collect();
+    for r in &mut batch[..2] {
+        r.outcome = Outcome::Degraded(lookout_model::probe::Degradation {
+            message: format!("delivered at 1.2x real time in {}", r.region),
+            step: Some(0),
+        });
+    }
+    l.observe(&batch, &[true; 3], T0 + S);
+    let c = check(&l, T0 + S);
+    assert_eq!(c.state, CheckStatus::Up, "degraded is up, even in a quorum");
+    assert_eq!(c.degraded().count(), 2);
+    assert_eq!(c.regions[0].state, RegionStatus::Degraded);
+    assert_eq!(
+        c.regions[0].reason.as_deref(),
+        Some("delivered at 1.2x real time in eu")
+    );
+    assert_eq!(c.regions[0].kind, None);
+    assert_eq!(c.regions[2].state, RegionStatus::Ok);
+    l.observe(&[result("eu", T0 + 10 * S, true)], &[true], T0 + 11 * S);
+    let c = check(&l, T0 + 11 * S);
+    assert_eq!(
+        (
+            c.regions[0].state,
+            c.regions[0].since_us,
+            c.regions[0].reason.as_deref()
+        ),
+        (RegionStatus::Ok, Some(T0 + 10 * S), None)
+    );
+}
+
+#[test]
 fn a_replayed_tail_gives_the_state_and_its_start() {
     let l = live(&["eu", "us", "ap"]);
     let mut tail = Vec::new();
     for i in 0..10 {
         for (r, region) in ["eu", "us", "ap"].iter().enumerate() {
             let failing = i >= 6 && r < 2;
-            tail.push((region.to_string(), T0 + i * 10 * S + r as i64, !failing));
+            let verdict = if failing { Verdict::Fail } else { Verdict::Ok };
+            tail.push((region.to_string(), T0 + i * 10 * S + r as i64, verdict));
         }
     }
     tail.reverse();

@@ -96,7 +96,8 @@ impl Rollups {
                         kind: failure.kind.as_str().to_owned(),
                         message: failure.message.clone(),
                     }),
-                    lookout_model::probe::Outcome::Ok => None,
+                    lookout_model::probe::Outcome::Ok
+                    | lookout_model::probe::Outcome::Degraded(_) => None,
                 });
                 Incident {
                     start_us: start,

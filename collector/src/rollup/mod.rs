@@ -150,7 +150,7 @@ impl Rollups {
                     }),
                 };
                 if o.start_us >= st.live_from() {
-                    st.push_recent(&o.region, o.start_us, o.ok, o.duration_us);
+                    st.push_recent(&o.region, o.start_us, o.verdict, o.duration_us);
                 }
             }
         }
@@ -289,7 +289,7 @@ impl Rollups {
                 st.push_recent(
                     &r.region,
                     r.started_at_us,
-                    r.outcome.is_ok(),
+                    r.outcome.verdict(),
                     i64::try_from(r.duration_us).unwrap_or(i64::MAX),
                 );
             }
@@ -484,7 +484,7 @@ impl Rollups {
         plan: &Plan,
     ) -> Result<(Vec<Hist>, Vec<Hist>), StoreError> {
         let hour_from = floor_to(plan.start, HOUR_US);
-        let hours = hour_histograms(raw, regions, hour_from, plan.end);
+        let hours = hour_histograms(raw, regions, (hour_from, plan.end), plan.objective_us);
         let day_from = floor_to(hour_from, DAY_US);
         let held = self.store.hists(name, Bucket::Hour, day_from, hour_from)?;
         let days = by_day(held.into_iter().chain(hours.iter().cloned()));
@@ -503,7 +503,7 @@ impl Rollups {
         plan: &Plan,
     ) -> Result<(Vec<Hist>, Vec<Hist>), StoreError> {
         let hour_from = floor_to(plan.start, HOUR_US);
-        let fresh = hour_histograms(raw, regions, plan.start, plan.end);
+        let fresh = hour_histograms(raw, regions, (plan.start, plan.end), plan.objective_us);
         let mut hours = sum_by_key(
             self.store
                 .hists(name, Bucket::Hour, hour_from, hour_from + HOUR_US)?
@@ -564,6 +564,8 @@ pub(crate) struct Plan {
     pub silence: i64,
     pub interval_us: i64,
     pub timeout_us: i64,
+    /// The latency objective a degraded run is counted against.
+    pub objective_us: i64,
 }
 
 impl Plan {
@@ -624,26 +626,35 @@ fn plan(st: &CheckState, dirty: Option<i64>, now: i64, s: &RollupSettings) -> Op
         silence: sla::silence_us(info.interval_us, info.timeout_us),
         interval_us: info.interval_us,
         timeout_us: info.timeout_us,
+        objective_us: info.slo.latency_objective_us(),
     })
 }
 
 /// (region, start, histogram) of an hour or a day.
 type Hist = (String, i64, Sparse);
 
-/// Per region and hour, the successful runs' latency of those started in `[from, end)`. Every
-/// region and hour from `from`'s is listed, empty ones too, so that what they replace is
-/// replaced.
-fn hour_histograms(raw: &[Stored], regions: &[String], from: i64, end: i64) -> Vec<Hist> {
+/// Per region and hour, the successful runs' latency of those started in `[from, end)` (a
+/// degraded run's as the SLI counts it against `objective_us`). Every region and hour from
+/// `from`'s is listed, empty ones too, so that what they replace is replaced.
+fn hour_histograms(
+    raw: &[Stored],
+    regions: &[String],
+    (from, end): (i64, i64),
+    objective_us: i64,
+) -> Vec<Hist> {
     let hour_from = floor_to(from, HOUR_US);
     let mut by: BTreeMap<(usize, i64), Vec<u64>> = BTreeMap::new();
     for o in raw
         .iter()
-        .filter(|o| o.ok && o.start_us >= from && o.start_us < end)
+        .filter(|o| o.start_us >= from && o.start_us < end)
     {
+        let Some(latency) = o.counted_latency_us(objective_us) else {
+            continue;
+        };
         if let Some(region) = regions.iter().position(|r| *r == o.region) {
             by.entry((region, floor_to(o.start_us, HOUR_US)))
                 .or_default()
-                .push(u64::try_from(o.duration_us).unwrap_or(0));
+                .push(latency);
         }
     }
     let mut out = Vec::new();

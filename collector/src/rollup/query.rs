@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use lookout_model::latency::{Accumulator, Sparse};
+use lookout_model::probe::Verdict;
 use lookout_model::read::LiveState;
 pub use lookout_model::read::{Current, Latency, RegionNow};
 use lookout_model::sla::{self, MINUTE_US, Observation, Rules, Tally};
@@ -53,7 +54,7 @@ impl CheckState {
             .map(|r| Observation {
                 region: r.region,
                 start_us: r.start_us,
-                ok: r.ok,
+                ok: r.verdict.is_up(),
             })
             .collect()
     }
@@ -218,7 +219,9 @@ impl CheckState {
                     .max_by_key(|r| r.start_us);
                 RegionNow {
                     region: region.clone(),
-                    failing: last.filter(|r| r.start_us + silence > now).map(|r| !r.ok),
+                    failing: last
+                        .filter(|r| r.start_us + silence > now)
+                        .map(|r| !r.verdict.is_up()),
                     last_result_us: last.map(|r| r.start_us),
                 }
             })
@@ -302,8 +305,11 @@ fn latency_of<'r>(
     }
     let live_from = from.max(frontier);
     for r in recent {
-        if r.ok && r.start_us >= live_from && r.start_us < to {
-            acc.record(u64::try_from(r.duration_us).unwrap_or(0));
+        if r.start_us >= live_from
+            && r.start_us < to
+            && let Some(latency) = r.counted_latency_us(objective_us)
+        {
+            acc.record(latency);
         }
     }
     let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
@@ -348,8 +354,8 @@ fn merged<'m>(
 pub struct LiveTail {
     pub check: String,
     pub regions: Vec<String>,
-    /// (region, start, ok).
-    pub results: Vec<(String, i64, bool)>,
+    /// (region, start, verdict).
+    pub results: Vec<(String, i64, Verdict)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +414,7 @@ impl Rollups {
         let st = self.state(check)?;
         let mut st = lock(&st);
         let edge = self.raw_edge(check, now);
+        let objective_us = st.info.slo.latency_objective_us();
         let durations = |a: i64, b: i64| -> Option<Vec<u64>> {
             if a < now - self.settings.raw_retention_us + MINUTE_US {
                 return None;
@@ -415,8 +422,7 @@ impl Rollups {
             let raw = self.store.observations(check, a, b).ok()?;
             Some(
                 raw.iter()
-                    .filter(|o| o.ok)
-                    .map(|o| u64::try_from(o.duration_us).unwrap_or(0))
+                    .filter_map(|o| o.counted_latency_us(objective_us))
                     .collect(),
             )
         };
@@ -470,6 +476,7 @@ impl Rollups {
             floor_to(from, HOUR_US) - HOUR_US,
             to.saturating_add(HOUR_US),
         )?;
+        let objective_us = st.info.slo.latency_objective_us();
         let durations = |a: i64, b: i64| -> Option<Vec<u64>> {
             if a < now - self.settings.raw_retention_us + MINUTE_US {
                 return None;
@@ -477,8 +484,8 @@ impl Rollups {
             let raw = self.store.observations(check, a, b).ok()?;
             Some(
                 raw.iter()
-                    .filter(|o| o.ok && o.region == region)
-                    .map(|o| u64::try_from(o.duration_us).unwrap_or(0))
+                    .filter(|o| o.region == region)
+                    .filter_map(|o| o.counted_latency_us(objective_us))
                     .collect(),
             )
         };
@@ -504,7 +511,7 @@ impl Rollups {
                     .iter()
                     .filter_map(|r| {
                         let region = st.regions.get(r.region)?;
-                        Some((region.clone(), r.start_us, r.ok))
+                        Some((region.clone(), r.start_us, r.verdict))
                     })
                     .collect();
                 Some(LiveTail {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use lookout_model::latency::Sparse;
+use lookout_model::probe::Verdict;
 use lookout_model::sla::{self, MINUTE_US, Observation, Spans, Tally};
 
 use super::{DAY_US, Plan, floor_to};
@@ -14,8 +15,16 @@ use crate::store::{CheckRollup, Coverage, LoadedCheck, Stored};
 pub(crate) struct Recent {
     pub region: usize,
     pub start_us: i64,
-    pub ok: bool,
+    pub verdict: Verdict,
     pub duration_us: i64,
+}
+
+impl Recent {
+    /// Its latency as the SLI counts it (`Verdict::counted_latency_us`).
+    pub fn counted_latency_us(&self, objective_us: i64) -> Option<u64> {
+        self.verdict
+            .counted_latency_us(u64::try_from(self.duration_us).unwrap_or(0), objective_us)
+    }
 }
 
 pub(crate) struct CheckState {
@@ -81,12 +90,12 @@ impl CheckState {
         }
     }
 
-    pub fn push_recent(&mut self, region: &str, start_us: i64, ok: bool, duration_us: i64) {
+    pub fn push_recent(&mut self, region: &str, start_us: i64, verdict: Verdict, duration_us: i64) {
         let region = self.region_index(region);
         let r = Recent {
             region,
             start_us,
-            ok,
+            verdict,
             duration_us,
         };
         // Kept in arrival order: the math sorts what it reads, and a busy ingest never pays
@@ -182,7 +191,7 @@ pub(crate) fn to_observations(regions: &[String], raw: &[Stored]) -> Vec<Observa
                 .map(|region| Observation {
                     region,
                     start_us: o.start_us,
-                    ok: o.ok,
+                    ok: o.verdict.is_up(),
                 })
         })
         .collect()

@@ -53,7 +53,7 @@ fn truth_in(all: &[ProbeResult], maintenance: &sla::Spans, from: i64, to: i64) -
         .map(|r| Observation {
             region: REGIONS.iter().position(|x| *x == r.region).unwrap(),
             start_us: r.started_at_us,
-            ok: r.outcome.is_ok(),
+            ok: r.outcome.is_up(),
         })
         .collect();
     sla::tally(&rules, &obs, maintenance, from, to)
@@ -130,6 +130,46 @@ fn a_healthy_hour_is_all_up_and_stores_no_minutes() {
     let p99 = c.latency.p99_ms.unwrap();
     assert!((148.0..=151.0).contains(&p99), "{p99}");
     assert_eq!(c.latency.share_under_objective, Some(1.0));
+}
+
+/// A degraded run is up for availability and against the latency SLI, however fast it was:
+/// in the live tail, in the histograms a pass writes, and once the raw results are gone.
+#[test]
+fn degraded_runs_are_up_and_count_against_the_latency_sli() {
+    let r = rollups();
+    let mut all = history(60, &[], &[]);
+    // A fifth of the runs degraded, all of them far under the objective (about 150 ms).
+    let degraded = all.len() / 5;
+    for x in all.iter_mut().step_by(5) {
+        x.outcome = lookout_model::probe::Outcome::Degraded(lookout_model::probe::Degradation {
+            message: "delivered at 1.2x real time".into(),
+            step: Some(0),
+        });
+    }
+    ingest(&r, &all);
+    let share = 1.0 - degraded as f64 / all.len() as f64;
+    let check = |(from, to): (i64, i64), now: i64, at: &str| {
+        let c = r.compute("search", from, to, now).unwrap();
+        assert_eq!(c.tally, truth(&all, from, to), "{at}");
+        assert_eq!(c.tally.down_us, 0, "{at}");
+        assert_eq!(c.latency.count, all.len() as u64, "{at}");
+        let under = c.latency.share_under_objective.unwrap();
+        assert!(
+            (under - share).abs() < 1e-9,
+            "{at}: {under} against {share}"
+        );
+        // Counted at the objective, not at an arbitrary ceiling.
+        let max = c.latency.max_ms.unwrap();
+        assert!((800.0..=816.0).contains(&max), "{at}: {max}");
+    };
+    let hour = (T0, T0 + 60 * MINUTE_US);
+    check(hour, hour.1, "live");
+    r.pass(T0 + 61 * MINUTE_US).unwrap();
+    check(hour, T0 + 61 * MINUTE_US, "rolled up");
+    // Past the raw retention and the hours held, a window is answered from days.
+    let late = T0 + 3 * DAY_US + MINUTE_US;
+    r.pass(late).unwrap();
+    check((T0, T0 + DAY_US), late, "from the day's histogram");
 }
 
 #[test]
@@ -409,7 +449,7 @@ fn unaligned_windows_after_a_restart_mid_ingest_are_exact() {
     for (from, to) in [(from, to), (from, T0 + 61 * MINUTE_US + 3_000_000)] {
         let ok = all
             .iter()
-            .filter(|x| x.outcome.is_ok() && x.started_at_us >= from && x.started_at_us < to)
+            .filter(|x| x.outcome.is_up() && x.started_at_us >= from && x.started_at_us < to)
             .count() as u64;
         assert_eq!(
             r.compute("search", from, to, now).unwrap().latency.count,
@@ -427,7 +467,7 @@ fn kept_merges_of_days_and_hours_follow_late_results() {
     }
     let now = T0 + 3 * DAY_US + 2 * MINUTE_US;
     r.pass(now).unwrap();
-    let ok = all.iter().filter(|x| x.outcome.is_ok()).count() as u64;
+    let ok = all.iter().filter(|x| x.outcome.is_up()).count() as u64;
     let count = |r: &Rollups| {
         r.compute("search", T0, T0 + 3 * DAY_US, now)
             .unwrap()
@@ -500,7 +540,7 @@ fn one_regions_latency_is_that_of_its_runs_alone() {
                 .iter()
                 .filter(|x| {
                     x.region == *region
-                        && x.outcome.is_ok()
+                        && x.outcome.is_up()
                         && x.started_at_us >= from
                         && x.started_at_us < to
                 })

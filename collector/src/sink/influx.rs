@@ -112,6 +112,7 @@ fn line(r: &ProbeResult) -> Option<Vec<u8>> {
         .timestamp(r.started_at_us);
     p = match &r.outcome {
         Outcome::Ok => p.tag("outcome", "ok"),
+        Outcome::Degraded(_) => p.tag("outcome", "degraded"),
         Outcome::Fail(f) => p.tag("outcome", "fail").tag("reason", f.kind.as_str()),
     };
     let mut phases = [0u64; 5];

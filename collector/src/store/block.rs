@@ -25,15 +25,20 @@
 
 use std::collections::HashMap;
 
-use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult};
+use lookout_model::probe::{
+    Degradation, Failure, FailureKind, Outcome, Phases, ProbeResult, StepResult, Verdict,
+};
 
 /// The time one block spans: an hour holds 360 results of a check run every 10 s, enough for
 /// the columns to compress, few enough that reading a moment decodes little besides it.
 pub const SPAN_US: i64 = 3_600_000_000;
 
 /// The first byte of a block: its layout. A block of a layout this version does not know is
-/// refused by name rather than misread.
-const LAYOUT: u8 = 1;
+/// refused by name rather than misread. Layout 2 gave `degraded` an outcome code of its own
+/// (0 ok, 1 degraded, 2 + a failure kind's string); layout 1's blocks (0 ok, 1 + a failure
+/// kind's string) are still read.
+const LAYOUT: u8 = 2;
+const LAYOUT_BEFORE_DEGRADED: u8 = 1;
 
 /// zstd's level: 19 compresses the timings' noise about a fifth better than the default 3, and
 /// a collector writes a few kilobytes of blocks a second even at 5,000 checks.
@@ -45,7 +50,9 @@ const MAX_RAW: usize = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
-    #[error("a block of layout {0} (this Lookout reads layout {LAYOUT})")]
+    #[error(
+        "a block of layout {0} (this Lookout reads layouts {LAYOUT_BEFORE_DEGRADED} and {LAYOUT})"
+    )]
     Layout(u8),
     #[error("a damaged block: {0}")]
     Damaged(&'static str),
@@ -62,8 +69,36 @@ pub fn span_of(start_us: i64) -> i64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Light {
     pub start_us: i64,
-    pub ok: bool,
+    pub verdict: Verdict,
     pub duration_us: u64,
+}
+
+/// A result's outcome column, which `light` reads without the string table.
+#[derive(Clone, Copy)]
+enum Code {
+    Ok,
+    Degraded,
+    /// The code of the failure kind's name in the string table.
+    Fail(u64),
+}
+
+impl Code {
+    fn write(self) -> u64 {
+        match self {
+            Code::Ok => 0,
+            Code::Degraded => 1,
+            Code::Fail(kind) => 2 + kind,
+        }
+    }
+
+    fn read(layout: u8, code: u64) -> Code {
+        match (layout, code) {
+            (_, 0) => Code::Ok,
+            (LAYOUT_BEFORE_DEGRADED, kind) => Code::Fail(kind - 1),
+            (_, 1) => Code::Degraded,
+            (_, kind) => Code::Fail(kind - 2),
+        }
+    }
 }
 
 /// Encodes results of one check and region. They are written by start time (then agent and
@@ -81,9 +116,13 @@ pub fn encode(results: &[ProbeResult]) -> Result<Vec<u8>, BlockError> {
     out.deltas(rows.iter().map(|r| r.started_at_us as u64));
     let outcome: Vec<u64> = rows
         .iter()
-        .map(|r| match &r.outcome {
-            Outcome::Ok => 0,
-            Outcome::Fail(f) => 1 + strings.code(kind_name(f.kind)),
+        .map(|r| {
+            match &r.outcome {
+                Outcome::Ok => Code::Ok,
+                Outcome::Degraded(_) => Code::Degraded,
+                Outcome::Fail(f) => Code::Fail(strings.code(kind_name(f.kind))),
+            }
+            .write()
         })
         .collect();
     out.column(&outcome);
@@ -98,16 +137,18 @@ pub fn encode(results: &[ProbeResult]) -> Result<Vec<u8>, BlockError> {
             .map(|r| u64::from(r.confirmation))
             .collect::<Vec<_>>(),
     );
-    let failures: Vec<&Failure> = rows
+    // Failures' and degradations' reasons, in the rows' order.
+    let reasons: Vec<(&str, Option<usize>)> = rows
         .iter()
         .filter_map(|r| match &r.outcome {
             Outcome::Ok => None,
-            Outcome::Fail(f) => Some(f),
+            Outcome::Degraded(d) => Some((d.message.as_str(), d.step)),
+            Outcome::Fail(f) => Some((f.message.as_str(), f.step)),
         })
         .collect();
-    let messages: Vec<u64> = failures.iter().map(|f| strings.code(&f.message)).collect();
+    let messages: Vec<u64> = reasons.iter().map(|(m, _)| strings.code(m)).collect();
     out.column(&messages);
-    out.optional(failures.iter().map(|f| f.step.map(|s| s as u64)));
+    out.optional(reasons.iter().map(|(_, s)| s.map(|s| s as u64)));
 
     out.column(
         &rows
@@ -167,7 +208,7 @@ pub fn encode(results: &[ProbeResult]) -> Result<Vec<u8>, BlockError> {
 
 /// Every result of a block, each field as it was given to [`encode`].
 pub fn decode(check: &str, region: &str, block: &[u8]) -> Result<Vec<ProbeResult>, BlockError> {
-    let raw = unpack(block)?;
+    let (layout, raw) = unpack(block)?;
     let mut input = In::new(&raw);
     let strings = input.strings()?;
     let n = input.count()?;
@@ -177,9 +218,9 @@ pub fn decode(check: &str, region: &str, block: &[u8]) -> Result<Vec<ProbeResult
     let agents = input.column(n)?;
     let seqs = input.deltas(n)?;
     let confirmations = input.column(n)?;
-    let failed = outcomes.iter().filter(|o| **o != 0).count();
-    let messages = input.column(failed)?;
-    let fail_steps = input.optional(failed)?;
+    let not_ok = outcomes.iter().filter(|o| **o != 0).count();
+    let messages = input.column(not_ok)?;
+    let reason_steps = input.optional(not_ok)?;
     let step_counts = input.column(n)?;
     let total_steps = step_counts
         .iter()
@@ -206,21 +247,31 @@ pub fn decode(check: &str, region: &str, block: &[u8]) -> Result<Vec<ProbeResult
             .ok_or(BlockError::Damaged("a string code"))
     };
     let mut out = Vec::with_capacity(n);
-    let mut failure_no = 0;
+    let mut reason_no = 0;
     let mut step_no = 0;
     for i in 0..n {
-        let outcome = match outcomes[i] {
-            0 => Outcome::Ok,
-            code => {
-                let f = Failure {
-                    kind: kind_from(string(code - 1)?)?,
-                    message: string(messages[failure_no])?.to_owned(),
-                    step: fail_steps[failure_no]
-                        .map(|s| usize::try_from(s).map_err(|_| BlockError::Damaged("a step")))
-                        .transpose()?,
-                };
-                failure_no += 1;
-                Outcome::Fail(f)
+        let mut reason = || -> Result<(String, Option<usize>), BlockError> {
+            let message = string(messages[reason_no])?.to_owned();
+            let step = reason_steps[reason_no]
+                .map(|s| usize::try_from(s).map_err(|_| BlockError::Damaged("a step")))
+                .transpose()?;
+            reason_no += 1;
+            Ok((message, step))
+        };
+        let outcome = match Code::read(layout, outcomes[i]) {
+            Code::Ok => Outcome::Ok,
+            Code::Degraded => {
+                let (message, step) = reason()?;
+                Outcome::Degraded(Degradation { message, step })
+            }
+            Code::Fail(kind) => {
+                let kind = kind_from(string(kind)?)?;
+                let (message, step) = reason()?;
+                Outcome::Fail(Failure {
+                    kind,
+                    message,
+                    step,
+                })
             }
         };
         let mut r = ProbeResult {
@@ -268,7 +319,7 @@ pub fn decode(check: &str, region: &str, block: &[u8]) -> Result<Vec<ProbeResult
 /// The start, outcome and duration of every result of a block, by start time: what the SLA
 /// math reads, without the strings and steps.
 pub fn light(block: &[u8]) -> Result<Vec<Light>, BlockError> {
-    let raw = unpack(block)?;
+    let (layout, raw) = unpack(block)?;
     let mut input = In::new(&raw);
     input.strings_skipped()?;
     let n = input.count()?;
@@ -278,7 +329,11 @@ pub fn light(block: &[u8]) -> Result<Vec<Light>, BlockError> {
     Ok((0..n)
         .map(|i| Light {
             start_us: starts[i] as i64,
-            ok: outcomes[i] == 0,
+            verdict: match Code::read(layout, outcomes[i]) {
+                Code::Ok => Verdict::Ok,
+                Code::Degraded => Verdict::Degraded,
+                Code::Fail(_) => Verdict::Fail,
+            },
             duration_us: durations[i],
         })
         .collect())
@@ -286,7 +341,7 @@ pub fn light(block: &[u8]) -> Result<Vec<Light>, BlockError> {
 
 /// The (agent, seq) of every result of a block: what a replay is checked against.
 pub fn keys(block: &[u8]) -> Result<Vec<(String, u64)>, BlockError> {
-    let raw = unpack(block)?;
+    let (_, raw) = unpack(block)?;
     let mut input = In::new(&raw);
     let strings = input.strings()?;
     let n = input.count()?;
@@ -308,9 +363,10 @@ pub fn keys(block: &[u8]) -> Result<Vec<(String, u64)>, BlockError> {
         .collect()
 }
 
-fn unpack(block: &[u8]) -> Result<Vec<u8>, BlockError> {
+/// The block's layout and its bytes unpacked.
+fn unpack(block: &[u8]) -> Result<(u8, Vec<u8>), BlockError> {
     let (&layout, rest) = block.split_first().ok_or(BlockError::Damaged("empty"))?;
-    if layout != LAYOUT {
+    if layout != LAYOUT && layout != LAYOUT_BEFORE_DEGRADED {
         return Err(BlockError::Layout(layout));
     }
     let mut input = In::new(rest);
@@ -323,7 +379,7 @@ fn unpack(block: &[u8]) -> Result<Vec<u8>, BlockError> {
     if raw.len() != len {
         return Err(BlockError::Damaged("its length"));
     }
-    Ok(raw)
+    Ok((layout, raw))
 }
 
 /// What a step's total is told from: for the last step, the journey's duration less the steps
@@ -558,5 +614,107 @@ impl<'a> In<'a> {
             .iter()
             .map(|p| if *p != 0 { values.next() } else { None })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn run(seq: u64, outcome: Outcome) -> ProbeResult {
+        ProbeResult {
+            check: "listen".into(),
+            region: "eu".into(),
+            agent: "eu-1".into(),
+            seq,
+            started_at_us: 1_800_000_000_000_000 + (seq as i64 - 1) * 10_000_000,
+            outcome,
+            duration_us: 120_000,
+            steps: vec![StepResult {
+                name: "play".into(),
+                status: Some(200),
+                bytes: 4096,
+                phases: Phases {
+                    dns_us: 10,
+                    connect_us: 200,
+                    tls_us: 0,
+                    ttfb_us: 50_000,
+                    transfer_us: 60_000,
+                    total_us: 119_000,
+                },
+                cert_days_left: None,
+                reused_connection: false,
+            }],
+            confirmation: false,
+        }
+    }
+
+    fn failure(kind: FailureKind, message: &str, step: Option<usize>) -> Outcome {
+        Outcome::Fail(Failure {
+            kind,
+            message: message.into(),
+            step,
+        })
+    }
+
+    /// Written by the encoder of layout 1 (before `degraded`) from the three runs below.
+    const LAYOUT_ONE: &str = "017128b52ffd20714503001286161fa0ab030fd6094f1e34d6800a2720e0f6cf5bf90254d507aff6d8e9bfb79429ffff7f25eb70eb7ee18376a27eb3efe379f73feff9b2ba78bf7f8071154ed48779b5c2e8589c386943208151d08e484334e9474eda34a34c09040404012ed5b286a2e31403";
+
+    #[test]
+    fn blocks_written_before_degraded_read_back() {
+        let block: Vec<u8> = (0..LAYOUT_ONE.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&LAYOUT_ONE[i..i + 2], 16).unwrap())
+            .collect();
+        let runs = vec![
+            run(1, Outcome::Ok),
+            run(2, failure(FailureKind::Timeout, "timed out", Some(0))),
+            run(3, failure(FailureKind::Refused, "refused", None)),
+        ];
+        assert_eq!(decode("listen", "eu", &block).unwrap(), runs);
+        let verdicts: Vec<Verdict> = light(&block).unwrap().iter().map(|l| l.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Ok, Verdict::Fail, Verdict::Fail]);
+    }
+
+    #[test]
+    fn degraded_runs_keep_their_reason_beside_failures() {
+        let degraded = |message: &str| {
+            Outcome::Degraded(Degradation {
+                message: message.into(),
+                step: Some(0),
+            })
+        };
+        let runs = vec![
+            run(1, degraded("delivered at 1.20x real time")),
+            run(2, failure(FailureKind::Timeout, "timed out", Some(0))),
+            run(3, Outcome::Ok),
+            run(4, degraded("delivered at 1.31x real time")),
+        ];
+        let block = encode(&runs).unwrap();
+        assert_eq!(block[0], LAYOUT);
+        assert_eq!(decode("listen", "eu", &block).unwrap(), runs);
+        let verdicts: Vec<Verdict> = light(&block).unwrap().iter().map(|l| l.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Degraded,
+                Verdict::Fail,
+                Verdict::Ok,
+                Verdict::Degraded
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_of_an_unknown_layout_is_refused_by_name() {
+        let mut block = encode(&[run(1, Outcome::Ok)]).unwrap();
+        block[0] = 9;
+        let e = decode("listen", "eu", &block).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "a block of layout 9 (this Lookout reads layouts 1 and 2)"
+        );
     }
 }

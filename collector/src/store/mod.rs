@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lookout_model::latency::Sparse;
-use lookout_model::probe::ProbeResult;
+use lookout_model::probe::{ProbeResult, Verdict};
 use lookout_model::sla::Tally;
 use std::collections::BTreeMap;
 
@@ -61,8 +61,16 @@ pub struct ResultFilter {
 pub struct Stored {
     pub region: String,
     pub start_us: i64,
-    pub ok: bool,
+    pub verdict: Verdict,
     pub duration_us: i64,
+}
+
+impl Stored {
+    /// Its latency as the SLI counts it (`Verdict::counted_latency_us`).
+    pub fn counted_latency_us(&self, objective_us: i64) -> Option<u64> {
+        self.verdict
+            .counted_latency_us(u64::try_from(self.duration_us).unwrap_or(0), objective_us)
+    }
 }
 
 /// (stored, duplicates) of an [`ResultStore::insert`] answer.

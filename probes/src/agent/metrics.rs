@@ -1,6 +1,6 @@
 //! The agent's Prometheus metrics, named in one place.
 
-use lookout_model::probe::{Outcome, ProbeResult};
+use lookout_model::probe::{Outcome, ProbeResult, Verdict};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -40,7 +40,7 @@ impl AgentMetrics {
                 IntCounterVec::new(
                     Opts::new(
                         "lookout_probe_runs_total",
-                        "Check runs, by check and outcome (ok, fail).",
+                        "Check runs, by check and outcome (ok, degraded, fail).",
                     ),
                     &["check", "outcome"],
                 )?,
@@ -162,7 +162,7 @@ impl AgentMetrics {
     /// Makes the check's counters exist at zero, so the first failure, skip or confirmation
     /// shows in a rate (a series born at 1 has none) and dashboards list every check at once.
     pub fn known_check(&self, check: &str) {
-        for outcome in ["ok", "fail"] {
+        for outcome in ["ok", "degraded", "fail"] {
             self.runs.with_label_values(&[check, outcome]);
         }
         self.skipped.with_label_values(&[check]);
@@ -170,7 +170,11 @@ impl AgentMetrics {
     }
 
     pub fn record(&self, r: &ProbeResult) {
-        let outcome = if r.outcome.is_ok() { "ok" } else { "fail" };
+        let outcome = match r.outcome.verdict() {
+            Verdict::Ok => "ok",
+            Verdict::Degraded => "degraded",
+            Verdict::Fail => "fail",
+        };
         self.runs.with_label_values(&[&r.check, outcome]).inc();
         if let Outcome::Fail(f) = &r.outcome {
             self.failures

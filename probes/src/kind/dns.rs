@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use lookout_conf::{Report, Spanned, one_line};
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, StepResult};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
@@ -212,7 +212,7 @@ impl RawDns {
 }
 
 impl Probe for DnsStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
             let started = Instant::now();
             let mut result = ctx.result();

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
-use lookout_model::probe::{Failure, FailureKind, Phases, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, StepResult};
 use reqwest::Url;
 
 use super::{Probe, StepContext};
@@ -176,8 +176,11 @@ async fn send(
 }
 
 impl Probe for HttpStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
-        Box::pin(self.request(ctx))
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
+        Box::pin(async move {
+            let (result, failed) = self.request(ctx).await;
+            (result, failed.map_or(Outcome::Ok, Outcome::Fail))
+        })
     }
 }
 

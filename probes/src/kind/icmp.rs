@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use lookout_conf::{Dur, Report, Spanned, duration_in, number_in};
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, StepResult};
 use serde::Deserialize;
 use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 
@@ -117,7 +117,7 @@ impl RawIcmp {
 }
 
 impl Probe for IcmpStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
             let started = Instant::now();
             let mut result = ctx.result();

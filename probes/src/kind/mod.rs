@@ -12,7 +12,7 @@ pub mod websocket;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
-use lookout_model::probe::{Failure, StepResult};
+use lookout_model::probe::{Failure, Outcome, StepResult};
 
 use crate::check::Check;
 use crate::http::{Limits, Pool};
@@ -44,15 +44,30 @@ impl StepContext<'_> {
     pub fn finish(
         &self,
         started: Instant,
-        mut result: StepResult,
+        result: StepResult,
         outcome: Result<(), Failure>,
-    ) -> (StepResult, Option<Failure>) {
+    ) -> (StepResult, Outcome) {
+        let outcome = match outcome {
+            Ok(()) => Outcome::Ok,
+            Err(f) => Outcome::Fail(f),
+        };
+        self.finish_with(started, result, outcome)
+    }
+
+    /// The same for a step that may also pass degraded.
+    pub fn finish_with(
+        &self,
+        started: Instant,
+        mut result: StepResult,
+        mut outcome: Outcome,
+    ) -> (StepResult, Outcome) {
         result.phases.total_us = crate::http::us(started.elapsed());
-        let failure = outcome.err().map(|mut f| {
-            f.step = Some(self.index);
-            f
-        });
-        (result, failure)
+        match &mut outcome {
+            Outcome::Ok => {}
+            Outcome::Degraded(d) => d.step = Some(self.index),
+            Outcome::Fail(f) => f.step = Some(self.index),
+        }
+        (result, outcome)
     }
 }
 
@@ -60,5 +75,5 @@ impl StepContext<'_> {
 /// error; every phase ends by the journey's deadline.
 pub trait Probe: Send + Sync + std::fmt::Debug {
     /// Boxed, so that steps of different kinds sit in one journey (`dyn Probe`).
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)>;
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)>;
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use lookout_conf::{Report, Spanned, one_line};
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, StepResult};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -111,7 +111,7 @@ impl RawTcp {
 }
 
 impl Probe for TcpStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
             let started = Instant::now();
             let mut result = ctx.result();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use lookout_conf::{Report, Spanned, one_line};
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, StepResult};
 use rustls::ProtocolVersion;
 use serde::Deserialize;
 use x509_parser::extensions::GeneralName;
@@ -117,7 +117,7 @@ impl RawTls {
 }
 
 impl Probe for TlsStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
             let started = Instant::now();
             let mut result = ctx.result();

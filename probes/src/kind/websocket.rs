@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use lookout_conf::{Dur, Report, Spanned, one_line};
-use lookout_model::probe::{Failure, FailureKind, StepResult};
+use lookout_model::probe::{Failure, FailureKind, Outcome, StepResult};
 use serde::Deserialize;
 use serde_json_path::JsonPath;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -163,7 +163,7 @@ impl RawWebSocket {
 }
 
 impl Probe for WebSocketStep {
-    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Option<Failure>)> {
+    fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
             let started = Instant::now();
             let mut result = ctx.result();

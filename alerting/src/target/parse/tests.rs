@@ -496,6 +496,7 @@ fn arb_series() -> impl Strategy<Value = Series> {
         Just(Metric::UnderObjective),
         Just(Metric::Down),
         Just(Metric::FailingRegions),
+        Just(Metric::DegradedRegions),
     ];
     (
         metric,
@@ -505,7 +506,7 @@ fn arb_series() -> impl Strategy<Value = Series> {
     )
         .prop_map(|(metric, check, window, region)| {
             let (window, region) = match metric {
-                Metric::Down | Metric::FailingRegions => (None, None),
+                Metric::Down | Metric::FailingRegions | Metric::DegradedRegions => (None, None),
                 Metric::Latency(_) | Metric::UnderObjective => (Some(window), region),
                 _ => (Some(window), None),
             };

@@ -201,7 +201,7 @@ fn read_groups(
                     .map_err(block_error)?,
             );
         }
-        let failures = results.iter().filter(|r| !r.outcome.is_ok()).count();
+        let failures = results.iter().filter(|r| !r.outcome.is_up()).count();
         let body = block::encode(results).map_err(|e| unavailable(e.to_string()))?;
         sink(Pending {
             check,
@@ -321,7 +321,7 @@ pub(super) fn visit_observations(
         let region = inner.names.name_ref(region);
         for Light {
             start_us,
-            ok,
+            verdict,
             duration_us,
         } in block::light(&body).map_err(block_error)?
         {
@@ -331,7 +331,7 @@ pub(super) fn visit_observations(
                     Stored {
                         region: region.to_owned(),
                         start_us,
-                        ok,
+                        verdict,
                         duration_us: i64::try_from(duration_us).unwrap_or(i64::MAX),
                     },
                 );
@@ -356,7 +356,7 @@ pub(super) fn failures(
                 .map_err(block_error)?
                 .into_iter()
                 .filter(|r| {
-                    !r.outcome.is_ok() && r.started_at_us >= from_us && r.started_at_us < to_us
+                    !r.outcome.is_up() && r.started_at_us >= from_us && r.started_at_us < to_us
                 }),
         );
     }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
 use lookout_model::latency::Sparse;
-use lookout_model::probe::ProbeResult;
+use lookout_model::probe::{ProbeResult, Verdict};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::row::{self, Columns};
@@ -287,7 +287,7 @@ fn insert_batch(
                 check,
                 region,
                 r.started_at_us,
-                r.outcome.is_ok(),
+                verdict_code(r.outcome.verdict()),
                 i64::try_from(r.duration_us).map_err(unavailable)?,
                 body
             ])
@@ -368,7 +368,7 @@ fn visit_observations(
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
-                r.get::<_, bool>(3)?,
+                r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
             ))
         })()
@@ -378,12 +378,30 @@ fn visit_observations(
             Stored {
                 region: inner.names.name(region),
                 start_us,
-                ok,
+                verdict: verdict_of(ok),
                 duration_us,
             },
         );
     }
     Ok(())
+}
+
+/// The `results.ok` column: 0 failed (which `failures` selects, as before `degraded`
+/// existed), 1 passed, 2 passed degraded.
+fn verdict_code(v: Verdict) -> i64 {
+    match v {
+        Verdict::Fail => 0,
+        Verdict::Ok => 1,
+        Verdict::Degraded => 2,
+    }
+}
+
+fn verdict_of(code: i64) -> Verdict {
+    match code {
+        0 => Verdict::Fail,
+        2 => Verdict::Degraded,
+        _ => Verdict::Ok,
+    }
 }
 
 /// [`visit_observations`] collected by start time.

@@ -35,6 +35,7 @@ pub(super) const SCHEMA: &str = "
         check_id INTEGER NOT NULL,
         region INTEGER NOT NULL,
         started_us INTEGER NOT NULL,
+        -- 0 failed, 1 passed, 2 passed degraded (sqlite::verdict_code)
         ok INTEGER NOT NULL,
         duration_us INTEGER NOT NULL,
         body BLOB NOT NULL,
