@@ -173,6 +173,17 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
             ],
         ),
         (
+            "invalid-playback.yaml",
+            &[
+                r#"10:64: checks[0] (listen).steps[0].playback.seconds: 0 seconds of playback: must be more than 0 and at most 3600"#,
+                r#"10:76: checks[0] (listen).steps[0].playback.bitrate: "fast" is not a bitrate: write e.g. `320kbps`, `1.4Mbps` or `44100B/s`"#,
+                r#"10:98: checks[0] (listen).steps[0].playback.degraded_below: -1: the ratio to real time under which a run is degraded must be at least 1 (under 1x real time a run fails)"#,
+                r#"11:64: checks[0] (listen).steps[1].playback.seconds: 7200 seconds of playback: must be more than 0 and at most 3600"#,
+                r#"11:86: checks[0] (listen).steps[1].playback.degraded_below: must be from 1 to 100, got 500"#,
+                r#"13:19: checks[0] (listen).steps[2].playback: is for HTTP steps; a `tcp` step checks its reply with its own fields"#,
+            ],
+        ),
+        (
             "invalid-replacer.yaml",
             &[
                 r#"8:14: replacer.health: timeout (2s) must not be longer than interval (1s): polls would overlap"#,

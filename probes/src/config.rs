@@ -76,6 +76,8 @@ pub struct RawStep {
     pub capture: Vec<Spanned<crate::capture::CaptureConfig>>,
     #[serde(default)]
     pub assert: Vec<Spanned<crate::assert::AssertionConfig>>,
+    /// Plays what the HTTP request fetches, judged by the audio's delivery rate.
+    pub playback: Option<Spanned<crate::kind::playback::RawPlayback>>,
 }
 
 /// How the agents run and deliver, whichever checks they run.
@@ -495,6 +497,11 @@ fn http_only(s: &RawStep, at: &str, kind: &str, report: &mut Report) {
             s.assert.first().and_then(Spanned::loc),
             !s.assert.is_empty(),
         ),
+        (
+            "playback",
+            s.playback.as_ref().and_then(Spanned::loc),
+            s.playback.is_some(),
+        ),
     ];
     for (field, loc, given) in written {
         if given {
@@ -588,6 +595,10 @@ fn validate_http(
             Err(e) => report(loc, &format!("{at}.assert[{i}]"), e),
         }
     }
+    let playback = match s.playback {
+        None => None,
+        Some(p) => Some(p.value.build(at, report)?),
+    };
     Some(HttpStep {
         method,
         url: url?,
@@ -595,5 +606,6 @@ fn validate_http(
         body,
         captures,
         assertions,
+        playback,
     })
 }

@@ -31,6 +31,8 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
     let mut vars = vars.clone();
     let mut steps = Vec::with_capacity(check.steps.len());
     let mut outcome = Outcome::Ok;
+    // Time in steps that the journey's latency does not count (a playback's listening).
+    let mut uncounted_us = 0u64;
     if !check.reuse_connections {
         *pool = Pool::default();
     }
@@ -44,6 +46,10 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
             limits: &limits,
         };
         let (result, step_outcome) = step.probe.run(ctx).await;
+        uncounted_us += result
+            .phases
+            .total_us
+            .saturating_sub(step.probe.counted_us(&result));
         steps.push(result);
         match step_outcome {
             Outcome::Ok => {}
@@ -72,7 +78,7 @@ pub async fn run(check: &Check, vars: &Vars, pool: &mut Pool, ctx: RunContext<'_
         seq: 0,
         started_at_us: started_at.timestamp_micros(),
         outcome,
-        duration_us: started.elapsed().as_micros() as u64,
+        duration_us: (started.elapsed().as_micros() as u64).saturating_sub(uncounted_us),
         steps,
         confirmation: ctx.confirmation,
     }

@@ -187,7 +187,7 @@ async fn attempt(
         max_body: 1 << 20,
     };
     let started = Instant::now();
-    let ex = exchange(&out, tls, None, &limits).await.unwrap();
+    let ex = exchange(&out, tls, None, &limits, None).await.unwrap();
     assert_eq!(ex.status, 200);
     let served = server.join().unwrap().unwrap();
     let (blocked_from, blocked_to) = blocker.await.unwrap()?;

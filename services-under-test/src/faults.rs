@@ -32,6 +32,9 @@ pub enum FaultKind {
     Down,
     /// Matching requests are accepted and never answered while the fault lasts.
     Hang,
+    /// Each matching response's body is sent at no more than this many bytes a second (per
+    /// connection, as a congested last mile is): a stream that arrives slower than it plays.
+    Bandwidth { bytes_per_second: u64 },
 }
 
 /// Which requests a fault applies to.
@@ -87,6 +90,8 @@ pub struct Plan {
     pub delay: Duration,
     pub error_rate: f64,
     pub hang: bool,
+    /// The least of the bandwidth faults that apply, in bytes a second.
+    pub bandwidth: Option<u64>,
 }
 
 /// The faults of one instance.
@@ -234,6 +239,12 @@ impl Faults {
                     }
                     FaultKind::Error { rate } => ok_share *= 1.0 - rate,
                     FaultKind::Hang => plan.hang = true,
+                    FaultKind::Bandwidth { bytes_per_second } => {
+                        plan.bandwidth = Some(
+                            plan.bandwidth
+                                .map_or(bytes_per_second, |b| b.min(bytes_per_second)),
+                        );
+                    }
                     FaultKind::Down => {}
                 }
             }
@@ -250,7 +261,7 @@ impl Faults {
     }
 
     /// Number of active faults per kind, for `/metrics`.
-    pub fn active_kinds(&self) -> [(&'static str, usize); 4] {
+    pub fn active_kinds(&self) -> [(&'static str, usize); 5] {
         self.with_state(|s| {
             let count =
                 |pred: fn(&FaultKind) -> bool| s.faults.iter().filter(|f| pred(&f.kind)).count();
@@ -259,6 +270,10 @@ impl Faults {
                 ("error", count(|k| matches!(k, FaultKind::Error { .. }))),
                 ("down", count(|k| matches!(k, FaultKind::Down))),
                 ("hang", count(|k| matches!(k, FaultKind::Hang))),
+                (
+                    "bandwidth",
+                    count(|k| matches!(k, FaultKind::Bandwidth { .. })),
+                ),
             ]
         })
     }
@@ -276,6 +291,8 @@ pub struct FaultView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// Time left before the fault clears itself; absent when it lasts until cleared.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,6 +309,11 @@ impl FaultView {
             FaultKind::Error { rate } => ("error", None, None, Some(rate)),
             FaultKind::Down => ("down", None, None, None),
             FaultKind::Hang => ("hang", None, None, None),
+            FaultKind::Bandwidth { .. } => ("bandwidth", None, None, None),
+        };
+        let bytes_per_second = match f.kind {
+            FaultKind::Bandwidth { bytes_per_second } => Some(bytes_per_second),
+            _ => None,
         };
         FaultView {
             id: f.id,
@@ -299,6 +321,7 @@ impl FaultView {
             latency,
             jitter,
             rate,
+            bytes_per_second,
             route: f.route.as_ref().map(|r| r.as_str().to_owned()),
             remaining: f.until.map(|u| {
                 fmt(Duration::from_millis(
@@ -313,7 +336,7 @@ impl FaultView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
-    /// `latency`, `error`, `down`, `hang` or `clear`.
+    /// `latency`, `error`, `down`, `hang`, `bandwidth` or `clear`.
     pub kind: String,
     /// For `latency`: the fixed delay, e.g. `150ms`.
     pub latency: Option<String>,
@@ -321,6 +344,8 @@ pub struct FaultRequest {
     pub jitter: Option<String>,
     /// For `error`: the share of requests answered 503, from 0 to 1.
     pub rate: Option<f64>,
+    /// For `bandwidth`: the most bytes a second each response's body is sent at.
+    pub bytes_per_second: Option<u64>,
     /// Limit the fault to a route pattern (`/1.x/artists/{id}`) or a path prefix (`/1.x/search`).
     pub route: Option<String>,
     /// Clear the fault by itself after this long, e.g. `30s`.
@@ -355,9 +380,9 @@ impl FaultRequest {
         if kind == "clear" {
             return Ok(FaultCommand::Clear);
         }
-        if !["latency", "error", "down", "hang"].contains(&kind) {
+        if !["latency", "error", "down", "hang", "bandwidth"].contains(&kind) {
             return Err(ApiError::BadRequest(format!(
-                "unknown fault kind {kind:?}; expected one of latency, error, down, hang, clear"
+                "unknown fault kind {kind:?}; expected one of latency, error, down, hang, bandwidth, clear"
             )));
         }
         if kind != "latency" && (self.latency.is_some() || self.jitter.is_some()) {
@@ -372,6 +397,9 @@ impl FaultRequest {
         }
         if kind != "error" && self.rate.is_some() {
             return Err(unexpected("rate", kind));
+        }
+        if kind != "bandwidth" && self.bytes_per_second.is_some() {
+            return Err(unexpected("bytes_per_second", kind));
         }
         let fault = match kind {
             "latency" => {
@@ -411,9 +439,25 @@ impl FaultRequest {
             },
             "down" => FaultKind::Down,
             "hang" => FaultKind::Hang,
+            "bandwidth" => match self.bytes_per_second {
+                Some(b) if b > 0 => FaultKind::Bandwidth {
+                    bytes_per_second: b,
+                },
+                Some(_) => {
+                    return Err(ApiError::BadRequest(
+                        "`bytes_per_second` must be more than zero; use a `hang` fault to send nothing"
+                            .into(),
+                    ));
+                }
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "a `bandwidth` fault needs `bytes_per_second`, e.g. 40000".into(),
+                    ));
+                }
+            },
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown fault kind {other:?}; expected one of latency, error, down, hang, clear"
+                    "unknown fault kind {other:?}; expected one of latency, error, down, hang, bandwidth, clear"
                 )));
             }
         };
@@ -548,6 +592,9 @@ pub async fn middleware(
     } else {
         next.run(request).await
     };
+    if let Some(rate) = plan.bandwidth {
+        response = throttled(response, rate);
+    }
     if let Ok(v) =
         HeaderValue::from_str(&format!("fault;dur={:.3}", fault_time.as_secs_f64() * 1e3))
     {
@@ -564,6 +611,48 @@ pub async fn middleware(
         response.headers_mut().append("server-timing", v);
     }
     response
+}
+
+/// The response with its body sent at no more than `bytes_per_second`: in slices of a
+/// twentieth of a second's worth, each sent when the rate allows it since the body began.
+fn throttled(response: Response, bytes_per_second: u64) -> Response {
+    use futures_util::StreamExt;
+    let (mut parts, body) = response.into_parts();
+    // The length stays right (the bytes are the same), but the body is a stream now.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let slice = usize::try_from((bytes_per_second / 20).max(1)).unwrap_or(usize::MAX);
+    let started = tokio::time::Instant::now();
+    let chunks = body.into_data_stream().flat_map(move |chunk| {
+        let pieces: Vec<Result<bytes::Bytes, axum::Error>> = match chunk {
+            Ok(mut data) => {
+                let mut out = Vec::new();
+                while !data.is_empty() {
+                    out.push(Ok(data.split_to(slice.min(data.len()))));
+                }
+                out
+            }
+            Err(e) => vec![Err(e)],
+        };
+        futures_util::stream::iter(pieces)
+    });
+    let paced = chunks.scan(0u64, move |sent, piece| {
+        let due = match &piece {
+            Ok(data) => {
+                // A slice leaves once the bytes before it fit the rate.
+                let at = started + Duration::from_secs_f64(*sent as f64 / bytes_per_second as f64);
+                *sent += data.len() as u64;
+                Some(at)
+            }
+            Err(_) => None,
+        };
+        async move {
+            if let Some(at) = due {
+                tokio::time::sleep_until(at).await;
+            }
+            Some(piece)
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(paced))
 }
 
 #[cfg(test)]

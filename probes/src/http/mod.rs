@@ -345,12 +345,24 @@ fn describe_send_error(e: &hyper::Error) -> Failure {
     }
 }
 
+/// Sees a response's body as it arrives, for a step that judges its pace (playback).
+pub trait BodyWatch: Send {
+    /// A new response's body begins (a redirect's target after the redirect's).
+    fn begin(&mut self);
+    /// `data` arrived at `at`; `false` when nothing more is wanted, which ends the read.
+    fn chunk(&mut self, data: &[u8], at: Instant) -> bool;
+}
+
 /// Performs one request; a `pool` keeps the connection for the next request to the same origin.
-pub async fn exchange(
+/// A `watch` sees the body as it arrives and may end the read early: the body is then what
+/// came up to there (at most `max_body` of it kept, not refused past it), and the connection
+/// is not kept.
+pub async fn exchange<'w>(
     out: &Outgoing,
     tls: &Arc<ClientConfig>,
     pool: Option<&mut Pool>,
     limits: &Limits,
+    mut watch: Option<&mut (dyn BodyWatch + 'w)>,
 ) -> Result<Exchange, Failure> {
     let started = Instant::now();
     let origin = key(&out.url);
@@ -415,6 +427,11 @@ pub async fn exchange(
     let headers = response.headers().clone();
     let mut body = response.into_body();
     let mut raw = Vec::new();
+    let mut wire_bytes = 0u64;
+    let mut ended_early = false;
+    if let Some(w) = watch.as_deref_mut() {
+        w.begin();
+    }
     loop {
         let frame = phase("transfer", limits, body.frame()).await?;
         match frame {
@@ -422,11 +439,22 @@ pub async fn exchange(
             Some(Err(e)) => {
                 return Err(fail(
                     FailureKind::Protocol,
-                    format!("the connection broke after {} body bytes: {e}", raw.len()),
+                    format!("the connection broke after {wire_bytes} body bytes: {e}"),
                 ));
             }
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
+                    wire_bytes += data.len() as u64;
+                    if let Some(w) = watch.as_deref_mut() {
+                        let more = w.chunk(data, Instant::now());
+                        let room = limits.max_body.saturating_sub(raw.len());
+                        raw.extend_from_slice(&data[..data.len().min(room)]);
+                        if !more {
+                            ended_early = true;
+                            break;
+                        }
+                        continue;
+                    }
                     if raw.len() + data.len() > limits.max_body {
                         return Err(fail(
                             FailureKind::BodyTooLarge,
@@ -446,11 +474,18 @@ pub async fn exchange(
         (Some(first), Some(last)) if last >= first => last - first,
         _ => head_at.elapsed(),
     };
-    if let Some(pool) = pool {
+    // A body left unread would be the next request's response: the connection goes.
+    if let Some(pool) = pool
+        && !ended_early
+    {
         pool.senders.insert(origin, (sender, board, cert_days_left));
     }
-    let wire_bytes = raw.len() as u64;
-    let body = decode(&headers, raw, limits.max_body)?;
+    let body = if watch.is_some() {
+        // What a watched body is kept for is its first bytes, as sent.
+        Bytes::from(raw)
+    } else {
+        decode(&headers, raw, limits.max_body)?
+    };
     Ok(Exchange {
         status,
         headers,

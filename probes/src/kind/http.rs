@@ -12,11 +12,12 @@ use hyper::{Method, StatusCode};
 use lookout_model::probe::{Failure, FailureKind, Outcome, Phases, StepResult};
 use reqwest::Url;
 
+use super::playback::{self, Playback};
 use super::{Probe, StepContext};
 use crate::assert::{Assertion, Response, default_status_ok};
 use crate::capture::Capture;
 use crate::check::Check;
-use crate::http::{self, Exchange, Limits, Outgoing, Pool};
+use crate::http::{self, BodyWatch, Exchange, Limits, Outgoing, Pool};
 use crate::template::{Template, Vars};
 
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct HttpStep {
     pub body: Option<Template>,
     pub captures: Vec<Capture>,
     pub assertions: Vec<Box<dyn Assertion>>,
+    /// Plays what it fetches: judged by the audio's delivery rate.
+    pub playback: Option<Playback>,
 }
 
 /// Headers never carried across a redirect to another origin.
@@ -100,12 +103,13 @@ fn outgoing(step: &HttpStep, i: usize, vars: &Vars) -> Result<Outgoing, Failure>
 }
 
 /// Sends the step's request, following redirects up to the check's limit.
-async fn send(
+async fn send<'w>(
     check: &Check,
     mut out: Outgoing,
     i: usize,
     pool: &mut Pool,
     limits: &Limits,
+    mut watch: Option<&mut (dyn BodyWatch + 'w)>,
 ) -> Result<(Exchange, Phases), Failure> {
     let mut visited = HashSet::new();
     let started = Instant::now();
@@ -115,7 +119,7 @@ async fn send(
         } else {
             None
         };
-        let ex = http::exchange(&out, &check.tls, pool_ref, limits)
+        let ex = http::exchange(&out, &check.tls, pool_ref, limits, watch.as_deref_mut())
             .await
             .map_err(|mut f| {
                 f.step = Some(i);
@@ -178,9 +182,31 @@ async fn send(
 impl Probe for HttpStep {
     fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)> {
         Box::pin(async move {
-            let (result, failed) = self.request(ctx).await;
-            (result, failed.map_or(Outcome::Ok, Outcome::Fail))
+            let index = ctx.index;
+            let started = Instant::now();
+            let mut listening = self.playback.as_ref().map(Playback::listening);
+            let watch = listening.as_mut().map(|l| l as &mut dyn BodyWatch);
+            let (result, failed) = self.request(ctx, watch).await;
+            if let Some(f) = failed {
+                return (result, Outcome::Fail(f));
+            }
+            let outcome = match (&self.playback, &listening) {
+                (Some(p), Some(l)) => playback::with_step(l.judge(p, started).1, index),
+                _ => Outcome::Ok,
+            };
+            (result, outcome)
         })
+    }
+
+    /// A playback counts to its first audio byte: what comes after, the listener hears while
+    /// it arrives, and its pace is judged by the delivery rate instead.
+    fn counted_us(&self, result: &StepResult) -> u64 {
+        let p = &result.phases;
+        if self.playback.is_some() {
+            p.total_us.saturating_sub(p.transfer_us)
+        } else {
+            p.total_us
+        }
     }
 }
 
@@ -190,7 +216,11 @@ impl HttpStep {
         self.assertions.iter().any(|a| a.judges_status())
     }
 
-    async fn request(&self, ctx: StepContext<'_>) -> (StepResult, Option<Failure>) {
+    async fn request(
+        &self,
+        ctx: StepContext<'_>,
+        watch: Option<&mut dyn BodyWatch>,
+    ) -> (StepResult, Option<Failure>) {
         let step = self;
         let (i, name) = (ctx.index, ctx.name);
         let mut result = ctx.result();
@@ -199,7 +229,7 @@ impl HttpStep {
             Err(f) => return (result, Some(f)),
         };
         let started = Instant::now();
-        let (ex, phases) = match send(ctx.check, out, i, ctx.pool, ctx.limits).await {
+        let (ex, phases) = match send(ctx.check, out, i, ctx.pool, ctx.limits, watch).await {
             Ok(x) => x,
             Err(f) => {
                 result.phases.total_us = started.elapsed().as_micros() as u64;

@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod playback;
 pub mod tcp;
 pub mod tls;
 pub mod websocket;
@@ -76,4 +77,9 @@ impl StepContext<'_> {
 pub trait Probe: Send + Sync + std::fmt::Debug {
     /// Boxed, so that steps of different kinds sit in one journey (`dyn Probe`).
     fn run<'a>(&'a self, ctx: StepContext<'a>) -> BoxFuture<'a, (StepResult, Outcome)>;
+
+    /// The part of the step's time, in microseconds, that the journey's latency counts.
+    fn counted_us(&self, result: &StepResult) -> u64 {
+        result.phases.total_us
+    }
 }

@@ -98,6 +98,7 @@ pub fn http_step(url: &str, asserts: &[Value], captures: &[Value]) -> HttpStep {
                     .unwrap()
             })
             .collect(),
+        playback: None,
     }
 }
 

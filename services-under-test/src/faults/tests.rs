@@ -53,6 +53,28 @@ fn validates_each_kind_and_names_the_bad_field() {
             r#"{"kind":"latency","latency":"2h"}"#,
             Err("must be at most 10m"),
         ),
+        (
+            r#"{"kind":"bandwidth","bytes_per_second":40000,"route":"/1.x/tracks"}"#,
+            Ok(FaultCommand::Add {
+                kind: FaultKind::Bandwidth {
+                    bytes_per_second: 40_000,
+                },
+                route: Some(RouteScope::Prefix("/1.x/tracks".into())),
+                duration: None,
+            }),
+        ),
+        (
+            r#"{"kind":"bandwidth"}"#,
+            Err("a `bandwidth` fault needs `bytes_per_second`"),
+        ),
+        (
+            r#"{"kind":"bandwidth","bytes_per_second":0}"#,
+            Err("`bytes_per_second` must be more than zero"),
+        ),
+        (
+            r#"{"kind":"latency","latency":"1s","bytes_per_second":10}"#,
+            Err("`bytes_per_second` does not apply to a `latency` fault"),
+        ),
     ];
     for (json, want) in cases {
         let got = req(json).validate();
