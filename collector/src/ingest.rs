@@ -23,6 +23,8 @@ pub struct CheckInfo {
     pub interval_us: i64,
     pub timeout_us: i64,
     pub slo: Slo,
+    /// A check no agent runs: a job reports to it (`POST /api/v1/heartbeats/{check}`).
+    pub heartbeat: Option<lookout_model::heartbeat::Heartbeat>,
 }
 
 impl CheckInfo {
@@ -34,7 +36,13 @@ impl CheckInfo {
             interval_us: 10_000_000,
             timeout_us: 5_000_000,
             slo: Slo::default(),
+            heartbeat: None,
         }
+    }
+
+    /// The quorum in place of the default: one for a heartbeat's one region.
+    pub fn quorum(&self) -> Option<usize> {
+        self.heartbeat.as_ref().map(|_| 1)
     }
 }
 
@@ -81,6 +89,12 @@ fn check_one(r: &ProbeResult, known: &Known, now_us: i64, max_past_us: i64) -> R
     if !known.is_empty() {
         match known.get(&r.check) {
             None => return Err(format!("unknown check {:?}", r.check)),
+            Some(info) if info.heartbeat.is_some() => {
+                return Err(format!(
+                    "check {:?} is a heartbeat: its job reports to POST /api/v1/heartbeats/{}",
+                    r.check, r.check
+                ));
+            }
             Some(info) if !info.regions.is_empty() && !info.regions.contains(&r.region) => {
                 return Err(format!(
                     "check {:?} does not run in region {:?}",

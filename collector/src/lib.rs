@@ -8,6 +8,7 @@ mod availability;
 mod commit;
 pub mod config;
 pub mod confirm;
+mod heartbeat;
 mod http;
 pub mod ingest;
 pub mod live;
@@ -145,6 +146,7 @@ pub struct Collector {
     task: JoinHandle<()>,
     passes: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    heartbeats: JoinHandle<()>,
     compactions: JoinHandle<()>,
     applier: Option<JoinHandle<()>>,
     state: Arc<AppState>,
@@ -304,6 +306,7 @@ impl Collector {
             replica: replica.clone(),
         });
         let applier = replica.map(|r| tokio::spawn(replica::apply_loop(state.clone(), r)));
+        let heartbeats = tokio::spawn(heartbeat::watch(state.clone()));
         let addr = listener.local_addr()?;
         let mut stopped = stopping;
         let scheme = if state.settings.tls.is_some() {
@@ -328,6 +331,7 @@ impl Collector {
             task,
             passes,
             ticker,
+            heartbeats,
             compactions,
             applier,
             state,
@@ -369,6 +373,7 @@ impl Collector {
     pub async fn shutdown(self) {
         self.passes.abort();
         self.ticker.abort();
+        self.heartbeats.abort();
         self.compactions.abort();
         if let Some(a) = &self.applier {
             a.abort();

@@ -32,6 +32,7 @@ pub const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 struct Latest {
     start_us: i64,
+    verdict: Verdict,
     /// Why it failed or was degraded; `None` when it passed, or when the reason is not known
     /// (a result replayed at start whose row could not be read).
     reason: Option<Reason>,
@@ -89,6 +90,7 @@ struct Check {
     name: String,
     interval_us: i64,
     timeout_us: i64,
+    quorum: Option<usize>,
     /// The configured regions, then any other seen, in the order first seen (as the rollups
     /// hold them: the quorum depends on how many there are).
     regions: Vec<Region>,
@@ -110,6 +112,7 @@ impl Check {
             name: name.to_owned(),
             interval_us: info.interval_us,
             timeout_us: info.timeout_us,
+            quorum: info.quorum(),
             regions: info.regions.iter().map(|r| Region::new(r)).collect(),
             status: CheckStatus::NoData,
             since_us: None,
@@ -117,7 +120,7 @@ impl Check {
     }
 
     fn rules(&self) -> Rules {
-        Rules::new(self.regions.len(), self.interval_us, self.timeout_us)
+        Rules::new(self.regions.len(), self.interval_us, self.timeout_us).with_quorum(self.quorum)
     }
 
     fn region_index(&mut self, name: &str) -> usize {
@@ -210,7 +213,11 @@ impl Check {
         if r.latest.as_ref().is_some_and(|l| l.start_us > start_us) {
             return;
         }
-        r.latest = Some(Latest { start_us, reason });
+        r.latest = Some(Latest {
+            start_us,
+            verdict,
+            reason,
+        });
         // A result older than the silence is stored history: the region stays silent.
         let silent_at = start_us.saturating_add(silence);
         let (status, since) = if silent_at <= now {
@@ -343,6 +350,7 @@ impl Live {
             let c = inner.check_mut(name, &mut ch);
             c.interval_us = info.interval_us;
             c.timeout_us = info.timeout_us;
+            c.quorum = info.quorum();
             for r in &info.regions {
                 c.region_index(r);
             }
@@ -394,6 +402,21 @@ impl Live {
             );
         }
         self.publish(&mut inner, ch, true);
+    }
+
+    /// The latest result of `check` in `region`: its start, verdict and reason (a heartbeat's
+    /// watch reads its one region here).
+    pub fn latest(&self, check: &str, region: &str) -> Option<(i64, Verdict, Option<String>)> {
+        let inner = self.lock();
+        let c = inner.checks.get(check)?;
+        let r = c.regions.iter().find(|r| r.name == region)?;
+        r.latest.as_ref().map(|l| {
+            (
+                l.start_us,
+                l.verdict,
+                l.reason.as_ref().map(|x| x.message.clone()),
+            )
+        })
     }
 
     /// Looks for regions gone silent, and maintenance begun or over, by `now`.

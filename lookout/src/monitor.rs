@@ -40,13 +40,21 @@ pub fn known_checks(config: &Config) -> Known {
                     .unwrap_or(lookout_probes::check::DEFAULT_INTERVAL),
             };
             let slo = config.slos.get(&c.name).copied().unwrap_or_default();
-            let info = CheckInfo {
+            let mut info = CheckInfo {
                 description: c.description.clone(),
                 regions,
                 interval_us: interval.as_micros() as i64,
                 timeout_us: c.timeout.as_micros() as i64,
                 slo,
+                heartbeat: c.heartbeat.clone(),
             };
+            // A heartbeat's one region is its reports; it is silent (no data) past two
+            // periods and the grace, as a probed check past two intervals and its timeout.
+            if let Some(h) = &c.heartbeat {
+                info.regions = vec![lookout_model::heartbeat::REGION.to_owned()];
+                info.interval_us = h.period.as_micros() as i64;
+                info.timeout_us = h.grace.as_micros() as i64;
+            }
             (c.name.clone(), info)
         })
         .collect()

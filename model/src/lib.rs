@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod health;
+pub mod heartbeat;
 pub mod latency;
 pub mod probe;
 pub mod read;

@@ -28,6 +28,16 @@ pub struct Rules {
     pub silence_us: i64,
 }
 
+impl Rules {
+    /// With `quorum` in place of the default, when given (a heartbeat check's one region).
+    pub fn with_quorum(mut self, quorum: Option<usize>) -> Self {
+        if let Some(q) = quorum {
+            self.quorum = q.clamp(1, self.regions.max(1));
+        }
+        self
+    }
+}
+
 /// A majority of the regions, at least 2 (DESIGN.md): one region failing alone is never
 /// downtime, so a check watched from a single region can only ever report no data.
 pub fn default_quorum(regions: usize) -> usize {

@@ -42,11 +42,15 @@ pub struct Check {
     pub max_redirects: u8,
     pub tls: Arc<ClientConfig>,
     pub steps: Vec<Step>,
+    /// A check no agent runs: a job reports to the collector (its steps are empty).
+    pub heartbeat: Option<lookout_model::heartbeat::Heartbeat>,
 }
 
 impl Check {
+    /// Whether an agent of `region` runs it: never a heartbeat check.
     pub fn runs_in(&self, region: &str) -> bool {
-        self.regions.is_empty() || self.regions.iter().any(|r| r == region)
+        self.heartbeat.is_none()
+            && (self.regions.is_empty() || self.regions.iter().any(|r| r == region))
     }
 
     pub fn schedule_in(&self, region: &str) -> crate::schedule::Schedule {

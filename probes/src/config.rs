@@ -10,6 +10,7 @@ use std::time::Duration;
 use hyper::Method;
 use hyper::header::HeaderName;
 use lookout_conf::{Cron, Dur, Located, Report, Spanned, duration_in, moved, number_in};
+use lookout_model::heartbeat::Heartbeat;
 use lookout_model::slo::Slo;
 use serde::Deserialize;
 
@@ -49,7 +50,63 @@ pub struct RawCheck {
     pub ca: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<usize>>,
     pub max_redirects: Option<Spanned<u8>>,
-    pub steps: Spanned<Vec<Spanned<RawStep>>>,
+    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    /// A check no prober runs: a job reports to the collector instead.
+    pub heartbeat: Option<Spanned<RawHeartbeat>>,
+}
+
+/// `heartbeat:` in a check, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub period: Spanned<Dur>,
+    pub grace: Option<Spanned<Dur>>,
+    /// The bearer token reports carry (`${ENV}` it in).
+    pub token: Spanned<String>,
+}
+
+impl RawHeartbeat {
+    fn build(self, at: &str, report: &mut Report) -> Option<Heartbeat> {
+        use lookout_model::heartbeat::{MAX_PERIOD, MIN_PERIOD};
+        let mut ok = true;
+        let period = self.period.value.0;
+        if period < MIN_PERIOD || period > MAX_PERIOD {
+            report(
+                self.period.loc(),
+                &format!("{at}.heartbeat.period"),
+                format!(
+                    "{}: a heartbeat's period must be from {} to {}",
+                    humantime::format_duration(period),
+                    humantime::format_duration(MIN_PERIOD),
+                    humantime::format_duration(MAX_PERIOD)
+                ),
+            );
+            ok = false;
+        }
+        // A tenth of the period by default: a nightly job may run a couple of hours late.
+        let grace = duration_in(
+            report,
+            &self.grace,
+            &format!("{at}.heartbeat.grace"),
+            period / 10,
+            Duration::ZERO,
+            MAX_PERIOD,
+        );
+        if self.token.value.trim().is_empty() {
+            report(
+                self.token.loc(),
+                &format!("{at}.heartbeat.token"),
+                "a heartbeat needs its own token, which reports carry as `Authorization: Bearer ...`"
+                    .into(),
+            );
+            ok = false;
+        }
+        ok.then(|| Heartbeat {
+            period,
+            grace,
+            token: lookout_model::secret::Secret::new(self.token.value),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,16 +399,39 @@ pub fn validate_checks(
             Some(m) => m.value,
             None => check::DEFAULT_MAX_REDIRECTS,
         };
-        if c.steps.value.is_empty() {
+        let heartbeat = match c.heartbeat {
+            None => None,
+            Some(h) => {
+                for (field, loc) in [
+                    ("steps", c.steps.as_ref().map(Spanned::loc)),
+                    ("interval", c.interval.as_ref().map(Spanned::loc)),
+                    ("cron", c.cron.as_ref().map(Spanned::loc)),
+                    ("timeout", c.timeout.as_ref().map(Spanned::loc)),
+                    ("regions", c.regions.as_ref().map(Spanned::loc)),
+                ] {
+                    if let Some(loc) = loc {
+                        report(
+                            loc,
+                            &format!("{at}.{field}"),
+                            "a heartbeat check is run by whoever reports to it: `heartbeat.period` says how often, and it has no steps, schedule, timeout or regions".into(),
+                        );
+                    }
+                }
+                h.value.build(&at, report)
+            }
+        };
+        let raw_steps = c.steps.unwrap_or_else(|| Spanned::unlocated(Vec::new()));
+        if raw_steps.value.is_empty() && heartbeat.is_none() {
             report(
-                c.steps.loc(),
+                raw_steps.loc().or(loc),
                 &format!("{at}.steps"),
-                "a check needs at least one step".into(),
+                "a check needs at least one step (or `heartbeat:`, for a job that reports itself)"
+                    .into(),
             );
         }
         let mut known: HashSet<String> = variables.keys().cloned().collect();
         let mut steps = Vec::new();
-        for (si, step) in c.steps.value.into_iter().enumerate() {
+        for (si, step) in raw_steps.value.into_iter().enumerate() {
             if let Some(s) =
                 validate_step(step, &format!("{at}.steps[{si}]"), si, &mut known, report)
             {
@@ -369,6 +449,7 @@ pub fn validate_checks(
             max_redirects,
             tls,
             steps,
+            heartbeat,
         }));
     }
     (out, slos)

@@ -21,6 +21,7 @@ use lookout_model::health::{Dependency, Health, HealthStatus, InstanceHealth};
 use crate::{AppState, availability, maintenance};
 use agents::{get_agents, get_commands, post_recheck};
 use events::{get_events, post_events};
+pub(crate) use results::take;
 use results::{get_results, post_results};
 use states::get_states;
 
@@ -202,10 +203,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             count_requests,
         ));
+    // Its own token per check, not the collector's: a cron job holds only its heartbeat's.
+    let heartbeats = Router::new()
+        .route(
+            "/api/v1/heartbeats/{check}",
+            post(crate::heartbeat::post_heartbeat),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mark_replica_lag,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ));
     let reload = state.settings.reload.clone();
     let reload_token = state.settings.token.clone();
     let app = Router::new()
         .merge(api)
+        .merge(heartbeats)
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/targets", get(get_targets))
         .route("/healthcheck", get(healthcheck))

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use lookout_api::{ApiError, ApiFastJsonBytes, ApiJson, ApiQuery, ApiResult};
 use serde::Deserialize;
 
-use lookout_model::probe::{BatchAck, ResultBatch};
+use lookout_model::probe::{BatchAck, ProbeResult, ResultBatch};
 
 use crate::store::ResultFilter;
 use crate::{AppState, ingest, store};
@@ -26,59 +26,55 @@ pub(super) async fn post_results(
             .inc_by(batch.results.len() as u64);
         return Err(ApiError::BadRequest(e));
     }
-    if let Some(replica) = &s.replica {
-        return append_to_log(replica, &batch, body).await;
-    }
-    // Stored by the commit thread (a sync to disk never stalls the async workers), together
-    // with whatever else arrived meanwhile; the results come back, uncopied.
-    let (results, inserted) = match s.committer.insert(batch.results).await {
-        Ok(x) => x,
-        Err(e) => (Vec::new(), Err(e)),
-    };
-    let batch = ResultBatch { results };
-    let inserted = match inserted {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::error!(error = %e, "results not stored; the agents keep them and retry");
-            // Nothing acknowledged, nothing lost: the agent retries after this.
-            return Ok(unavailable("results could not be stored; retry later"));
-        }
-    };
-    let (stored, duplicates) = store::counts(&inserted);
-    crate::stored::after_stored(&s, &batch.results, &inserted, now);
-    Ok((
-        StatusCode::OK,
-        axum::Json(BatchAck {
-            accepted: stored,
-            duplicates,
-        }),
-    )
-        .into_response())
-}
-
-/// Acknowledged once the replicated log holds the batch; no quorum: 503, and the agent keeps
-/// its results and tries again (here or at another replica).
-async fn append_to_log(
-    replica: &crate::replica::Replica,
-    batch: &ResultBatch,
-    body: bytes::Bytes,
-) -> ApiResult<Response> {
-    match replica.append(&batch.results, body).await {
-        Ok((accepted, duplicates)) => Ok((
+    Ok(match take(&s, batch.results, body, now).await {
+        Ok((accepted, duplicates)) => (
             StatusCode::OK,
             axum::Json(BatchAck {
                 accepted,
                 duplicates,
             }),
         )
-            .into_response()),
-        Err(e) => {
-            tracing::warn!(error = %e, "results not acknowledged by the log; the agents keep them and retry");
-            Ok(unavailable(
-                "the replicated log did not take the results; retry later",
-            ))
-        }
+            .into_response(),
+        Err(refused) => refused,
+    })
+}
+
+/// Stores valid results: through the replicated log on a replica (acknowledged once the log
+/// holds them; `body` is their batch as JSON), else with the commit thread's group commit.
+/// (stored, duplicates); a 503 to answer when nothing was acknowledged, and nothing lost: the
+/// sender keeps them and tries again.
+pub(crate) async fn take(
+    s: &Arc<AppState>,
+    results: Vec<ProbeResult>,
+    body: bytes::Bytes,
+    now: i64,
+) -> Result<(usize, usize), Response> {
+    if let Some(replica) = &s.replica {
+        return match replica.append(&results, body).await {
+            Ok(counts) => Ok(counts),
+            Err(e) => {
+                tracing::warn!(error = %e, "results not acknowledged by the log; their senders keep them and retry");
+                Err(unavailable(
+                    "the replicated log did not take the results; retry later",
+                ))
+            }
+        };
     }
+    // Stored by the commit thread (a sync to disk never stalls the async workers), together
+    // with whatever else arrived meanwhile; the results come back, uncopied.
+    let (results, inserted) = match s.committer.insert(results).await {
+        Ok(x) => x,
+        Err(e) => (Vec::new(), Err(e)),
+    };
+    let inserted = match inserted {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "results not stored; their senders keep them and retry");
+            return Err(unavailable("results could not be stored; retry later"));
+        }
+    };
+    crate::stored::after_stored(s, &results, &inserted, now);
+    Ok(store::counts(&inserted))
 }
 
 fn unavailable(message: &str) -> Response {

@@ -442,7 +442,8 @@ impl Rollups {
             }
             (st.regions.clone(), st.maintenance.clone())
         };
-        let rules = Rules::new(regions.len(), plan.interval_us, plan.timeout_us);
+        let rules =
+            Rules::new(regions.len(), plan.interval_us, plan.timeout_us).with_quorum(plan.quorum);
         let observations = state::to_observations(&regions, raw);
         let bad_minutes =
             sla::minute_rollups(&rules, &observations, &maintenance, plan.start, plan.end)
@@ -566,6 +567,7 @@ pub(crate) struct Plan {
     pub timeout_us: i64,
     /// The latency objective a degraded run is counted against.
     pub objective_us: i64,
+    pub quorum: Option<usize>,
 }
 
 impl Plan {
@@ -627,6 +629,7 @@ fn plan(st: &CheckState, dirty: Option<i64>, now: i64, s: &RollupSettings) -> Op
         interval_us: info.interval_us,
         timeout_us: info.timeout_us,
         objective_us: info.slo.latency_objective_us(),
+        quorum: info.quorum(),
     })
 }
 

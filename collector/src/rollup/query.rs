@@ -46,6 +46,7 @@ impl CheckState {
             self.info.interval_us,
             self.info.timeout_us,
         )
+        .with_quorum(self.info.quorum())
     }
 
     pub(crate) fn live(&self) -> Vec<Observation> {

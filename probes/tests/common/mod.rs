@@ -114,6 +114,7 @@ pub fn check(name: &str, steps: Vec<Step>) -> Check {
         max_redirects: 5,
         tls: lookout_probes::http::tls::public_roots(),
         steps,
+        heartbeat: None,
     }
 }
 
