@@ -132,7 +132,7 @@ fn result(
 
 /// What the watch must add at `now`, given the region's latest result `(start, verdict,
 /// reason)`: a failure at the deadline of a report that passed, or the failure again
-/// `REPEAT_US` after the latest one. `oldest_us`: results before it are no longer taken (a
+/// `Heartbeat::repeat_us` after the latest one. `oldest_us`: results before it are no longer taken (a
 /// collector back after a long time says the failure from now).
 pub(crate) fn due(
     check: &str,
@@ -156,12 +156,13 @@ pub(crate) fn due(
         );
         (deadline, message)
     } else {
-        let repeats = (now - at) / heartbeat::REPEAT_US;
+        let every = hb.repeat_us();
+        let repeats = (now - at) / every;
         if repeats < 1 {
             return None;
         }
         let message = reason.unwrap_or_else(|| "the heartbeat is failing".into());
-        (at + repeats * heartbeat::REPEAT_US, message)
+        (at + repeats * every, message)
     };
     let at = if at < oldest_us { now } else { at };
     Some(result(
@@ -246,10 +247,10 @@ mod tests {
     #[test]
     fn a_failure_is_said_again_every_few_seconds_at_instants_any_replica_agrees_on() {
         let latest = Some((T0, Verdict::Fail, Some("the job reported a failure".into())));
-        assert_eq!(due("job", &hb(), latest.clone(), T0 + 9 * S, 0), None);
-        let a = due("job", &hb(), latest.clone(), T0 + 10 * S, 0).unwrap();
-        let b = due("job", &hb(), latest, T0 + 19 * S, 0).unwrap();
-        assert_eq!(a.started_at_us, T0 + 10 * S);
+        assert_eq!(due("job", &hb(), latest.clone(), T0 + 4 * S, 0), None);
+        let a = due("job", &hb(), latest.clone(), T0 + 5 * S, 0).unwrap();
+        let b = due("job", &hb(), latest, T0 + 9 * S, 0).unwrap();
+        assert_eq!(a.started_at_us, T0 + 5 * S);
         assert_eq!((a.seq, a.outcome.clone()), (b.seq, b.outcome));
         assert_eq!(
             due("job", &hb(), None, T0, 0),

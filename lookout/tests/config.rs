@@ -53,7 +53,7 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"14:11: checks[0] (bad name!).cron: give `interval` or `cron`, not both"#,
                 r#"15:15: checks[0] (bad name!).regions[0]: "mars" is not one of probes.regions (eu-west, us-east, eu-west)"#,
                 r#"16:9: checks[0] (bad name!).ca: cannot read CA file tests/config/no/such/ca.pem: No such file or directory (os error 2)"#,
-                r#"17:12: checks[0] (bad name!).steps: a check needs at least one step"#,
+                r#"17:12: checks[0] (bad name!).steps: a check needs at least one step (or `heartbeat:`, for a job that reports itself)"#,
             ],
         ),
         (
@@ -135,6 +135,15 @@ fn every_invalid_fixture_gives_its_exact_errors_and_exit_code_2() {
                 r#"5:22: platform.gateway.health_timeout: (500ms) must be shorter than health_interval (300ms)"#,
                 r#"6:22: platform.gateway.default_country: "uk" is not an ISO 3166 country code such as GB"#,
                 r#"7:18: platform.gateway.signing_key: must be at least 16 characters: it signs play URLs"#,
+            ],
+        ),
+        (
+            "invalid-heartbeat.yaml",
+            &[
+                r#"9:26: checks[0] (nightly).heartbeat.period: 500ms: a heartbeat's period must be from 1s to 31 days"#,
+                r#"9:51: checks[0] (nightly).heartbeat.token: a heartbeat needs its own token, which reports carry as `Authorization: Bearer ...`"#,
+                r#"11:15: checks[1] (hourly).interval: a heartbeat check is run by whoever reports to it: `heartbeat.period` says how often, and it has no steps, schedule, timeout or regions"#,
+                r#"13:5: checks[2] (nothing).steps: a check needs at least one step (or `heartbeat:`, for a job that reports itself)"#,
             ],
         ),
         (

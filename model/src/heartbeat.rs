@@ -14,10 +14,11 @@ pub const REGION: &str = "heartbeat";
 pub const REPORTS: &str = "heartbeat";
 /// The agent of the results the collector makes while a report is missing or said it failed.
 pub const HELD: &str = "heartbeat-held";
-/// While a heartbeat is missing or failed, the collector says so again this often: the state
-/// stays fresh, and the alerter's confirmation (a failure again after the check went down)
-/// comes within seconds, not a period later.
-pub const REPEAT_US: i64 = 10_000_000;
+/// While a heartbeat is missing or failed, the collector says so again this often (or every
+/// half period, if that is sooner, so that the region never falls silent in between): the
+/// state stays fresh, and the alerter's confirmation (a failure again after the check went
+/// down) comes within seconds, not a period later.
+pub const REPEAT_US: i64 = 5_000_000;
 /// The shortest period a heartbeat may have.
 pub const MIN_PERIOD: Duration = Duration::from_secs(1);
 /// The longest: a monthly job.
@@ -44,6 +45,11 @@ impl PartialEq for Heartbeat {
 }
 
 impl Heartbeat {
+    /// How often a missing or failed heartbeat is said again.
+    pub fn repeat_us(&self) -> i64 {
+        REPEAT_US.min(micros(self.period) / 2).max(1)
+    }
+
     /// When a report made at `at_us` stops vouching for the check.
     pub fn deadline_us(&self, at_us: i64) -> i64 {
         at_us

@@ -75,10 +75,10 @@ impl RawHeartbeat {
                 self.period.loc(),
                 &format!("{at}.heartbeat.period"),
                 format!(
-                    "{}: a heartbeat's period must be from {} to {}",
+                    "{}: a heartbeat's period must be from {} to {} days",
                     humantime::format_duration(period),
                     humantime::format_duration(MIN_PERIOD),
-                    humantime::format_duration(MAX_PERIOD)
+                    MAX_PERIOD.as_secs() / 86_400
                 ),
             );
             ok = false;
@@ -399,6 +399,7 @@ pub fn validate_checks(
             Some(m) => m.value,
             None => check::DEFAULT_MAX_REDIRECTS,
         };
+        let wrote_heartbeat = c.heartbeat.is_some();
         let heartbeat = match c.heartbeat {
             None => None,
             Some(h) => {
@@ -421,7 +422,7 @@ pub fn validate_checks(
             }
         };
         let raw_steps = c.steps.unwrap_or_else(|| Spanned::unlocated(Vec::new()));
-        if raw_steps.value.is_empty() && heartbeat.is_none() {
+        if raw_steps.value.is_empty() && !wrote_heartbeat {
             report(
                 raw_steps.loc().or(loc),
                 &format!("{at}.steps"),
