@@ -58,7 +58,7 @@ pub(crate) async fn post_heartbeat(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!(
-                "the body is not a heartbeat report ({e}): send nothing, or {{\"status\": \"ok\" or \"fail\", \"message\": \"...\", \"duration_ms\": 1234}}"
+                "the body is not a heartbeat report ({e}): send nothing, or {{\"status\": \"ok\" or \"fail\", \"message\": \"...\"}}"
             ))
         })?
     };
@@ -106,16 +106,10 @@ fn reported(check: &str, report: &Report, now: i64) -> ProbeResult {
             step: None,
         }),
     };
-    result(check, heartbeat::REPORTS, now, outcome, report.duration_ms)
+    result(check, heartbeat::REPORTS, now, outcome)
 }
 
-fn result(
-    check: &str,
-    agent: &str,
-    at_us: i64,
-    outcome: Outcome,
-    duration_ms: Option<u64>,
-) -> ProbeResult {
+fn result(check: &str, agent: &str, at_us: i64, outcome: Outcome) -> ProbeResult {
     ProbeResult {
         check: check.to_owned(),
         region: heartbeat::REGION.to_owned(),
@@ -124,7 +118,8 @@ fn result(
         seq: u64::try_from(at_us).unwrap_or(0),
         started_at_us: at_us,
         outcome,
-        duration_us: duration_ms.unwrap_or(0).saturating_mul(1_000),
+        // A job's run time is not a latency the check promises: none is counted.
+        duration_us: 0,
         steps: Vec::new(),
         confirmation: false,
     }
@@ -174,7 +169,6 @@ pub(crate) fn due(
             message,
             step: None,
         }),
-        None,
     ))
 }
 
@@ -274,14 +268,10 @@ mod tests {
             &Report {
                 status: ReportStatus::Fail,
                 message: Some("x".repeat(5_000)),
-                duration_ms: Some(1_500),
             },
             T0,
         );
-        assert_eq!(
-            (r.region.as_str(), r.duration_us),
-            (heartbeat::REGION, 1_500_000)
-        );
+        assert_eq!((r.region.as_str(), r.duration_us), (heartbeat::REGION, 0));
         match r.outcome {
             Outcome::Fail(f) => assert!(f.message.ends_with('…') && f.message.len() < 1_100),
             o => panic!("{o:?}"),

@@ -72,9 +72,6 @@ pub struct Report {
     /// What the job has to say (why it failed, what it did).
     #[serde(default)]
     pub message: Option<String>,
-    /// How long the job took, in milliseconds.
-    #[serde(default)]
-    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
