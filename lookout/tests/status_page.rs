@@ -1,7 +1,8 @@
 //! The status page as partners meet it, in `lookout up`: an outage injected through the
 //! platform's fault API shows on the page, in the Statuspage JSON and in the feed within one
 //! probe interval plus the confirmation, a person's update shows everywhere at once, and the
-//! incident resolves when the fault clears; and the page as headless Chromium renders it.
+//! incident resolves when the fault clears; a stream that would stutter is degraded
+//! performance; and the page as headless Chromium renders it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
@@ -419,4 +420,178 @@ async fn headless_chromium_shows_every_component_with_its_90_bars() {
         phone.green_row(360).is_some() && phone.pixel(360, y)[1] > 100,
         "the banner is as wide as the phone"
     );
+}
+
+/// `lookout up` with the example's `listen` journey: a stream delivered slower than 1.5x real
+/// time (the gateway's `bandwidth` fault on play URLs) is up, shown as "Degraded performance"
+/// on the page and in its JSON, and a `degraded_regions` check of the alerter's warns; lifted,
+/// all is operational again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_would_stutter_is_degraded_performance_up_and_a_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"data_dir: {data}
+platform:
+  artists: 200
+  admin_token: {ADMIN}
+  gateway:
+    listen: 127.0.0.1:0
+    admin_listen: 127.0.0.1:0
+    api_keys: [page-key]
+    users:
+      - {{ token: page-user, user: demo }}
+  catalogue: {{ instances: 1 }}
+  mixes: {{ instances: 1 }}
+  media: {{ instances: 1 }}
+  analytics: {{ instances: 1 }}
+collector:
+  listen: 127.0.0.1:0
+  token: {TOKEN}
+variables:
+  gateway: http://unused
+checks:
+  - name: listen
+    interval: 5s
+    timeout: 4s
+    steps:
+      - url: "{{{{gateway}}}}/1.x/me/radio?count=1"
+        headers: {{ Authorization: "Bearer page-user" }}
+        capture:
+          - {{ name: track_id, json: "$.tracks[0].id" }}
+      - url: "{{{{gateway}}}}/1.x/tracks/{{{{track_id}}}}/play"
+        headers: {{ Authorization: "Bearer page-user" }}
+        capture:
+          - {{ name: audio_url, json: "$.url" }}
+      - url: "{{{{audio_url}}}}"
+        playback: {{ seconds: 1 }}
+alerting:
+  listen: 127.0.0.1:0
+  checks:
+    - {{ name: listen-stutters, target: degraded_regions(listen), warn: 1, interval: 1s, allow_no_data: true }}
+status_page:
+  listen: 127.0.0.1:0
+  title: Test platform status
+  admin_token: {STATUS_TOKEN}
+  refresh_every: 5s
+  regions: {{ eu-west: Europe, us-east: North America, ap-south: Asia Pacific }}
+  groups:
+    - name: Listening
+      components:
+        - {{ name: Playback, check: listen }}
+"#,
+        data = dir.path().join("data").display()
+    );
+    let path = dir.path().join("lookout.yaml");
+    std::fs::write(&path, text).unwrap();
+    let (_up, components) = common::up(&path);
+    let page = Page {
+        url: components["status-page"].0.clone(),
+        alerter: components["alerting"].0.clone(),
+        http: reqwest::Client::new(),
+    };
+    let gateway_admin = components["gateway#1"].1.clone();
+    let status = || async {
+        let v = page.json("/api/v2/components.json").await;
+        v["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "Playback")
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let stutters = || async {
+        common::get_json(
+            &page.http,
+            &format!("{}/api/checks/listen-stutters", page.alerter),
+            TOKEN,
+        )
+        .await["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    wait_until("playback measured", Duration::from_secs(60), || async {
+        page.text("/").await.contains("<td>Europe</td><td>") && status().await == "operational"
+    })
+    .await;
+
+    // 1.25x real time (a track is 44,100 bytes a second): it plays, but would stutter.
+    let r = page
+        .http
+        .post(format!("{gateway_admin}/admin/faults"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"kind": "bandwidth", "bytes_per_second": 55_125, "route": "/1.x/play"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    wait_until(
+        "degraded performance on the page",
+        2 * INTERVAL + Duration::from_secs(10),
+        || async { status().await == "degraded_performance" },
+    )
+    .await;
+    let html = page.text("/").await;
+    assert!(html.contains("Degraded performance in"), "{html}");
+    let states = common::get_json(
+        &page.http,
+        &format!("{}/api/v1/states", components["collector"].0),
+        TOKEN,
+    )
+    .await;
+    let listen = &states["checks"][0];
+    assert_eq!(listen["state"], "up", "degraded is up: {listen}");
+    let reason = listen["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["state"] == "degraded")
+        .and_then(|r| r["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("under 1.5x"), "{listen}");
+    wait_until("the alerter warns", Duration::from_secs(15), || async {
+        stutters().await == "WARN"
+    })
+    .await;
+
+    let r = page
+        .http
+        .delete(format!("{gateway_admin}/admin/faults"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let regions_ok = || async {
+        let states = common::get_json(
+            &page.http,
+            &format!("{}/api/v1/states", components["collector"].0),
+            TOKEN,
+        )
+        .await;
+        states["checks"][0]["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "ok")
+    };
+    wait_until(
+        "every region plays well again",
+        2 * INTERVAL + Duration::from_secs(10),
+        regions_ok,
+    )
+    .await;
+    wait_until("the warning clears", Duration::from_secs(15), || async {
+        stutters().await == "OK"
+    })
+    .await;
+    // The degraded runs still weigh on the latency figures of the window they are in, so the
+    // page may call the component slow a while longer; it no longer calls it degraded.
+    wait_until("the page follows", Duration::from_secs(10), || async {
+        !page.text("/").await.contains("Degraded performance in")
+    })
+    .await;
 }
