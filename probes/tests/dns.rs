@@ -261,3 +261,56 @@ fn dns(fields: Value) -> DnsStep {
 async fn ask(step: DnsStep) -> ProbeResult {
     run_one(Box::new(step), None).await
 }
+
+/// The platform's gateway answers DNS for its own name, over UDP and TCP: what `lookout up`'s
+/// example DNS check asks.
+#[tokio::test]
+async fn the_platform_gateway_answers_for_its_own_name() {
+    use lookout_services::dns::DnsSettings;
+    use lookout_services::gateway::GatewaySettings;
+    use lookout_services::{Instance, InstanceSpec, ServiceKind};
+    let port = free_port();
+    let settings = GatewaySettings {
+        upstreams: Default::default(),
+        api_keys: vec![],
+        users: vec![],
+        default_country: "GB".into(),
+        health_interval: Duration::from_secs(1),
+        health_timeout: Duration::from_millis(500),
+        upstream_timeout: Duration::from_secs(1),
+        signing_key: None,
+        public_url: None,
+        dns: Some(DnsSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            name: "gateway.platform.test.".into(),
+            ttl: 60,
+        }),
+    };
+    let spec = InstanceSpec {
+        kind: ServiceKind::Gateway,
+        seed: 1,
+        artists: 100,
+        admin_token: lookout_model::secret::Secret::new("admin"),
+        gateway: Some(settings),
+        analytics: None,
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let gw = Instance::start(spec, any, any, None).await.unwrap();
+    let server = format!("127.0.0.1:{port}");
+    for transport in ["udp", "tcp"] {
+        let r = ask(dns(
+            json!({"server": server, "name": "gateway.platform.test",
+            "transport": transport, "equals": ["127.0.0.1"], "min_ttl": 60}),
+        ))
+        .await;
+        assert_eq!(r.outcome, Outcome::Ok, "{transport}: {r:?}");
+    }
+    let r = ask(dns(
+        json!({"server": server, "name": "other.platform.test"}),
+    ))
+    .await;
+    let (kind, message) = failure_of(&r);
+    assert_eq!(kind, FailureKind::Assertion);
+    assert!(message.contains("NXDOMAIN"), "{message}");
+    gw.shutdown().await.unwrap();
+}

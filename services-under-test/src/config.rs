@@ -38,6 +38,16 @@ pub struct RawGateway {
     pub upstream_timeout: Option<Spanned<Dur>>,
     pub signing_key: Option<Spanned<Secret>>,
     pub public_url: Option<Spanned<String>>,
+    /// Answer DNS for the gateway's name, for DNS checks.
+    pub dns: Option<Spanned<RawGatewayDns>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayDns {
+    pub listen: Spanned<SocketAddr>,
+    pub name: Spanned<String>,
+    pub ttl: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +304,41 @@ pub fn validate(p: RawPlatform, report: &mut Report) -> PlatformConfig {
             );
         }
     }
+    let dns = g.dns.and_then(|d| {
+        let d = d.value;
+        let name = d.name.value.trim_end_matches('.').to_ascii_lowercase();
+        let labels_ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !labels_ok || !name.contains('.') {
+            report(
+                d.name.loc(),
+                "platform.gateway.dns.name",
+                format!(
+                    "{:?} is not a domain name with a parent (e.g. gateway.platform.test)",
+                    d.name.value
+                ),
+            );
+            return None;
+        }
+        let ttl = lookout_conf::duration_in(
+            report,
+            &d.ttl,
+            "platform.gateway.dns.ttl",
+            Duration::from_secs(60),
+            Duration::ZERO,
+            Duration::from_secs(86_400),
+        );
+        Some(crate::dns::DnsSettings {
+            listen: d.listen.value,
+            name: format!("{name}."),
+            ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+        })
+    });
     let gateway = GatewayConfig {
         listen,
         admin_listen,
@@ -307,6 +352,7 @@ pub fn validate(p: RawPlatform, report: &mut Report) -> PlatformConfig {
             upstream_timeout,
             signing_key: g.signing_key.map(|s| s.value),
             public_url: g.public_url.map(|u| u.value),
+            dns,
         },
     };
 

@@ -8,6 +8,7 @@ pub mod app;
 pub mod catalogue;
 pub mod config;
 pub mod data;
+pub mod dns;
 pub mod etag;
 /// The shared API conventions, re-exported where the services have always found them.
 pub use lookout_api::error;
@@ -188,6 +189,7 @@ impl Instance {
             admin_token: spec.admin_token.clone(),
         };
         let dataset = || data.clone().ok_or(ServiceError::MissingSettings(kind));
+        let mut dns_server = None;
         let (api, admin_api, deps): (axum::Router, axum::Router, Option<DependencyReport>) =
             match kind {
                 ServiceKind::Catalogue => {
@@ -221,6 +223,15 @@ impl Instance {
                         .gateway
                         .clone()
                         .ok_or(ServiceError::MissingSettings(kind))?;
+                    if let Some(d) = &settings.dns {
+                        let bound = dns::DnsServer::bind(d, main.local_addr()?.ip())
+                            .await
+                            .map_err(|source| ServiceError::Bind {
+                                addr: d.listen,
+                                source,
+                            })?;
+                        dns_server = Some(bound);
+                    }
                     let (gw, credentials) =
                         gateway::Gateway::start(settings, metrics.registry()).await?;
                     let report_gw = gw.clone();
@@ -239,7 +250,11 @@ impl Instance {
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let tasks = vec![
+        let mut tasks = Vec::new();
+        if let Some(d) = dns_server {
+            tasks.push(tokio::spawn(d.serve(stopped.clone())));
+        }
+        tasks.extend([
             tokio::spawn(server::serve(
                 main,
                 routers.main,
@@ -252,7 +267,7 @@ impl Instance {
                 None,
                 until_stopped(stopped),
             )),
-        ];
+        ]);
         tracing::info!(service = %kind, %addr, %admin_addr, "instance listening");
         Ok(Instance {
             kind,

@@ -54,6 +54,9 @@ pub struct GatewaySettings {
     pub signing_key: Option<Secret>,
     /// The gateway's address as clients see it, for play URLs; else the request's `Host`.
     pub public_url: Option<String>,
+    /// Answer DNS for the gateway's own name (`crate::dns`).
+    #[serde(default)]
+    pub dns: Option<crate::dns::DnsSettings>,
 }
 
 /// The upstream services, by the name used in URLs and config.

@@ -78,6 +78,7 @@ pub fn gateway_settings(upstreams: BTreeMap<String, Vec<String>>) -> GatewaySett
         upstream_timeout: Duration::from_secs(1),
         signing_key: Some(Secret::new("play-key")),
         public_url: None,
+        dns: None,
     }
 }
 
