@@ -56,13 +56,23 @@ impl ServerTls {
     /// Reads `cert` (PEM: the certificate, then any intermediates) and `key` (PEM, PKCS#8,
     /// PKCS#1 or SEC1), and checks that they belong together.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
-        let chain: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        Self::from_pem(cert, &read(cert)?, key, &read(key)?)
+    }
+
+    /// The same from PEM already read; `cert` and `key` name them in errors.
+    pub fn from_pem(
+        cert: &Path,
+        cert_pem: &[u8],
+        key: &Path,
+        key_pem: &[u8],
+    ) -> Result<ServerTls, TlsError> {
+        let chain: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
             .collect::<Result<_, _>>()
             .map_err(|e| file_error(cert, format!("not PEM certificates: {e}")))?;
         if chain.is_empty() {
             return Err(file_error(cert, "holds no PEM certificate"));
         }
-        let private = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        let private = rustls_pemfile::private_key(&mut &key_pem[..])
             .map_err(|e| file_error(key, format!("not a PEM private key: {e}")))?
             .ok_or_else(|| file_error(key, "holds no PEM private key"))?;
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(

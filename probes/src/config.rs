@@ -47,6 +47,7 @@ pub struct RawCheck {
     pub regions: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub reuse_connections: bool,
+    /// A PEM file of CA certificates, or the PEM itself.
     pub ca: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<usize>>,
     pub max_redirects: Option<Spanned<u8>>,
@@ -364,6 +365,16 @@ pub fn validate_checks(
         }
         let tls = match &c.ca {
             None => crate::http::tls::public_roots(),
+            // The PEM itself, written in the config (a CA is public), or a file holding it.
+            Some(ca) if ca.value.trim_start().starts_with("-----BEGIN") => {
+                match crate::http::tls::from_ca_pem("the inline CA", ca.value.as_bytes()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        report(ca.loc(), &format!("{at}.ca"), e.to_string());
+                        crate::http::tls::public_roots()
+                    }
+                }
+            }
             Some(ca) => {
                 let path = base_dir.join(&ca.value);
                 match crate::http::tls::load_ca(&path.display().to_string()) {

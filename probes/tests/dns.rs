@@ -285,6 +285,7 @@ async fn the_platform_gateway_answers_for_its_own_name() {
             name: "gateway.platform.test.".into(),
             ttl: 60,
         }),
+        tls_listen: None,
     };
     let spec = InstanceSpec {
         kind: ServiceKind::Gateway,

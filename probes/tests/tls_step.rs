@@ -166,3 +166,70 @@ fn tls(fields: Value) -> TlsStep {
 async fn shake(step: TlsStep, ca_pem: Option<&str>) -> ProbeResult {
     run_one(Box::new(step), ca_pem).await
 }
+
+/// The platform's gateway over TLS, with the demo certificate `lookout up`'s example checks:
+/// valid against the demo CA, named, issued as it says, and with years left.
+#[tokio::test]
+async fn the_platform_gateway_serves_its_demo_certificate() {
+    use lookout_services::gateway::{DEMO_CA, GatewaySettings};
+    use lookout_services::{Instance, InstanceSpec, ServiceKind};
+    let port = lookout_testkit::port::free_port();
+    let settings = GatewaySettings {
+        upstreams: Default::default(),
+        api_keys: vec![lookout_model::secret::Secret::new("k")],
+        users: vec![],
+        default_country: "GB".into(),
+        health_interval: Duration::from_secs(1),
+        health_timeout: Duration::from_millis(500),
+        upstream_timeout: Duration::from_secs(1),
+        signing_key: None,
+        public_url: None,
+        dns: None,
+        tls_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+    };
+    let spec = InstanceSpec {
+        kind: ServiceKind::Gateway,
+        seed: 1,
+        artists: 100,
+        admin_token: lookout_model::secret::Secret::new("admin"),
+        gateway: Some(settings),
+        analytics: None,
+    };
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let gw = Instance::start(spec, any, any, None).await.unwrap();
+    let r = shake(
+        tls(
+            json!({"address": format!("127.0.0.1:{port}"), "server_name": "gateway.platform.test",
+            "min_days_left": 3650, "names": ["gateway.platform.test"],
+            "issuer": "CN=Lookout demo platform CA", "min_version": "1.2"}),
+        ),
+        Some(DEMO_CA),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert!(r.steps[0].cert_days_left.unwrap() > 3650, "{r:?}");
+    // By its IP too, which the certificate also names; not against the public roots.
+    let by_ip = json!({"address": format!("127.0.0.1:{port}")});
+    assert_eq!(
+        shake(tls(by_ip.clone()), Some(DEMO_CA)).await.outcome,
+        Outcome::Ok
+    );
+    let (kind, _) = failure_of(&shake(tls(by_ip), None).await);
+    assert_eq!(kind, FailureKind::Tls);
+    // The same API answers over it.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(DEMO_CA.as_bytes()).unwrap())
+        .resolve(
+            "gateway.platform.test",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("https://gateway.platform.test:{port}/healthcheck"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    gw.shutdown().await.unwrap();
+}

@@ -40,6 +40,8 @@ pub struct RawGateway {
     pub public_url: Option<Spanned<String>>,
     /// Answer DNS for the gateway's name, for DNS checks.
     pub dns: Option<Spanned<RawGatewayDns>>,
+    /// Also serve the API over TLS here, with the platform's demo certificate.
+    pub tls_listen: Option<Spanned<SocketAddr>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,6 +355,7 @@ pub fn validate(p: RawPlatform, report: &mut Report) -> PlatformConfig {
             signing_key: g.signing_key.map(|s| s.value),
             public_url: g.public_url.map(|u| u.value),
             dns,
+            tls_listen: g.tls_listen.map(|t| t.value),
         },
     };
 

@@ -130,6 +130,8 @@ pub enum ServiceError {
     Metrics(#[from] prometheus::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the gateway's TLS: {0}")]
+    Tls(#[from] lookout_api::tls::TlsError),
 }
 
 /// A running instance: its addresses and a way to stop it.
@@ -190,6 +192,7 @@ impl Instance {
         };
         let dataset = || data.clone().ok_or(ServiceError::MissingSettings(kind));
         let mut dns_server = None;
+        let mut tls_listener = None;
         let (api, admin_api, deps): (axum::Router, axum::Router, Option<DependencyReport>) =
             match kind {
                 ServiceKind::Catalogue => {
@@ -232,6 +235,15 @@ impl Instance {
                             })?;
                         dns_server = Some(bound);
                     }
+                    if let Some(addr) = settings.tls_listen {
+                        let tcp = TcpListener::bind(addr)
+                            .await
+                            .map_err(|source| ServiceError::Bind { addr, source })?;
+                        tls_listener = Some(lookout_api::tls::Listener::new(
+                            tcp,
+                            Some(gateway::demo_tls()?),
+                        )?);
+                    }
                     let (gw, credentials) =
                         gateway::Gateway::start(settings, metrics.registry()).await?;
                     let report_gw = gw.clone();
@@ -253,6 +265,16 @@ impl Instance {
         let mut tasks = Vec::new();
         if let Some(d) = dns_server {
             tasks.push(tokio::spawn(d.serve(stopped.clone())));
+        }
+        if let Some(listener) = tls_listener {
+            // The same API, faults included; a `down` fault closes the plain listener only.
+            let app = routers.main.clone();
+            let stop = until_stopped(stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }));
         }
         tasks.extend([
             tokio::spawn(server::serve(

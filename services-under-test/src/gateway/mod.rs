@@ -57,6 +57,27 @@ pub struct GatewaySettings {
     /// Answer DNS for the gateway's own name (`crate::dns`).
     #[serde(default)]
     pub dns: Option<crate::dns::DnsSettings>,
+    /// Also serve the API over TLS here, with the platform's demo certificate
+    /// ([`DEMO_CERT`], for `gateway.platform.test` and 127.0.0.1, issued by [`DEMO_CA`]).
+    #[serde(default)]
+    pub tls_listen: Option<std::net::SocketAddr>,
+}
+
+/// The demo platform's CA (public: TLS checks trust it). Its key was thrown away once it had
+/// signed [`DEMO_CERT`]; the certificates are valid until 2046.
+pub const DEMO_CA: &str = include_str!("../demo_pki/ca.pem");
+pub const DEMO_CERT: &str = include_str!("../demo_pki/gateway.pem");
+/// Demo material only: a key everyone has, for a platform that is itself a stand-in.
+const DEMO_KEY: &str = include_str!("../demo_pki/gateway.key");
+
+/// The gateway's TLS: the demo certificate and key.
+pub fn demo_tls() -> Result<lookout_api::tls::ServerTls, lookout_api::tls::TlsError> {
+    lookout_api::tls::ServerTls::from_pem(
+        std::path::Path::new("demo_pki/gateway.pem"),
+        DEMO_CERT.as_bytes(),
+        std::path::Path::new("demo_pki/gateway.key"),
+        DEMO_KEY.as_bytes(),
+    )
 }
 
 /// The upstream services, by the name used in URLs and config.

@@ -79,6 +79,7 @@ pub fn gateway_settings(upstreams: BTreeMap<String, Vec<String>>) -> GatewaySett
         signing_key: Some(Secret::new("play-key")),
         public_url: None,
         dns: None,
+        tls_listen: None,
     }
 }
 
