@@ -9,7 +9,9 @@
 //! the rest, then answers and closes.
 //!
 //! The same delay is served to the other probe kinds it is compared on: a TCP line server
-//! (`PING` answered `PONG`) and a DNS server over UDP (every question answered `A 127.0.0.1`).
+//! (`PING` answered `PONG`), a DNS server over UDP (every question answered `A 127.0.0.1`), a
+//! TLS server (the handshake begun the delay after the connection is accepted, with the demo
+//! platform's certificate) and a WebSocket server (`101` the delay after the upgrade request).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -110,20 +112,113 @@ fn serve_dns(socket: &UdpSocket, delay: Duration) -> std::io::Result<()> {
     socket.send_to(&wire, from).map(|_| ())
 }
 
-/// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR` once listening.
+/// The demo platform's certificate and key, as a TLS server's.
+fn tls_config() -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use lookout_services::gateway::{DEMO_CERT, DEMO_KEY};
+    let chain = rustls_pemfile::certs(&mut DEMO_CERT.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut DEMO_KEY.as_bytes())?
+        .ok_or_else(|| anyhow::anyhow!("the demo key holds no key"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    Ok(Arc::new(config))
+}
+
+/// The handshake begun the delay after the connection is accepted; then whatever the client
+/// sends is read until it closes.
+fn serve_tls(
+    stream: TcpStream,
+    config: &Arc<rustls::ServerConfig>,
+    delay: Duration,
+) -> std::io::Result<()> {
+    let accepted = Instant::now();
+    stream.set_nodelay(true)?;
+    let conn = rustls::ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+    wait_exactly(accepted + delay);
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    let mut sink = [0u8; 1024];
+    while tls.read(&mut sink)? > 0 {}
+    Ok(())
+}
+
+/// `101 Switching Protocols` the delay after the upgrade request is read; the client's close
+/// is answered with a close.
+fn serve_ws(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut head = [0u8; 8192];
+    let mut len = 0;
+    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut head[len..])?;
+        if n == 0 || len + n == head.len() {
+            return Ok(());
+        }
+        len += n;
+    }
+    let asked = Instant::now();
+    let text = String::from_utf8_lossy(&head[..len]);
+    let Some(key) = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| value.trim().to_owned())
+    }) else {
+        return stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let reply = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+    wait_exactly(asked + delay);
+    stream.write_all(reply.as_bytes())?;
+    let mut frame = [0u8; 256];
+    if stream.read(&mut frame)? > 0 {
+        // A close frame, no payload, unmasked (a server's).
+        stream.write_all(&[0x88, 0x00])?;
+    }
+    Ok(())
+}
+
+/// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR tls=ADDR ws=ADDR`
+/// once listening.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let lines = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let dns = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
+    let tls = Arc::new(TcpListener::bind("127.0.0.1:0")?);
+    let ws = Arc::new(TcpListener::bind("127.0.0.1:0")?);
+    let config = tls_config()?;
     println!(
-        "exact-target http://{} tcp={} dns={}",
+        "exact-target http://{} tcp={} dns={} tls={} ws={}",
         listener.local_addr()?,
         lines.local_addr()?,
-        dns.local_addr()?
+        dns.local_addr()?,
+        tls.local_addr()?,
+        ws.local_addr()?
     );
-    // A quarter of the threads each for the line and DNS servers: their runs are shorter
-    // than the HTTP comparison's.
+    // A quarter of the threads each for the line, DNS, TLS and WebSocket servers: their runs
+    // are shorter than the HTTP comparison's.
     for i in 0..(args.threads / 4).max(1) {
+        let (tls, ws, config, delay) = (tls.clone(), ws.clone(), config.clone(), args.delay);
+        std::thread::Builder::new()
+            .name(format!("exact-tls-{i}"))
+            .spawn(move || {
+                loop {
+                    if let Ok((stream, _)) = tls.accept() {
+                        let _ = serve_tls(stream, &config, delay);
+                    }
+                }
+            })?;
+        std::thread::Builder::new()
+            .name(format!("exact-ws-{i}"))
+            .spawn(move || {
+                loop {
+                    if let Ok((stream, _)) = ws.accept() {
+                        let _ = serve_ws(stream, delay);
+                    }
+                }
+            })?;
         let (lines, dns, delay) = (lines.clone(), dns.clone(), args.delay);
         std::thread::Builder::new()
             .name(format!("exact-tcp-{i}"))

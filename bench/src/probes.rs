@@ -58,7 +58,12 @@ enum Kind {
     Http,
     Tcp,
     Dns,
+    Tls,
+    WebSocket,
 }
+
+/// The name the exact target's TLS certificate is for.
+const TLS_NAME: &str = "gateway.platform.test";
 
 impl Kind {
     fn name(self) -> &'static str {
@@ -66,6 +71,30 @@ impl Kind {
             Kind::Http => "http",
             Kind::Tcp => "tcp",
             Kind::Dns => "dns",
+            Kind::Tls => "tls",
+            Kind::WebSocket => "websocket",
+        }
+    }
+
+    /// What the row compares.
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Http => "time to first byte",
+            Kind::Tcp => "whole exchange (connect, PING, PONG)",
+            Kind::Dns => "answer time",
+            Kind::Tls => "connect and handshake",
+            Kind::WebSocket => "the upgrade (request to 101)",
+        }
+    }
+
+    /// Check keys besides the step: the demo CA for TLS, inline (a JSON string is YAML).
+    fn check_keys(self) -> String {
+        match self {
+            Kind::Tls => format!(
+                ", ca: {}",
+                serde_json::Value::String(lookout_services::gateway::DEMO_CA.to_owned())
+            ),
+            _ => String::new(),
         }
     }
 
@@ -81,6 +110,8 @@ impl Kind {
             Kind::Dns => format!(
                 "{{ dns: {{ server: \"{target}\", name: bench.test, contains: [\"127.0.0.1\"] }} }}"
             ),
+            Kind::Tls => format!("{{ tls: {{ address: \"{target}\", server_name: {TLS_NAME} }} }}"),
+            Kind::WebSocket => format!("{{ websocket: {{ url: \"ws://{target}/live\" }} }}"),
         }
     }
 
@@ -89,38 +120,53 @@ impl Kind {
     fn measured_us(self, s: &lookout_model::probe::StepResult) -> u64 {
         match self {
             Kind::Http => s.phases.ttfb_us,
-            Kind::Tcp => s.phases.total_us,
+            Kind::Tcp | Kind::Tls => s.phases.total_us,
             Kind::Dns => s.phases.dns_us,
+            Kind::WebSocket => s.phases.ttfb_us,
         }
     }
 
-    fn blackbox_module(self) -> &'static str {
+    /// blackbox_exporter's module for the kind; `None` where it has no prober for it (0.23,
+    /// Debian's, has no WebSocket prober).
+    fn blackbox_module(self) -> Option<&'static str> {
         match self {
-            Kind::Http => "http_200",
-            Kind::Tcp => "tcp_ping",
-            Kind::Dns => "dns_a",
+            Kind::Http => Some("http_200"),
+            Kind::Tcp => Some("tcp_ping"),
+            Kind::Dns => Some("dns_a"),
+            Kind::Tls => Some("tcp_tls"),
+            Kind::WebSocket => None,
         }
     }
 
     fn blackbox_target(self, target: &str) -> String {
         match self {
             Kind::Http => format!("{target}/1.x/genres"),
-            Kind::Tcp | Kind::Dns => target.to_owned(),
+            Kind::Tcp | Kind::Dns | Kind::Tls | Kind::WebSocket => target.to_owned(),
         }
     }
 
-    /// blackbox's figure for the same interval.
+    /// blackbox's figure for the same interval: its tcp prober's whole probe is the connect
+    /// and, with `tls`, the handshake.
     fn blackbox_metric(self) -> &'static str {
         match self {
             Kind::Http => "probe_http_duration_seconds{phase=\"processing\"}",
-            Kind::Tcp => "probe_duration_seconds",
+            Kind::Tcp | Kind::Tls | Kind::WebSocket => "probe_duration_seconds",
             Kind::Dns => "probe_dns_duration_seconds{phase=\"request\"}",
         }
     }
 }
 
-/// Every module blackbox_exporter is started with.
+/// Every module blackbox_exporter is started with; `CA_FILE` is the demo CA's path.
 const BLACKBOX_MODULES: &str = "modules:
+  tcp_tls:
+    prober: tcp
+    timeout: 900ms
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: CA_FILE
+        server_name: gateway.platform.test
   http_200:
     prober: http
     timeout: 900ms
@@ -255,9 +301,10 @@ fn agent_config(dir: &std::path::Path, kind: Kind, target: &str, rate: u32) -> S
         dir.join("data").display()
     );
     let step = kind.step(target);
+    let keys = kind.check_keys();
     for i in 0..rate {
         y.push_str(&format!(
-            "  - {{ name: c{i}, interval: 1s, timeout: 900ms, steps: [ {step} ] }}\n"
+            "  - {{ name: c{i}, interval: 1s, timeout: 900ms{keys}, steps: [ {step} ] }}\n"
         ));
     }
     y
@@ -374,7 +421,15 @@ async fn blackbox_run(
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(&config, BLACKBOX_MODULES)?;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, lookout_services::gateway::DEMO_CA)?;
+    std::fs::write(
+        &config,
+        BLACKBOX_MODULES.replace("CA_FILE", &ca.display().to_string()),
+    )?;
+    let Some(module) = kind.blackbox_module() else {
+        bail!("blackbox_exporter has no prober for {}", kind.name());
+    };
     let port = lookout_testkit::free_port();
     let child = Command::new("taskset")
         .args(["-c", "0", "prometheus-blackbox-exporter"])
@@ -404,8 +459,7 @@ async fn blackbox_run(
         .await
         .context("blackbox_exporter did not start")?;
     let url = Arc::new(format!(
-        "{base}/probe?module={}&target={}",
-        kind.blackbox_module(),
+        "{base}/probe?module={module}&target={}",
         kind.blackbox_target(target)
     ));
     let metric = kind.blackbox_metric();
@@ -500,6 +554,8 @@ struct Served {
     http: String,
     tcp: String,
     dns: String,
+    tls: String,
+    ws: String,
 }
 
 /// `lookout bench exact-target` as a child on CPU 1; where it serves.
@@ -533,6 +589,8 @@ async fn exact_target(delay: Duration) -> anyhow::Result<(Child, Served)> {
         http: next("")?,
         tcp: next("tcp=")?,
         dns: next("dns=")?,
+        tls: next("tls=")?,
+        ws: next("ws=")?,
     };
     let pid = child.id().context("exact target pid")?;
     pin_to_cpu1(pid).await?;
@@ -597,7 +655,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // CPU 0 to the prober alone.
         pin_to_cpu1(std::process::id()).await?;
         let (child, served) = exact_target(args.delay).await?;
-        let others = vec![(Kind::Tcp, served.tcp), (Kind::Dns, served.dns)];
+        let others = vec![
+            (Kind::Tcp, served.tcp),
+            (Kind::Dns, served.dns),
+            (Kind::Tls, served.tls),
+            (Kind::WebSocket, served.ws),
+        ];
         (served.http, others, Target::Exact(child))
     } else {
         let (target, url) = platform_target(args.delay).await?;
@@ -663,21 +726,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (kind, at) in &others {
         println!();
         println!(
-            "{} against the exact target ({at}), {}/s: Lookout's {} beside blackbox_exporter's {}",
+            "{} against the exact target ({at}), {}/s: Lookout's {}{}",
             kind.name(),
             args.rate,
-            match kind {
-                Kind::Tcp => "whole exchange (connect, PING, PONG)",
-                Kind::Dns => "answer time",
-                Kind::Http => "time to first byte",
-            },
-            kind.blackbox_metric()
+            kind.what(),
+            match kind.blackbox_module() {
+                Some(_) => format!(" beside blackbox_exporter's {}", kind.blackbox_metric()),
+                None => " (blackbox_exporter 0.23 has no prober for it)".to_owned(),
+            }
         );
         let lookout = lookout_run(*kind, at, args.rate, args.delay, args.duration).await?;
         row(
             &format!("lookout {} @ {}/s", kind.name(), args.rate),
             &lookout,
         );
+        if kind.blackbox_module().is_none() {
+            println!(
+                "  {}: p99 error {:.3} ms; CPU {:.3} s per 1,000 probes",
+                kind.name(),
+                pct(&lookout.errors, 0.99),
+                lookout.cpu_per_1000()
+            );
+            continue;
+        }
         let blackbox = blackbox_run(*kind, at, args.rate, args.delay, args.duration).await?;
         row(
             &format!("blackbox {} @ {}/s", kind.name(), args.rate),

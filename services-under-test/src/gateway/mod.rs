@@ -68,7 +68,7 @@ pub struct GatewaySettings {
 pub const DEMO_CA: &str = include_str!("../demo_pki/ca.pem");
 pub const DEMO_CERT: &str = include_str!("../demo_pki/gateway.pem");
 /// Demo material only: a key everyone has, for a platform that is itself a stand-in.
-const DEMO_KEY: &str = include_str!("../demo_pki/gateway.key");
+pub const DEMO_KEY: &str = include_str!("../demo_pki/gateway.key");
 
 /// The gateway's TLS: the demo certificate and key.
 pub fn demo_tls() -> Result<lookout_api::tls::ServerTls, lookout_api::tls::TlsError> {
