@@ -54,7 +54,7 @@ fn serve_one(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
     )
 }
 
-fn wait_exactly(deadline: Instant) {
+pub(crate) fn wait_exactly(deadline: Instant) {
     loop {
         let now = Instant::now();
         match deadline.checked_duration_since(now) {

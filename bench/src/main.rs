@@ -10,6 +10,7 @@ mod cluster_page;
 mod collector;
 mod console;
 mod exact_target;
+mod icmp_responder;
 mod load;
 mod platform;
 mod probes;
@@ -49,6 +50,9 @@ enum Bench {
     /// The probe benchmark's target: an HTTP server whose delay is exact (run by `bench probes`).
     #[command(hide = true)]
     ExactTarget(exact_target::Args),
+    /// The probe benchmark's ICMP peer: echo replies exactly late (run by `bench probes`).
+    #[command(hide = true)]
+    IcmpResponder(icmp_responder::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,6 +84,9 @@ async fn run(which: Bench) -> anyhow::Result<()> {
         Bench::StatusPage(args) => status_page::run(args).await,
         Bench::ExactTarget(args) => {
             tokio::task::spawn_blocking(move || exact_target::run(&args)).await?
+        }
+        Bench::IcmpResponder(args) => {
+            tokio::task::spawn_blocking(move || icmp_responder::run(&args)).await?
         }
     }
 }

@@ -60,6 +60,7 @@ enum Kind {
     Dns,
     Tls,
     WebSocket,
+    Icmp,
 }
 
 /// The name the exact target's TLS certificate is for.
@@ -73,6 +74,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Tls => "tls",
             Kind::WebSocket => "websocket",
+            Kind::Icmp => "icmp",
         }
     }
 
@@ -84,6 +86,7 @@ impl Kind {
             Kind::Dns => "answer time",
             Kind::Tls => "connect and handshake",
             Kind::WebSocket => "the upgrade (request to 101)",
+            Kind::Icmp => "round trip (one echo)",
         }
     }
 
@@ -112,6 +115,7 @@ impl Kind {
             ),
             Kind::Tls => format!("{{ tls: {{ address: \"{target}\", server_name: {TLS_NAME} }} }}"),
             Kind::WebSocket => format!("{{ websocket: {{ url: \"ws://{target}/live\" }} }}"),
+            Kind::Icmp => format!("{{ icmp: {{ host: \"{target}\", count: 1 }} }}"),
         }
     }
 
@@ -122,7 +126,7 @@ impl Kind {
             Kind::Http => s.phases.ttfb_us,
             Kind::Tcp | Kind::Tls => s.phases.total_us,
             Kind::Dns => s.phases.dns_us,
-            Kind::WebSocket => s.phases.ttfb_us,
+            Kind::WebSocket | Kind::Icmp => s.phases.ttfb_us,
         }
     }
 
@@ -135,13 +139,14 @@ impl Kind {
             Kind::Dns => Some("dns_a"),
             Kind::Tls => Some("tcp_tls"),
             Kind::WebSocket => None,
+            Kind::Icmp => Some("icmp_echo"),
         }
     }
 
     fn blackbox_target(self, target: &str) -> String {
         match self {
             Kind::Http => format!("{target}/1.x/genres"),
-            Kind::Tcp | Kind::Dns | Kind::Tls | Kind::WebSocket => target.to_owned(),
+            Kind::Tcp | Kind::Dns | Kind::Tls | Kind::WebSocket | Kind::Icmp => target.to_owned(),
         }
     }
 
@@ -152,12 +157,119 @@ impl Kind {
             Kind::Http => "probe_http_duration_seconds{phase=\"processing\"}",
             Kind::Tcp | Kind::Tls | Kind::WebSocket => "probe_duration_seconds",
             Kind::Dns => "probe_dns_duration_seconds{phase=\"request\"}",
+            Kind::Icmp => "probe_icmp_duration_seconds{phase=\"rtt\"}",
         }
+    }
+}
+
+/// A peer whose echo replies come exactly `delay` late: a network namespace behind a veth
+/// pair, its kernel told not to answer echo, and `lookout bench icmp-responder` inside it
+/// answering each request `delay` after it arrives (pinned to CPU 1, as the exact target).
+/// Netem would be the kernel's own way, but not every kernel has it (this VM's has not).
+/// Needs root and iproute2; removed when dropped.
+struct DelayedPeer {
+    address: &'static str,
+    _responder: Child,
+}
+
+const ICMP_NETNS: &str = "lookout-bench-icmp";
+
+impl DelayedPeer {
+    async fn start(delay: Duration) -> anyhow::Result<DelayedPeer> {
+        let ns = ICMP_NETNS;
+        // What a run killed before its end left behind.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", "lkb0"])
+            .output();
+        let steps: [&[&str]; 9] = [
+            &["ip", "netns", "add", ns],
+            &[
+                "ip", "link", "add", "lkb0", "type", "veth", "peer", "name", "lkb1",
+            ],
+            &["ip", "link", "set", "lkb1", "netns", ns],
+            &["ip", "addr", "add", "10.213.0.1/30", "dev", "lkb0"],
+            &["ip", "link", "set", "lkb0", "up"],
+            &[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "ip",
+                "addr",
+                "add",
+                "10.213.0.2/30",
+                "dev",
+                "lkb1",
+            ],
+            &["ip", "netns", "exec", ns, "ip", "link", "set", "lkb1", "up"],
+            &["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+            &[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all",
+            ],
+        ];
+        for step in steps {
+            let out = std::process::Command::new(step[0])
+                .args(&step[1..])
+                .output()?;
+            if !out.status.success() {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .output();
+                bail!(
+                    "`{}`: {}",
+                    step.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        let mut responder = Command::new("ip")
+            .args(["netns", "exec", ns, "taskset", "-c", "1"])
+            .arg(std::env::current_exe()?)
+            .args(["icmp-responder", "--delay"])
+            .arg(humantime::format_duration(delay).to_string())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = responder.stdout.take().context("icmp responder stdout")?;
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .context("the icmp responder did not start")??
+        .context("the icmp responder did not start")?;
+        Ok(DelayedPeer {
+            address: "10.213.0.2",
+            _responder: responder,
+        })
+    }
+}
+
+impl Drop for DelayedPeer {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ICMP_NETNS])
+            .output();
     }
 }
 
 /// Every module blackbox_exporter is started with; `CA_FILE` is the demo CA's path.
 const BLACKBOX_MODULES: &str = "modules:
+  icmp_echo:
+    prober: icmp
+    timeout: 900ms
+    icmp:
+      preferred_ip_protocol: ip4
   tcp_tls:
     prober: tcp
     timeout: 900ms
@@ -761,6 +873,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             pct(&blackbox.errors, 0.99),
             lookout.cpu_per_1000() / blackbox.cpu_per_1000().max(f64::MIN_POSITIVE)
         );
+    }
+    if args.target == "exact" {
+        println!();
+        match DelayedPeer::start(args.delay).await {
+            Err(e) => println!(
+                "icmp: skipped: the delayed peer could not be set up ({e}); it needs root and iproute2"
+            ),
+            Ok(peer) => {
+                let kind = Kind::Icmp;
+                println!(
+                    "icmp to a peer answering {} late (a responder in a network namespace, {}), {}/s: Lookout's {} beside blackbox_exporter's {}",
+                    humantime::format_duration(args.delay),
+                    peer.address,
+                    args.rate,
+                    kind.what(),
+                    kind.blackbox_metric()
+                );
+                let lookout =
+                    lookout_run(kind, peer.address, args.rate, args.delay, args.duration).await?;
+                row(&format!("lookout icmp @ {}/s", args.rate), &lookout);
+                let blackbox =
+                    blackbox_run(kind, peer.address, args.rate, args.delay, args.duration).await?;
+                row(&format!("blackbox icmp @ {}/s", args.rate), &blackbox);
+                println!(
+                    "  icmp: p99 error {:.3} ms against blackbox_exporter's {:.3} ms (target: at most theirs); CPU per probe {:.2} of theirs (target: at most 0.50)",
+                    pct(&lookout.errors, 0.99),
+                    pct(&blackbox.errors, 0.99),
+                    lookout.cpu_per_1000() / blackbox.cpu_per_1000().max(f64::MIN_POSITIVE)
+                );
+            }
+        }
     }
     match target {
         Target::Exact(child) => stop(child).await,
