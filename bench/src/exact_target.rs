@@ -11,7 +11,8 @@
 //! The same delay is served to the other probe kinds it is compared on: a TCP line server
 //! (`PING` answered `PONG`), a DNS server over UDP (every question answered `A 127.0.0.1`), a
 //! TLS server (the handshake begun the delay after the connection is accepted, with the demo
-//! platform's certificate) and a WebSocket server (`101` the delay after the upgrade request).
+//! platform's certificate), a WebSocket server (`101` the delay after the upgrade request) and
+//! an audio server (a WAV file's first byte the delay after the request, then paced exactly).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -180,26 +181,90 @@ fn serve_ws(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR tls=ADDR ws=ADDR`
-/// once listening.
+/// The audio served to playback steps: the media service's format (mono 16-bit PCM at 22,050
+/// Hz), 44,100 bytes a second, sent at twice that.
+pub const AUDIO_BYTES_PER_SECOND: u64 = 44_100;
+pub const AUDIO_PACE: f64 = 2.0;
+const AUDIO_SECONDS: u64 = 3;
+
+/// A WAV file's head, the delay after the request, then its samples paced at exactly
+/// `AUDIO_PACE` times real time (a slice of a hundredth of a second each), until the client
+/// has had enough and goes.
+fn serve_audio(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut head = [0u8; 8192];
+    let mut len = 0;
+    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut head[len..])?;
+        if n == 0 || len + n == head.len() {
+            return Ok(());
+        }
+        len += n;
+    }
+    let asked = Instant::now();
+    let samples = AUDIO_BYTES_PER_SECOND * AUDIO_SECONDS;
+    let data_len = u32::try_from(samples).unwrap_or(u32::MAX);
+    let mut wav = Vec::with_capacity(44);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt \x10\0\0\0\x01\0\x01\0");
+    wav.extend_from_slice(&22_050u32.to_le_bytes());
+    wav.extend_from_slice(&(AUDIO_BYTES_PER_SECOND as u32).to_le_bytes());
+    wav.extend_from_slice(b"\x02\0\x10\0data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        wav.len() as u64 + samples
+    );
+    let slice = vec![0u8; (AUDIO_BYTES_PER_SECOND as f64 * AUDIO_PACE / 100.0) as usize];
+    wait_exactly(asked + delay);
+    let started = Instant::now();
+    stream.write_all(response.as_bytes())?;
+    stream.write_all(&wav)?;
+    let mut sent = 0u64;
+    while sent < samples {
+        // Each slice leaves when the audio before it, at the pace, is due.
+        let due = sent as f64 / (AUDIO_BYTES_PER_SECOND as f64 * AUDIO_PACE);
+        wait_exactly(started + Duration::from_secs_f64(due));
+        let n = slice.len().min((samples - sent) as usize);
+        stream.write_all(&slice[..n])?;
+        sent += n as u64;
+    }
+    Ok(())
+}
+
+/// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR tls=ADDR ws=ADDR
+/// play=ADDR` once listening.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let lines = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let dns = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
     let tls = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let ws = Arc::new(TcpListener::bind("127.0.0.1:0")?);
+    let audio = Arc::new(TcpListener::bind("127.0.0.1:0")?);
     let config = tls_config()?;
     println!(
-        "exact-target http://{} tcp={} dns={} tls={} ws={}",
+        "exact-target http://{} tcp={} dns={} tls={} ws={} play={}",
         listener.local_addr()?,
         lines.local_addr()?,
         dns.local_addr()?,
         tls.local_addr()?,
-        ws.local_addr()?
+        ws.local_addr()?,
+        audio.local_addr()?
     );
     // A quarter of the threads each for the line, DNS, TLS and WebSocket servers: their runs
     // are shorter than the HTTP comparison's.
     for i in 0..(args.threads / 4).max(1) {
+        let (audio, delay) = (audio.clone(), args.delay);
+        std::thread::Builder::new()
+            .name(format!("exact-audio-{i}"))
+            .spawn(move || {
+                loop {
+                    if let Ok((stream, _)) = audio.accept() {
+                        let _ = serve_audio(stream, delay);
+                    }
+                }
+            })?;
         let (tls, ws, config, delay) = (tls.clone(), ws.clone(), config.clone(), args.delay);
         std::thread::Builder::new()
             .name(format!("exact-tls-{i}"))

@@ -61,6 +61,7 @@ enum Kind {
     Tls,
     WebSocket,
     Icmp,
+    Playback,
 }
 
 /// The name the exact target's TLS certificate is for.
@@ -75,6 +76,7 @@ impl Kind {
             Kind::Tls => "tls",
             Kind::WebSocket => "websocket",
             Kind::Icmp => "icmp",
+            Kind::Playback => "playback",
         }
     }
 
@@ -87,6 +89,7 @@ impl Kind {
             Kind::Tls => "connect and handshake",
             Kind::WebSocket => "the upgrade (request to 101)",
             Kind::Icmp => "round trip (one echo)",
+            Kind::Playback => "time to the first audio byte",
         }
     }
 
@@ -116,6 +119,9 @@ impl Kind {
             Kind::Tls => format!("{{ tls: {{ address: \"{target}\", server_name: {TLS_NAME} }} }}"),
             Kind::WebSocket => format!("{{ websocket: {{ url: \"ws://{target}/live\" }} }}"),
             Kind::Icmp => format!("{{ icmp: {{ host: \"{target}\", count: 1 }} }}"),
+            Kind::Playback => {
+                format!("{{ url: \"http://{target}/audio.wav\", playback: {{ seconds: 0.5 }} }}")
+            }
         }
     }
 
@@ -126,7 +132,7 @@ impl Kind {
             Kind::Http => s.phases.ttfb_us,
             Kind::Tcp | Kind::Tls => s.phases.total_us,
             Kind::Dns => s.phases.dns_us,
-            Kind::WebSocket | Kind::Icmp => s.phases.ttfb_us,
+            Kind::WebSocket | Kind::Icmp | Kind::Playback => s.phases.ttfb_us,
         }
     }
 
@@ -138,7 +144,7 @@ impl Kind {
             Kind::Tcp => Some("tcp_ping"),
             Kind::Dns => Some("dns_a"),
             Kind::Tls => Some("tcp_tls"),
-            Kind::WebSocket => None,
+            Kind::WebSocket | Kind::Playback => None,
             Kind::Icmp => Some("icmp_echo"),
         }
     }
@@ -146,7 +152,9 @@ impl Kind {
     fn blackbox_target(self, target: &str) -> String {
         match self {
             Kind::Http => format!("{target}/1.x/genres"),
-            Kind::Tcp | Kind::Dns | Kind::Tls | Kind::WebSocket | Kind::Icmp => target.to_owned(),
+            Kind::Tcp | Kind::Dns | Kind::Tls | Kind::WebSocket | Kind::Icmp | Kind::Playback => {
+                target.to_owned()
+            }
         }
     }
 
@@ -155,7 +163,7 @@ impl Kind {
     fn blackbox_metric(self) -> &'static str {
         match self {
             Kind::Http => "probe_http_duration_seconds{phase=\"processing\"}",
-            Kind::Tcp | Kind::Tls | Kind::WebSocket => "probe_duration_seconds",
+            Kind::Tcp | Kind::Tls | Kind::WebSocket | Kind::Playback => "probe_duration_seconds",
             Kind::Dns => "probe_dns_duration_seconds{phase=\"request\"}",
             Kind::Icmp => "probe_icmp_duration_seconds{phase=\"rtt\"}",
         }
@@ -668,6 +676,7 @@ struct Served {
     dns: String,
     tls: String,
     ws: String,
+    play: String,
 }
 
 /// `lookout bench exact-target` as a child on CPU 1; where it serves.
@@ -703,6 +712,7 @@ async fn exact_target(delay: Duration) -> anyhow::Result<(Child, Served)> {
         dns: next("dns=")?,
         tls: next("tls=")?,
         ws: next("ws=")?,
+        play: next("play=")?,
     };
     let pid = child.id().context("exact target pid")?;
     pin_to_cpu1(pid).await?;
@@ -772,6 +782,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (Kind::Dns, served.dns),
             (Kind::Tls, served.tls),
             (Kind::WebSocket, served.ws),
+            (Kind::Playback, served.play),
         ];
         (served.http, others, Target::Exact(child))
     } else {
