@@ -32,22 +32,25 @@ pub struct Args {
 /// Thread wake-ups come late by tens of microseconds; the last stretch is spun.
 const SPIN: Duration = Duration::from_micros(200);
 
-fn serve_one(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
+/// Reads a request head into `head` (no delay on the socket from here on): its length, or
+/// `None` when the client closed first or the head does not fit.
+fn read_head(stream: &mut TcpStream, head: &mut [u8]) -> std::io::Result<Option<usize>> {
     stream.set_nodelay(true)?;
-    let mut head = [0u8; 8192];
     let mut len = 0;
-    loop {
+    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
         let n = stream.read(&mut head[len..])?;
-        if n == 0 {
-            return Ok(());
+        if n == 0 || len + n == head.len() {
+            return Ok(None);
         }
         len += n;
-        if head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-        if len == head.len() {
-            return Ok(());
-        }
+    }
+    Ok(Some(len))
+}
+
+fn serve_one(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
+    let mut head = [0u8; 8192];
+    if read_head(&mut stream, &mut head)?.is_none() {
+        return Ok(());
     }
     wait_exactly(Instant::now() + delay);
     stream.write_all(
@@ -148,16 +151,10 @@ fn serve_tls(
 /// `101 Switching Protocols` the delay after the upgrade request is read; the client's close
 /// is answered with a close.
 fn serve_ws(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
     let mut head = [0u8; 8192];
-    let mut len = 0;
-    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut head[len..])?;
-        if n == 0 || len + n == head.len() {
-            return Ok(());
-        }
-        len += n;
-    }
+    let Some(len) = read_head(&mut stream, &mut head)? else {
+        return Ok(());
+    };
     let asked = Instant::now();
     let text = String::from_utf8_lossy(&head[..len]);
     let Some(key) = text.lines().find_map(|l| {
@@ -183,23 +180,17 @@ fn serve_ws(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
 
 /// The audio served to playback steps: the media service's format (mono 16-bit PCM at 22,050
 /// Hz), 44,100 bytes a second, sent at twice that.
-pub const AUDIO_BYTES_PER_SECOND: u64 = 44_100;
-pub const AUDIO_PACE: f64 = 2.0;
+const AUDIO_BYTES_PER_SECOND: u64 = 44_100;
+const AUDIO_PACE: f64 = 2.0;
 const AUDIO_SECONDS: u64 = 3;
 
 /// A WAV file's head, the delay after the request, then its samples paced at exactly
 /// `AUDIO_PACE` times real time (a slice of a hundredth of a second each), until the client
 /// has had enough and goes.
 fn serve_audio(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
     let mut head = [0u8; 8192];
-    let mut len = 0;
-    while !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut head[len..])?;
-        if n == 0 || len + n == head.len() {
-            return Ok(());
-        }
-        len += n;
+    if read_head(&mut stream, &mut head)?.is_none() {
+        return Ok(());
     }
     let asked = Instant::now();
     let samples = AUDIO_BYTES_PER_SECOND * AUDIO_SECONDS;
@@ -233,6 +224,29 @@ fn serve_audio(mut stream: TcpStream, delay: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `threads` threads each taking the next connection of `listener` and serving it with `serve`
+/// (a client that goes away mid-exchange is its own business).
+fn serve_on(
+    listener: &Arc<TcpListener>,
+    name: &str,
+    threads: usize,
+    serve: impl Fn(TcpStream) -> std::io::Result<()> + Clone + Send + 'static,
+) -> std::io::Result<()> {
+    for i in 0..threads {
+        let (listener, serve) = (listener.clone(), serve.clone());
+        std::thread::Builder::new()
+            .name(format!("exact-{name}-{i}"))
+            .spawn(move || {
+                loop {
+                    if let Ok((stream, _)) = listener.accept() {
+                        let _ = serve(stream);
+                    }
+                }
+            })?;
+    }
+    Ok(())
+}
+
 /// Serves until killed; prints `exact-target http://ADDR tcp=ADDR dns=ADDR tls=ADDR ws=ADDR
 /// play=ADDR` once listening.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -252,48 +266,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ws.local_addr()?,
         audio.local_addr()?
     );
-    // A quarter of the threads each for the line, DNS, TLS and WebSocket servers: their runs
-    // are shorter than the HTTP comparison's.
-    for i in 0..(args.threads / 4).max(1) {
-        let (audio, delay) = (audio.clone(), args.delay);
-        std::thread::Builder::new()
-            .name(format!("exact-audio-{i}"))
-            .spawn(move || {
-                loop {
-                    if let Ok((stream, _)) = audio.accept() {
-                        let _ = serve_audio(stream, delay);
-                    }
-                }
-            })?;
-        let (tls, ws, config, delay) = (tls.clone(), ws.clone(), config.clone(), args.delay);
-        std::thread::Builder::new()
-            .name(format!("exact-tls-{i}"))
-            .spawn(move || {
-                loop {
-                    if let Ok((stream, _)) = tls.accept() {
-                        let _ = serve_tls(stream, &config, delay);
-                    }
-                }
-            })?;
-        std::thread::Builder::new()
-            .name(format!("exact-ws-{i}"))
-            .spawn(move || {
-                loop {
-                    if let Ok((stream, _)) = ws.accept() {
-                        let _ = serve_ws(stream, delay);
-                    }
-                }
-            })?;
-        let (lines, dns, delay) = (lines.clone(), dns.clone(), args.delay);
-        std::thread::Builder::new()
-            .name(format!("exact-tcp-{i}"))
-            .spawn(move || {
-                loop {
-                    if let Ok((stream, _)) = lines.accept() {
-                        let _ = serve_line(stream, delay);
-                    }
-                }
-            })?;
+    // A quarter of the threads each for the line, DNS, TLS, WebSocket and audio servers: their
+    // runs are shorter than the HTTP comparison's.
+    let each = (args.threads / 4).max(1);
+    let delay = args.delay;
+    serve_on(&lines, "tcp", each, move |s| serve_line(s, delay))?;
+    serve_on(&ws, "ws", each, move |s| serve_ws(s, delay))?;
+    serve_on(&audio, "audio", each, move |s| serve_audio(s, delay))?;
+    serve_on(&tls, "tls", each, move |s| serve_tls(s, &config, delay))?;
+    for i in 0..each {
+        let dns = dns.clone();
         std::thread::Builder::new()
             .name(format!("exact-dns-{i}"))
             .spawn(move || {
