@@ -272,6 +272,10 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     // Shrinks when the collector refuses a batch, to find the one bad result by halving
     // instead of dropping the good ones sent with it; back to full after a success.
     let mut limit = shared.settings.batch_max;
+    let gather = shared
+        .settings
+        .flush_interval
+        .min(Duration::from_millis(50));
     loop {
         let (waiting, bytes, dropped) = shared.spool.depth();
         shared.metrics.spool_results.set(waiting as i64);
@@ -289,7 +293,7 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             tokio::select! {
                 _ = shared.spooled.notified() => {
                     // Gather what else finishes shortly, so batches are worth sending.
-                    tokio::time::sleep(shared.settings.flush_interval.min(Duration::from_millis(50))).await;
+                    tokio::time::sleep(gather).await;
                 }
                 _ = tokio::time::sleep(shared.settings.flush_interval) => {}
                 _ = stopped.changed() => {}
@@ -301,6 +305,7 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             tracing::error!(collector = %base, "collector URL cannot take a path; results stay spooled");
             return;
         };
+        let full = batch.len() >= limit;
         match push(&shared, &url, &batch).await {
             Ok(()) => {
                 backoff = Duration::from_millis(200);
@@ -310,6 +315,14 @@ async fn push_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                     tracing::info!("collector reachable; results flowing");
                 }
                 shared.metrics.collector_up.set(1);
+                // A busy agent sends a batch a gathering, not one per result finished during
+                // the push before; a full batch means a backlog, sent without a pause.
+                if !full && !stopping {
+                    tokio::select! {
+                        _ = tokio::time::sleep(gather) => {}
+                        _ = stopped.changed() => {}
+                    }
+                }
             }
             Err(PushError::Rejected(_)) if batch.len() > 1 => {
                 limit = (batch.len() / 2).max(1);

@@ -21,8 +21,23 @@ pub enum TlsSetupError {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::cipher_suite as suite;
     // ring: pure Rust and C with no cmake, so it builds on a bare machine.
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    // Offered in the order browsers offer them (AES-128 first), so that a probe negotiates
+    // what a service's users negotiate; ring's own order puts AES-256 with SHA-384 first.
+    provider.cipher_suites = vec![
+        suite::TLS13_AES_128_GCM_SHA256,
+        suite::TLS13_AES_256_GCM_SHA384,
+        suite::TLS13_CHACHA20_POLY1305_SHA256,
+        suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    Arc::new(provider)
 }
 
 fn config(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, rustls::Error> {
@@ -31,6 +46,9 @@ fn config(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, rustls::Err
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Every run makes a full handshake: a resumed session would skip verifying the chain and
+    // report the certificate of the session it resumed, not the one the server holds now.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
@@ -85,7 +103,13 @@ pub fn load_ca(path: &str) -> Result<Arc<ClientConfig>, TlsSetupError> {
 
 /// Whole days until the certificate's `notAfter`, negative once expired.
 pub fn days_left(cert: &CertificateDer<'_>, now_unix: i64) -> Option<i64> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    use x509_parser::nom::Parser;
+    // Every handshake reads this: the extensions' contents are left unparsed, as only the
+    // validity is wanted (parsing them costs a TLS probe a few per cent of its CPU).
+    let (_, parsed) = x509_parser::certificate::X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(cert.as_ref())
+        .ok()?;
     let not_after = parsed.validity().not_after.timestamp();
     Some((not_after - now_unix).div_euclid(86_400))
 }
