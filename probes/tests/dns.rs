@@ -267,36 +267,15 @@ async fn ask(step: DnsStep) -> ProbeResult {
 #[tokio::test]
 async fn the_platform_gateway_answers_for_its_own_name() {
     use lookout_services::dns::DnsSettings;
-    use lookout_services::gateway::GatewaySettings;
-    use lookout_services::{Instance, InstanceSpec, ServiceKind};
     let port = free_port();
-    let settings = GatewaySettings {
-        upstreams: Default::default(),
-        api_keys: vec![],
-        users: vec![],
-        default_country: "GB".into(),
-        health_interval: Duration::from_secs(1),
-        health_timeout: Duration::from_millis(500),
-        upstream_timeout: Duration::from_secs(1),
-        signing_key: None,
-        public_url: None,
-        dns: Some(DnsSettings {
+    let gw = gateway(|s| {
+        s.dns = Some(DnsSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             name: "gateway.platform.test.".into(),
             ttl: 60,
-        }),
-        tls_listen: None,
-    };
-    let spec = InstanceSpec {
-        kind: ServiceKind::Gateway,
-        seed: 1,
-        artists: 100,
-        admin_token: lookout_model::secret::Secret::new("admin"),
-        gateway: Some(settings),
-        analytics: None,
-    };
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let gw = Instance::start(spec, any, any, None).await.unwrap();
+        })
+    })
+    .await;
     let server = format!("127.0.0.1:{port}");
     for transport in ["udp", "tcp"] {
         let r = ask(dns(

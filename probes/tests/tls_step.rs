@@ -171,32 +171,13 @@ async fn shake(step: TlsStep, ca_pem: Option<&str>) -> ProbeResult {
 /// valid against the demo CA, named, issued as it says, and with years left.
 #[tokio::test]
 async fn the_platform_gateway_serves_its_demo_certificate() {
-    use lookout_services::gateway::{DEMO_CA, GatewaySettings};
-    use lookout_services::{Instance, InstanceSpec, ServiceKind};
+    use lookout_services::gateway::DEMO_CA;
     let port = lookout_testkit::port::free_port();
-    let settings = GatewaySettings {
-        upstreams: Default::default(),
-        api_keys: vec![lookout_model::secret::Secret::new("k")],
-        users: vec![],
-        default_country: "GB".into(),
-        health_interval: Duration::from_secs(1),
-        health_timeout: Duration::from_millis(500),
-        upstream_timeout: Duration::from_secs(1),
-        signing_key: None,
-        public_url: None,
-        dns: None,
-        tls_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
-    };
-    let spec = InstanceSpec {
-        kind: ServiceKind::Gateway,
-        seed: 1,
-        artists: 100,
-        admin_token: lookout_model::secret::Secret::new("admin"),
-        gateway: Some(settings),
-        analytics: None,
-    };
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let gw = Instance::start(spec, any, any, None).await.unwrap();
+    let gw = gateway(|s| {
+        s.api_keys = vec![lookout_model::secret::Secret::new("k")];
+        s.tls_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    })
+    .await;
     let r = shake(
         tls(
             json!({"address": format!("127.0.0.1:{port}"), "server_name": "gateway.platform.test",

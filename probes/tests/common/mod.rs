@@ -304,3 +304,37 @@ pub async fn misbehaving_server() -> SocketAddr {
 pub fn arc(c: Check) -> Arc<Check> {
     Arc::new(c)
 }
+
+/// The bundled platform's gateway on loopback, with no upstreams, as `adjust` leaves its
+/// settings (its DNS server, its TLS listener, its keys).
+pub async fn gateway(
+    adjust: impl FnOnce(&mut lookout_services::gateway::GatewaySettings),
+) -> lookout_services::Instance {
+    use lookout_services::{InstanceSpec, ServiceKind};
+    let mut settings = lookout_services::gateway::GatewaySettings {
+        upstreams: Default::default(),
+        api_keys: vec![],
+        users: vec![],
+        default_country: "GB".into(),
+        health_interval: Duration::from_secs(1),
+        health_timeout: Duration::from_millis(500),
+        upstream_timeout: Duration::from_secs(1),
+        signing_key: None,
+        public_url: None,
+        dns: None,
+        tls_listen: None,
+    };
+    adjust(&mut settings);
+    let spec = InstanceSpec {
+        kind: ServiceKind::Gateway,
+        seed: 1,
+        artists: 100,
+        admin_token: lookout_model::secret::Secret::new("admin"),
+        gateway: Some(settings),
+        analytics: None,
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    lookout_services::Instance::start(spec, any, any, None)
+        .await
+        .unwrap()
+}
