@@ -339,6 +339,28 @@ mod tests {
         assert_eq!(spool.depth().0, 4);
     }
 
+    /// An `acked` written by an agent of before (a whole file, unpadded) is read, then
+    /// overwritten in place without a digit of the old value left behind.
+    #[test]
+    fn an_acked_file_from_before_is_read_and_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| spool.append(&mut result(0)).unwrap())
+            .collect();
+        drop(spool);
+        fs::write(dir.path().join("acked"), format!("{}\n", seqs[0])).unwrap();
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let pending: Vec<u64> = spool.peek(100).iter().map(|r| r.seq).collect();
+        assert_eq!(pending, seqs[1..]);
+        spool.ack(seqs[1]).unwrap();
+        drop(spool);
+        assert_eq!(read_u64(&dir.path().join("acked")).unwrap(), Some(seqs[1]));
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let pending: Vec<u64> = spool.peek(100).iter().map(|r| r.seq).collect();
+        assert_eq!(pending, seqs[2..]);
+    }
+
     #[test]
     fn a_spool_with_no_history_numbers_from_the_clock() {
         let dir = tempfile::tempdir().unwrap();
