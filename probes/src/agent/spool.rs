@@ -249,10 +249,10 @@ impl Spool {
         self.gc()
     }
 
-    /// Overwrites `acked` in place with a fixed-width number: one write, where a new file and
-    /// a rename per push cost a twentieth of a busy agent's CPU. A crash of the agent cannot tear a
-    /// 20-byte write within a page; a value left behind is at worst older, and the collector
-    /// drops what it is sent twice.
+    /// Overwrites `acked` in place with a fixed-width number: one write, where a new file
+    /// and a rename per push cost a twentieth of a busy agent's CPU. A crash of the agent
+    /// cannot tear a 20-byte write within a page; a value left behind is at worst older, and
+    /// the collector drops what it is sent twice.
     fn write_acked(&self, s: &mut State, seq: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let file = match s.acked_file.take() {

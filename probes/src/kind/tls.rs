@@ -175,7 +175,10 @@ impl TlsStep {
                         "the certificate for {} expires in {} days ({}), fewer than min_days_left {min}",
                         self.server_name,
                         left.map_or_else(|| "?".to_owned(), |d| d.to_string()),
-                        parse()?.validity().not_after
+                        parse().map_or_else(
+                            |_| "its notAfter unreadable".to_owned(),
+                            |c| c.validity().not_after.to_string()
+                        )
                     )));
                 }
             }
