@@ -121,3 +121,50 @@ async fn a_ca_file_that_is_not_pem_is_refused_with_its_path() {
         "{err}"
     );
 }
+
+/// A server that issues session tickets (rustls' default) sees a full handshake from every run,
+/// and the suite browsers offer first: a probe never reports a resumed session's certificate.
+#[tokio::test]
+async fn every_run_makes_a_full_handshake_in_the_suite_browsers_offer_first() {
+    let pki = pki(90);
+    let acceptor = pki.acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, mut handshakes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let session = tls.get_ref().1;
+                let _ = seen.send((session.handshake_kind(), session.negotiated_cipher_suite()));
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let mut c = check(
+        "full-handshakes",
+        vec![step(&format!("https://localhost:{port}/"), &[], &[])],
+    );
+    c.tls = lookout_probes::http::tls::from_ca_pem("test CA", pki.ca_pem.as_bytes()).unwrap();
+    for run_no in 0..3 {
+        let r = run(&c).await;
+        assert!(r.outcome.is_ok(), "run {run_no}: {r:?}");
+        let (kind, suite) = handshakes.recv().await.unwrap();
+        assert_eq!(kind, Some(rustls::HandshakeKind::Full), "run {run_no}");
+        assert_eq!(
+            suite.map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+            "run {run_no}"
+        );
+    }
+}
