@@ -93,9 +93,15 @@ pub fn assess(
     };
     let no_data = live.state == LiveState::NoData;
     match live.state {
+        // A heartbeat, or a check only one region reports on, has no "every region" to fail
+        // from.
         LiveState::Down if failing.len() >= reporting => Assessed {
             status: ComponentStatus::MajorOutage,
-            note: "Failing from every region".into(),
+            note: if reporting > 1 {
+                "Failing from every region".into()
+            } else {
+                "Failing".into()
+            },
             no_data: false,
         },
         LiveState::Down => Assessed {
@@ -204,10 +210,14 @@ mod tests {
     #[test]
     fn states_map_to_statuspage_statuses_naming_public_regions_only() {
         let all_down = live("down", &[("eu-west", "failing"), ("ap-south", "failing")]);
-        assert_eq!(
-            assess(Some(&all_down), &public, &[]).status,
-            ComponentStatus::MajorOutage
-        );
+        let a = assess(Some(&all_down), &public, &[]);
+        assert_eq!(a.status, ComponentStatus::MajorOutage);
+        assert_eq!(a.note, "Failing from every region");
+        // A heartbeat's one region, or the only one still reporting.
+        let alone = live("down", &[("heartbeat", "failing"), ("eu-west", "silent")]);
+        let a = assess(Some(&alone), &public, &[]);
+        assert_eq!(a.status, ComponentStatus::MajorOutage);
+        assert_eq!(a.note, "Failing");
         let most = live(
             "down",
             &[
