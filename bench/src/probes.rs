@@ -19,6 +19,7 @@ use lookout_collector::store::{ResultFilter, StoreConfig};
 use lookout_collector::{Collector, CollectorSettings};
 use lookout_model::secret::Secret;
 use lookout_services::{InstanceSpec, ServiceKind};
+use lookout_testkit::netns::Namespace;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -176,71 +177,18 @@ impl Kind {
 /// Netem would be the kernel's own way, but not every kernel has it (this VM's has not).
 /// Needs root and iproute2; removed when dropped.
 struct DelayedPeer {
-    address: &'static str,
+    address: String,
+    // Fields drop in order: the responder goes before its namespace.
     _responder: Child,
+    _ns: Namespace,
 }
-
-const ICMP_NETNS: &str = "lookout-bench-icmp";
 
 impl DelayedPeer {
     async fn start(delay: Duration) -> anyhow::Result<DelayedPeer> {
-        let ns = ICMP_NETNS;
-        // What a run killed before its end left behind.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", ns])
-            .output();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", "lkb0"])
-            .output();
-        let steps: [&[&str]; 9] = [
-            &["ip", "netns", "add", ns],
-            &[
-                "ip", "link", "add", "lkb0", "type", "veth", "peer", "name", "lkb1",
-            ],
-            &["ip", "link", "set", "lkb1", "netns", ns],
-            &["ip", "addr", "add", "10.213.0.1/30", "dev", "lkb0"],
-            &["ip", "link", "set", "lkb0", "up"],
-            &[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "ip",
-                "addr",
-                "add",
-                "10.213.0.2/30",
-                "dev",
-                "lkb1",
-            ],
-            &["ip", "netns", "exec", ns, "ip", "link", "set", "lkb1", "up"],
-            &["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-            &[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sh",
-                "-c",
-                "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all",
-            ],
-        ];
-        for step in steps {
-            let out = std::process::Command::new(step[0])
-                .args(&step[1..])
-                .output()?;
-            if !out.status.success() {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", ns])
-                    .output();
-                bail!(
-                    "`{}`: {}",
-                    step.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-        }
-        let mut responder = Command::new("ip")
-            .args(["netns", "exec", ns, "taskset", "-c", "1"])
+        let ns = Namespace::create("lookout-bench-icmp", "lkb0", [10, 213, 0])?;
+        let mut responder = Command::from(ns.command("taskset"));
+        let mut responder = responder
+            .args(["-c", "1"])
             .arg(std::env::current_exe()?)
             .args(["icmp-responder", "--delay"])
             .arg(humantime::format_duration(delay).to_string())
@@ -256,18 +204,10 @@ impl DelayedPeer {
         .context("the icmp responder did not start")??
         .context("the icmp responder did not start")?;
         Ok(DelayedPeer {
-            address: "10.213.0.2",
+            address: ns.peer.to_string(),
             _responder: responder,
+            _ns: ns,
         })
-    }
-}
-
-impl Drop for DelayedPeer {
-    fn drop(&mut self) {
-        // The veth pair goes with the namespace.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", ICMP_NETNS])
-            .output();
     }
 }
 
@@ -902,10 +842,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     kind.blackbox_metric()
                 );
                 let lookout =
-                    lookout_run(kind, peer.address, args.rate, args.delay, args.duration).await?;
+                    lookout_run(kind, &peer.address, args.rate, args.delay, args.duration).await?;
                 row(&format!("lookout icmp @ {}/s", args.rate), &lookout);
                 let blackbox =
-                    blackbox_run(kind, peer.address, args.rate, args.delay, args.duration).await?;
+                    blackbox_run(kind, &peer.address, args.rate, args.delay, args.duration).await?;
                 row(&format!("blackbox icmp @ {}/s", args.rate), &blackbox);
                 println!(
                     "  icmp: p99 error {:.3} ms against blackbox_exporter's {:.3} ms (target: at most theirs); CPU per probe {:.2} of theirs (target: at most 0.50)",

@@ -1,5 +1,6 @@
 //! ICMP steps against the host's own loopback (IPv4 and IPv6), which answers every echo, and
-//! against an address that never does (TEST-NET-3, RFC 5737): round trips timed, and a host
+//! against addresses that never do (TEST-NET-3, RFC 5737, which a router may call unreachable,
+//! and a peer in a network namespace whose kernel ignores echo): round trips timed, and a host
 //! that does not answer a failure before the timeout, never a hang.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
@@ -76,4 +77,30 @@ fn icmp(fields: Value) -> IcmpStep {
 
 async fn ping(step: IcmpStep) -> ProbeResult {
     run_one(Box::new(step), None).await
+}
+
+/// A peer whose kernel ignores echo requests, in a namespace of its own: no reply and no
+/// "unreachable" either, so the step can only time out, and says so before the check's timeout.
+#[tokio::test]
+async fn a_peer_that_never_answers_is_a_timeout_before_the_check_timeout() {
+    let ns = lookout_testkit::netns::Namespace::create(
+        &format!("lookout-test-icmp-{}", std::process::id()),
+        "lkticmp0",
+        [10, 215, 0],
+    )
+    .unwrap();
+    let host = ns.peer.to_string();
+    let started = Instant::now();
+    let r = ping(icmp(json!({"host": host, "count": 2, "interval": "100ms"}))).await;
+    let took = started.elapsed();
+    let (kind, message) = failure_of(&r);
+    assert_eq!(kind, FailureKind::Timeout, "{message}");
+    assert!(
+        message.contains(&format!("no reply to any of 2 echo requests to {host}")),
+        "{message}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the check's timeout is 2 s: {took:?}"
+    );
 }
