@@ -10,7 +10,17 @@ use hyper_util::rt::TokioIo;
 use lookout_model::probe::FailureKind;
 use serde_json::json;
 
-async fn https_server(pki: &Pki) -> u16 {
+/// What the server saw of each handshake: resumed or full, and the suite.
+type Handshake = (
+    Option<rustls::HandshakeKind>,
+    Option<rustls::SupportedCipherSuite>,
+);
+
+/// Serves `{"secure":true}` over TLS with the pki's leaf; each handshake is told to `seen`.
+async fn https_server(
+    pki: &Pki,
+    seen: Option<tokio::sync::mpsc::UnboundedSender<Handshake>>,
+) -> u16 {
     let acceptor = pki.acceptor();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -19,11 +29,16 @@ async fn https_server(pki: &Pki) -> u16 {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
-            let acceptor = acceptor.clone();
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                if let Some(seen) = seen {
+                    let session = tls.get_ref().1;
+                    let _ =
+                        seen.send((session.handshake_kind(), session.negotiated_cipher_suite()));
+                }
                 let service = hyper::service::service_fn(|_req| async {
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(
                         http_body_util::Full::new(bytes::Bytes::from_static(b"{\"secure\":true}")),
@@ -41,7 +56,7 @@ async fn https_server(pki: &Pki) -> u16 {
 #[tokio::test]
 async fn https_is_timed_phase_by_phase_and_reports_days_left() {
     let pki = pki(90);
-    let port = https_server(&pki).await;
+    let port = https_server(&pki, None).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, &pki.ca_pem).unwrap();
@@ -127,30 +142,8 @@ async fn a_ca_file_that_is_not_pem_is_refused_with_its_path() {
 #[tokio::test]
 async fn every_run_makes_a_full_handshake_in_the_suite_browsers_offer_first() {
     let pki = pki(90);
-    let acceptor = pki.acceptor();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let (seen, mut handshakes) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let session = tls.get_ref().1;
-                let _ = seen.send((session.handshake_kind(), session.negotiated_cipher_suite()));
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
-                    ))
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
+    let port = https_server(&pki, Some(seen)).await;
     let mut c = check(
         "full-handshakes",
         vec![step(&format!("https://localhost:{port}/"), &[], &[])],
