@@ -240,3 +240,34 @@ async fn servers_that_let_the_probe_down_fail_with_their_kind_before_the_timeout
         "{took:?}"
     );
 }
+
+/// The platform's gateway over plain TCP and over its TLS listener (the demo certificate, which
+/// names 127.0.0.1, against the demo CA): a line that is not HTTP is answered with HTTP's own
+/// `400`, the whole exchange timed.
+#[tokio::test]
+async fn the_platform_gateway_answers_a_line_over_tcp_and_over_tls() {
+    use lookout_services::gateway::DEMO_CA;
+    let tls_port = lookout_testkit::port::free_port();
+    let gw = gateway(|s| {
+        s.tls_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)));
+    })
+    .await;
+    let plain = tcp(
+        "127.0.0.1",
+        gw.addr.port(),
+        Some("PING"),
+        Some(r"^HTTP/1\.1 400"),
+    );
+    let r = run(&one_step(plain)).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let mut over_tls = tcp("127.0.0.1", tls_port, Some("PING"), Some(r"^HTTP/1\.1 400"));
+    over_tls.tls = true;
+    let mut c = one_step(over_tls);
+    c.tls = lookout_probes::http::tls::from_ca_pem("the demo CA", DEMO_CA.as_bytes()).unwrap();
+    let r = run(&c).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    let s = &r.steps[0];
+    assert!(s.phases.connect_us > 0 && s.phases.tls_us > 0, "{s:?}");
+    assert!(s.cert_days_left.unwrap() > 3650, "{s:?}");
+    gw.shutdown().await.unwrap();
+}
