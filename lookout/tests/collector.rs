@@ -374,17 +374,12 @@ async fn held(
     port: u16,
     agent: &str,
 ) -> std::collections::BTreeMap<u64, usize> {
-    let body: Value = http
-        .get(format!(
-            "http://127.0.0.1:{port}/api/v1/results?agent={agent}&limit=100000"
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = lookout_testkit::http::get_json(
+        http,
+        format!("http://127.0.0.1:{port}/api/v1/results?agent={agent}&limit=100000"),
+        TOKEN,
+    )
+    .await;
     let mut held = std::collections::BTreeMap::new();
     for r in body["results"].as_array().unwrap() {
         *held.entry(r["seq"].as_u64().unwrap()).or_insert(0) += 1;
